@@ -1,0 +1,62 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Monitor.Samples.Training;
+
+/// <summary>
+/// A three-layer perceptron: <c>fc1 → tanh → fc2 → relu → fc3</c>. One saturating and one rectifying activation so
+/// that both families of activation faults can be shown.
+/// </summary>
+public sealed class SampleModel : nn.Module<Tensor, Tensor>
+{
+    private readonly Linear _fc1;
+    private readonly Tanh _act1;
+    private readonly Linear _fc2;
+    private readonly ReLU _act2;
+    private readonly Linear _fc3;
+
+    /// <summary>Creates the layers (initialised from torch's global generator; seed it first for repeatable runs).</summary>
+    public SampleModel(int inputs, int hidden, int outputs) : base(nameof(SampleModel))
+    {
+        _fc1 = nn.Linear(inputs, hidden);
+        _act1 = nn.Tanh();
+        _fc2 = nn.Linear(hidden, hidden);
+        _act2 = nn.ReLU();
+        _fc3 = nn.Linear(hidden, outputs);
+        // Registered under the PyTorch-style names fc1, act1, ... (the tracer's tensor names come from these).
+        register_module("fc1", _fc1);
+        register_module("act1", _act1);
+        register_module("fc2", _fc2);
+        register_module("act2", _act2);
+        register_module("fc3", _fc3);
+    }
+
+    /// <summary>Number of trainable elements.</summary>
+    public long ParameterCount => parameters().Sum(p => p.numel());
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor input)
+    {
+        // call(), not forward(), so that module hooks (the tracer's activations) run.
+        using var h1 = _fc1.call(input);
+        using var a1 = _act1.call(h1);
+        using var h2 = _fc2.call(a1);
+        using var a2 = _act2.call(h2);
+        return _fc3.call(a2);
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _fc1.Dispose();
+            _act1.Dispose();
+            _fc2.Dispose();
+            _act2.Dispose();
+            _fc3.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+}

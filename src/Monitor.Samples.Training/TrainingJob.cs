@@ -1,0 +1,165 @@
+using Monitor.Contracts.V1;
+using Monitor.Tracing.TorchSharp;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Monitor.Samples.Training;
+
+/// <summary>Options of <see cref="TrainingJob"/>.</summary>
+public sealed class TrainingJobOptions
+{
+    /// <summary>Steps to train. Default 300.</summary>
+    public int Steps { get; init; } = 300;
+
+    /// <summary>Fault to inject. Default <see cref="Fault.None"/>.</summary>
+    public Fault Fault { get; init; } = Fault.None;
+
+    /// <summary>First step with the fault. Default 150.</summary>
+    public int FaultAt { get; init; } = 150;
+
+    /// <summary>Examples per step. Default 64.</summary>
+    public int BatchSize { get; init; } = 64;
+
+    /// <summary>Input features. Default 32.</summary>
+    public int Inputs { get; init; } = 32;
+
+    /// <summary>Hidden units per layer. Default 64.</summary>
+    public int Hidden { get; init; } = 64;
+
+    /// <summary>Classes. Default 4.</summary>
+    public int Classes { get; init; } = 4;
+
+    /// <summary>SGD learning rate. Default 0.05.</summary>
+    public double LearningRate { get; init; } = 0.05;
+
+    /// <summary>Seed of the model, the teacher and the data. Default 7.</summary>
+    public int Seed { get; init; } = 7;
+
+    /// <summary>Pause after each step, to make a run last long enough to watch. Default none.</summary>
+    public TimeSpan StepDelay { get; init; } = TimeSpan.Zero;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
+    public void Validate()
+    {
+        if (Steps < 1)
+        {
+            throw new ArgumentException($"steps is {Steps}; it must be at least 1");
+        }
+
+        if (FaultAt < 0)
+        {
+            throw new ArgumentException($"fault-at is {FaultAt}; it must not be negative");
+        }
+
+        if (BatchSize < 1 || Inputs < 1 || Hidden < 1 || Classes < 2)
+        {
+            throw new ArgumentException("batch size, inputs and hidden units must be positive and classes at least 2");
+        }
+
+        if (!(LearningRate > 0))
+        {
+            throw new ArgumentException($"learning rate is {LearningRate}; it must be positive");
+        }
+    }
+}
+
+/// <summary>What one step did, for progress displays.</summary>
+/// <param name="Step">Step number, from 0.</param>
+/// <param name="Loss">Training loss of the step's batch (the unscaled cross-entropy).</param>
+/// <param name="FaultActive">Whether the fault was in effect.</param>
+public readonly record struct StepProgress(long Step, double Loss, bool FaultActive);
+
+/// <summary>
+/// A real TorchSharp training job: <see cref="SampleModel"/> learns to imitate a fixed random "teacher" network on
+/// an endless stream of synthetic Gaussian inputs (an online-learning setting: every batch is new), with SGD and
+/// cross-entropy. A <see cref="Fault"/> can be switched on at a given step.
+/// </summary>
+public sealed class TrainingJob
+{
+    private readonly TrainingJobOptions _options;
+
+    /// <summary>Creates the job; options are validated here.</summary>
+    public TrainingJob(TrainingJobOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _options = options;
+    }
+
+    /// <summary>
+    /// Trains for <see cref="TrainingJobOptions.Steps"/> steps or until cancelled.
+    /// </summary>
+    /// <param name="attachTracer">Called once with the model and optimizer; returns the adapter to trace with, or null.</param>
+    /// <param name="onStep">Called after every step on the training thread; must be quick.</param>
+    /// <param name="shouldStop">Asked before every step; true ends training early (e.g. a stop command).</param>
+    /// <param name="cancellationToken">Ends training early.</param>
+    /// <returns>Steps completed.</returns>
+    public async Task<long> RunAsync(
+        Func<nn.Module, optim.Optimizer, TorchSharpTracer?>? attachTracer = null,
+        Action<StepProgress>? onStep = null,
+        Func<bool>? shouldStop = null,
+        CancellationToken cancellationToken = default)
+    {
+        torch.manual_seed(_options.Seed);
+        using var teacher = new SampleModel(_options.Inputs, _options.Hidden, _options.Classes);
+        using var model = new SampleModel(_options.Inputs, _options.Hidden, _options.Classes);
+        using var optimizer = optim.SGD(model.parameters(), _options.LearningRate);
+        using var lossFunction = nn.CrossEntropyLoss();
+        using var data = new Generator((ulong)_options.Seed + 1);
+        using TorchSharpTracer? tracer = attachTracer?.Invoke(model, optimizer);
+
+        long step = 0;
+        for (; step < _options.Steps; step++)
+        {
+            if (cancellationToken.IsCancellationRequested || (shouldStop?.Invoke() ?? false))
+            {
+                break;
+            }
+
+            bool faulty = _options.Fault != Fault.None && step >= _options.FaultAt;
+            double loss = TrainStep(step, teacher, model, optimizer, lossFunction, data, tracer, faulty);
+            onStep?.Invoke(new StepProgress(step, loss, faulty));
+            if (_options.StepDelay > TimeSpan.Zero)
+            {
+                try
+                {
+                    await Task.Delay(_options.StepDelay, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+        }
+
+        return step;
+    }
+
+    private double TrainStep(long step, SampleModel teacher, SampleModel model, optim.Optimizer optimizer,
+        nn.Module<Tensor, Tensor, Tensor> lossFunction, Generator data, TorchSharpTracer? tracer, bool faulty)
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor inputs = torch.randn([_options.BatchSize, _options.Inputs], generator: data);
+        Tensor labels;
+        using (torch.no_grad())
+        {
+            labels = teacher.call(inputs).argmax(1);
+        }
+
+        foreach (var group in optimizer.ParamGroups)
+        {
+            group.LearningRate = faulty && _options.Fault == Fault.ExplodingGradients ? _options.LearningRate * 500 : _options.LearningRate;
+        }
+
+        tracer?.BeginStep(step, Mode.Train);
+        optimizer.zero_grad();
+        Tensor logits = model.call(inputs);
+        Tensor loss = lossFunction.call(logits, labels);
+        tracer?.RecordLoss(loss);
+        Tensor objective = faulty && _options.Fault == Fault.VanishingGradients ? loss * 1e-10 : loss;
+        objective.backward();
+        optimizer.step();
+        tracer?.EndStep();
+        return loss.item<float>();
+    }
+}

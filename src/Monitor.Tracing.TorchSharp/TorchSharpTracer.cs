@@ -1,0 +1,302 @@
+using System.Runtime.InteropServices;
+using Monitor.Contracts;
+using Monitor.Contracts.V1;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Monitor.Tracing.TorchSharp;
+
+/// <summary>
+/// Attaches a <see cref="StepTracer"/> to a TorchSharp model and optimizer: parameters (weights, biases), their
+/// gradients, module outputs (activations, through forward hooks), losses and the optimizer's learning rates.
+/// </summary>
+/// <remarks>
+/// <para><b>Use.</b> Per step: <see cref="BeginStep"/> before the forward pass, <see cref="RecordLoss"/> after the loss is
+/// computed, <see cref="EndStep"/> after <c>optimizer.step()</c> and before the next <c>zero_grad()</c> (so weights are
+/// the updated ones and gradients are this step's). Call submodules with <c>call()</c>, not <c>forward()</c>, so their
+/// hooks run. Names follow PyTorch: <c>fc1.weight</c>, <c>fc1.weight.grad</c>, <c>fc1.output</c>,
+/// <c>optimizer.param_groups.0.lr</c>.</para>
+/// <para><b>Cost.</b> Nothing is captured on steps the schedule skips, nor for tensors the selection leaves out. CPU
+/// tensors are read in place by the fused summarizer (no copy for contiguous float32). Tensors on other devices are
+/// reduced on the device, and all their statistics of a step are copied to the host in one transfer at
+/// <see cref="EndStep"/>: one device-to-host synchronisation per step, not one per tensor.</para>
+/// <para><b>Failure.</b> Like the tracer, no method or hook throws into the training loop; faults are counted in
+/// <see cref="TracerStatistics.Faults"/>. Threading: the training thread only.</para>
+/// </remarks>
+public sealed class TorchSharpTracer : IDisposable
+{
+    private readonly StepTracer _tracer;
+    private readonly nn.Module _model;
+    private readonly optim.Optimizer? _optimizer;
+    private readonly TorchSharpTracerOptions _options;
+    private readonly List<IDisposable> _hooks = [];
+    private readonly (string Name, string GradientName, CollectionSet Collections, Parameter Parameter)[] _parameters;
+    private readonly List<PendingDeviceSummary> _pending = [];
+    private readonly Dictionary<string, TensorInfo> _catalog = new(StringComparer.Ordinal);
+    private readonly ulong[] _buckets = new ulong[TensorSummarizer.BucketCount];
+    private bool _disposed;
+
+    private static readonly CollectionSet GradientSet = CollectionSet.Of(Collection.Gradients);
+    private static readonly CollectionSet ActivationSet = CollectionSet.Of(Collection.Activations);
+    private static readonly CollectionSet LossSet = CollectionSet.Of(Collection.Losses);
+    private static readonly CollectionSet OptimizerSet = CollectionSet.Of(Collection.Optimizer);
+
+    private TorchSharpTracer(StepTracer tracer, nn.Module model, optim.Optimizer? optimizer, TorchSharpTracerOptions options)
+    {
+        _tracer = tracer;
+        _model = model;
+        _optimizer = optimizer;
+        _options = options;
+        _parameters = model.named_parameters()
+            .Select(p =>
+            {
+                string last = p.name[(p.name.LastIndexOf('.') + 1)..];
+                CollectionSet collections = CollectionSet.Of(last == "bias" ? Collection.Biases : Collection.Weights);
+                return (p.name, p.name + ".grad", collections, p.parameter);
+            })
+            .ToArray();
+        foreach ((string name, string gradientName, CollectionSet collections, Parameter parameter) in _parameters)
+        {
+            _catalog[name] = new TensorInfo(name, parameter.shape, DTypeOf(parameter.dtype), collections);
+            _catalog[gradientName] = new TensorInfo(gradientName, parameter.shape, DTypeOf(parameter.dtype), GradientSet);
+        }
+    }
+
+    /// <summary>The tracer records go through.</summary>
+    public StepTracer Tracer => _tracer;
+
+    /// <summary>
+    /// Every tensor this adapter can trace, with shape, dtype and collections (activations appear after the first
+    /// forward pass that ran with the hooks attached).
+    /// </summary>
+    public IReadOnlyCollection<TensorInfo> Catalog => _catalog.Values;
+
+    /// <summary>Attaches to <paramref name="model"/> (and <paramref name="optimizer"/>, for learning rates).</summary>
+    /// <exception cref="ArgumentNullException">A required argument is null.</exception>
+    public static TorchSharpTracer Attach(StepTracer tracer, nn.Module model, optim.Optimizer? optimizer = null, TorchSharpTracerOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(tracer);
+        ArgumentNullException.ThrowIfNull(model);
+        var adapter = new TorchSharpTracer(tracer, model, optimizer, options ?? new TorchSharpTracerOptions());
+        if (adapter._options.CaptureActivations)
+        {
+            foreach ((string name, nn.Module module) in model.named_modules())
+            {
+                if (name.Length > 0 && module is nn.Module<Tensor, Tensor> hookable)
+                {
+                    adapter.AddActivationHook(name + ".output", hookable);
+                }
+            }
+        }
+
+        return adapter;
+    }
+
+    /// <summary>Begins a step; see <see cref="StepTracer.BeginStep"/>. Never throws.</summary>
+    public bool BeginStep(long step, Mode mode = Mode.Train)
+    {
+        _pending.Clear();
+        return _tracer.BeginStep(step, mode);
+    }
+
+    /// <summary>Traces a loss tensor (collection losses). Never throws.</summary>
+    public void RecordLoss(Tensor loss, string name = "loss") => RecordTensor(name, loss, LossSet);
+
+    /// <summary>Traces any tensor under the given collections (inputs, predictions, labels, custom). Never throws.</summary>
+    public void RecordTensor(string name, Tensor tensor, CollectionSet collections)
+    {
+        try
+        {
+            Capture(name, collections, tensor);
+        }
+#pragma warning disable CA1031 // Never throw into the training loop.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _tracer.ReportFault("capture", ex);
+        }
+    }
+
+    /// <summary>
+    /// Ends the step: captures parameters, gradients and learning rates, copies device statistics to the host in
+    /// one transfer, and hands the record to the tracer. Never throws.
+    /// </summary>
+    public void EndStep()
+    {
+        try
+        {
+            if (_tracer.IsTracingStep)
+            {
+                foreach ((string name, string gradientName, CollectionSet collections, Parameter parameter) in _parameters)
+                {
+                    Capture(name, collections, parameter);
+                    if (_tracer.Wants(gradientName, GradientSet))
+                    {
+                        using Tensor? gradient = parameter.grad;
+                        if (gradient is not null)
+                        {
+                            Capture(gradientName, GradientSet, gradient);
+                        }
+                    }
+                }
+
+                if (_optimizer is not null)
+                {
+                    int group = 0;
+                    foreach (optim.ILearningRateController controller in _optimizer.ParamGroups)
+                    {
+                        string name = $"optimizer.param_groups.{group++}.lr";
+                        _catalog.TryAdd(name, new TensorInfo(name, [], DType.Float64, OptimizerSet));
+                        _tracer.AddScalar(name, OptimizerSet, controller.LearningRate);
+                    }
+                }
+
+                FlushDeviceSummaries();
+            }
+        }
+#pragma warning disable CA1031 // Never throw into the training loop.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _tracer.ReportFault("end-step", ex);
+        }
+        finally
+        {
+            DisposePending();
+            _tracer.EndStep();
+        }
+    }
+
+    /// <summary>Removes the hooks. The tracer itself is not disposed.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        foreach (IDisposable hook in _hooks)
+        {
+            hook.Dispose();
+        }
+
+        DisposePending();
+    }
+
+    private void AddActivationHook(string name, nn.Module<Tensor, Tensor> module)
+    {
+        var remover = module.register_forward_hook((_, _, output) =>
+        {
+            try
+            {
+                _catalog.TryAdd(name, new TensorInfo(name, output.shape, DTypeOf(output.dtype), ActivationSet));
+                Capture(name, ActivationSet, output);
+            }
+#pragma warning disable CA1031 // A hook runs inside the user's forward pass: it must never throw.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                _tracer.ReportFault("forward-hook", ex);
+            }
+
+            // Returning the output unchanged: the hook observes, it never alters the forward pass.
+            return output;
+        });
+        _hooks.Add(new HookHandle(remover.remove));
+    }
+
+    private void Capture(string name, CollectionSet collections, Tensor tensor)
+    {
+        if (!_tracer.Wants(name, collections))
+        {
+            return;
+        }
+
+        long[] shape = tensor.shape;
+        DType dtype = DTypeOf(tensor.dtype);
+        bool onHost = tensor.device_type == DeviceType.CPU && _options.SummaryLocation == SummaryLocation.Auto;
+        if (onHost)
+        {
+            using var scope = NewDisposeScope();
+            Tensor values = tensor.detach();
+            if (values.dtype != ScalarType.Float32)
+            {
+                values = values.to_type(ScalarType.Float32);
+            }
+
+            if (!values.is_contiguous())
+            {
+                values = values.contiguous();
+            }
+
+            // Reads libtorch's buffer in place: no copy for contiguous float32 CPU tensors.
+            ReadOnlySpan<float> elements = MemoryMarshal.Cast<byte, float>(values.bytes);
+            TensorSummarizer.Summarize(elements, _buckets, out TensorStatistics statistics);
+            _tracer.AddSummary(name, collections, dtype, shape, statistics, _buckets);
+            return;
+        }
+
+        Tensor reductions = DeviceReductions.Compute(tensor);
+        _pending.Add(new PendingDeviceSummary(name, collections, dtype, shape, tensor.numel(), reductions));
+    }
+
+    private void FlushDeviceSummaries()
+    {
+        if (_pending.Count == 0)
+        {
+            return;
+        }
+
+        using var scope = NewDisposeScope();
+        // The single device-to-host transfer of the step.
+        Tensor host = stack(_pending.Select(p => p.Reductions), 0).cpu();
+        double[] all = host.data<double>().ToArray();
+        for (int i = 0; i < _pending.Count; i++)
+        {
+            PendingDeviceSummary p = _pending[i];
+            DeviceReductions.Read(all.AsSpan(i * DeviceReductions.Width, DeviceReductions.Width), p.Count, _buckets, out TensorStatistics statistics);
+            _tracer.AddSummary(p.Name, p.Collections, p.DType, p.Shape, statistics, _buckets);
+        }
+    }
+
+    private void DisposePending()
+    {
+        foreach (PendingDeviceSummary p in _pending)
+        {
+            p.Reductions.Dispose();
+        }
+
+        _pending.Clear();
+    }
+
+    internal static DType DTypeOf(ScalarType type) => type switch
+    {
+        ScalarType.Float32 => DType.Float32,
+        ScalarType.Float64 => DType.Float64,
+        ScalarType.Float16 => DType.Float16,
+        ScalarType.BFloat16 => DType.Bfloat16,
+        ScalarType.Int8 => DType.Int8,
+        ScalarType.Int16 => DType.Int16,
+        ScalarType.Int32 => DType.Int32,
+        ScalarType.Int64 => DType.Int64,
+        ScalarType.Byte => DType.Uint8,
+        ScalarType.Bool => DType.Bool,
+        _ => DType.Unspecified,
+    };
+
+    private sealed record PendingDeviceSummary(string Name, CollectionSet Collections, DType DType, long[] Shape, long Count, Tensor Reductions);
+
+    private sealed class HookHandle(Action remove) : IDisposable
+    {
+        public void Dispose() => remove();
+    }
+}
+
+/// <summary>A traceable tensor as the adapter knows it (the worker's catalog).</summary>
+/// <param name="Name">Tensor name.</param>
+/// <param name="Shape">Shape at the time it was seen.</param>
+/// <param name="DType">Element type.</param>
+/// <param name="Collections">Collections it belongs to.</param>
+public sealed record TensorInfo(string Name, IReadOnlyList<long> Shape, DType DType, CollectionSet Collections);

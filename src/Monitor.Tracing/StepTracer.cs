@@ -1,0 +1,461 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using Google.Protobuf;
+using Microsoft.Extensions.Logging;
+using Monitor.Contracts;
+using Monitor.Contracts.Transport;
+using Monitor.Contracts.V1;
+
+namespace Monitor.Tracing;
+
+/// <summary>
+/// The framework-neutral tracer of one rank: decides which steps and tensors are traced, summarizes them, builds one
+/// <see cref="StepRecord"/> per traced step and hands it to a background sender through a bounded queue.
+/// </summary>
+/// <remarks>
+/// <para><b>Threading.</b> <see cref="BeginStep"/>, the <c>Add*</c> methods and <see cref="EndStep"/> are called by the
+/// one training thread of the rank (framework hooks run on it too). The sender runs on its own thread; delivery
+/// reports arrive on the transport's thread. <see cref="Statistics"/> may be read from any thread.</para>
+/// <para><b>Failure.</b> No method throws into the training loop: every exception inside the tracer is caught,
+/// counted in <see cref="TracerStatistics.Faults"/> and logged at most once a minute per kind. A full queue drops
+/// the record (counted) instead of waiting longer than <see cref="TracerOptions.MaxEnqueueWait"/>.</para>
+/// </remarks>
+public sealed class StepTracer : IAsyncDisposable
+{
+    private static readonly TimeSpan FaultLogInterval = TimeSpan.FromMinutes(1);
+
+    private readonly TracerOptions _options;
+    private readonly IRecordProducer _producer;
+    private readonly bool _ownsProducer;
+    private readonly Channel<StepRecord> _queue;
+    private readonly Task _sender;
+    private readonly string _key;
+    private readonly Action<DeliveryReport> _onDelivery;
+    private readonly HashSet<string> _namesThisStep = new(StringComparer.Ordinal);
+    private readonly ulong[] _buckets = new ulong[TensorSummarizer.BucketCount];
+    private readonly Dictionary<string, long> _lastFaultLog = new(StringComparer.Ordinal);
+
+    private volatile CompiledSelection _selection;
+    private CompiledSelection _stepSelection;
+    private StepRecord? _current;
+    private long _sequence;
+    private long _stepsSeen;
+    private long _stepsTraced;
+    private long _recordsCreated;
+    private long _droppedQueueFull;
+    private long _delivered;
+    private long _deliveryFailed;
+    private long _faults;
+    private long _inFlight;
+    private string? _lastFault;
+    private int _disposed;
+
+    /// <summary>Creates a tracer and starts its sender.</summary>
+    /// <param name="options">Validated here; see <see cref="TracerOptions"/> for defaults.</param>
+    /// <param name="producer">Transport for the records.</param>
+    /// <param name="ownsProducer">Dispose <paramref name="producer"/> with the tracer.</param>
+    /// <exception cref="ArgumentException">An option is invalid (this is the one place the tracer throws: at set-up,
+    /// before training starts).</exception>
+    public StepTracer(TracerOptions options, IRecordProducer producer, bool ownsProducer = false)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(producer);
+        options.Validate();
+        _options = options;
+        _producer = producer;
+        _ownsProducer = ownsProducer;
+        _key = RecordKey.Format(options.RunId, options.Rank);
+        _selection = new CompiledSelection(options.Selection);
+        _stepSelection = _selection;
+        _onDelivery = OnDelivery;
+        _queue = Channel.CreateBounded<StepRecord>(new BoundedChannelOptions(options.QueueCapacity)
+        {
+            SingleReader = true,
+            SingleWriter = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+        _sender = Task.Factory.StartNew(SendLoopAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        TracerMetrics.Register(this);
+    }
+
+    /// <summary>Run id.</summary>
+    public string RunId => _options.RunId;
+
+    /// <summary>Rank.</summary>
+    public int Rank => _options.Rank;
+
+    /// <summary>True between <see cref="BeginStep"/> and <see cref="EndStep"/> of a step the schedule selected.</summary>
+    public bool IsTracingStep => _current is not null;
+
+    /// <summary>The selection in force (the current step keeps the one it began with).</summary>
+    public TraceSelection Selection => _selection.Source;
+
+    /// <summary>A consistent snapshot of the counters.</summary>
+    public TracerStatistics Statistics => new(
+        Interlocked.Read(ref _stepsSeen),
+        Interlocked.Read(ref _stepsTraced),
+        Interlocked.Read(ref _recordsCreated),
+        Interlocked.Read(ref _droppedQueueFull),
+        Interlocked.Read(ref _delivered),
+        Interlocked.Read(ref _deliveryFailed),
+        Interlocked.Read(ref _faults),
+        _queue.Reader.CanCount ? _queue.Reader.Count : -1,
+        _selection.Version,
+        Volatile.Read(ref _lastFault));
+
+    /// <summary>
+    /// Replaces the selection from the next <see cref="BeginStep"/> on; a step already begun finishes under the old
+    /// one, so every record is traced under exactly one selection version. Thread-safe.
+    /// </summary>
+    /// <returns>Null when applied, else the reason it was rejected (the previous selection stays in force).</returns>
+    public string? UpdateSelection(TraceSelection selection)
+    {
+        try
+        {
+            _selection = new CompiledSelection(selection);
+            return null;
+        }
+        catch (ArgumentException ex)
+        {
+            return ex.Message;
+        }
+    }
+
+    /// <summary>Starts a step. Returns whether the schedule traces it. Never throws.</summary>
+    /// <param name="step">The global step of this rank (monotonic).</param>
+    /// <param name="mode">What the loop is doing.</param>
+    public bool BeginStep(long step, Mode mode = Mode.Train)
+    {
+        try
+        {
+            Interlocked.Increment(ref _stepsSeen);
+            _namesThisStep.Clear();
+            _current = null;
+            _stepSelection = _selection;
+            if (!_stepSelection.IsScheduled(step, _options.TimeProvider))
+            {
+                return false;
+            }
+
+            Interlocked.Increment(ref _stepsTraced);
+            _current = new StepRecord
+            {
+                SchemaVersion = StepRecordDecoder.CurrentSchemaVersion,
+                RunId = _options.RunId,
+                Rank = (uint)_options.Rank,
+                WorldSize = (uint)_options.WorldSize,
+                Step = step,
+                Mode = mode,
+                SelectionVersion = _stepSelection.Version,
+            };
+            return true;
+        }
+#pragma warning disable CA1031 // The tracer must never throw into the training loop; faults are counted and logged.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Fault("begin-step", ex);
+            _current = null;
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Whether the current step traces the tensor: the step is scheduled, the selection selects the name with
+    /// these collections, and the name was not added yet this step. Use it to skip expensive captures. Never throws.
+    /// </summary>
+    public bool Wants(string name, CollectionSet collections)
+    {
+        try
+        {
+            return _current is not null && !_namesThisStep.Contains(name) && _stepSelection.Selects(name, collections);
+        }
+#pragma warning disable CA1031 // See BeginStep.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Fault("select", ex);
+            return false;
+        }
+    }
+
+    /// <summary>Summarizes float32 values with the fused summarizer and adds them to the step, if <see cref="Wants"/>.</summary>
+    public void AddValues(string name, CollectionSet collections, DType dtype, ReadOnlySpan<long> shape, ReadOnlySpan<float> values)
+    {
+        try
+        {
+            if (!Wants(name, collections))
+            {
+                return;
+            }
+
+            TensorSummarizer.Summarize(values, _buckets, out TensorStatistics statistics);
+            AddTensor(name, collections, dtype, shape, statistics, _buckets);
+        }
+#pragma warning disable CA1031 // See BeginStep.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Fault("add-values", ex);
+        }
+    }
+
+    /// <summary>Adds a scalar (a loss, a learning rate) as a one-element tensor, if <see cref="Wants"/>.</summary>
+    public void AddScalar(string name, CollectionSet collections, double value)
+    {
+        float single = (float)value;
+        AddValues(name, collections, DType.Float64, [], new ReadOnlySpan<float>(in single));
+    }
+
+    /// <summary>Adds statistics computed elsewhere (e.g. reductions on a GPU), if <see cref="Wants"/>.</summary>
+    /// <param name="name">Tensor name, unique within the step.</param>
+    /// <param name="collections">Its collections.</param>
+    /// <param name="dtype">Its element type.</param>
+    /// <param name="shape">Its shape.</param>
+    /// <param name="statistics">The statistics.</param>
+    /// <param name="buckets"><see cref="Log2Histogram"/> counts (length <see cref="TensorSummarizer.BucketCount"/>) or empty.</param>
+    public void AddSummary(string name, CollectionSet collections, DType dtype, ReadOnlySpan<long> shape, in TensorStatistics statistics, ReadOnlySpan<ulong> buckets)
+    {
+        try
+        {
+            if (Wants(name, collections))
+            {
+                AddTensor(name, collections, dtype, shape, statistics, buckets);
+            }
+        }
+#pragma warning disable CA1031 // See BeginStep.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Fault("add-summary", ex);
+        }
+    }
+
+    /// <summary>
+    /// Ends the step: stamps the event time and sequence number and queues the record for the sender. Never
+    /// blocks longer than <see cref="TracerOptions.MaxEnqueueWait"/>; never throws.
+    /// </summary>
+    public void EndStep()
+    {
+        StepRecord? record = _current;
+        _current = null;
+        if (record is null)
+        {
+            return;
+        }
+
+        try
+        {
+            record.EventTimeUnixNanos = (_options.TimeProvider.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100;
+            record.Sequence = (ulong)Interlocked.Increment(ref _sequence);
+            record.DroppedBefore = (ulong)(Interlocked.Read(ref _droppedQueueFull) + Interlocked.Read(ref _deliveryFailed));
+            Interlocked.Increment(ref _recordsCreated);
+            if (!TryEnqueue(record))
+            {
+                Interlocked.Increment(ref _droppedQueueFull);
+            }
+        }
+#pragma warning disable CA1031 // See BeginStep.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Fault("end-step", ex);
+        }
+    }
+
+    /// <summary>Waits until every queued record is delivered or failed, or until <paramref name="timeout"/>.</summary>
+    /// <returns>True when nothing is left in flight.</returns>
+    public async Task<bool> FlushAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        TimeProvider time = _options.TimeProvider;
+        long start = time.GetTimestamp();
+        while (_queue.Reader.Count > 0 || Interlocked.Read(ref _inFlight) > 0)
+        {
+            TimeSpan left = timeout - time.GetElapsedTime(start);
+            if (left <= TimeSpan.Zero)
+            {
+                return false;
+            }
+
+            if (_queue.Reader.Count == 0)
+            {
+                _producer.Flush(left < TimeSpan.FromMilliseconds(100) ? left : TimeSpan.FromMilliseconds(100));
+            }
+            else
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(1), time, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Stops accepting records, sends what is queued (up to 10 seconds), and releases the transport if owned.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _queue.Writer.TryComplete();
+        try
+        {
+            await _sender.WaitAsync(TimeSpan.FromSeconds(10), _options.TimeProvider).ConfigureAwait(false);
+            await FlushAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        }
+        catch (TimeoutException ex)
+        {
+            Fault("shutdown", ex);
+        }
+        finally
+        {
+            TracerMetrics.Unregister(this);
+            if (_ownsProducer)
+            {
+                _producer.Dispose();
+            }
+        }
+    }
+
+    private void AddTensor(string name, CollectionSet collections, DType dtype, ReadOnlySpan<long> shape, in TensorStatistics statistics, ReadOnlySpan<ulong> buckets)
+    {
+        StepRecord record = _current!;
+        _namesThisStep.Add(name);
+        var summary = new TensorSummary
+        {
+            Count = (ulong)statistics.Count,
+            Min = statistics.Min,
+            Max = statistics.Max,
+            Mean = statistics.Mean,
+            Variance = statistics.Variance,
+            L1 = statistics.L1,
+            L2 = statistics.L2,
+            AbsMean = statistics.AbsMean,
+            ZeroCount = (ulong)statistics.ZeroCount,
+            NanCount = (ulong)statistics.NanCount,
+            InfCount = (ulong)statistics.InfCount,
+        };
+        if (!buckets.IsEmpty)
+        {
+            var histogram = new Histogram { Layout = HistogramLayout.Log2Magnitude };
+            foreach (ulong count in buckets[..Log2Histogram.BucketCount])
+            {
+                histogram.Counts.Add(count);
+            }
+
+            summary.Histogram = histogram;
+        }
+
+        var tensor = new TensorRecord { Name = name, Dtype = dtype, Summary = summary };
+        foreach (Collection collection in collections.Members())
+        {
+            tensor.Collections.Add(collection);
+        }
+
+        foreach (long dimension in shape)
+        {
+            tensor.Shape.Add(dimension);
+        }
+
+        record.Tensors.Add(tensor);
+    }
+
+    private bool TryEnqueue(StepRecord record)
+    {
+        if (_queue.Writer.TryWrite(record))
+        {
+            return true;
+        }
+
+        if (_options.MaxEnqueueWait <= TimeSpan.Zero)
+        {
+            return false;
+        }
+
+        long deadline = Stopwatch.GetTimestamp() + (long)(_options.MaxEnqueueWait.TotalSeconds * Stopwatch.Frequency);
+        var spinner = default(SpinWait);
+        while (Stopwatch.GetTimestamp() < deadline)
+        {
+            spinner.SpinOnce(sleep1Threshold: -1);
+            if (_queue.Writer.TryWrite(record))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private async Task SendLoopAsync()
+    {
+        ChannelReader<StepRecord> reader = _queue.Reader;
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            while (reader.TryRead(out StepRecord? record))
+            {
+                try
+                {
+                    byte[] payload = record.ToByteArray();
+                    Interlocked.Increment(ref _inFlight);
+                    _producer.Produce(_options.Topic, _key, payload, null, _onDelivery);
+                }
+#pragma warning disable CA1031 // A record that cannot be sent is counted as failed; the sender must keep going.
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    Interlocked.Increment(ref _deliveryFailed);
+                    Fault("send", ex);
+                }
+            }
+        }
+    }
+
+    private void OnDelivery(DeliveryReport report)
+    {
+        Interlocked.Decrement(ref _inFlight);
+        if (report.Delivered)
+        {
+            Interlocked.Increment(ref _delivered);
+            return;
+        }
+
+        Interlocked.Increment(ref _deliveryFailed);
+        Volatile.Write(ref _lastFault, report.Error);
+        LogRateLimited("delivery", null, report.Error ?? "delivery failed");
+    }
+
+    /// <summary>Counts and logs a fault caught by a framework adapter.</summary>
+    internal void ReportFault(string kind, Exception exception) => Fault(kind, exception);
+
+    private void Fault(string kind, Exception exception)
+    {
+        Interlocked.Increment(ref _faults);
+        Volatile.Write(ref _lastFault, $"{kind}: {exception.GetType().Name}: {exception.Message}");
+        LogRateLimited(kind, exception, exception.Message);
+    }
+
+    private void LogRateLimited(string kind, Exception? exception, string message)
+    {
+        ILogger? logger = _options.Logger;
+        if (logger is null)
+        {
+            return;
+        }
+
+        long now = _options.TimeProvider.GetTimestamp();
+        lock (_lastFaultLog)
+        {
+            if (_lastFaultLog.TryGetValue(kind, out long last) && _options.TimeProvider.GetElapsedTime(last, now) < FaultLogInterval)
+            {
+                return;
+            }
+
+            _lastFaultLog[kind] = now;
+        }
+
+#pragma warning disable CA1848, CA2254 // Rare path; the message is data.
+        logger.LogWarning(exception, "Monitor tracer {Run}/{Rank}: {Kind} fault: {Message} (further ones this minute are only counted)", RunId, Rank, kind, message);
+#pragma warning restore CA1848, CA2254
+    }
+}

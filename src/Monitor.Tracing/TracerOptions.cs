@@ -1,0 +1,82 @@
+using Microsoft.Extensions.Logging;
+using Monitor.Contracts;
+
+namespace Monitor.Tracing;
+
+/// <summary>Configuration of one <see cref="StepTracer"/> (one rank of one run).</summary>
+public sealed class TracerOptions
+{
+    /// <summary>Longest <see cref="MaxEnqueueWait"/> accepted: the training step must never wait longer.</summary>
+    public static readonly TimeSpan MaxEnqueueWaitLimit = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>Run id (see <see cref="Contracts.RunId"/> for the allowed characters). Required.</summary>
+    public required string RunId { get; init; }
+
+    /// <summary>This worker's rank, 0-based. Default 0.</summary>
+    public int Rank { get; init; }
+
+    /// <summary>Number of ranks in the run. Default 1.</summary>
+    public int WorldSize { get; init; } = 1;
+
+    /// <summary>What to trace until a newer selection arrives. Default <see cref="TraceSelection.AllEveryStep"/>.</summary>
+    public TraceSelection Selection { get; init; } = TraceSelection.AllEveryStep;
+
+    /// <summary>Topic step records are produced to. Default <see cref="MonitorTopics.Steps"/>.</summary>
+    public string Topic { get; init; } = MonitorTopics.Steps;
+
+    /// <summary>
+    /// Step records buffered between the training thread and the sender. Default 256. When the buffer is full the
+    /// newest record is dropped and counted (<see cref="TracerStatistics.DroppedQueueFull"/>); training never blocks.
+    /// </summary>
+    public int QueueCapacity { get; init; } = 256;
+
+    /// <summary>
+    /// How long <see cref="StepTracer.EndStep"/> may wait for room in a full queue before dropping the record.
+    /// Default zero (drop at once); at most <see cref="MaxEnqueueWaitLimit"/> (1 ms). The wait spins: it is meant to
+    /// absorb a sender that is a few microseconds behind, not a broker that is down.
+    /// </summary>
+    public TimeSpan MaxEnqueueWait { get; init; } = TimeSpan.Zero;
+
+    /// <summary>Clock for event times and the every-seconds schedule. Default <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Where faults are reported (rate-limited to one line per fault kind per minute). Default none.</summary>
+    public ILogger? Logger { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
+    public void Validate()
+    {
+        if (Contracts.RunId.Check(RunId) is { } problem)
+        {
+            throw new ArgumentException($"{nameof(RunId)}: {problem}");
+        }
+
+        if (WorldSize < 1)
+        {
+            throw new ArgumentException($"{nameof(WorldSize)} is {WorldSize}; it must be at least 1");
+        }
+
+        if (Rank < 0 || Rank >= WorldSize)
+        {
+            throw new ArgumentException($"{nameof(Rank)} {Rank} is outside 0..{WorldSize - 1}");
+        }
+
+        if (string.IsNullOrWhiteSpace(Topic))
+        {
+            throw new ArgumentException($"{nameof(Topic)} is empty");
+        }
+
+        if (QueueCapacity < 1)
+        {
+            throw new ArgumentException($"{nameof(QueueCapacity)} is {QueueCapacity}; it must be at least 1");
+        }
+
+        if (MaxEnqueueWait < TimeSpan.Zero || MaxEnqueueWait > MaxEnqueueWaitLimit)
+        {
+            throw new ArgumentException($"{nameof(MaxEnqueueWait)} is {MaxEnqueueWait.TotalMilliseconds} ms; it must be between 0 and {MaxEnqueueWaitLimit.TotalMilliseconds} ms");
+        }
+
+        ArgumentNullException.ThrowIfNull(Selection, nameof(Selection));
+        Selection.EnsureValid();
+    }
+}
