@@ -5,8 +5,9 @@ namespace Monitor.Tracing;
 
 /// <summary>
 /// Publishes every live tracer's counters through the <c>Monitor.Tracing</c> <see cref="Meter"/>, tagged with run
-/// and rank, so any metrics exporter in the worker process (prometheus-net's meter adapter, OpenTelemetry) shows
-/// drops and faults without extra code.
+/// and rank, so any metrics exporter in the worker process (OpenTelemetry, prometheus-net's meter adapter) shows
+/// drops and faults without extra code. The service also sees drops: every record carries the rank's running count
+/// (<c>dropped_before</c>), exported as <c>monitor_worker_dropped_records</c>.
 /// </summary>
 public static class TracerMetrics
 {
@@ -18,12 +19,12 @@ public static class TracerMetrics
 
     static TracerMetrics()
     {
-        Meter.CreateObservableCounter("monitor_tracer_records_created", () => Observe(s => s.RecordsCreated), "records", "Step records built by the tracer.");
-        Meter.CreateObservableCounter("monitor_tracer_records_delivered", () => Observe(s => s.Delivered), "records", "Step records the transport confirmed.");
-        Meter.CreateObservableCounter("monitor_tracer_records_dropped", () => Observe(s => s.DroppedQueueFull), "records", "Step records dropped because the send queue was full.");
-        Meter.CreateObservableCounter("monitor_tracer_records_failed", () => Observe(s => s.DeliveryFailed), "records", "Step records the transport failed to deliver.");
-        Meter.CreateObservableCounter("monitor_tracer_faults", () => Observe(s => s.Faults), "faults", "Exceptions caught inside the tracer.");
-        Meter.CreateObservableGauge("monitor_tracer_queue_length", () => Observe(s => s.QueueLength), "records", "Records waiting for the sender.");
+        Meter.CreateObservableCounter("monitor.tracer.records.created", () => Observe(s => s.RecordsCreated), "records", "Step records built by the tracer.");
+        Meter.CreateObservableCounter("monitor.tracer.records.delivered", () => Observe(s => s.Delivered), "records", "Step records the transport confirmed.");
+        Meter.CreateObservableCounter("monitor.tracer.records.dropped", () => Observe(s => s.DroppedQueueFull), "records", "Step records dropped because the send queue was full.");
+        Meter.CreateObservableCounter("monitor.tracer.records.failed", () => Observe(s => s.DeliveryFailed), "records", "Step records the transport failed to deliver.");
+        Meter.CreateObservableCounter("monitor.tracer.faults", () => Observe(s => s.Faults), "faults", "Exceptions caught inside the tracer.");
+        Meter.CreateObservableGauge("monitor.tracer.queue.length", () => Observe(s => s.QueueLength), "records", "Records waiting for the sender.");
     }
 
     internal static void Register(StepTracer tracer) => Live.TryAdd(tracer, 0);

@@ -1,0 +1,123 @@
+using System.Collections.Frozen;
+using System.Globalization;
+using System.Text;
+
+namespace Monitor.Analysis;
+
+/// <summary>Prometheus' alert states.</summary>
+public enum AlertState
+{
+    /// <summary>The condition does not hold.</summary>
+    Inactive,
+
+    /// <summary>The condition holds, but not yet for the rule's <c>for</c> duration.</summary>
+    Pending,
+
+    /// <summary>The condition has held for the <c>for</c> duration.</summary>
+    Firing,
+}
+
+/// <summary>Label names the engine sets on every alert (Prometheus conventions: <c>alertname</c>, <c>severity</c>).</summary>
+public static class AlertLabels
+{
+    /// <summary>The rule's name.</summary>
+    public const string AlertName = "alertname";
+
+    /// <summary>Run id.</summary>
+    public const string Run = "run";
+
+    /// <summary>Rank.</summary>
+    public const string Rank = "rank";
+
+    /// <summary>Tensor name, when the alert is about one tensor.</summary>
+    public const string Tensor = "tensor";
+
+    /// <summary>Severity (warning, critical).</summary>
+    public const string Severity = "severity";
+}
+
+/// <summary>An alert's identity: its label set and the stable fingerprint derived from it.</summary>
+public sealed class AlertIdentity : IEquatable<AlertIdentity>
+{
+    /// <summary>Creates the identity; the fingerprint is FNV-1a 64 over the labels sorted by name, as Prometheus does.</summary>
+    public AlertIdentity(IReadOnlyDictionary<string, string> labels)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        Labels = labels.ToFrozenDictionary(StringComparer.Ordinal);
+        Fingerprint = ComputeFingerprint(Labels);
+    }
+
+    /// <summary>The labels.</summary>
+    public FrozenDictionary<string, string> Labels { get; }
+
+    /// <summary>16 hex digits, stable across processes and restarts for the same labels.</summary>
+    public string Fingerprint { get; }
+
+    /// <summary>Label value or empty.</summary>
+    public string this[string name] => Labels.TryGetValue(name, out string? value) ? value : "";
+
+    /// <inheritdoc />
+    public bool Equals(AlertIdentity? other) => other is not null && other.Fingerprint == Fingerprint;
+
+    /// <inheritdoc />
+    public override bool Equals(object? obj) => Equals(obj as AlertIdentity);
+
+    /// <inheritdoc />
+    public override int GetHashCode() => Fingerprint.GetHashCode(StringComparison.Ordinal);
+
+    /// <inheritdoc />
+    public override string ToString() => "{" + string.Join(", ", Labels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => $"{l.Key}=\"{l.Value}\"")) + "}";
+
+    private static string ComputeFingerprint(FrozenDictionary<string, string> labels)
+    {
+        const ulong offset = 14695981039346656037UL;
+        const ulong prime = 1099511628211UL;
+        ulong hash = offset;
+        foreach ((string name, string value) in labels.OrderBy(l => l.Key, StringComparer.Ordinal))
+        {
+            foreach (byte b in Encoding.UTF8.GetBytes(name))
+            {
+                hash = (hash ^ b) * prime;
+            }
+
+            hash = (hash ^ 0xFF) * prime;
+            foreach (byte b in Encoding.UTF8.GetBytes(value))
+            {
+                hash = (hash ^ b) * prime;
+            }
+
+            hash = (hash ^ 0xFF) * prime;
+        }
+
+        return hash.ToString("x16", CultureInfo.InvariantCulture);
+    }
+}
+
+/// <summary>A change of an alert's state, as emitted by <see cref="AnalysisEngine.Process"/>.</summary>
+/// <param name="Identity">Labels and fingerprint.</param>
+/// <param name="State">The new state. A resolution is a transition to <see cref="AlertState.Inactive"/> from
+/// <see cref="AlertState.Firing"/> (see <see cref="IsResolution"/>).</param>
+/// <param name="PreviousState">The state before.</param>
+/// <param name="Step">Step of the record that caused the change.</param>
+/// <param name="Value">The observed value that the rule compared.</param>
+/// <param name="Threshold">The value it was compared with.</param>
+/// <param name="Description">What was observed, in words, with the numbers.</param>
+/// <param name="ActiveSince">When the condition started to hold (event time).</param>
+/// <param name="At">Event time of the record that caused the change.</param>
+public sealed record AlertTransition(
+    AlertIdentity Identity,
+    AlertState State,
+    AlertState PreviousState,
+    long Step,
+    double Value,
+    double Threshold,
+    string Description,
+    DateTimeOffset ActiveSince,
+    DateTimeOffset At)
+{
+    /// <summary>The rule's name.</summary>
+    public string RuleName => Identity[AlertLabels.AlertName];
+
+    /// <summary>True for firing → inactive.</summary>
+    public bool IsResolution => PreviousState == AlertState.Firing && State == AlertState.Inactive;
+}

@@ -1,0 +1,26 @@
+using Monitor.Samples.Training;
+
+namespace Monitor.Cli;
+
+/// <summary>Settings of <c>monitor demo</c>.</summary>
+internal sealed class DemoOptions
+{
+    public int Steps { get; init; } = 300;
+
+    public Fault Fault { get; init; } = Fault.None;
+
+    public int FaultAt { get; init; } = 150;
+
+    /// <summary>Port of /metrics; 0 picks a free one.</summary>
+    public int MetricsPort { get; init; } = 9464;
+
+    /// <summary>Null: the in-process bus. "mock": librdkafka's mock cluster. Else bootstrap servers of a real cluster.</summary>
+    public string? Kafka { get; init; }
+
+    public string RunId { get; init; } = "demo";
+
+    public TimeSpan StepDelay { get; init; } = TimeSpan.Zero;
+
+    /// <summary>How long to wait, after training, for the service to analyse every delivered record.</summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+}

@@ -1,0 +1,148 @@
+using System.CommandLine;
+using Microsoft.Extensions.Logging;
+using Monitor.Contracts;
+using Monitor.Samples.Training;
+using Monitor.Service;
+using Monitor.Tracing;
+
+namespace Monitor.Cli;
+
+/// <summary>The <c>monitor</c> command line.</summary>
+internal static class MonitorCommand
+{
+    public static RootCommand Create()
+    {
+        var root = new RootCommand("Monitor: a streaming monitor for online learning. Traces TorchSharp training to Kafka, evaluates training rules, exports Prometheus metrics.")
+        {
+            CreateDemo(),
+            CreateServe(),
+        };
+        return root;
+    }
+
+    private static Command CreateDemo()
+    {
+        var steps = new Option<int>("--steps") { Description = "Training steps to run.", DefaultValueFactory = _ => 300 };
+        var fault = new Option<string>("--fault") { Description = "Fault to inject into the sample job.", DefaultValueFactory = _ => "none" };
+        fault.AcceptOnlyFromAmong([.. FaultNames.All]);
+        var faultAt = new Option<int>("--fault-at") { Description = "First step with the fault.", DefaultValueFactory = _ => 150 };
+        var metricsPort = new Option<int>("--metrics-port") { Description = "Port of /metrics, /healthz and /readyz on 127.0.0.1 (0 = any free port).", DefaultValueFactory = _ => 9464 };
+        var kafka = new Option<string?>("--kafka") { Description = "Use Kafka instead of the in-process bus: bootstrap servers host:port[,...], or 'mock' for librdkafka's built-in mock cluster." };
+        var run = new Option<string>("--run") { Description = "Run id.", DefaultValueFactory = _ => "demo" };
+        var stepDelay = new Option<int>("--step-delay-ms") { Description = "Pause after each step, to make the run last long enough to watch /metrics.", DefaultValueFactory = _ => 0 };
+        var command = new Command("demo", "Run the sample TorchSharp job and the monitor service in one process, with no external servers, and print alerts as they fire.")
+        {
+            steps, fault, faultAt, metricsPort, kafka, run, stepDelay,
+        };
+        AddCheck(steps, value => value < 1 ? "--steps must be at least 1" : null);
+        AddCheck(faultAt, value => value < 0 ? "--fault-at must not be negative" : null);
+        AddCheck(metricsPort, value => value is < 0 or > 65535 ? "--metrics-port must be between 0 and 65535" : null);
+        AddCheck(stepDelay, value => value < 0 ? "--step-delay-ms must not be negative" : null);
+        AddCheck(run, value => RunId.Check(value) is { } problem ? "--run: " + problem : null);
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var options = new DemoOptions
+            {
+                Steps = parse.GetValue(steps),
+                Fault = FaultNames.Parse(parse.GetValue(fault)),
+                FaultAt = parse.GetValue(faultAt),
+                MetricsPort = parse.GetValue(metricsPort),
+                Kafka = parse.GetValue(kafka),
+                RunId = parse.GetValue(run)!,
+                StepDelay = TimeSpan.FromMilliseconds(parse.GetValue(stepDelay)),
+            };
+            var runner = new DemoRunner(options, Console.Out) { InteractiveProgress = !Console.IsOutputRedirected };
+            try
+            {
+                DemoResult result = await runner.RunAsync(cancellationToken);
+                return result.ExitCode;
+            }
+            catch (IOException ex)
+            {
+                await Console.Error.WriteLineAsync($"monitor demo: {ex.Message} (is port {options.MetricsPort} in use? try --metrics-port 0)");
+                return 2;
+            }
+        });
+        return command;
+    }
+
+    private static Command CreateServe()
+    {
+        var kafka = new Option<string>("--kafka") { Description = "Kafka bootstrap servers, host:port[,...].", Required = true };
+        var group = new Option<string>("--group") { Description = "Consumer group; replicas with the same group share the partitions.", DefaultValueFactory = _ => "monitor-service" };
+        var topic = new Option<string>("--topic") { Description = "Topic of step records.", DefaultValueFactory = _ => MonitorTopics.Steps };
+        var deadLetterTopic = new Option<string>("--dead-letter-topic") { Description = "Topic for undecodable records.", DefaultValueFactory = _ => MonitorTopics.StepsDeadLetter };
+        var listen = new Option<string>("--listen") { Description = "Address of /metrics, /healthz and /readyz.", DefaultValueFactory = _ => "http://0.0.0.0:9464" };
+        var maxSeries = new Option<int>("--max-tensor-series") { Description = "Cap on exported (run, rank, tensor) combinations.", DefaultValueFactory = _ => 2_000 };
+        var vanishing = new Option<double>("--vanishing-gradient-threshold") { Description = "VanishingGradient: threshold on mean |gradient|.", DefaultValueFactory = _ => 1e-7 };
+        var lossSteps = new Option<int>("--loss-not-decreasing-steps") { Description = "LossNotDecreasing: traced steps per compared block.", DefaultValueFactory = _ => 50 };
+        var command = new Command("serve", "Run the monitor service alone: consume step records from Kafka, evaluate rules, serve /metrics.")
+        {
+            kafka, group, topic, deadLetterTopic, listen, maxSeries, vanishing, lossSteps,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using ILoggerFactory logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
+            ILogger log = logging.CreateLogger("monitor");
+            string bootstrap = parse.GetValue(kafka)!;
+            MonitorServiceOptions options;
+            try
+            {
+                options = new MonitorServiceOptions
+                {
+                    StepsTopic = parse.GetValue(topic)!,
+                    DeadLetterTopic = parse.GetValue(deadLetterTopic)!,
+                    ListenUrl = parse.GetValue(listen)!,
+                    MaxTensorSeries = parse.GetValue(maxSeries),
+                    Rules = new RuleOptions
+                    {
+                        VanishingGradientThreshold = parse.GetValue(vanishing),
+                        LossNotDecreasingSteps = parse.GetValue(lossSteps),
+                    },
+                };
+                options.Validate();
+            }
+            catch (ArgumentException ex)
+            {
+                await Console.Error.WriteLineAsync("monitor serve: " + ex.Message);
+                return 2;
+            }
+
+            var consumer = new KafkaRecordConsumer(
+                new KafkaConsumerOptions { BootstrapServers = bootstrap, Topic = options.StepsTopic, GroupId = parse.GetValue(group)! },
+                logging.CreateLogger<KafkaRecordConsumer>());
+            var deadLetters = new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = bootstrap, ClientId = "monitor-service-dlq" });
+            await using var service = new MonitorService(options, consumer, deadLetters, logging);
+            service.AlertChanged += alert =>
+            {
+#pragma warning disable CA1848, CA2254, CA1873 // One line per alert change.
+                log.LogWarning($"alert {alert.RuleName} {alert.State} {alert.Identity} step={alert.Step}: {alert.Description}");
+#pragma warning restore CA1848, CA2254, CA1873
+            };
+            await service.StartAsync(cancellationToken);
+#pragma warning disable CA1848, CA2254, CA1873
+            log.LogInformation($"monitor serve: consuming {options.StepsTopic} from {bootstrap} as group {parse.GetValue(group)}; metrics at {new Uri(service.BaseAddress!, "metrics")}");
+#pragma warning restore CA1848, CA2254, CA1873
+            try
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                // Ctrl+C / SIGTERM: stop cleanly, committing processed offsets.
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    private static void AddCheck<T>(Option<T> option, Func<T?, string?> check) =>
+        option.Validators.Add(result =>
+        {
+            if (check(result.GetValueOrDefault<T>()) is { } error)
+            {
+                result.AddError(error);
+            }
+        });
+}

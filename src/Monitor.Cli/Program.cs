@@ -1,0 +1,3 @@
+using Monitor.Cli;
+
+return await MonitorCommand.Create().Parse(args).InvokeAsync();

@@ -1,0 +1,260 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Monitor.Analysis;
+using Monitor.Analysis.Rules;
+using Monitor.Contracts;
+using Monitor.Contracts.Transport;
+using Monitor.Contracts.V1;
+using Prometheus;
+
+namespace Monitor.Service;
+
+/// <summary>Counters of a running service.</summary>
+/// <param name="Consumed">Records read.</param>
+/// <param name="Decoded">Records decoded and analysed.</param>
+/// <param name="Failed">Records that could not be decoded.</param>
+/// <param name="DeadLettered">Undecodable records accepted by the dead-letter topic.</param>
+/// <param name="AlertsFired">Alerts that started firing.</param>
+/// <param name="RuleFaults">Exceptions thrown by rules.</param>
+public sealed record ServiceStatistics(long Consumed, long Decoded, long Failed, long DeadLettered, long AlertsFired, long RuleFaults);
+
+/// <summary>
+/// The monitor service: consumes step records, decodes them (undecodable ones go to the dead-letter topic), runs
+/// the <see cref="AnalysisEngine"/>, and serves <c>/metrics</c>, <c>/healthz</c> and <c>/readyz</c> over HTTP.
+/// </summary>
+/// <remarks>
+/// <para>One pipeline thread consumes, analyses and marks records processed, in that order, so a record's offset is
+/// committed only after it has been analysed (or dead-lettered). <see cref="AlertChanged"/> handlers run on that thread
+/// and must be quick; an exception from a handler is logged and ignored.</para>
+/// <para>Start once with <see cref="StartAsync"/>; <see cref="DisposeAsync"/> stops the pipeline, commits, and stops
+/// the HTTP server. The consumer and dead-letter producer are owned by the service.</para>
+/// </remarks>
+public sealed class MonitorService : IAsyncDisposable
+{
+    private readonly MonitorServiceOptions _options;
+    private readonly IRecordConsumer _consumer;
+    private readonly IRecordProducer _deadLetterProducer;
+    private readonly DeadLetterSink _deadLetters;
+    private readonly AnalysisEngine _engine;
+    private readonly ServiceMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly CancellationTokenSource _stopping = new();
+    private WebApplication? _web;
+    private Task? _pipeline;
+    private long _consumed, _decoded, _failed, _deadLettered, _alertsFired;
+    private volatile bool _ready;
+    private volatile string? _pipelineFault;
+    private int _disposed;
+
+    /// <summary>Creates the service (nothing runs until <see cref="StartAsync"/>).</summary>
+    /// <param name="options">Validated here.</param>
+    /// <param name="consumer">Source of step records; owned by the service.</param>
+    /// <param name="deadLetterProducer">Transport for the dead-letter topic; owned by the service.</param>
+    /// <param name="loggerFactory">Logging; default none.</param>
+    /// <param name="rules">Rules to evaluate; default the built-in VanishingGradient and LossNotDecreasing with
+    /// <see cref="MonitorServiceOptions.Rules"/>.</param>
+    public MonitorService(MonitorServiceOptions options, IRecordConsumer consumer, IRecordProducer deadLetterProducer,
+        ILoggerFactory? loggerFactory = null, IEnumerable<ITrainingRule>? rules = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(consumer);
+        ArgumentNullException.ThrowIfNull(deadLetterProducer);
+        options.Validate();
+        _options = options;
+        _consumer = consumer;
+        _deadLetterProducer = deadLetterProducer;
+        _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
+        _logger = _loggerFactory.CreateLogger<MonitorService>();
+        _deadLetters = new DeadLetterSink(deadLetterProducer, options.DeadLetterTopic, TimeSpan.FromSeconds(10));
+        _engine = new AnalysisEngine(rules ?? DefaultRules(options.Rules), options.TimeProvider);
+        _metrics = new ServiceMetrics(Metrics.NewCustomRegistry(), options.MaxTensorSeries);
+    }
+
+    /// <summary>Raised on the pipeline thread for every alert state change.</summary>
+    public event Action<AlertTransition>? AlertChanged;
+
+    /// <summary>Where the HTTP endpoints listen (the real port when configured with port 0). Set by <see cref="StartAsync"/>.</summary>
+    public Uri? BaseAddress { get; private set; }
+
+    /// <summary>The analysis engine (for its active alerts; read it only from <see cref="AlertChanged"/> handlers).</summary>
+    public AnalysisEngine Engine => _engine;
+
+    /// <summary>True while the pipeline runs.</summary>
+    public bool IsReady => _ready;
+
+    /// <summary>Counters so far.</summary>
+    public ServiceStatistics Statistics => new(
+        Interlocked.Read(ref _consumed), Interlocked.Read(ref _decoded), Interlocked.Read(ref _failed),
+        Interlocked.Read(ref _deadLettered), Interlocked.Read(ref _alertsFired), _engine.RuleFaults);
+
+    /// <summary>The built-in rules with the given parameters.</summary>
+    public static IReadOnlyList<ITrainingRule> DefaultRules(RuleOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return
+        [
+            new VanishingGradientRule { Threshold = options.VanishingGradientThreshold, WindowSteps = options.VanishingGradientWindow },
+            new LossNotDecreasingRule
+            {
+                NumSteps = options.LossNotDecreasingSteps,
+                DiffPercent = options.LossNotDecreasingDiffPercent,
+                ForEvaluations = options.LossNotDecreasingFor,
+            },
+        ];
+    }
+
+    /// <summary>Starts the HTTP server, then the pipeline.</summary>
+    /// <exception cref="InvalidOperationException">Already started.</exception>
+    /// <exception cref="IOException">The listen address is in use.</exception>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        if (_web is not null)
+        {
+            throw new InvalidOperationException("the service is already started");
+        }
+
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton(_loggerFactory);
+        builder.WebHost.UseUrls(_options.ListenUrl);
+        WebApplication web = builder.Build();
+        web.MapMetrics("/metrics", _metrics.Registry);
+        web.MapGet("/healthz", () => _pipelineFault is { } fault
+            ? Results.Text("pipeline failed: " + fault, statusCode: StatusCodes.Status503ServiceUnavailable)
+            : Results.Text("ok"));
+        web.MapGet("/readyz", () => _ready
+            ? Results.Text("ready")
+            : Results.Text("not ready", statusCode: StatusCodes.Status503ServiceUnavailable));
+        _web = web;
+        await web.StartAsync(cancellationToken).ConfigureAwait(false);
+        string address = web.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        BaseAddress = new Uri(address.Replace("[::]", "localhost", StringComparison.Ordinal).Replace("0.0.0.0", "localhost", StringComparison.Ordinal));
+        _pipeline = Task.Factory.StartNew(RunPipeline, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
+
+    /// <summary>Stops the pipeline (processed offsets are committed), then the HTTP server. Idempotent.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_pipeline is not null)
+        {
+            await _pipeline.ConfigureAwait(false);
+        }
+
+        _consumer.Dispose();
+        _deadLetterProducer.Dispose();
+        if (_web is not null)
+        {
+            await _web.StopAsync().ConfigureAwait(false);
+            await _web.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _stopping.Dispose();
+    }
+
+    private void RunPipeline()
+    {
+        _ready = true;
+        CancellationToken stopping = _stopping.Token;
+        TimeProvider time = _options.TimeProvider;
+        long lastLag = time.GetTimestamp();
+        try
+        {
+            while (!stopping.IsCancellationRequested)
+            {
+                TransportMessage? message = _consumer.Consume(stopping);
+                if (message is null)
+                {
+                    break;
+                }
+
+                Process(message);
+                _consumer.MarkProcessed(message);
+                if (time.GetElapsedTime(lastLag) >= _options.LagInterval)
+                {
+                    lastLag = time.GetTimestamp();
+                    _metrics.Lag(_consumer.GetLag());
+                }
+            }
+
+            _metrics.Lag(_consumer.GetLag());
+        }
+#pragma warning disable CA1031 // Reported through /healthz and the log; the process decides what to do.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _pipelineFault = $"{ex.GetType().Name}: {ex.Message}";
+            LogError(ex, "Monitor pipeline stopped: " + _pipelineFault);
+        }
+        finally
+        {
+            _ready = false;
+        }
+    }
+
+    private void Process(TransportMessage message)
+    {
+        Interlocked.Increment(ref _consumed);
+        _metrics.Consumed(message.Topic);
+        if (!StepRecordDecoder.TryDecode(message.Value, out StepRecord? record, out DecodeError error))
+        {
+            Interlocked.Increment(ref _failed);
+            _metrics.Failed(error);
+            bool accepted = _deadLetters.Send(message, error, out string? failure);
+            _metrics.DeadLettered(accepted);
+            if (accepted)
+            {
+                Interlocked.Increment(ref _deadLettered);
+            }
+            else
+            {
+                LogError(null, $"Undecodable record {message.Topic}[{message.Partition}]@{message.Offset} ({error}) was not accepted by the dead-letter topic: {failure}");
+            }
+
+            return;
+        }
+
+        Interlocked.Increment(ref _decoded);
+        _metrics.Record(record);
+        IReadOnlyList<AlertTransition> transitions = _engine.Process(record);
+        _metrics.RuleFaults(_engine.RuleFaults);
+        foreach (AlertTransition transition in transitions)
+        {
+            _metrics.Alert(transition);
+            if (transition.State == AlertState.Firing)
+            {
+                Interlocked.Increment(ref _alertsFired);
+            }
+
+            try
+            {
+                AlertChanged?.Invoke(transition);
+            }
+#pragma warning disable CA1031 // A listener must not stop the pipeline.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                LogError(ex, "An AlertChanged handler threw");
+            }
+        }
+    }
+
+    private void LogError(Exception? exception, string message)
+    {
+#pragma warning disable CA1848, CA2254 // Rare path; the message is data.
+        _logger.LogError(exception, message);
+#pragma warning restore CA1848, CA2254
+    }
+}

@@ -1,0 +1,94 @@
+using Monitor.Contracts;
+
+namespace Monitor.Service;
+
+/// <summary>Configuration of the monitor service.</summary>
+public sealed class MonitorServiceOptions
+{
+    /// <summary>Topic of step records. Default <see cref="MonitorTopics.Steps"/>.</summary>
+    public string StepsTopic { get; init; } = MonitorTopics.Steps;
+
+    /// <summary>Topic for records that cannot be decoded. Default <see cref="MonitorTopics.StepsDeadLetter"/>.</summary>
+    public string DeadLetterTopic { get; init; } = MonitorTopics.StepsDeadLetter;
+
+    /// <summary>
+    /// Address the HTTP endpoints (<c>/metrics</c>, <c>/healthz</c>, <c>/readyz</c>) listen on. Default
+    /// <c>http://127.0.0.1:9464</c>; port 0 picks a free port (see <see cref="MonitorService.BaseAddress"/>).
+    /// </summary>
+    public string ListenUrl { get; init; } = "http://127.0.0.1:9464";
+
+    /// <summary>
+    /// Most (run, rank, tensor) combinations exported as per-tensor gauges. Default 2,000 (each one is 9 Prometheus
+    /// series). Combinations beyond the cap are not exported and are counted in
+    /// <c>monitor_tensor_series_rejected_total</c>; alerts are evaluated for every tensor regardless.
+    /// </summary>
+    public int MaxTensorSeries { get; init; } = 2_000;
+
+    /// <summary>Rule settings.</summary>
+    public RuleOptions Rules { get; init; } = new();
+
+    /// <summary>How often consumer lag is refreshed. Default 1 s.</summary>
+    public TimeSpan LagInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Clock. Default <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(StepsTopic) || string.IsNullOrWhiteSpace(DeadLetterTopic))
+        {
+            throw new ArgumentException("topic names must not be empty");
+        }
+
+        if (!Uri.TryCreate(ListenUrl, UriKind.Absolute, out Uri? listen) || listen.Scheme != Uri.UriSchemeHttp)
+        {
+            throw new ArgumentException($"listen URL '{ListenUrl}' is not an absolute http:// URL");
+        }
+
+        if (MaxTensorSeries < 0)
+        {
+            throw new ArgumentException($"max tensor series is {MaxTensorSeries}; it must not be negative");
+        }
+
+        if (LagInterval <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("lag interval must be positive");
+        }
+
+        Rules.Validate();
+    }
+}
+
+/// <summary>Parameters of the built-in rules the service evaluates.</summary>
+public sealed class RuleOptions
+{
+    /// <summary><c>VanishingGradient</c> threshold on mean |gradient|. Default 1e-7 (smdebug).</summary>
+    public double VanishingGradientThreshold { get; init; } = 1e-7;
+
+    /// <summary><c>VanishingGradient</c> window, in traced steps. Default 5.</summary>
+    public int VanishingGradientWindow { get; init; } = 5;
+
+    /// <summary>
+    /// <c>LossNotDecreasing</c> block length, in traced steps. Default 50: the mean of 50 batch losses is steady
+    /// enough that a healthy, noisy loss does not look flat (smdebug's num_steps default of 10 compares two single
+    /// values and is set per rule when wanted).
+    /// </summary>
+    public int LossNotDecreasingSteps { get; init; } = 50;
+
+    /// <summary><c>LossNotDecreasing</c> minimum decrease, percent. Default 0.1 (smdebug's diff_percent).</summary>
+    public double LossNotDecreasingDiffPercent { get; init; } = 0.1;
+
+    /// <summary>Consecutive failing evaluations before <c>LossNotDecreasing</c> fires. Default 1: the loss must
+    /// fail to decrease over two blocks in a row, so one noisy block does not raise an alert.</summary>
+    public int LossNotDecreasingFor { get; init; } = 1;
+
+    internal void Validate()
+    {
+        if (!(VanishingGradientThreshold > 0) || VanishingGradientWindow < 1 || LossNotDecreasingSteps < 1
+            || !(LossNotDecreasingDiffPercent >= 0) || LossNotDecreasingFor < 0)
+        {
+            throw new ArgumentException("rule parameters: thresholds and windows must be positive, percentages and 'for' not negative");
+        }
+    }
+}

@@ -1,0 +1,157 @@
+using System.Globalization;
+using Monitor.Analysis;
+using Monitor.Contracts;
+using Monitor.Contracts.Transport;
+using Monitor.Contracts.V1;
+using Prometheus;
+
+namespace Monitor.Service;
+
+/// <summary>
+/// The service's Prometheus metrics, in their own <see cref="CollectorRegistry"/> (so several services can live in one
+/// process, as in tests). Names and labels are listed in the README's metric reference.
+/// </summary>
+/// <remarks>Updated by the pipeline thread; scraped from Kestrel threads (prometheus-net is thread-safe).</remarks>
+internal sealed class ServiceMetrics
+{
+    private static readonly string[] TensorLabels = ["run", "rank", "tensor"];
+
+    private readonly int _maxTensorSeries;
+    private readonly Dictionary<SeriesKey, TensorGauges> _tensorSeries = [];
+    private readonly Gauge _tensorMin, _tensorMax, _tensorMean, _tensorVariance, _tensorAbsMean, _tensorL2;
+    private readonly Gauge _tensorNan, _tensorInf, _tensorZeroFraction;
+    private readonly Gauge _tensorSeriesCount;
+    private readonly Counter _tensorSeriesRejected;
+    private readonly Counter _consumed, _decoded, _failed, _deadLettered, _deadLetterFailed;
+    private readonly Gauge _lag;
+    private readonly Gauge _step, _workerDropped;
+    private readonly Gauge _alerts;
+    private readonly Counter _alertsFired;
+    private readonly Gauge _ruleFaults;
+
+    public ServiceMetrics(CollectorRegistry registry, int maxTensorSeries)
+    {
+        Registry = registry;
+        _maxTensorSeries = maxTensorSeries;
+        MetricFactory factory = Metrics.WithCustomRegistry(registry);
+        var tensor = new GaugeConfiguration { LabelNames = TensorLabels };
+        _tensorMin = factory.CreateGauge("monitor_tensor_min", "Smallest finite element of the tensor at the last traced step.", tensor);
+        _tensorMax = factory.CreateGauge("monitor_tensor_max", "Largest finite element of the tensor at the last traced step.", tensor);
+        _tensorMean = factory.CreateGauge("monitor_tensor_mean", "Mean of the finite elements at the last traced step.", tensor);
+        _tensorVariance = factory.CreateGauge("monitor_tensor_variance", "Population variance of the finite elements at the last traced step.", tensor);
+        _tensorAbsMean = factory.CreateGauge("monitor_tensor_abs_mean", "Mean absolute value of the finite elements at the last traced step.", tensor);
+        _tensorL2 = factory.CreateGauge("monitor_tensor_l2_norm", "L2 norm of the finite elements at the last traced step.", tensor);
+        _tensorNan = factory.CreateGauge("monitor_tensor_nan_elements", "NaN elements at the last traced step.", tensor);
+        _tensorInf = factory.CreateGauge("monitor_tensor_inf_elements", "Infinite elements at the last traced step.", tensor);
+        _tensorZeroFraction = factory.CreateGauge("monitor_tensor_zero_ratio", "Fraction of elements equal to zero at the last traced step.", tensor);
+        _tensorSeriesCount = factory.CreateGauge("monitor_tensor_series", "(run, rank, tensor) combinations exported as monitor_tensor_* gauges.");
+        factory.CreateGauge("monitor_tensor_series_limit", "Cap on monitor_tensor_series (configuration).").Set(maxTensorSeries);
+        _tensorSeriesRejected = factory.CreateCounter("monitor_tensor_series_rejected_total", "Tensor summaries not exported because the series cap was reached.");
+
+        _consumed = factory.CreateCounter("monitor_records_consumed_total", "Records read from the steps topic.", "topic");
+        _decoded = factory.CreateCounter("monitor_records_decoded_total", "Step records decoded and analysed.");
+        _failed = factory.CreateCounter("monitor_records_failed_total", "Records that could not be decoded, by reason.", "reason");
+        _deadLettered = factory.CreateCounter("monitor_records_dead_lettered_total", "Undecodable records written to the dead-letter topic.");
+        _deadLetterFailed = factory.CreateCounter("monitor_dead_letter_failures_total", "Undecodable records the dead-letter topic did not accept after retries (logged).");
+        _lag = factory.CreateGauge("monitor_consumer_lag_records", "Records in the partition after the consumer's position.", "topic", "partition");
+        _step = factory.CreateGauge("monitor_worker_step", "Last step received from a rank.", "run", "rank");
+        _workerDropped = factory.CreateGauge("monitor_worker_dropped_records", "Records the rank reports it dropped before sending (queue full, failed delivery).", "run", "rank");
+        _alerts = factory.CreateGauge("monitor_alerts", "Active alerts (1 while pending or firing), like Prometheus' ALERTS.",
+            "alertname", "alertstate", "severity", "run", "rank", "tensor");
+        _alertsFired = factory.CreateCounter("monitor_alerts_fired_total", "Alerts that started firing.", "alertname");
+        _ruleFaults = factory.CreateGauge("monitor_rule_faults", "Exceptions thrown by rules (each skips that rule for one record).");
+    }
+
+    public CollectorRegistry Registry { get; }
+
+    public void Consumed(string topic) => _consumed.WithLabels(topic).Inc();
+
+    public void Failed(DecodeError error) => _failed.WithLabels(error.Kind.ToString().ToLowerInvariant()).Inc();
+
+    public void DeadLettered(bool accepted) => (accepted ? _deadLettered : _deadLetterFailed).Inc();
+
+    public void RuleFaults(long total) => _ruleFaults.Set(total);
+
+    public void Lag(IReadOnlyList<PartitionLag> lags)
+    {
+        foreach (PartitionLag lag in lags)
+        {
+            if (lag.Lag >= 0)
+            {
+                _lag.WithLabels(lag.Topic, lag.Partition.ToString(CultureInfo.InvariantCulture)).Set(lag.Lag);
+            }
+        }
+    }
+
+    public void Record(StepRecord record)
+    {
+        _decoded.Inc();
+        string rank = record.Rank.ToString(CultureInfo.InvariantCulture);
+        _step.WithLabels(record.RunId, rank).Set(record.Step);
+        _workerDropped.WithLabels(record.RunId, rank).Set(record.DroppedBefore);
+        foreach (TensorRecord tensor in record.Tensors)
+        {
+            if (tensor.Summary is not { } summary)
+            {
+                continue;
+            }
+
+            var key = new SeriesKey(record.RunId, record.Rank, tensor.Name);
+            if (!_tensorSeries.TryGetValue(key, out TensorGauges? gauges))
+            {
+                if (_tensorSeries.Count >= _maxTensorSeries)
+                {
+                    _tensorSeriesRejected.Inc();
+                    continue;
+                }
+
+                string[] labels = [record.RunId, rank, tensor.Name];
+                gauges = new TensorGauges(
+                    _tensorMin.WithLabels(labels), _tensorMax.WithLabels(labels), _tensorMean.WithLabels(labels),
+                    _tensorVariance.WithLabels(labels), _tensorAbsMean.WithLabels(labels), _tensorL2.WithLabels(labels),
+                    _tensorNan.WithLabels(labels), _tensorInf.WithLabels(labels), _tensorZeroFraction.WithLabels(labels));
+                _tensorSeries[key] = gauges;
+                _tensorSeriesCount.Set(_tensorSeries.Count);
+            }
+
+            gauges.Min.Set(summary.Min);
+            gauges.Max.Set(summary.Max);
+            gauges.Mean.Set(summary.Mean);
+            gauges.Variance.Set(summary.Variance);
+            gauges.AbsMean.Set(summary.AbsMean);
+            gauges.L2.Set(summary.L2);
+            gauges.Nan.Set(summary.NanCount);
+            gauges.Inf.Set(summary.InfCount);
+            gauges.ZeroRatio.Set(summary.Count == 0 ? 0 : (double)summary.ZeroCount / summary.Count);
+        }
+    }
+
+    public void Alert(AlertTransition transition)
+    {
+        AlertIdentity id = transition.Identity;
+        string[] Labels(AlertState state) =>
+        [
+            id[AlertLabels.AlertName], state.ToString().ToLowerInvariant(), id[AlertLabels.Severity],
+            id[AlertLabels.Run], id[AlertLabels.Rank], id[AlertLabels.Tensor],
+        ];
+
+        if (transition.PreviousState != AlertState.Inactive)
+        {
+            _alerts.RemoveLabelled(Labels(transition.PreviousState));
+        }
+
+        if (transition.State != AlertState.Inactive)
+        {
+            _alerts.WithLabels(Labels(transition.State)).Set(1);
+        }
+
+        if (transition.State == AlertState.Firing)
+        {
+            _alertsFired.WithLabels(id[AlertLabels.AlertName]).Inc();
+        }
+    }
+
+    private sealed record TensorGauges(
+        Gauge.Child Min, Gauge.Child Max, Gauge.Child Mean, Gauge.Child Variance, Gauge.Child AbsMean, Gauge.Child L2,
+        Gauge.Child Nan, Gauge.Child Inf, Gauge.Child ZeroRatio);
+}
