@@ -66,18 +66,22 @@ public sealed class KafkaRecordConsumer : IRecordConsumer
     }
 
     /// <inheritdoc />
-    public TransportMessage? Consume(CancellationToken cancellationToken)
+    public TransportMessage? Consume(TimeSpan maxWait, CancellationToken cancellationToken)
     {
+        long deadline = Environment.TickCount64 + (long)maxWait.TotalMilliseconds;
         while (!cancellationToken.IsCancellationRequested)
         {
+            long left = deadline - Environment.TickCount64;
+            if (left < 0)
+            {
+                return null;
+            }
+
             ConsumeResult<string?, byte[]>? result;
             try
             {
-                result = _consumer.Consume(cancellationToken);
-            }
-            catch (OperationCanceledException)
-            {
-                return null;
+                // librdkafka's consume takes a timeout, not a token: wait in slices so cancellation is seen promptly.
+                result = _consumer.Consume(TimeSpan.FromMilliseconds(Math.Min(left, 100)));
             }
             catch (ConsumeException ex)
             {

@@ -169,27 +169,24 @@ public sealed class MonitorService : IAsyncDisposable
         _ready = true;
         CancellationToken stopping = _stopping.Token;
         TimeProvider time = _options.TimeProvider;
-        long lastLag = time.GetTimestamp();
+        long lastLag = long.MinValue;
         try
         {
             while (!stopping.IsCancellationRequested)
             {
-                TransportMessage? message = _consumer.Consume(stopping);
-                if (message is null)
+                if (_consumer.Consume(_options.LagInterval, stopping) is { } message)
                 {
-                    break;
+                    Process(message);
+                    _consumer.MarkProcessed(message);
                 }
 
-                Process(message);
-                _consumer.MarkProcessed(message);
-                if (time.GetElapsedTime(lastLag) >= _options.LagInterval)
+                // Also when idle, so the gauge falls to 0 once the consumer has caught up.
+                if (lastLag == long.MinValue || time.GetElapsedTime(lastLag) >= _options.LagInterval)
                 {
                     lastLag = time.GetTimestamp();
                     _metrics.Lag(_consumer.GetLag());
                 }
             }
-
-            _metrics.Lag(_consumer.GetLag());
         }
 #pragma warning disable CA1031 // Reported through /healthz and the log; the process decides what to do.
         catch (Exception ex)

@@ -105,28 +105,29 @@ public sealed class InProcessBus
 
     private sealed class Consumer(Topic topic) : IRecordConsumer
     {
-        public TransportMessage? Consume(CancellationToken cancellationToken)
+        public TransportMessage? Consume(TimeSpan maxWait, CancellationToken cancellationToken)
         {
             ChannelReader<TransportMessage> reader = topic.Messages.Reader;
-            while (!cancellationToken.IsCancellationRequested)
+            if (reader.TryRead(out TransportMessage? message))
             {
-                if (reader.TryRead(out TransportMessage? message))
-                {
-                    return message;
-                }
+                return message;
+            }
 
-                try
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            wait.CancelAfter(maxWait);
+            try
+            {
+                // Blocking by design: IRecordConsumer.Consume is a blocking call (as Kafka's is) run on its own thread.
+                while (reader.WaitToReadAsync(wait.Token).AsTask().GetAwaiter().GetResult())
                 {
-                    // Blocking by design: IRecordConsumer.Consume is a blocking call (as Kafka's is) run on its own thread.
-                    if (!reader.WaitToReadAsync(cancellationToken).AsTask().GetAwaiter().GetResult())
+                    if (reader.TryRead(out message))
                     {
-                        return null;
+                        return message;
                     }
                 }
-                catch (OperationCanceledException)
-                {
-                    return null;
-                }
+            }
+            catch (OperationCanceledException)
+            {
             }
 
             return null;

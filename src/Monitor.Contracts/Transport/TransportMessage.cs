@@ -60,9 +60,9 @@ public readonly record struct PartitionLag(string Topic, int Partition, long Lag
 /// </remarks>
 public interface IRecordConsumer : IDisposable
 {
-    /// <summary>Waits for the next message until <paramref name="cancellationToken"/> is cancelled.</summary>
-    /// <returns>The message, or null when cancelled or when the source has ended.</returns>
-    TransportMessage? Consume(CancellationToken cancellationToken);
+    /// <summary>Waits up to <paramref name="maxWait"/> for the next message.</summary>
+    /// <returns>The message, or null when none arrived in time, the token was cancelled, or the source has ended.</returns>
+    TransportMessage? Consume(TimeSpan maxWait, CancellationToken cancellationToken);
 
     /// <summary>Marks a message as processed: its offset becomes eligible for the next commit.</summary>
     void MarkProcessed(TransportMessage message);

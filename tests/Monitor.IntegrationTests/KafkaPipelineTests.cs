@@ -1,0 +1,147 @@
+using Monitor.Analysis;
+using Monitor.Contracts;
+using Monitor.Contracts.Transport;
+using Monitor.Contracts.V1;
+using Monitor.Samples.Training;
+using Monitor.Service;
+using Monitor.Tracing;
+using Monitor.Tracing.TorchSharp;
+
+namespace Monitor.IntegrationTests;
+
+/// <summary>
+/// The Kafka path against librdkafka's mock cluster (real Kafka protocol on 127.0.0.1; no broker can be installed
+/// here): a real TorchSharp job produces, the service's consumer group consumes. Each test has its own cluster,
+/// topics and group.
+/// </summary>
+public sealed class KafkaPipelineTests
+{
+    [Fact]
+    public async Task TorchSharpJob_ThroughMockKafka_IsAnalysedByTheConsumerGroup_AndScraped()
+    {
+        using var cluster = new MockKafkaCluster();
+        string topic = "it-steps-" + Guid.NewGuid().ToString("N")[..8];
+        var alerts = new List<AlertTransition>();
+        var serviceOptions = new MonitorServiceOptions
+        {
+            StepsTopic = topic,
+            DeadLetterTopic = topic + ".dlq",
+            ListenUrl = "http://127.0.0.1:0",
+            Rules = new RuleOptions { VanishingGradientWindow = 3 },
+        };
+        var consumer = new KafkaRecordConsumer(new KafkaConsumerOptions
+        {
+            BootstrapServers = cluster.BootstrapServers,
+            Topic = topic,
+            GroupId = "it-" + topic,
+            // The topic appears with the first produced record; look for it often.
+            Properties = new Dictionary<string, string> { ["topic.metadata.refresh.interval.ms"] = "500" },
+        });
+        await using var service = new MonitorService(serviceOptions, consumer, new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = cluster.BootstrapServers }));
+        service.AlertChanged += a =>
+        {
+            lock (alerts)
+            {
+                alerts.Add(a);
+            }
+        };
+        await service.StartAsync(TestContext.Current.CancellationToken);
+
+        const int steps = 60;
+        await using (var tracer = new StepTracer(
+            new TracerOptions { RunId = "it-kafka", Topic = topic },
+            new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = cluster.BootstrapServers }),
+            ownsProducer: true))
+        {
+            var job = new TrainingJob(new TrainingJobOptions { Steps = steps, Fault = Fault.VanishingGradients, FaultAt = 30 });
+            await job.RunAsync((model, optimizer) => TorchSharpTracer.Attach(tracer, model, optimizer), cancellationToken: TestContext.Current.CancellationToken);
+            Assert.True(await tracer.FlushAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
+            Assert.Equal(steps, tracer.Statistics.Delivered);
+        }
+
+        await Eventually.TrueAsync(() => service.Statistics.Decoded >= steps, $"the service analysed {steps} records");
+        using var http = new HttpClient();
+        string metrics = await http.GetStringAsync(new Uri(service.BaseAddress!, "metrics"), TestContext.Current.CancellationToken);
+
+        Assert.Equal(steps, service.Statistics.Decoded);
+        Assert.Equal(0, service.Statistics.Failed);
+        Assert.Single(Prometheus.Samples(metrics, "monitor_tensor_abs_mean{run=\"it-kafka\",rank=\"0\",tensor=\"fc1.weight.grad\"}"));
+        Assert.Equal([59.0], Prometheus.Samples(metrics, "monitor_worker_step{run=\"it-kafka\",rank=\"0\"}"));
+        Assert.Contains(1.0, Prometheus.Samples(metrics, "monitor_alerts{alertname=\"VanishingGradient\",alertstate=\"firing\""));
+        AlertTransition first = alerts.First(a => a.State == AlertState.Firing);
+        Assert.Equal("VanishingGradient", first.RuleName);
+        Assert.Equal(32, first.Step);
+        Assert.DoesNotContain(alerts, a => a.Step < 30);
+    }
+
+    [Fact]
+    public async Task RestartedConsumer_ResumesAfterTheLastProcessedRecord()
+    {
+        using var cluster = new MockKafkaCluster();
+        string topic = "it-resume-" + Guid.NewGuid().ToString("N")[..8];
+        string group = "it-group-" + topic;
+        const int total = 40;
+        using (var producer = new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = cluster.BootstrapServers }))
+        {
+            int delivered = 0;
+            for (int i = 0; i < total; i++)
+            {
+                var record = new StepRecord { SchemaVersion = 1, RunId = "resume", Rank = (uint)(i % 4), WorldSize = 4, Step = i / 4 };
+                producer.Produce(topic, RecordKey.Format(record.RunId, (int)record.Rank), Google.Protobuf.MessageExtensions.ToByteArray(record), null,
+                    report => Interlocked.Add(ref delivered, report.Delivered ? 1 : 0));
+            }
+
+            Assert.Equal(0, producer.Flush(TimeSpan.FromSeconds(30)));
+            Assert.Equal(total, delivered);
+        }
+
+        var first = new List<TransportMessage>();
+        using (var consumer = NewConsumer(cluster, topic, group))
+        {
+            while (first.Count < total / 2)
+            {
+                if (consumer.Consume(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken) is { } message)
+                {
+                    first.Add(message);
+                    consumer.MarkProcessed(message);
+                }
+            }
+        }
+
+        var second = new List<TransportMessage>();
+        using (var consumer = NewConsumer(cluster, topic, group))
+        {
+            while (second.Count < total - first.Count)
+            {
+                TransportMessage? message = consumer.Consume(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+                Assert.NotNull(message);
+                second.Add(message);
+            }
+
+            // Nothing else: not a record of the first consumer again.
+            Assert.Null(consumer.Consume(TimeSpan.FromSeconds(2), TestContext.Current.CancellationToken));
+        }
+
+        var firstPositions = first.Select(m => (m.Partition, m.Offset)).ToHashSet();
+        var secondPositions = second.Select(m => (m.Partition, m.Offset)).ToHashSet();
+        Assert.Equal(second.Count, secondPositions.Count);
+        Assert.Empty(firstPositions.Intersect(secondPositions));
+        Assert.Equal(total, firstPositions.Union(secondPositions).Count());
+        foreach (IGrouping<int, TransportMessage> partition in second.GroupBy(m => m.Partition))
+        {
+            long resumeAt = first.Where(m => m.Partition == partition.Key).Select(m => m.Offset + 1).DefaultIfEmpty(0).Max();
+            Assert.Equal(resumeAt, partition.Min(m => m.Offset));
+        }
+    }
+
+    private static KafkaRecordConsumer NewConsumer(MockKafkaCluster cluster, string topic, string group) =>
+        new(new KafkaConsumerOptions
+        {
+            BootstrapServers = cluster.BootstrapServers,
+            Topic = topic,
+            GroupId = group,
+            // The mock coordinator drops a closed member only when its session expires (45 s by default), so the
+            // restarted member would wait that long for its assignment.
+            Properties = new Dictionary<string, string> { ["session.timeout.ms"] = "6000", ["heartbeat.interval.ms"] = "500" },
+        });
+}

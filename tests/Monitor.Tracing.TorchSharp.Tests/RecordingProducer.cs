@@ -1,0 +1,32 @@
+using System.Collections.Concurrent;
+using Monitor.Contracts;
+using Monitor.Contracts.Transport;
+using Monitor.Contracts.V1;
+
+namespace Monitor.Tracing.TorchSharp.Tests;
+
+/// <summary>Test double transport: keeps every record, delivers at once.</summary>
+internal sealed class RecordingProducer : IRecordProducer
+{
+    private readonly ConcurrentQueue<(string Key, byte[] Value)> _messages = new();
+
+    public IReadOnlyList<StepRecord> Records => _messages.Select(m =>
+    {
+        Assert.True(StepRecordDecoder.TryDecode(m.Value, out StepRecord? record, out DecodeError error), error.ToString());
+        return record;
+    }).ToList();
+
+    public IReadOnlyList<string> Keys => _messages.Select(m => m.Key).ToList();
+
+    public void Produce(string topic, string key, byte[] value, IReadOnlyList<KeyValuePair<string, byte[]>>? headers, Action<DeliveryReport> onDelivery)
+    {
+        _messages.Enqueue((key, value));
+        onDelivery(new DeliveryReport(true, null));
+    }
+
+    public int Flush(TimeSpan timeout) => 0;
+
+    public void Dispose()
+    {
+    }
+}
