@@ -267,11 +267,11 @@ public sealed class StepTracer : IAsyncDisposable
     /// <returns>True when nothing is left in flight.</returns>
     public async Task<bool> FlushAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        TimeProvider time = _options.TimeProvider;
-        long start = time.GetTimestamp();
+        // Real time on purpose: this waits for I/O, and an injected fake clock would never let it finish.
+        long start = Stopwatch.GetTimestamp();
         while (_queue.Reader.Count > 0 || Interlocked.Read(ref _inFlight) > 0)
         {
-            TimeSpan left = timeout - time.GetElapsedTime(start);
+            TimeSpan left = timeout - Stopwatch.GetElapsedTime(start);
             if (left <= TimeSpan.Zero)
             {
                 return false;
@@ -279,12 +279,11 @@ public sealed class StepTracer : IAsyncDisposable
 
             if (_queue.Reader.Count == 0)
             {
+                // Lets librdkafka send and report; returns early once nothing is in flight.
                 _producer.Flush(left < TimeSpan.FromMilliseconds(100) ? left : TimeSpan.FromMilliseconds(100));
             }
-            else
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(1), time, cancellationToken).ConfigureAwait(false);
-            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(1), cancellationToken).ConfigureAwait(false);
         }
 
         return true;
@@ -301,7 +300,7 @@ public sealed class StepTracer : IAsyncDisposable
         _queue.Writer.TryComplete();
         try
         {
-            await _sender.WaitAsync(TimeSpan.FromSeconds(10), _options.TimeProvider).ConfigureAwait(false);
+            await _sender.WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
             await FlushAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
         }
         catch (TimeoutException ex)

@@ -1,0 +1,25 @@
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Reports;
+using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
+
+namespace Monitor.Benchmarks;
+
+/// <summary>
+/// Entry point: <c>dotnet run -c Release --project tests/Monitor.Benchmarks -- --filter '*'</c>.
+/// Runs in-process (the repository's strict build policy would otherwise apply to BenchmarkDotNet's generated
+/// project, and libtorch loads from this output folder). Returns non-zero when any benchmark fails.
+/// </summary>
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        IConfig config = DefaultConfig.Instance
+            .AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance))
+            .AddColumn(new ThroughputColumn())
+            .WithOptions(ConfigOptions.DisableOptimizationsValidator);
+        IEnumerable<Summary> summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, config);
+        return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
+    }
+}
