@@ -110,6 +110,12 @@ public sealed class AnalysisEngine
         {
             _transitions.Add(transition);
         }
+
+        if (tracker.State == AlertState.Inactive)
+        {
+            // Only active alerts keep state; memory stays bounded by what is pending or firing.
+            _alerts.Remove((rule, series));
+        }
     }
 
     private sealed class AlertTracker(AlertIdentity identity)

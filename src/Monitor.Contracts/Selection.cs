@@ -90,8 +90,17 @@ public sealed record TraceSelection
     /// <summary>Compiles a user pattern the way every worker does: non-backtracking, so no pattern can hang a worker.</summary>
     /// <exception cref="ArgumentException">The pattern is not a valid .NET regular expression or uses a construct
     /// the non-backtracking engine does not support (backreferences, lookarounds, atomic groups).</exception>
-    public static Regex CompilePattern(string pattern) =>
-        new(pattern, RegexOptions.NonBacktracking | RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+    public static Regex CompilePattern(string pattern)
+    {
+        try
+        {
+            return new Regex(pattern, RegexOptions.NonBacktracking | RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+        }
+        catch (NotSupportedException ex)
+        {
+            throw new ArgumentException(ex.Message, nameof(pattern), ex);
+        }
+    }
 
     private static void CheckPatterns(List<string> problems, string field, IReadOnlyList<string> patterns)
     {

@@ -19,10 +19,18 @@ public sealed class LossNotDecreasingRule : ITrainingRule
     private readonly Dictionary<SeriesKey, Blocks> _series = [];
 
     /// <summary>Traced steps per block. Default 10 (smdebug's <c>num_steps</c>).</summary>
-    public int NumSteps { get; init; } = 10;
+    public int NumSteps
+    {
+        get;
+        init => field = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(NumSteps), value, "NumSteps must be at least 1");
+    } = 10;
 
     /// <summary>Minimum relative decrease between blocks, in percent. Default 0.1 (smdebug's <c>diff_percent</c>).</summary>
-    public double DiffPercent { get; init; } = 0.1;
+    public double DiffPercent
+    {
+        get;
+        init => field = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(DiffPercent), value, "DiffPercent must not be negative");
+    } = 0.1;
 
     /// <inheritdoc />
     public string Name { get; init; } = "LossNotDecreasing";

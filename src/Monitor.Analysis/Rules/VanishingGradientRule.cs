@@ -17,10 +17,18 @@ public sealed class VanishingGradientRule : ITrainingRule
     private readonly Dictionary<SeriesKey, StepWindow> _windows = [];
 
     /// <summary>Threshold on the mean absolute gradient. Default 1e-7 (smdebug's default).</summary>
-    public double Threshold { get; init; } = 1e-7;
+    public double Threshold
+    {
+        get;
+        init => field = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(Threshold), value, "Threshold must be positive");
+    } = 1e-7;
 
     /// <summary>Traced steps averaged. Default 5.</summary>
-    public int WindowSteps { get; init; } = 5;
+    public int WindowSteps
+    {
+        get;
+        init => field = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(WindowSteps), value, "WindowSteps must be at least 1");
+    } = 5;
 
     /// <inheritdoc />
     public string Name { get; init; } = "VanishingGradient";

@@ -18,6 +18,7 @@ public sealed class InProcessBus
     private readonly ConcurrentDictionary<string, Topic> _topics = new(StringComparer.Ordinal);
     private readonly int _capacity;
     private readonly TimeProvider _timeProvider;
+    private volatile bool _completed;
 
     /// <summary>Creates a bus.</summary>
     /// <param name="capacityPerTopic">Messages a topic holds before refusing more; default 10,000.</param>
@@ -38,6 +39,7 @@ public sealed class InProcessBus
     /// <summary>Stops accepting messages on every topic; consumers drain what is left, then see the end.</summary>
     public void Complete()
     {
+        _completed = true;
         foreach (Topic topic in _topics.Values)
         {
             topic.Messages.Writer.TryComplete();
@@ -47,7 +49,17 @@ public sealed class InProcessBus
     /// <summary>Messages produced to <paramref name="topic"/> so far.</summary>
     public long ProducedCount(string topic) => GetTopic(topic).NextOffset;
 
-    private Topic GetTopic(string name) => _topics.GetOrAdd(name, static (n, capacity) => new Topic(n, capacity), _capacity);
+    private Topic GetTopic(string name)
+    {
+        Topic topic = _topics.GetOrAdd(name, static (n, capacity) => new Topic(n, capacity), _capacity);
+        // A topic created during or after Complete() is closed as well (checked after GetOrAdd, so no race is lost).
+        if (_completed)
+        {
+            topic.Messages.Writer.TryComplete();
+        }
+
+        return topic;
+    }
 
     private sealed class Topic(string name, int capacity)
     {
