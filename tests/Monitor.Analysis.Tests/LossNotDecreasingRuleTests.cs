@@ -97,6 +97,19 @@ public sealed class LossNotDecreasingRuleTests
     }
 
     [Fact]
+    public void Evaluate_DoesNotFire_WhenDecreaseEqualsTheRequiredDecreaseExactly()
+    {
+        var driver = new AnalysisTestDriver(new LossNotDecreasingRule { NumSteps = 2, DiffPercent = 1 });
+
+        // Block means 100 then 99: the decrease (1.0) is exactly 1% of 100, which is enough; then 99 again is not.
+        Assert.Empty(driver.PipeSteps(0, 3, step => Record(step, Loss("loss", step < 2 ? 100.0 : 99.0))));
+        AlertTransition firing = Assert.Single(driver.PipeSteps(4, 5, step => Record(step, Loss("loss", 99.0))));
+
+        Assert.Equal(5, firing.Step);
+        Assert.Equal(99.0 - 0.99, firing.Threshold, 1e-12);
+    }
+
+    [Fact]
     public void Evaluate_UsesTheMagnitude_WhenLossIsNegative()
     {
         var driver = new AnalysisTestDriver(new LossNotDecreasingRule { NumSteps = 2 });
