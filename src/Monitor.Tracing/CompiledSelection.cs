@@ -18,6 +18,7 @@ internal sealed class CompiledSelection
 
     public CompiledSelection(TraceSelection selection)
     {
+        ArgumentNullException.ThrowIfNull(selection);
         selection.EnsureValid();
         Source = selection;
         _collections = selection.Collections

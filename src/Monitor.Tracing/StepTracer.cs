@@ -46,7 +46,8 @@ public sealed class StepTracer : IAsyncDisposable
     private long _delivered;
     private long _deliveryFailed;
     private long _faults;
-    private long _inFlight;
+    // Records queued or handed to the transport and not yet delivered or failed: what FlushAsync waits for.
+    private long _unfinished;
     private string? _lastFault;
     private int _disposed;
 
@@ -168,6 +169,13 @@ public sealed class StepTracer : IAsyncDisposable
     {
         try
         {
+            if (string.IsNullOrEmpty(name))
+            {
+                // A nameless tensor would make the whole record undecodable: refuse just the tensor.
+                Fault("select", new ArgumentException("tensor name is empty", nameof(name)));
+                return false;
+            }
+
             return _current is not null && !_namesThisStep.Contains(name) && _stepSelection.Selects(name, collections);
         }
 #pragma warning disable CA1031 // See BeginStep.
@@ -200,11 +208,46 @@ public sealed class StepTracer : IAsyncDisposable
         }
     }
 
-    /// <summary>Adds a scalar (a loss, a learning rate) as a one-element tensor, if <see cref="Wants"/>.</summary>
+    /// <summary>Adds a scalar (a loss, a learning rate) as a one-element float64 tensor, if <see cref="Wants"/>.</summary>
     public void AddScalar(string name, CollectionSet collections, double value)
     {
-        float single = (float)value;
-        AddValues(name, collections, DType.Float64, [], new ReadOnlySpan<float>(in single));
+        try
+        {
+            if (!Wants(name, collections))
+            {
+                return;
+            }
+
+            bool nan = double.IsNaN(value), infinite = double.IsInfinity(value), finite = !nan && !infinite;
+            double magnitude = Math.Abs(value);
+            var statistics = new TensorStatistics
+            {
+                Count = 1,
+                NanCount = nan ? 1 : 0,
+                InfCount = infinite ? 1 : 0,
+                ZeroCount = value == 0 ? 1 : 0,
+                Min = finite ? value : double.NaN,
+                Max = finite ? value : double.NaN,
+                Mean = finite ? value : double.NaN,
+                Variance = finite ? 0 : double.NaN,
+                AbsMean = finite ? magnitude : double.NaN,
+                L1 = finite ? magnitude : 0,
+                L2 = finite ? magnitude : 0,
+            };
+            Array.Clear(_buckets);
+            if (!nan)
+            {
+                _buckets[Log2Histogram.BucketOf(value)] = 1;
+            }
+
+            AddTensor(name, collections, DType.Float64, [], statistics, _buckets);
+        }
+#pragma warning disable CA1031 // See BeginStep.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Fault("add-scalar", ex);
+        }
     }
 
     /// <summary>Adds statistics computed elsewhere (e.g. reductions on a GPU), if <see cref="Wants"/>.</summary>
@@ -250,8 +293,10 @@ public sealed class StepTracer : IAsyncDisposable
             record.Sequence = (ulong)Interlocked.Increment(ref _sequence);
             record.DroppedBefore = (ulong)(Interlocked.Read(ref _droppedQueueFull) + Interlocked.Read(ref _deliveryFailed));
             Interlocked.Increment(ref _recordsCreated);
+            Interlocked.Increment(ref _unfinished);
             if (!TryEnqueue(record))
             {
+                Interlocked.Decrement(ref _unfinished);
                 Interlocked.Increment(ref _droppedQueueFull);
             }
         }
@@ -269,7 +314,7 @@ public sealed class StepTracer : IAsyncDisposable
     {
         // Real time on purpose: this waits for I/O, and an injected fake clock would never let it finish.
         long start = Stopwatch.GetTimestamp();
-        while (_queue.Reader.Count > 0 || Interlocked.Read(ref _inFlight) > 0)
+        while (Interlocked.Read(ref _unfinished) > 0)
         {
             TimeSpan left = timeout - Stopwatch.GetElapsedTime(start);
             if (left <= TimeSpan.Zero)
@@ -279,8 +324,9 @@ public sealed class StepTracer : IAsyncDisposable
 
             if (_queue.Reader.Count == 0)
             {
-                // Lets librdkafka send and report; returns early once nothing is in flight.
-                _producer.Flush(left < TimeSpan.FromMilliseconds(100) ? left : TimeSpan.FromMilliseconds(100));
+                // Lets librdkafka send and report (it returns early once nothing is in flight); off the caller's thread.
+                TimeSpan slice = left < TimeSpan.FromMilliseconds(100) ? left : TimeSpan.FromMilliseconds(100);
+                await Task.Run(() => _producer.Flush(slice), cancellationToken).ConfigureAwait(false);
             }
 
             await Task.Delay(TimeSpan.FromMilliseconds(1), cancellationToken).ConfigureAwait(false);
@@ -395,14 +441,13 @@ public sealed class StepTracer : IAsyncDisposable
             {
                 try
                 {
-                    byte[] payload = record.ToByteArray();
-                    Interlocked.Increment(ref _inFlight);
-                    _producer.Produce(_options.Topic, _key, payload, null, _onDelivery);
+                    _producer.Produce(_options.Topic, _key, record.ToByteArray(), null, _onDelivery);
                 }
 #pragma warning disable CA1031 // A record that cannot be sent is counted as failed; the sender must keep going.
                 catch (Exception ex)
 #pragma warning restore CA1031
                 {
+                    Interlocked.Decrement(ref _unfinished);
                     Interlocked.Increment(ref _deliveryFailed);
                     Fault("send", ex);
                 }
@@ -412,7 +457,7 @@ public sealed class StepTracer : IAsyncDisposable
 
     private void OnDelivery(DeliveryReport report)
     {
-        Interlocked.Decrement(ref _inFlight);
+        Interlocked.Decrement(ref _unfinished);
         if (report.Delivered)
         {
             Interlocked.Increment(ref _delivered);

@@ -16,9 +16,11 @@ namespace Monitor.Tracing;
 /// element is its sign and exponent bits (<c>bits &gt;&gt; 23</c>), counted in one 512-bin table per vector lane so
 /// that runs of equal buckets (the common case) do not serialise on one counter. Partial sums are kept in float32
 /// lanes for at most 4,096 elements and then added in float64.</para>
-/// <para>The exponent bins also reveal NaN and Inf (exponent field 255). When there is any, the result of the fast
-/// path is discarded and an exact scalar pass runs instead; that pass leaves non-finite elements out of the
-/// moments. Tensors with NaN are rare and already in trouble, so they do not need to be fast.</para>
+/// <para>The exponent bins also reveal NaN and Inf (exponent field 255) and the range of magnitudes. When there is any
+/// non-finite element, or magnitudes whose float32 squares could overflow (|x| ≥ 2^58) or would all be subnormal
+/// (every |x| &lt; 2^-60), the result of the fast path is discarded and an exact float64 scalar pass runs instead; that
+/// pass leaves non-finite elements out of the moments. Such tensors are rare and already in trouble, so they do
+/// not need to be fast.</para>
 /// <para>Stateless and thread-safe; allocates nothing on the heap (16 KiB of stack).</para>
 /// </remarks>
 public static class TensorSummarizer
@@ -27,6 +29,10 @@ public static class TensorSummarizer
     // values, which keeps the relative rounding error of a partial sum near 512 * 2^-24, about 3e-5 in the worst case.
     private const int VectorsPerChunk = 512;
     private const int Lanes = 8;
+
+    // Biased float32 exponents (127 = 2^0) outside which the float32 lanes of the fast path are not trusted.
+    private const int FirstUnsafeLargeExponent = 127 + 58;
+    private const int LastUnsafeSmallExponent = 127 - 60;
 
     /// <summary>Length the <c>buckets</c> argument must have at least.</summary>
     public const int BucketCount = Log2Histogram.BucketCount;
@@ -188,6 +194,7 @@ public static class TensorSummarizer
         }
 
         ReadOnlySpan<byte> bucketOfRawBin = Log2Histogram.RawBinToBucket;
+        int largestExponent = -1;
         for (int raw = 0; raw < Log2Histogram.RawBinCount; raw++)
         {
             ulong total = 0;
@@ -196,14 +203,21 @@ public static class TensorSummarizer
                 total += rawCounts[(lane * Log2Histogram.RawBinCount) + raw];
             }
 
-            // Exponent field 255 is Inf or NaN: leave this pass's results to the exact one.
-            if (total != 0 && (raw & 0xFF) == 0xFF)
+            if (total != 0)
             {
-                statistics = default;
-                return false;
+                largestExponent = Math.Max(largestExponent, raw & 0xFF);
             }
 
             buckets[bucketOfRawBin[raw]] += total;
+        }
+
+        // The float32 lanes hold squares of (x - shift) summed over up to 512 values. Leave the data to the exact pass
+        // when that could overflow (|x| >= 2^58, including Inf and NaN, exponent field 255) or when even the largest
+        // magnitude is so small that its square is subnormal and loses precision (|x| < 2^-60, or only subnormals).
+        if (largestExponent >= FirstUnsafeLargeExponent || (largestExponent <= LastUnsafeSmallExponent && zero < values.Length))
+        {
+            statistics = default;
+            return false;
         }
 
         statistics = Finish(values.Length, values.Length, 0, 0, zero, min, max, shift, sum, sumSquares, sumAbs);

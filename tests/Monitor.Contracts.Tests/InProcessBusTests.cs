@@ -5,6 +5,8 @@ namespace Monitor.Contracts.Tests;
 
 public sealed class InProcessBusTests
 {
+    private static readonly TimeSpan MaxWait = TimeSpan.FromSeconds(10);
+
     private static readonly DateTimeOffset Now = new(2025, 3, 4, 5, 6, 7, TimeSpan.Zero);
 
     [Fact]
@@ -24,14 +26,14 @@ public sealed class InProcessBusTests
         Assert.Equal(1, bus.ProducedCount("b"));
         for (long expected = 0; expected < 5; expected++)
         {
-            TransportMessage? message = consumer.Consume(TestContext.Current.CancellationToken);
+            TransportMessage? message = consumer.Consume(MaxWait, TestContext.Current.CancellationToken);
             Assert.NotNull(message);
             Assert.Equal(expected, message.Offset);
             Assert.Equal($"k{expected}", message.Key);
         }
 
         using IRecordConsumer consumerB = bus.CreateConsumer("b");
-        Assert.Equal(0, consumerB.Consume(TestContext.Current.CancellationToken)!.Offset);
+        Assert.Equal(0, consumerB.Consume(MaxWait, TestContext.Current.CancellationToken)!.Offset);
     }
 
     [Fact]
@@ -52,7 +54,7 @@ public sealed class InProcessBusTests
         producer.Produce(MonitorTopics.Steps, "run-1/0", value, headers, r => report = r);
 
         Assert.Equal(new DeliveryReport(true, null), report);
-        TransportMessage? message = consumer.Consume(TestContext.Current.CancellationToken);
+        TransportMessage? message = consumer.Consume(MaxWait, TestContext.Current.CancellationToken);
         Assert.NotNull(message);
         Assert.Equal(MonitorTopics.Steps, message.Topic);
         Assert.Equal(0, message.Partition);
@@ -77,7 +79,7 @@ public sealed class InProcessBusTests
 
         Produce(producer, "t", "k");
 
-        Assert.Empty(consumer.Consume(TestContext.Current.CancellationToken)!.Headers);
+        Assert.Empty(consumer.Consume(MaxWait, TestContext.Current.CancellationToken)!.Headers);
     }
 
     [Fact]
@@ -97,7 +99,7 @@ public sealed class InProcessBusTests
         Assert.Contains("'t'", refused.Error, StringComparison.Ordinal);
         Assert.Contains("full", refused.Error, StringComparison.Ordinal);
         Assert.Equal(3, bus.ProducedCount("t"));
-        Assert.Equal("k0", consumer.Consume(TestContext.Current.CancellationToken)!.Key);
+        Assert.Equal("k0", consumer.Consume(MaxWait, TestContext.Current.CancellationToken)!.Key);
 
         // Room again: the next accepted message takes the next offset; the refused one left no gap.
         DeliveryReport accepted = Produce(producer, "t", "k4");
@@ -131,10 +133,10 @@ public sealed class InProcessBusTests
 
         bus.Complete();
 
-        Assert.Equal("a", consumer.Consume(TestContext.Current.CancellationToken)?.Key);
-        Assert.Equal("b", consumer.Consume(TestContext.Current.CancellationToken)?.Key);
-        Assert.Null(consumer.Consume(TestContext.Current.CancellationToken));
-        Assert.Null(consumer.Consume(TestContext.Current.CancellationToken));
+        Assert.Equal("a", consumer.Consume(MaxWait, TestContext.Current.CancellationToken)?.Key);
+        Assert.Equal("b", consumer.Consume(MaxWait, TestContext.Current.CancellationToken)?.Key);
+        Assert.Null(consumer.Consume(MaxWait, TestContext.Current.CancellationToken));
+        Assert.Null(consumer.Consume(MaxWait, TestContext.Current.CancellationToken));
     }
 
     [Fact]
@@ -150,7 +152,7 @@ public sealed class InProcessBusTests
         Assert.False(report.Delivered);
         Assert.NotNull(report.Error);
         Assert.Equal(0, bus.ProducedCount("t"));
-        Assert.Null(consumer.Consume(TestContext.Current.CancellationToken));
+        Assert.Null(consumer.Consume(MaxWait, TestContext.Current.CancellationToken));
     }
 
     [Fact]
@@ -158,7 +160,7 @@ public sealed class InProcessBusTests
     {
         var bus = new InProcessBus();
         using IRecordConsumer consumer = bus.CreateConsumer("t");
-        Task<TransportMessage?> waiting = Task.Run(() => consumer.Consume(TestContext.Current.CancellationToken), TestContext.Current.CancellationToken);
+        Task<TransportMessage?> waiting = Task.Run(() => consumer.Consume(MaxWait, TestContext.Current.CancellationToken), TestContext.Current.CancellationToken);
 
         bus.Complete();
 
@@ -172,12 +174,21 @@ public sealed class InProcessBusTests
         using IRecordProducer producer = bus.CreateProducer();
         using IRecordConsumer consumer = bus.CreateConsumer("t");
 
-        Assert.Null(consumer.Consume(new CancellationToken(canceled: true)));
+        Assert.Null(consumer.Consume(MaxWait, new CancellationToken(canceled: true)));
 
         // A cancelled call takes nothing away: the message is there for the next one.
         Produce(producer, "t", "k");
-        Assert.Null(consumer.Consume(new CancellationToken(canceled: true)));
-        Assert.Equal("k", consumer.Consume(TestContext.Current.CancellationToken)?.Key);
+        Assert.Null(consumer.Consume(MaxWait, new CancellationToken(canceled: true)));
+        Assert.Equal("k", consumer.Consume(MaxWait, TestContext.Current.CancellationToken)?.Key);
+    }
+
+    [Fact]
+    public void Consume_ReturnsNull_WhenNothingArrivesWithinMaxWait()
+    {
+        var bus = new InProcessBus();
+        using IRecordConsumer consumer = bus.CreateConsumer("t");
+
+        Assert.Null(consumer.Consume(TimeSpan.FromMilliseconds(20), TestContext.Current.CancellationToken));
     }
 
     [Fact]
@@ -186,7 +197,7 @@ public sealed class InProcessBusTests
         var bus = new InProcessBus();
         using IRecordConsumer consumer = bus.CreateConsumer("t");
         using var cancellation = new CancellationTokenSource();
-        Task<TransportMessage?> waiting = Task.Run(() => consumer.Consume(cancellation.Token), TestContext.Current.CancellationToken);
+        Task<TransportMessage?> waiting = Task.Run(() => consumer.Consume(MaxWait, cancellation.Token), TestContext.Current.CancellationToken);
 
         await cancellation.CancelAsync();
 
@@ -199,7 +210,7 @@ public sealed class InProcessBusTests
         var bus = new InProcessBus();
         using IRecordProducer producer = bus.CreateProducer();
         using IRecordConsumer consumer = bus.CreateConsumer("t");
-        Task<TransportMessage?> waiting = Task.Run(() => consumer.Consume(TestContext.Current.CancellationToken), TestContext.Current.CancellationToken);
+        Task<TransportMessage?> waiting = Task.Run(() => consumer.Consume(MaxWait, TestContext.Current.CancellationToken), TestContext.Current.CancellationToken);
 
         Produce(producer, "t", "k");
 
@@ -220,13 +231,13 @@ public sealed class InProcessBusTests
         }
 
         Assert.Equal([new PartitionLag("t", 0, 4)], consumer.GetLag());
-        TransportMessage first = consumer.Consume(TestContext.Current.CancellationToken)!;
+        TransportMessage first = consumer.Consume(MaxWait, TestContext.Current.CancellationToken)!;
         Assert.Equal(4, consumer.GetLag()[0].Lag); // consumed but not processed
         consumer.MarkProcessed(first);
         Assert.Equal(3, consumer.GetLag()[0].Lag);
 
-        consumer.Consume(TestContext.Current.CancellationToken);
-        TransportMessage third = consumer.Consume(TestContext.Current.CancellationToken)!;
+        consumer.Consume(MaxWait, TestContext.Current.CancellationToken);
+        TransportMessage third = consumer.Consume(MaxWait, TestContext.Current.CancellationToken)!;
         consumer.MarkProcessed(third);
         consumer.Commit();
         Assert.Equal(1, consumer.GetLag()[0].Lag);
@@ -302,7 +313,7 @@ public sealed class InProcessBusTests
     private static List<TransportMessage> Drain(IRecordConsumer consumer)
     {
         var messages = new List<TransportMessage>();
-        while (consumer.Consume(TestContext.Current.CancellationToken) is { } message)
+        while (consumer.Consume(MaxWait, TestContext.Current.CancellationToken) is { } message)
         {
             messages.Add(message);
         }

@@ -110,7 +110,7 @@ public sealed class StepTracerTests
         using IRecordConsumer consumer = bus.CreateConsumer(Topic);
         for (int i = 0; i < 3; i++)
         {
-            TransportMessage? message = consumer.Consume(TestContext.Current.CancellationToken);
+            TransportMessage? message = consumer.Consume(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
             Assert.NotNull(message);
             Assert.Equal(Topic, message.Topic);
             Assert.Equal("run-7/2", message.Key);
@@ -326,9 +326,7 @@ public sealed class StepTracerTests
     {
         var producer = new TestRecordProducer(ProducerBehavior.Throw);
 
-        // Not disposed: a throwing Produce leaves the tracer's in-flight count raised for good, so DisposeAsync would
-        // spend its whole 10 s flush timeout waiting (see StepTracerFlushBugTests). The sender task only awaits.
-        var tracer = new StepTracer(Options(new FakeTimeProvider(Start)), producer);
+        await using var tracer = new StepTracer(Options(new FakeTimeProvider(Start)), producer);
 
         for (long step = 0; step < 5; step++)
         {

@@ -120,6 +120,11 @@ public sealed class InProcessBus
         public TransportMessage? Consume(TimeSpan maxWait, CancellationToken cancellationToken)
         {
             ChannelReader<TransportMessage> reader = topic.Messages.Reader;
+            if (cancellationToken.IsCancellationRequested)
+            {
+                return null;
+            }
+
             if (reader.TryRead(out TransportMessage? message))
             {
                 return message;

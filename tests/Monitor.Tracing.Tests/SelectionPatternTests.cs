@@ -1,19 +1,9 @@
-#if MONITOR_TRACING_BUG_TESTS
-// Known bug, tests left out of the build until it is fixed (then delete this #if and its #endif).
-// TraceSelection.CompilePattern (src/Monitor.Contracts/Selection.cs, line 93) documents an ArgumentException for
-// constructs the non-backtracking engine does not support, but Regex throws NotSupportedException for them
-// (backreferences, lookarounds, atomic groups), and TraceSelection.CheckPatterns (line 104) catches only
-// ArgumentException. So TraceSelection.Validate throws instead of reporting the problem, the CompiledSelection
-// constructor throws NotSupportedException, StepTracer.UpdateSelection (src/Monitor.Tracing/StepTracer.cs, line 118,
-// catches only ArgumentException) throws instead of returning the reason, and TracerOptions.Validate / the
-// StepTracer constructor throw NotSupportedException instead of ArgumentException.
-// Run them now with: dotnet test tests/Monitor.Tracing.Tests -p:DefineConstants=MONITOR_TRACING_BUG_TESTS
 using Microsoft.Extensions.Time.Testing;
 using Monitor.Contracts;
 
 namespace Monitor.Tracing.Tests;
 
-public sealed class SelectionPatternBugTests
+public sealed class SelectionPatternTests
 {
     public static TheoryData<string> UnsupportedPatterns => ["(a)\\1", "(?=fc)fc1", "(?<!x)fc1", "(?>fc)1"];
 
@@ -54,4 +44,3 @@ public sealed class SelectionPatternBugTests
     private static TraceSelection Selection(string pattern) =>
         CompiledSelectionTests.Filtered(CollectionNames.Weights, new CollectionFilter { Include = [pattern] });
 }
-#endif
