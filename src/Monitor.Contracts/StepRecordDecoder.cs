@@ -154,9 +154,9 @@ public static class StepRecordDecoder
         switch (histogram.Layout)
         {
             case HistogramLayout.Log2Magnitude:
-                if (histogram.Counts.Count != Log2Histogram.BucketCount)
+                if (histogram.FirstBucket + (long)histogram.Counts.Count > Log2Histogram.BucketCount)
                 {
-                    return $"histogram with layout LOG2_MAGNITUDE has {histogram.Counts.Count} buckets; it must have {Log2Histogram.BucketCount}";
+                    return $"histogram with layout LOG2_MAGNITUDE has buckets {histogram.FirstBucket} to {histogram.FirstBucket + (long)histogram.Counts.Count - 1}; the layout has {Log2Histogram.BucketCount}";
                 }
 
                 if (histogram.Edges.Count != 0)
@@ -166,6 +166,11 @@ public static class StepRecordDecoder
 
                 break;
             case HistogramLayout.Explicit:
+                if (histogram.FirstBucket != 0)
+                {
+                    return "explicit histogram must start at bucket 0 (first_bucket)";
+                }
+
                 if (histogram.Edges.Count == 0 && histogram.Counts.Count == 0)
                 {
                     break;

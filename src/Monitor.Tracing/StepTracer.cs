@@ -383,10 +383,18 @@ public sealed class StepTracer : IAsyncDisposable
         };
         if (!buckets.IsEmpty)
         {
+            // Only the span from the first to the last non-empty bucket goes on the wire (typically a fifth of them).
+            ReadOnlySpan<ulong> counts = buckets[..Log2Histogram.BucketCount];
+            int first = counts.IndexOfAnyExcept(0UL);
             var histogram = new Histogram { Layout = HistogramLayout.Log2Magnitude };
-            foreach (ulong count in buckets[..Log2Histogram.BucketCount])
+            if (first >= 0)
             {
-                histogram.Counts.Add(count);
+                int last = counts.LastIndexOfAnyExcept(0UL);
+                histogram.FirstBucket = (uint)first;
+                foreach (ulong count in counts[first..(last + 1)])
+                {
+                    histogram.Counts.Add(count);
+                }
             }
 
             summary.Histogram = histogram;

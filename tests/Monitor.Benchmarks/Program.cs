@@ -16,10 +16,18 @@ public static class Program
     public static int Main(string[] args)
     {
         IConfig config = DefaultConfig.Instance
-            .AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance))
+            .AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithWarmupCount(3).WithIterationCount(15).AsDefault())
             .AddColumn(new ThroughputColumn())
             .WithOptions(ConfigOptions.DisableOptimizationsValidator);
         IEnumerable<Summary> summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, config);
         return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
+    }
+
+    /// <summary>For benchmarks of whole training steps (tens of milliseconds each): one invocation per iteration.</summary>
+    public sealed class TrainingStepConfig : ManualConfig
+    {
+        public TrainingStepConfig() =>
+            AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithStrategy(BenchmarkDotNet.Engines.RunStrategy.Monitoring)
+                .WithWarmupCount(5).WithIterationCount(30).WithInvocationCount(1).WithUnrollFactor(1));
     }
 }

@@ -1,5 +1,4 @@
 using BenchmarkDotNet.Attributes;
-using BenchmarkDotNet.Engines;
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Tracing;
@@ -16,7 +15,7 @@ namespace Monitor.Benchmarks;
 /// thread: capture, summaries, record building; sending happens on the sender thread into the in-process bus.
 /// </summary>
 [MemoryDiagnoser]
-[SimpleJob(RunStrategy.Monitoring, warmupCount: 5, iterationCount: 30, invocationCount: 1)]
+[Config(typeof(Program.TrainingStepConfig))]
 public class TracerOverheadBenchmarks
 {
     private Sequential _model = null!;

@@ -21,6 +21,26 @@ public sealed class StepRecordDecoderTests
     }
 
     [Fact]
+    public void TryDecode_Accepts_ALog2HistogramThatSendsOnlyItsNonEmptySpan()
+    {
+        StepRecord original = ValidRecords.Full();
+        Histogram histogram = original.Tensors[0].Summary.Histogram;
+        histogram.Counts.Clear();
+        histogram.Counts.Add([5, 0, 7]);
+        histogram.FirstBucket = 40;
+
+        Assert.True(StepRecordDecoder.TryDecode(original.ToByteArray(), out StepRecord? record, out DecodeError error), error.ToString());
+        Histogram decoded = record.Tensors[0].Summary.Histogram;
+        ulong[] all = HistogramBuckets.ToArray(decoded);
+        Assert.Equal(Log2Histogram.BucketCount, all.Length);
+        Assert.Equal(12UL, all.Aggregate(0UL, (a, b) => a + b));
+        Assert.Equal(5UL, HistogramBuckets.Get(decoded, 40));
+        Assert.Equal(7UL, HistogramBuckets.Get(decoded, 42));
+        Assert.Equal(0UL, HistogramBuckets.Get(decoded, 39));
+        Assert.Equal(0UL, HistogramBuckets.Get(decoded, 95));
+    }
+
+    [Fact]
     public void TryDecode_Succeeds_WhenRecordHasOnlyRequiredFields()
     {
         var minimal = new StepRecord { SchemaVersion = 1, RunId = "r", WorldSize = 1 };
@@ -62,9 +82,9 @@ public sealed class StepRecordDecoderTests
     [InlineData("nan_count above count", DecodeErrorKind.Invalid, "tensors[0] ('fc1.weight').summary: nan_count 13 + inf_count 0 exceed count 12")]
     [InlineData("nan_count + inf_count above count", DecodeErrorKind.Invalid, "tensors[0] ('fc1.weight').summary: nan_count 6 + inf_count 7 exceed count 12")]
     [InlineData("nan_count + inf_count overflow", DecodeErrorKind.Invalid, "nan_count 18446744073709551615 + inf_count 1 exceed count 18446744073709551615")]
-    [InlineData("log2 histogram with 95 buckets", DecodeErrorKind.Invalid, "tensors[0] ('fc1.weight').summary: histogram with layout LOG2_MAGNITUDE has 95 buckets; it must have 96")]
-    [InlineData("log2 histogram with 97 buckets", DecodeErrorKind.Invalid, "histogram with layout LOG2_MAGNITUDE has 97 buckets")]
-    [InlineData("log2 histogram with no buckets", DecodeErrorKind.Invalid, "histogram with layout LOG2_MAGNITUDE has 0 buckets")]
+    [InlineData("log2 histogram with 97 buckets", DecodeErrorKind.Invalid, "tensors[0] ('fc1.weight').summary: histogram with layout LOG2_MAGNITUDE has buckets 0 to 96; the layout has 96")]
+    [InlineData("log2 histogram span past the last bucket", DecodeErrorKind.Invalid, "has buckets 2 to 96")]
+    [InlineData("explicit histogram not starting at bucket 0", DecodeErrorKind.Invalid, "explicit histogram must start at bucket 0")]
     [InlineData("log2 histogram with explicit edges", DecodeErrorKind.Invalid, "histogram with layout LOG2_MAGNITUDE must not carry explicit edges")]
     [InlineData("explicit histogram with edges = counts", DecodeErrorKind.Invalid, "tensors[1] ('fc1.weight.grad').summary: histogram has 2 edges for 2 buckets")]
     [InlineData("explicit histogram with edges = counts + 2", DecodeErrorKind.Invalid, "histogram has 4 edges for 2 buckets")]
@@ -427,14 +447,15 @@ public sealed class StepRecordDecoderTests
                 weight.NanCount = ulong.MaxValue;
                 weight.InfCount = 1;
                 break;
-            case "log2 histogram with 95 buckets":
-                weight.Histogram.Counts.RemoveAt(0);
-                break;
             case "log2 histogram with 97 buckets":
                 weight.Histogram.Counts.Add(0);
                 break;
-            case "log2 histogram with no buckets":
-                weight.Histogram.Counts.Clear();
+            case "log2 histogram span past the last bucket":
+                weight.Histogram.Counts.RemoveAt(0);
+                weight.Histogram.FirstBucket = 2;
+                break;
+            case "explicit histogram not starting at bucket 0":
+                explicitHistogram.FirstBucket = 1;
                 break;
             case "log2 histogram with explicit edges":
                 weight.Histogram.Edges.Add(Log2Histogram.Edges.ToArray());

@@ -80,8 +80,8 @@ public sealed class StepTracerTests
         Assert.Equal(0.0, loss.Summary.Variance);
         Assert.Equal(0.25, loss.Summary.L2);
         Assert.Equal(HistogramLayout.Log2Magnitude, loss.Summary.Histogram.Layout);
-        Assert.Equal(Log2Histogram.BucketCount, loss.Summary.Histogram.Counts.Count);
-        Assert.Equal(1UL, loss.Summary.Histogram.Counts[Log2Histogram.BucketOf(0.25)]);
+        Assert.Equal((uint)Log2Histogram.BucketOf(0.25), loss.Summary.Histogram.FirstBucket);
+        Assert.Equal(1UL, HistogramBuckets.Get(loss.Summary.Histogram, Log2Histogram.BucketOf(0.25)));
         Assert.Equal(1UL, loss.Summary.Histogram.Counts.Aggregate(0UL, (a, b) => a + b));
 
         TensorRecord gradient = record.Tensors[2];
@@ -400,7 +400,7 @@ public sealed class StepTracerTests
         StepRecord record = Decode(Assert.Single(producer.Messages).Value);
         Assert.Equal(["empty", "zero-sized", "nan-loss", "infinite-loss", "no-histogram"], record.Tensors.Select(t => t.Name));
         Assert.Equal(0UL, record.Tensors[0].Summary.Count);
-        Assert.Equal(Log2Histogram.BucketCount, record.Tensors[0].Summary.Histogram.Counts.Count);
+        Assert.Equal(Log2Histogram.BucketCount, HistogramBuckets.ToArray(record.Tensors[0].Summary.Histogram).Length);
         Assert.Equal(1UL, record.Tensors[2].Summary.NanCount);
         Assert.Equal(1UL, record.Tensors[3].Summary.InfCount);
         Assert.Null(record.Tensors[4].Summary.Histogram);
@@ -665,6 +665,6 @@ public sealed class StepTracerTests
         Assert.Equal((ulong)expected.InfCount, actual.InfCount);
         Assert.Equal(HistogramLayout.Log2Magnitude, actual.Histogram.Layout);
         Assert.Empty(actual.Histogram.Edges);
-        Assert.Equal(expectedBuckets, actual.Histogram.Counts);
+        Assert.Equal(expectedBuckets, HistogramBuckets.ToArray(actual.Histogram));
     }
 }
