@@ -28,6 +28,7 @@ public static class Program
     {
         public TrainingStepConfig() =>
             AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithStrategy(BenchmarkDotNet.Engines.RunStrategy.Monitoring)
-                .WithWarmupCount(5).WithIterationCount(30).WithInvocationCount(1).WithUnrollFactor(1));
+                .WithWarmupCount(5).WithIterationCount(60).WithInvocationCount(1).WithUnrollFactor(1))
+                .AddColumn(BenchmarkDotNet.Columns.StatisticColumn.Median, BenchmarkDotNet.Columns.StatisticColumn.P90);
     }
 }
