@@ -19,6 +19,15 @@ internal sealed class DemoOptions
 
     public string RunId { get; init; } = "demo";
 
+    /// <summary>Data-parallel ranks, each with its own tracer, transport producer and control-plane connection.</summary>
+    public int Ranks { get; init; } = 1;
+
+    /// <summary>Redis of the control plane; null: an in-process Garnet server on a free port.</summary>
+    public string? Redis { get; init; }
+
+    /// <summary>How often workers re-read the selection without a notice.</summary>
+    public TimeSpan ControlPollInterval { get; init; } = TimeSpan.FromSeconds(2);
+
     public TimeSpan StepDelay { get; init; } = TimeSpan.Zero;
 
     /// <summary>How long to wait, after training, for the service to analyse every delivered record.</summary>

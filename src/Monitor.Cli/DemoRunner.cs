@@ -1,11 +1,13 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Security.Cryptography;
 using Monitor.Analysis;
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Samples.Training;
 using Monitor.Service;
 using Monitor.Tracing;
+using Monitor.Tracing.Control;
 using Monitor.Tracing.TorchSharp;
 
 namespace Monitor.Cli;
@@ -14,20 +16,33 @@ namespace Monitor.Cli;
 internal sealed record DemoResult(int ExitCode, long Steps, IReadOnlyList<AlertTransition> Fired, TracerStatistics Tracer, ServiceStatistics Service);
 
 /// <summary>
-/// <c>monitor demo</c>: the sample TorchSharp job and the monitor service in one process, connected by the in-process
-/// bus (default), librdkafka's mock cluster (<c>--kafka mock</c>) or a real Kafka cluster.
+/// <c>monitor demo</c>: the sample TorchSharp job (one or more data-parallel ranks) and the monitor service in one
+/// process, connected by the in-process bus (default), librdkafka's mock cluster (<c>--kafka mock</c>) or a real
+/// Kafka cluster; the ranks' selections live in an in-process Garnet server (default) or the given Redis.
 /// </summary>
 internal sealed class DemoRunner(DemoOptions options, TextWriter output)
 {
     private readonly Lock _console = new();
     private readonly List<AlertTransition> _fired = [];
     private bool _progressLineOpen;
+    private long _lastProgressTicks;
 
     public bool InteractiveProgress { get; init; }
+
+    /// <summary>The Redis connection string the demo's control plane uses, once started (tests read it).</summary>
+    public string? RedisConnection { get; private set; }
+
+    /// <summary>Where the service listens, once started (tests read it).</summary>
+    public Uri? ServiceAddress { get; private set; }
+
+    /// <summary>Set when the tracers are attached: what the ranks are doing (tests read it).</summary>
+    public IReadOnlyList<StepTracer> Tracers { get; private set; } = [];
 
     public async Task<DemoResult> RunAsync(CancellationToken cancellationToken)
     {
         using MockKafkaCluster? mock = options.Kafka == "mock" ? new MockKafkaCluster() : null;
+        using EmbeddedRedis? garnet = options.Redis is null ? new EmbeddedRedis() : null;
+        RedisConnection = garnet?.ConnectionString ?? options.Redis!;
         string? bootstrap = mock?.BootstrapServers ?? options.Kafka;
         var bus = new InProcessBus();
         // A fresh group per demo run on a shared cluster: the demo analyses its own run from the start.
@@ -39,67 +54,124 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
             ? bus.CreateProducer()
             : new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = bootstrap, ClientId = "monitor-demo-dlq" });
 
-        var serviceOptions = new MonitorServiceOptions { ListenUrl = $"http://127.0.0.1:{options.MetricsPort}" };
+        string apiToken = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
+        var serviceOptions = new MonitorServiceOptions
+        {
+            ListenUrl = $"http://127.0.0.1:{options.MetricsPort}",
+            Redis = RedisConnection,
+            ApiToken = apiToken,
+        };
         await using var service = new MonitorService(serviceOptions, consumer, deadLetters);
         service.AlertChanged += OnAlert;
         await service.StartAsync(cancellationToken);
+        ServiceAddress = service.BaseAddress;
 
         string transport = mock is not null ? $"librdkafka mock cluster at {bootstrap}"
             : bootstrap is not null ? $"Kafka at {bootstrap}"
             : "in-process bus (embedded)";
-        Write($"Monitor demo: run '{options.RunId}', {options.Steps} steps, fault {FaultNames.NameOf(options.Fault)}"
+        Write($"Monitor demo: run '{options.RunId}', {options.Ranks} rank{(options.Ranks > 1 ? "s" : "")}, {options.Steps} steps, fault {FaultNames.NameOf(options.Fault)}"
             + (options.Fault == Fault.None ? "" : $" from step {options.FaultAt}"));
         Write($"Transport: {transport}");
-        Write($"Metrics:   {new Uri(service.BaseAddress!, "metrics")}   (also /healthz, /readyz)");
+        Write($"Control:   {(garnet is not null ? "in-process Garnet at " : "Redis at ")}{RedisConnection}");
+        Write($"Metrics:   {new Uri(service.BaseAddress!, "metrics")}   (also /healthz, /readyz, /api/runs; API token {apiToken})");
+        int exampleRank = options.Ranks > 1 ? 1 : 0;
+        Write($"Change what rank {exampleRank} traces while it runs:");
+        Write($"  dotnet run --project src/Monitor.Cli -- trace set --redis {RedisConnection} --run {options.RunId} --rank {exampleRank} --include 'gradients:^fc2\\.' --every-steps 1");
+        Write($"  (list its tensors: dotnet run --project src/Monitor.Cli -- trace tensors --redis {RedisConnection} --run {options.RunId} --rank {exampleRank})");
 
-        IRecordProducer producer = bootstrap is null
-            ? bus.CreateProducer()
-            : new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = bootstrap });
-        var tracerOptions = new TracerOptions { RunId = options.RunId, QueueCapacity = 1024 };
-        await using var tracer = new StepTracer(tracerOptions, producer, ownsProducer: true);
-        var job = new TrainingJob(new TrainingJobOptions
+        var tracers = new StepTracer[options.Ranks];
+        var controls = new TracerControlPlane?[options.Ranks];
+        try
         {
-            Steps = options.Steps,
-            Fault = options.Fault,
-            FaultAt = options.FaultAt,
-            StepDelay = options.StepDelay,
-        });
-
-        var clock = Stopwatch.StartNew();
-        long steps = await job.RunAsync(
-            (model, optimizer) => TorchSharpTracer.Attach(tracer, model, optimizer),
-            progress => Progress(progress, tracer, service, clock),
-            cancellationToken: cancellationToken);
-        double trainingSeconds = clock.Elapsed.TotalSeconds;
-
-        bool flushed = await tracer.FlushAsync(options.DrainTimeout, CancellationToken.None);
-        TracerStatistics sent = tracer.Statistics;
-        bool drained = await WaitUntilAsync(() => service.Statistics.Consumed >= sent.Delivered, options.DrainTimeout);
-        ServiceStatistics analysed = service.Statistics;
-        EndProgressLine();
-
-        Write(string.Create(CultureInfo.InvariantCulture,
-            $"Summary: {steps} steps in {trainingSeconds:F1} s; records sent {sent.Delivered}, analysed {analysed.Decoded}, undecodable {analysed.Failed}, dropped on the worker {sent.Lost}"));
-        if (_fired.Count == 0)
-        {
-            Write("Alerts:  none fired");
-        }
-        else
-        {
-            foreach (IGrouping<string, AlertTransition> byRule in _fired.GroupBy(a => a.RuleName))
+            for (int rank = 0; rank < options.Ranks; rank++)
             {
-                Write($"Alerts:  {byRule.Key} fired {byRule.Count()}x, first at step {byRule.Min(a => a.Step)} ({string.Join(", ", byRule.Select(a => a.Identity[AlertLabels.Tensor]).Distinct())})");
+                IRecordProducer producer = bootstrap is null
+                    ? bus.CreateProducer()
+                    : new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = bootstrap, ClientId = $"monitor-demo-rank-{rank}" });
+                tracers[rank] = new StepTracer(
+                    new TracerOptions { RunId = options.RunId, Rank = rank, WorldSize = options.Ranks, QueueCapacity = 1024 },
+                    producer,
+                    ownsProducer: true);
+            }
+
+            Tracers = tracers;
+            var job = new TrainingJob(new TrainingJobOptions
+            {
+                Steps = options.Steps,
+                Fault = options.Fault,
+                FaultAt = options.FaultAt,
+                StepDelay = options.StepDelay,
+                Ranks = options.Ranks,
+            });
+
+            var clock = Stopwatch.StartNew();
+            long steps = await job.RunAsync(
+                (rank, model, optimizer) =>
+                {
+                    TorchSharpTracer adapter = TorchSharpTracer.Attach(tracers[rank], model, optimizer);
+                    controls[rank] = TracerControlPlane.Start(
+                        tracers[rank],
+                        new ControlPlaneOptions { Redis = RedisConnection, PollInterval = options.ControlPollInterval },
+                        () => adapter.Catalog);
+                    return adapter;
+                },
+                progress => Progress(progress, tracers, service, clock),
+                cancellationToken: cancellationToken);
+            double trainingSeconds = clock.Elapsed.TotalSeconds;
+
+            bool flushed = true;
+            foreach (StepTracer tracer in tracers)
+            {
+                flushed &= await tracer.FlushAsync(options.DrainTimeout, CancellationToken.None);
+            }
+
+            long delivered = tracers.Sum(t => t.Statistics.Delivered);
+            long lost = tracers.Sum(t => t.Statistics.Lost);
+            bool drained = await WaitUntilAsync(() => service.Statistics.Consumed >= delivered, options.DrainTimeout);
+            ServiceStatistics analysed = service.Statistics;
+            EndProgressLine();
+
+            Write(string.Create(CultureInfo.InvariantCulture,
+                $"Summary: {steps} steps in {trainingSeconds:F1} s; records sent {delivered}, analysed {analysed.Decoded}, undecodable {analysed.Failed}, dropped on the workers {lost}"));
+            if (_fired.Count == 0)
+            {
+                Write("Alerts:  none fired");
+            }
+            else
+            {
+                foreach (IGrouping<string, AlertTransition> byRule in _fired.GroupBy(a => a.RuleName))
+                {
+                    Write($"Alerts:  {byRule.Key} fired {byRule.Count()}x, first at step {byRule.Min(a => a.Step)} ({string.Join(", ", byRule.Select(a => a.Identity[AlertLabels.Tensor]).Distinct())})");
+                }
+            }
+
+            int exitCode = 0;
+            if (!flushed || !drained)
+            {
+                Write($"Error: not every record reached the service (sent {delivered}, analysed {analysed.Consumed}) within {options.DrainTimeout.TotalSeconds:F0} s");
+                exitCode = 1;
+            }
+
+            return new DemoResult(exitCode, steps, _fired.ToArray(), tracers[0].Statistics, analysed);
+        }
+        finally
+        {
+            foreach (TracerControlPlane? control in controls)
+            {
+                if (control is not null)
+                {
+                    await control.DisposeAsync();
+                }
+            }
+
+            foreach (StepTracer? tracer in tracers)
+            {
+                if (tracer is not null)
+                {
+                    await tracer.DisposeAsync();
+                }
             }
         }
-
-        int exitCode = 0;
-        if (!flushed || !drained)
-        {
-            Write($"Error: not every record reached the service (sent {sent.Delivered}, analysed {analysed.Consumed}) within {options.DrainTimeout.TotalSeconds:F0} s");
-            exitCode = 1;
-        }
-
-        return new DemoResult(exitCode, steps, _fired.ToArray(), sent, analysed);
     }
 
     private void OnAlert(AlertTransition transition)
@@ -123,9 +195,7 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
             $"ALERT {what} {transition.RuleName} run={id[AlertLabels.Run]} rank={id[AlertLabels.Rank]} tensor={id[AlertLabels.Tensor]} step={transition.Step} value={transition.Value:G3}: {transition.Description}"));
     }
 
-    private long _lastProgressTicks;
-
-    private void Progress(StepProgress progress, StepTracer tracer, MonitorService service, Stopwatch clock)
+    private void Progress(StepProgress progress, StepTracer[] tracers, MonitorService service, Stopwatch clock)
     {
         bool last = progress.Step == options.Steps - 1;
         if (InteractiveProgress)
@@ -143,14 +213,15 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
         }
 
         double seconds = Math.Max(clock.Elapsed.TotalSeconds, 1e-3);
-        TracerStatistics stats = tracer.Statistics;
+        long delivered = tracers.Sum(t => t.Statistics.Delivered);
+        string versions = string.Join(" ", tracers.Select(t => $"r{t.Rank}:v{t.Statistics.SelectionVersion}"));
         string line = string.Create(CultureInfo.InvariantCulture,
-            $"step {progress.Step + 1,6}/{options.Steps}  loss {progress.Loss,8:F4}  records/s {stats.Delivered / seconds,7:F0}  analysed {service.Statistics.Decoded,6}  alerts fired {service.Statistics.AlertsFired}{(progress.FaultActive ? "  [fault active]" : "")}");
+            $"step {progress.Step + 1,6}/{options.Steps}  loss {progress.Loss,7:F4}  selection {versions}  records/s {delivered / seconds,6:F0}  analysed {service.Statistics.Decoded,6}  alerts {service.Statistics.AlertsFired}{(progress.FaultActive ? "  [fault]" : "")}");
         lock (_console)
         {
             if (InteractiveProgress)
             {
-                output.Write("\r" + line.PadRight(110));
+                output.Write("\r" + line.PadRight(120));
                 _progressLineOpen = true;
             }
             else
@@ -178,7 +249,7 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
         {
             if (_progressLineOpen)
             {
-                output.Write("\r" + new string(' ', 110) + "\r");
+                output.Write("\r" + new string(' ', 120) + "\r");
                 _progressLineOpen = false;
             }
 

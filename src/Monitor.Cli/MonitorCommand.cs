@@ -16,6 +16,7 @@ internal static class MonitorCommand
         {
             CreateDemo(),
             CreateServe(),
+            TraceCommands.Create(),
         };
         return root;
     }
@@ -29,16 +30,19 @@ internal static class MonitorCommand
         var metricsPort = new Option<int>("--metrics-port") { Description = "Port of /metrics, /healthz and /readyz on 127.0.0.1 (0 = any free port).", DefaultValueFactory = _ => 9464 };
         var kafka = new Option<string?>("--kafka") { Description = "Use Kafka instead of the in-process bus: bootstrap servers host:port[,...], or 'mock' for librdkafka's built-in mock cluster." };
         var run = new Option<string>("--run") { Description = "Run id.", DefaultValueFactory = _ => "demo" };
-        var stepDelay = new Option<int>("--step-delay-ms") { Description = "Pause after each step, to make the run last long enough to watch /metrics.", DefaultValueFactory = _ => 0 };
+        var stepDelay = new Option<int>("--step-delay-ms") { Description = "Pause after each step, so the run lasts long enough to watch /metrics and change the selection.", DefaultValueFactory = _ => 0 };
+        var ranks = new Option<int>("--ranks") { Description = "Data-parallel ranks trained in the process, each with its own tracer and connections.", DefaultValueFactory = _ => 1 };
+        var redis = new Option<string?>("--redis") { Description = "Redis of the control plane (host:port). Default: an in-process Garnet server on a free port." };
         var command = new Command("demo", "Run the sample TorchSharp job and the monitor service in one process, with no external servers, and print alerts as they fire.")
         {
-            steps, fault, faultAt, metricsPort, kafka, run, stepDelay,
+            steps, fault, faultAt, metricsPort, kafka, run, stepDelay, ranks, redis,
         };
         AddCheck(steps, value => value < 1 ? "--steps must be at least 1" : null);
         AddCheck(faultAt, value => value < 0 ? "--fault-at must not be negative" : null);
         AddCheck(metricsPort, value => value is < 0 or > 65535 ? "--metrics-port must be between 0 and 65535" : null);
         AddCheck(stepDelay, value => value < 0 ? "--step-delay-ms must not be negative" : null);
         AddCheck(run, value => RunId.Check(value) is { } problem ? "--run: " + problem : null);
+        AddCheck(ranks, value => value is < 1 or > 64 ? "--ranks must be between 1 and 64" : null);
         command.SetAction(async (parse, cancellationToken) =>
         {
             var options = new DemoOptions
@@ -50,6 +54,8 @@ internal static class MonitorCommand
                 Kafka = parse.GetValue(kafka),
                 RunId = parse.GetValue(run)!,
                 StepDelay = TimeSpan.FromMilliseconds(parse.GetValue(stepDelay)),
+                Ranks = parse.GetValue(ranks),
+                Redis = parse.GetValue(redis),
             };
             var runner = new DemoRunner(options, Console.Out) { InteractiveProgress = !Console.IsOutputRedirected };
             try
@@ -76,9 +82,11 @@ internal static class MonitorCommand
         var maxSeries = new Option<int>("--max-tensor-series") { Description = "Cap on exported (run, rank, tensor) combinations.", DefaultValueFactory = _ => 2_000 };
         var vanishing = new Option<double>("--vanishing-gradient-threshold") { Description = "VanishingGradient: threshold on mean |gradient|.", DefaultValueFactory = _ => 1e-7 };
         var lossSteps = new Option<int>("--loss-not-decreasing-steps") { Description = "LossNotDecreasing: traced steps per compared block.", DefaultValueFactory = _ => 50 };
+        var redis = new Option<string?>("--redis") { Description = $"Redis of the control plane; enables the /api endpoints (runs, catalogs, selections, history). Default: ${TraceCommands.RedisVariable}." , DefaultValueFactory = _ => Environment.GetEnvironmentVariable(TraceCommands.RedisVariable) };
+        var apiToken = new Option<string?>("--api-token") { Description = "Bearer token that /api writes require (reads are open). Default: $MONITOR_API_TOKEN; none disables writes.", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("MONITOR_API_TOKEN") };
         var command = new Command("serve", "Run the monitor service alone: consume step records from Kafka, evaluate rules, serve /metrics.")
         {
-            kafka, group, topic, deadLetterTopic, listen, maxSeries, vanishing, lossSteps,
+            kafka, group, topic, deadLetterTopic, listen, maxSeries, vanishing, lossSteps, redis, apiToken,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -94,6 +102,8 @@ internal static class MonitorCommand
                     DeadLetterTopic = parse.GetValue(deadLetterTopic)!,
                     ListenUrl = parse.GetValue(listen)!,
                     MaxTensorSeries = parse.GetValue(maxSeries),
+                    Redis = parse.GetValue(redis),
+                    ApiToken = parse.GetValue(apiToken),
                     Rules = new RuleOptions
                     {
                         VanishingGradientThreshold = parse.GetValue(vanishing),

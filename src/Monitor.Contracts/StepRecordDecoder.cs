@@ -134,6 +134,19 @@ public static class StepRecordDecoder
             {
                 return $"tensors[{i}] ('{tensor.Name}').summary: {summaryProblem}";
             }
+
+            if (tensor.Raw is { } raw)
+            {
+                if (raw.Float32Le.Length % sizeof(float) != 0)
+                {
+                    return $"tensors[{i}] ('{tensor.Name}').raw: float32_le has {raw.Float32Le.Length} bytes, not a multiple of 4";
+                }
+
+                if ((ulong)(raw.Float32Le.Length / sizeof(float)) > raw.TotalElements)
+                {
+                    return $"tensors[{i}] ('{tensor.Name}').raw: {raw.Float32Le.Length / sizeof(float)} values for a tensor of {raw.TotalElements} elements";
+                }
+            }
         }
 
         return null;

@@ -1,6 +1,7 @@
 using Monitor.Contracts.V1;
 using Monitor.Tracing.TorchSharp;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Monitor.Samples.Training;
@@ -32,6 +33,9 @@ public sealed class TrainingJobOptions
     /// <summary>SGD learning rate. Default 0.05.</summary>
     public double LearningRate { get; init; } = 0.05;
 
+    /// <summary>Data-parallel ranks trained in this process. Default 1.</summary>
+    public int Ranks { get; init; } = 1;
+
     /// <summary>Seed of the model, the teacher and the data. Default 7.</summary>
     public int Seed { get; init; } = 7;
 
@@ -51,6 +55,11 @@ public sealed class TrainingJobOptions
             throw new ArgumentException($"fault-at is {FaultAt}; it must not be negative");
         }
 
+        if (Ranks is < 1 or > 64)
+        {
+            throw new ArgumentException($"ranks is {Ranks}; it must be between 1 and 64");
+        }
+
         if (BatchSize < 1 || Inputs < 1 || Hidden < 1 || Classes < 2)
         {
             throw new ArgumentException("batch size, inputs and hidden units must be positive and classes at least 2");
@@ -65,7 +74,7 @@ public sealed class TrainingJobOptions
 
 /// <summary>What one step did, for progress displays.</summary>
 /// <param name="Step">Step number, from 0.</param>
-/// <param name="Loss">Training loss of the step's batch (the unscaled cross-entropy).</param>
+/// <param name="Loss">Training loss of the step's batch (the unscaled cross-entropy), averaged over ranks.</param>
 /// <param name="FaultActive">Whether the fault was in effect.</param>
 public readonly record struct StepProgress(long Step, double Loss, bool FaultActive);
 
@@ -86,80 +95,166 @@ public sealed class TrainingJob
         _options = options;
     }
 
+    /// <summary>Trains with the same tracer set-up on every rank; see the main overload.</summary>
+    public Task<long> RunAsync(
+        Func<nn.Module, optim.Optimizer, TorchSharpTracer?>? attachTracer,
+        Action<StepProgress>? onStep = null,
+        Func<bool>? shouldStop = null,
+        CancellationToken cancellationToken = default) =>
+        RunAsync(attachTracer is null ? null : (_, model, optimizer) => attachTracer(model, optimizer), onStep, shouldStop, cancellationToken);
+
     /// <summary>
-    /// Trains for <see cref="TrainingJobOptions.Steps"/> steps or until cancelled.
+    /// Trains for <see cref="TrainingJobOptions.Steps"/> steps or until stopped. With several
+    /// <see cref="TrainingJobOptions.Ranks"/>, runs synchronous data parallelism in this thread: every rank has its own
+    /// replica of the model (identical at start), optimizer and data shard; after each rank's backward pass the
+    /// gradients are averaged across ranks (an all-reduce), then every rank takes its optimizer step.
     /// </summary>
-    /// <param name="attachTracer">Called once with the model and optimizer; returns the adapter to trace with, or null.</param>
-    /// <param name="onStep">Called after every step on the training thread; must be quick.</param>
+    /// <param name="attachTracer">Called once per rank with its model and optimizer; returns the adapter to trace that rank with, or null.</param>
+    /// <param name="onStep">Called after every step on the training thread (loss averaged over ranks); must be quick.</param>
     /// <param name="shouldStop">Asked before every step; true ends training early (e.g. a stop command).</param>
     /// <param name="cancellationToken">Ends training early.</param>
     /// <returns>Steps completed.</returns>
     public async Task<long> RunAsync(
-        Func<nn.Module, optim.Optimizer, TorchSharpTracer?>? attachTracer = null,
+        Func<int, nn.Module, optim.Optimizer, TorchSharpTracer?>? attachTracer = null,
         Action<StepProgress>? onStep = null,
         Func<bool>? shouldStop = null,
         CancellationToken cancellationToken = default)
     {
         torch.manual_seed(_options.Seed);
         using var teacher = new SampleModel(_options.Inputs, _options.Hidden, _options.Classes);
-        using var model = new SampleModel(_options.Inputs, _options.Hidden, _options.Classes);
-        using var optimizer = optim.SGD(model.parameters(), _options.LearningRate);
         using var lossFunction = nn.CrossEntropyLoss();
-        using var data = new Generator((ulong)_options.Seed + 1);
-        using TorchSharpTracer? tracer = attachTracer?.Invoke(model, optimizer);
-
-        long step = 0;
-        for (; step < _options.Steps; step++)
+        var replicas = new Replica[_options.Ranks];
+        try
         {
-            if (cancellationToken.IsCancellationRequested || (shouldStop?.Invoke() ?? false))
+            for (int rank = 0; rank < replicas.Length; rank++)
             {
-                break;
+                // Same seed for every replica: data parallelism starts from identical weights.
+                torch.manual_seed(_options.Seed + 1);
+                var model = new SampleModel(_options.Inputs, _options.Hidden, _options.Classes);
+                var optimizer = optim.SGD(model.parameters(), _options.LearningRate);
+                replicas[rank] = new Replica(model, optimizer, new Generator((ulong)(_options.Seed + 100 + rank)));
+                replicas[rank].Tracer = attachTracer?.Invoke(rank, model, optimizer);
             }
 
-            bool faulty = _options.Fault != Fault.None && step >= _options.FaultAt;
-            double loss = TrainStep(step, teacher, model, optimizer, lossFunction, data, tracer, faulty);
-            onStep?.Invoke(new StepProgress(step, loss, faulty));
-            if (_options.StepDelay > TimeSpan.Zero)
+            long step = 0;
+            for (; step < _options.Steps; step++)
             {
-                try
-                {
-                    await Task.Delay(_options.StepDelay, cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
+                if (cancellationToken.IsCancellationRequested || (shouldStop?.Invoke() ?? false))
                 {
                     break;
                 }
+
+                bool faulty = _options.Fault != Fault.None && step >= _options.FaultAt;
+                double loss = TrainStep(step, teacher, replicas, lossFunction, faulty);
+                onStep?.Invoke(new StepProgress(step, loss, faulty));
+                if (_options.StepDelay > TimeSpan.Zero)
+                {
+                    try
+                    {
+                        await Task.Delay(_options.StepDelay, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        break;
+                    }
+                }
+            }
+
+            return step;
+        }
+        finally
+        {
+            foreach (Replica? replica in replicas)
+            {
+                replica?.Dispose();
             }
         }
-
-        return step;
     }
 
-    private double TrainStep(long step, SampleModel teacher, SampleModel model, optim.Optimizer optimizer,
-        nn.Module<Tensor, Tensor, Tensor> lossFunction, Generator data, TorchSharpTracer? tracer, bool faulty)
+    private double TrainStep(long step, SampleModel teacher, Replica[] replicas, nn.Module<Tensor, Tensor, Tensor> lossFunction, bool faulty)
     {
         using var scope = torch.NewDisposeScope();
-        Tensor inputs = torch.randn([_options.BatchSize, _options.Inputs], generator: data);
-        Tensor labels;
-        using (torch.no_grad())
+        double lossSum = 0;
+        foreach (Replica replica in replicas)
         {
-            labels = teacher.call(inputs).argmax(1);
+            Tensor inputs = torch.randn([_options.BatchSize, _options.Inputs], generator: replica.Data);
+            Tensor labels;
+            using (torch.no_grad())
+            {
+                labels = teacher.call(inputs).argmax(1);
+            }
+
+            foreach (var group in replica.Optimizer.ParamGroups)
+            {
+                group.LearningRate = faulty && _options.Fault == Fault.ExplodingGradients ? _options.LearningRate * 500 : _options.LearningRate;
+            }
+
+            replica.Tracer?.BeginStep(step, Mode.Train);
+            replica.Optimizer.zero_grad();
+            Tensor logits = replica.Model.call(inputs);
+            Tensor loss = lossFunction.call(logits, labels);
+            replica.Tracer?.RecordLoss(loss);
+            Tensor objective = faulty && _options.Fault == Fault.VanishingGradients ? loss * 1e-10 : loss;
+            objective.backward();
+            lossSum += loss.item<float>();
         }
 
-        foreach (var group in optimizer.ParamGroups)
+        if (replicas.Length > 1)
         {
-            group.LearningRate = faulty && _options.Fault == Fault.ExplodingGradients ? _options.LearningRate * 500 : _options.LearningRate;
+            AverageGradients(replicas);
         }
 
-        tracer?.BeginStep(step, Mode.Train);
-        optimizer.zero_grad();
-        Tensor logits = model.call(inputs);
-        Tensor loss = lossFunction.call(logits, labels);
-        tracer?.RecordLoss(loss);
-        Tensor objective = faulty && _options.Fault == Fault.VanishingGradients ? loss * 1e-10 : loss;
-        objective.backward();
-        optimizer.step();
-        tracer?.EndStep();
-        return loss.item<float>();
+        foreach (Replica replica in replicas)
+        {
+            replica.Optimizer.step();
+            replica.Tracer?.EndStep();
+        }
+
+        return lossSum / replicas.Length;
+    }
+
+    /// <summary>The all-reduce of data parallelism: every replica's gradient becomes the mean over replicas.</summary>
+    private static void AverageGradients(Replica[] replicas)
+    {
+        using var noGrad = torch.no_grad();
+        Parameter[][] parameters = [.. replicas.Select(r => r.Model.parameters().ToArray())];
+        for (int p = 0; p < parameters[0].Length; p++)
+        {
+            using Tensor mean = torch.zeros_like(parameters[0][p]);
+            foreach (Parameter[] replica in parameters)
+            {
+                using Tensor? gradient = replica[p].grad;
+                if (gradient is not null)
+                {
+                    mean.add_(gradient);
+                }
+            }
+
+            mean.div_(replicas.Length);
+            foreach (Parameter[] replica in parameters)
+            {
+                using Tensor? gradient = replica[p].grad;
+                gradient?.copy_(mean);
+            }
+        }
+    }
+
+    private sealed class Replica(SampleModel model, optim.Optimizer optimizer, Generator data) : IDisposable
+    {
+        public SampleModel Model { get; } = model;
+
+        public optim.Optimizer Optimizer { get; } = optimizer;
+
+        public Generator Data { get; } = data;
+
+        public TorchSharpTracer? Tracer { get; set; }
+
+        public void Dispose()
+        {
+            Tracer?.Dispose();
+            Optimizer.Dispose();
+            Model.Dispose();
+            Data.Dispose();
+        }
     }
 }

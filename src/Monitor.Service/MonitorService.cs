@@ -1,6 +1,5 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -11,7 +10,9 @@ using Monitor.Analysis.Rules;
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Contracts.V1;
+using Monitor.Tracing.Control;
 using Prometheus;
+using StackExchange.Redis;
 
 namespace Monitor.Service;
 
@@ -47,6 +48,7 @@ public sealed class MonitorService : IAsyncDisposable
     private readonly ILoggerFactory _loggerFactory;
     private readonly CancellationTokenSource _stopping = new();
     private WebApplication? _web;
+    private ConnectionMultiplexer? _redis;
     private Task? _pipeline;
     private long _consumed, _decoded, _failed, _deadLettered, _alertsFired;
     private volatile bool _ready;
@@ -132,9 +134,18 @@ public sealed class MonitorService : IAsyncDisposable
         web.MapGet("/readyz", () => _ready
             ? Results.Text("ready")
             : Results.Text("not ready", statusCode: StatusCodes.Status503ServiceUnavailable));
+        if (_options.Redis is { Length: > 0 } redis)
+        {
+            ConfigurationOptions configuration = ConfigurationOptions.Parse(redis);
+            configuration.AbortOnConnectFail = false;
+            configuration.ClientName ??= "monitor-service";
+            _redis = await ConnectionMultiplexer.ConnectAsync(configuration).ConfigureAwait(false);
+        }
+
+        ControlPlaneApi.Map(web, _redis is null ? null : new SelectionStore(_redis, _options.TimeProvider), _options.ApiToken);
         _web = web;
         await web.StartAsync(cancellationToken).ConfigureAwait(false);
-        string address = web.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        string address = web.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         BaseAddress = new Uri(address.Replace("[::]", "localhost", StringComparison.Ordinal).Replace("0.0.0.0", "localhost", StringComparison.Ordinal));
         _pipeline = Task.Factory.StartNew(RunPipeline, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
@@ -159,6 +170,11 @@ public sealed class MonitorService : IAsyncDisposable
         {
             await _web.StopAsync().ConfigureAwait(false);
             await _web.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_redis is not null)
+        {
+            await _redis.DisposeAsync().ConfigureAwait(false);
         }
 
         _stopping.Dispose();
@@ -225,6 +241,12 @@ public sealed class MonitorService : IAsyncDisposable
 
         Interlocked.Increment(ref _decoded);
         _metrics.Record(record);
+        if (record.AtBegin)
+        {
+            // One-shot captures hold values, not a training step: rules do not see them.
+            return;
+        }
+
         IReadOnlyList<AlertTransition> transitions = _engine.Process(record);
         _metrics.RuleFaults(_engine.RuleFaults);
         foreach (AlertTransition transition in transitions)

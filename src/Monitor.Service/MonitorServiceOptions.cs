@@ -27,6 +27,18 @@ public sealed class MonitorServiceOptions
     /// <summary>Rule settings.</summary>
     public RuleOptions Rules { get; init; } = new();
 
+    /// <summary>
+    /// Redis (or Garnet) of the control plane, StackExchange.Redis syntax; enables the <c>/api</c> endpoints. Default
+    /// none (they answer 503).
+    /// </summary>
+    public string? Redis { get; init; }
+
+    /// <summary>
+    /// Bearer token required by the <c>/api</c> endpoints that change something. Default none: writes are refused
+    /// (401); reads are open either way.
+    /// </summary>
+    public string? ApiToken { get; init; }
+
     /// <summary>How often consumer lag is refreshed. Default 1 s.</summary>
     public TimeSpan LagInterval { get; init; } = TimeSpan.FromSeconds(1);
 

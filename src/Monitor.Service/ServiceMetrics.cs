@@ -24,7 +24,8 @@ internal sealed class ServiceMetrics
     private readonly Counter _tensorSeriesRejected;
     private readonly Counter _consumed, _decoded, _failed, _deadLettered, _deadLetterFailed;
     private readonly Gauge _lag;
-    private readonly Gauge _step, _workerDropped;
+    private readonly Gauge _step, _workerDropped, _selectionVersion;
+    private readonly Dictionary<(string Run, uint Rank), RankSeries> _ranks = [];
     private readonly Gauge _alerts;
     private readonly Counter _alertsFired;
     private readonly Gauge _ruleFaults;
@@ -56,6 +57,7 @@ internal sealed class ServiceMetrics
         _lag = factory.CreateGauge("monitor_consumer_lag_records", "Records in the partition after the consumer's position.", "topic", "partition");
         _step = factory.CreateGauge("monitor_worker_step", "Last step received from a rank.", "run", "rank");
         _workerDropped = factory.CreateGauge("monitor_worker_dropped_records", "Records the rank reports it dropped before sending (queue full, failed delivery).", "run", "rank");
+        _selectionVersion = factory.CreateGauge("monitor_selection_version", "Version of the selection the rank's last record was traced under.", "run", "rank");
         _alerts = factory.CreateGauge("monitor_alerts", "Active alerts (1 while pending or firing), like Prometheus' ALERTS.",
             "alertname", "alertstate", "severity", "run", "rank", "tensor");
         _alertsFired = factory.CreateCounter("monitor_alerts_fired_total", "Alerts that started firing.", "alertname");
@@ -86,9 +88,34 @@ internal sealed class ServiceMetrics
     public void Record(StepRecord record)
     {
         _decoded.Inc();
+        if (record.AtBegin)
+        {
+            // A one-shot capture, not a step: it neither moves the step gauges nor replaces the rank's series.
+            return;
+        }
+
         string rank = record.Rank.ToString(CultureInfo.InvariantCulture);
         _step.WithLabels(record.RunId, rank).Set(record.Step);
         _workerDropped.WithLabels(record.RunId, rank).Set(record.DroppedBefore);
+        _selectionVersion.WithLabels(record.RunId, rank).Set(record.SelectionVersion);
+        if (!_ranks.TryGetValue((record.RunId, record.Rank), out RankSeries? series))
+        {
+            series = new RankSeries();
+            _ranks[(record.RunId, record.Rank)] = series;
+        }
+
+        if (series.SelectionVersion != record.SelectionVersion)
+        {
+            // A new selection: the tensors it no longer traces must not linger as stale series.
+            series.SelectionVersion = record.SelectionVersion;
+            var traced = record.Tensors.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+            foreach (string gone in series.Tensors.Where(t => !traced.Contains(t)).ToList())
+            {
+                RemoveTensorSeries(new SeriesKey(record.RunId, record.Rank, gone));
+                series.Tensors.Remove(gone);
+            }
+        }
+
         foreach (TensorRecord tensor in record.Tensors)
         {
             if (tensor.Summary is not { } summary)
@@ -112,6 +139,7 @@ internal sealed class ServiceMetrics
                     _tensorNan.WithLabels(labels), _tensorInf.WithLabels(labels), _tensorZeroFraction.WithLabels(labels));
                 _tensorSeries[key] = gauges;
                 _tensorSeriesCount.Set(_tensorSeries.Count);
+                series.Tensors.Add(tensor.Name);
             }
 
             gauges.Min.Set(summary.Min);
@@ -149,6 +177,27 @@ internal sealed class ServiceMetrics
         {
             _alertsFired.WithLabels(id[AlertLabels.AlertName]).Inc();
         }
+    }
+
+    private void RemoveTensorSeries(SeriesKey key)
+    {
+        if (!_tensorSeries.Remove(key, out TensorGauges? gauges))
+        {
+            return;
+        }
+
+        foreach (Gauge.Child child in new[] { gauges.Min, gauges.Max, gauges.Mean, gauges.Variance, gauges.AbsMean, gauges.L2, gauges.Nan, gauges.Inf, gauges.ZeroRatio })
+        {
+            child.Remove();
+        }
+
+        _tensorSeriesCount.Set(_tensorSeries.Count);
+    }
+
+    private sealed class RankSeries
+    {
+        public long SelectionVersion = -1;
+        public readonly HashSet<string> Tensors = new(StringComparer.Ordinal);
     }
 
     private sealed record TensorGauges(

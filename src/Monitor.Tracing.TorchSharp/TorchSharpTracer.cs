@@ -33,8 +33,9 @@ public sealed class TorchSharpTracer : IDisposable
     private readonly List<IDisposable> _hooks = [];
     private readonly (string Name, string GradientName, CollectionSet Collections, Parameter Parameter)[] _parameters;
     private readonly List<PendingDeviceSummary> _pending = [];
-    private readonly Dictionary<string, TensorInfo> _catalog = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, CatalogEntry> _catalog = new(StringComparer.Ordinal);
     private readonly ulong[] _buckets = new ulong[TensorSummarizer.BucketCount];
+    private volatile CatalogEntry[] _catalogSnapshot = [];
     private bool _disposed;
 
     private static readonly CollectionSet GradientSet = CollectionSet.Of(Collection.Gradients);
@@ -58,8 +59,8 @@ public sealed class TorchSharpTracer : IDisposable
             .ToArray();
         foreach ((string name, string gradientName, CollectionSet collections, Parameter parameter) in _parameters)
         {
-            _catalog[name] = new TensorInfo(name, parameter.shape, DTypeOf(parameter.dtype), collections);
-            _catalog[gradientName] = new TensorInfo(gradientName, parameter.shape, DTypeOf(parameter.dtype), GradientSet);
+            AddToCatalog(name, parameter.shape, parameter.dtype, collections);
+            AddToCatalog(gradientName, parameter.shape, parameter.dtype, GradientSet);
         }
     }
 
@@ -68,9 +69,10 @@ public sealed class TorchSharpTracer : IDisposable
 
     /// <summary>
     /// Every tensor this adapter can trace, with shape, dtype and collections (activations appear after the first
-    /// forward pass that ran with the hooks attached).
+    /// forward pass that ran with the hooks attached; losses and learning rates after they were first recorded). A
+    /// snapshot: safe to read from any thread (the control plane publishes it).
     /// </summary>
-    public IReadOnlyCollection<TensorInfo> Catalog => _catalog.Values;
+    public IReadOnlyList<CatalogEntry> Catalog => _catalogSnapshot;
 
     /// <summary>Attaches to <paramref name="model"/> (and <paramref name="optimizer"/>, for learning rates).</summary>
     /// <exception cref="ArgumentNullException">A required argument is null.</exception>
@@ -93,10 +95,34 @@ public sealed class TorchSharpTracer : IDisposable
         return adapter;
     }
 
-    /// <summary>Begins a step; see <see cref="StepTracer.BeginStep"/>. Never throws.</summary>
+    /// <summary>
+    /// Begins a step; see <see cref="StepTracer.BeginStep"/>. When a selection with a one-shot <c>atBegin</c> part has
+    /// just taken effect, that capture (parameters as they are now, with raw values) is taken and sent first. Never
+    /// throws.
+    /// </summary>
     public bool BeginStep(long step, Mode mode = Mode.Train)
     {
-        _pending.Clear();
+        DisposePending();
+        if (_tracer.BeginAtBeginCapture(step))
+        {
+            try
+            {
+                CaptureParameters();
+                FlushDeviceSummaries();
+            }
+#pragma warning disable CA1031 // Never throw into the training loop.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                _tracer.ReportFault("at-begin", ex);
+            }
+            finally
+            {
+                DisposePending();
+                _tracer.EndStep();
+            }
+        }
+
         return _tracer.BeginStep(step, mode);
     }
 
@@ -108,6 +134,11 @@ public sealed class TorchSharpTracer : IDisposable
     {
         try
         {
+            if (!_catalog.ContainsKey(name))
+            {
+                AddToCatalog(name, tensor.shape, tensor.dtype, collections);
+            }
+
             Capture(name, collections, tensor);
         }
 #pragma warning disable CA1031 // Never throw into the training loop.
@@ -128,26 +159,14 @@ public sealed class TorchSharpTracer : IDisposable
         {
             if (_tracer.IsTracingStep)
             {
-                foreach ((string name, string gradientName, CollectionSet collections, Parameter parameter) in _parameters)
-                {
-                    Capture(name, collections, parameter);
-                    if (_tracer.Wants(gradientName, GradientSet))
-                    {
-                        using Tensor? gradient = parameter.grad;
-                        if (gradient is not null)
-                        {
-                            Capture(gradientName, GradientSet, gradient);
-                        }
-                    }
-                }
-
+                CaptureParameters();
                 if (_optimizer is not null)
                 {
                     int group = 0;
                     foreach (optim.ILearningRateController controller in _optimizer.ParamGroups)
                     {
                         string name = $"optimizer.param_groups.{group++}.lr";
-                        _catalog.TryAdd(name, new TensorInfo(name, [], DType.Float64, OptimizerSet));
+                        AddToCatalog(name, [], ScalarType.Float64, OptimizerSet);
                         _tracer.AddScalar(name, OptimizerSet, controller.LearningRate);
                     }
                 }
@@ -185,13 +204,44 @@ public sealed class TorchSharpTracer : IDisposable
         DisposePending();
     }
 
+    private void CaptureParameters()
+    {
+        foreach ((string name, string gradientName, CollectionSet collections, Parameter parameter) in _parameters)
+        {
+            Capture(name, collections, parameter);
+            if (_tracer.Wants(gradientName, GradientSet))
+            {
+                using Tensor? gradient = parameter.grad;
+                if (gradient is not null)
+                {
+                    Capture(gradientName, GradientSet, gradient);
+                }
+            }
+        }
+    }
+
+    private void AddToCatalog(string name, long[] shape, ScalarType dtype, CollectionSet collections)
+    {
+        if (_catalog.ContainsKey(name))
+        {
+            return;
+        }
+
+        _catalog[name] = new CatalogEntry(name, shape, DTypeName(DTypeOf(dtype)), collections.Members().Select(CollectionNames.NameOf).ToArray());
+        _catalogSnapshot = [.. _catalog.Values];
+    }
+
     private void AddActivationHook(string name, nn.Module<Tensor, Tensor> module)
     {
         var remover = module.register_forward_hook((_, _, output) =>
         {
             try
             {
-                _catalog.TryAdd(name, new TensorInfo(name, output.shape, DTypeOf(output.dtype), ActivationSet));
+                if (!_catalog.ContainsKey(name))
+                {
+                    AddToCatalog(name, output.shape, output.dtype, ActivationSet);
+                }
+
                 Capture(name, ActivationSet, output);
             }
 #pragma warning disable CA1031 // A hook runs inside the user's forward pass: it must never throw.
@@ -232,14 +282,21 @@ public sealed class TorchSharpTracer : IDisposable
             }
 
             // Reads libtorch's buffer in place: no copy for contiguous float32 CPU tensors.
-            ReadOnlySpan<float> elements = MemoryMarshal.Cast<byte, float>(values.bytes);
-            TensorSummarizer.Summarize(elements, _buckets, out TensorStatistics statistics);
-            _tracer.AddSummary(name, collections, dtype, shape, statistics, _buckets);
+            _tracer.AddValues(name, collections, dtype, shape, MemoryMarshal.Cast<byte, float>(values.bytes));
             return;
         }
 
         Tensor reductions = DeviceReductions.Compute(tensor);
-        _pending.Add(new PendingDeviceSummary(name, collections, dtype, shape, tensor.numel(), reductions));
+        float[] raw = [];
+        if (_tracer.RawLimitOf(name, collections) is > 0 and int limit)
+        {
+            // Raw values leave the device in a transfer of their own (only when a selection asks for them).
+            using var scope = NewDisposeScope();
+            Tensor head = tensor.detach().reshape(-1);
+            raw = head.slice(0, 0, Math.Min(limit, head.numel()), 1).to_type(ScalarType.Float32).cpu().data<float>().ToArray();
+        }
+
+        _pending.Add(new PendingDeviceSummary(name, collections, dtype, shape, tensor.numel(), reductions, raw));
     }
 
     private void FlushDeviceSummaries()
@@ -257,7 +314,7 @@ public sealed class TorchSharpTracer : IDisposable
         {
             PendingDeviceSummary p = _pending[i];
             DeviceReductions.Read(all.AsSpan(i * DeviceReductions.Width, DeviceReductions.Width), p.Count, _buckets, out TensorStatistics statistics);
-            _tracer.AddSummary(p.Name, p.Collections, p.DType, p.Shape, statistics, _buckets);
+            _tracer.AddSummary(p.Name, p.Collections, p.DType, p.Shape, statistics, _buckets, p.Raw);
         }
     }
 
@@ -286,17 +343,17 @@ public sealed class TorchSharpTracer : IDisposable
         _ => DType.Unspecified,
     };
 
-    private sealed record PendingDeviceSummary(string Name, CollectionSet Collections, DType DType, long[] Shape, long Count, Tensor Reductions);
+    internal static string DTypeName(DType type) => type switch
+    {
+        DType.Bfloat16 => "bfloat16",
+        DType.Unspecified => "unknown",
+        _ => type.ToString().ToLowerInvariant(),
+    };
+
+    private sealed record PendingDeviceSummary(string Name, CollectionSet Collections, DType DType, long[] Shape, long Count, Tensor Reductions, float[] Raw);
 
     private sealed class HookHandle(Action remove) : IDisposable
     {
         public void Dispose() => remove();
     }
 }
-
-/// <summary>A traceable tensor as the adapter knows it (the worker's catalog).</summary>
-/// <param name="Name">Tensor name.</param>
-/// <param name="Shape">Shape at the time it was seen.</param>
-/// <param name="DType">Element type.</param>
-/// <param name="Collections">Collections it belongs to.</param>
-public sealed record TensorInfo(string Name, IReadOnlyList<long> Shape, DType DType, CollectionSet Collections);

@@ -4,6 +4,16 @@ using Monitor.Contracts.V1;
 
 namespace Monitor.Tracing;
 
+/// <summary>What to capture of one tensor; <see cref="None"/> when it is not traced. Summary statistics are always
+/// captured for a traced tensor.</summary>
+/// <param name="Traced">The tensor is traced.</param>
+/// <param name="Histogram">Include the log2 histogram.</param>
+/// <param name="RawLimit">Raw elements to include (0: none).</param>
+internal readonly record struct CaptureSpec(bool Traced, bool Histogram, int RawLimit)
+{
+    public static CaptureSpec None => default;
+}
+
 /// <summary>
 /// A validated <see cref="TraceSelection"/> with its regular expressions compiled and its per-tensor decisions
 /// cached, so that asking "trace this tensor?" on the training path is one dictionary lookup after the first step.
@@ -11,37 +21,59 @@ namespace Monitor.Tracing;
 /// <remarks>Used by one training thread at a time (the cache is not synchronised).</remarks>
 internal sealed class CompiledSelection
 {
-    private readonly (Collection Collection, Regex[] Include, Regex[] Exclude)[] _collections;
+    private readonly (Collection Collection, Regex[] Include, Regex[] Exclude, bool Histogram, bool Raw)[] _collections;
     private readonly HashSet<string> _explicitNames;
-    private readonly Dictionary<string, bool> _decisions = new(StringComparer.Ordinal);
+    private readonly bool _rawForExplicitNames;
+    private readonly HashSet<Mode> _modes;
+    private readonly Dictionary<string, CaptureSpec> _decisions = new(StringComparer.Ordinal);
     private long _lastTracedTimestamp = long.MinValue;
 
-    public CompiledSelection(TraceSelection selection)
+    /// <summary>Compiles <paramref name="selection"/>.</summary>
+    /// <param name="selection">The selection; validated here.</param>
+    /// <param name="rawForExplicitNames">Capture raw values of the explicitly named tensors too (the at-begin capture).</param>
+    /// <exception cref="SelectionValidationException">The selection is invalid.</exception>
+    public CompiledSelection(TraceSelection selection, bool rawForExplicitNames = false)
     {
         ArgumentNullException.ThrowIfNull(selection);
         selection.EnsureValid();
         Source = selection;
+        _rawForExplicitNames = rawForExplicitNames;
         _collections = selection.Collections
             .Select(pair =>
             {
                 Collection collection = CollectionNames.TryParse(pair.Key, out Collection parsed)
                     ? parsed
-                    : throw new ArgumentException($"unknown collection '{pair.Key}'");
+                    : throw new SelectionValidationException($"collections.{pair.Key}: unknown collection");
                 return (collection,
                     pair.Value.Include.Select(TraceSelection.CompilePattern).ToArray(),
-                    pair.Value.Exclude.Select(TraceSelection.CompilePattern).ToArray());
+                    pair.Value.Exclude.Select(TraceSelection.CompilePattern).ToArray(),
+                    pair.Value.Histogram,
+                    pair.Value.Raw);
             })
             .ToArray();
         _explicitNames = new HashSet<string>(selection.Tensors, StringComparer.Ordinal);
+        _modes = selection.Modes.Select(m => ModeNames.TryParse(m, out Mode mode) ? mode : Mode.Unspecified).ToHashSet();
+        AtBegin = selection.AtBegin is { } atBegin ? new CompiledSelection(atBegin.AsSelection(), rawForExplicitNames: true) : null;
     }
 
     public TraceSelection Source { get; }
 
     public long Version => Source.Version;
 
-    /// <summary>Whether the step is traced under the schedule (TF-Tracer priority: steps, seconds, range).</summary>
-    public bool IsScheduled(long step, TimeProvider time)
+    /// <summary>The one-shot capture of this selection, if it has one.</summary>
+    public CompiledSelection? AtBegin { get; }
+
+    /// <summary>
+    /// Whether the step is traced: the rank may trace (<c>chiefOnly</c>), the mode is selected, and the schedule
+    /// (TF-Tracer priority: every N steps, every N seconds, step range) picks the step.
+    /// </summary>
+    public bool IsScheduled(long step, Mode mode, int rank, TimeProvider time)
     {
+        if ((Source.ChiefOnly && rank != 0) || (_modes.Count > 0 && !_modes.Contains(mode)))
+        {
+            return false;
+        }
+
         TraceSchedule schedule = Source.Schedule;
         if (schedule.EverySteps is { } everySteps)
         {
@@ -69,25 +101,30 @@ internal sealed class CompiledSelection
     }
 
     /// <summary>Whether the tensor is selected. A given name must always come with the same collections.</summary>
-    public bool Selects(string name, CollectionSet collections)
+    public bool Selects(string name, CollectionSet collections) => Capture(name, collections).Traced;
+
+    /// <summary>What to capture of the tensor (cached per name).</summary>
+    public CaptureSpec Capture(string name, CollectionSet collections)
     {
-        if (!_decisions.TryGetValue(name, out bool selected))
+        if (!_decisions.TryGetValue(name, out CaptureSpec spec))
         {
-            selected = Decide(name, collections);
-            _decisions[name] = selected;
+            spec = Decide(name, collections);
+            _decisions[name] = spec;
         }
 
-        return selected;
+        return spec;
     }
 
-    private bool Decide(string name, CollectionSet collections)
+    private CaptureSpec Decide(string name, CollectionSet collections)
     {
+        bool traced = false, histogram = false, raw = false;
         if (_explicitNames.Contains(name))
         {
-            return true;
+            traced = histogram = true;
+            raw = _rawForExplicitNames;
         }
 
-        foreach ((Collection collection, Regex[] include, Regex[] exclude) in _collections)
+        foreach ((Collection collection, Regex[] include, Regex[] exclude, bool wantsHistogram, bool wantsRaw) in _collections)
         {
             if (!collections.Contains(collection))
             {
@@ -97,10 +134,12 @@ internal sealed class CompiledSelection
             bool included = include.Length == 0 || include.Any(r => r.IsMatch(name));
             if (included && !exclude.Any(r => r.IsMatch(name)))
             {
-                return true;
+                traced = true;
+                histogram |= wantsHistogram;
+                raw |= wantsRaw;
             }
         }
 
-        return false;
+        return traced ? new CaptureSpec(true, histogram, raw ? Source.LimitSize : 0) : CaptureSpec.None;
     }
 }

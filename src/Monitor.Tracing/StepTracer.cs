@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
@@ -37,6 +38,8 @@ public sealed class StepTracer : IAsyncDisposable
 
     private volatile CompiledSelection _selection;
     private CompiledSelection _stepSelection;
+    private CompiledSelection? _atBeginTakenFor;
+    private long _lastStep = -1;
     private StepRecord? _current;
     private long _sequence;
     private long _stepsSeen;
@@ -85,6 +88,9 @@ public sealed class StepTracer : IAsyncDisposable
     /// <summary>Rank.</summary>
     public int Rank => _options.Rank;
 
+    /// <summary>The step most recently begun (-1 before the first).</summary>
+    public long LastStep => Volatile.Read(ref _lastStep);
+
     /// <summary>True between <see cref="BeginStep"/> and <see cref="EndStep"/> of a step the schedule selected.</summary>
     public bool IsTracingStep => _current is not null;
 
@@ -122,7 +128,7 @@ public sealed class StepTracer : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts a step. Returns whether the schedule traces it. Never throws.</summary>
+    /// <summary>Starts a step. Returns whether the selection traces it. Never throws.</summary>
     /// <param name="step">The global step of this rank (monotonic).</param>
     /// <param name="mode">What the loop is doing.</param>
     public bool BeginStep(long step, Mode mode = Mode.Train)
@@ -130,26 +136,9 @@ public sealed class StepTracer : IAsyncDisposable
         try
         {
             Interlocked.Increment(ref _stepsSeen);
-            _namesThisStep.Clear();
-            _current = null;
+            Volatile.Write(ref _lastStep, step);
             _stepSelection = _selection;
-            if (!_stepSelection.IsScheduled(step, _options.TimeProvider))
-            {
-                return false;
-            }
-
-            Interlocked.Increment(ref _stepsTraced);
-            _current = new StepRecord
-            {
-                SchemaVersion = StepRecordDecoder.CurrentSchemaVersion,
-                RunId = _options.RunId,
-                Rank = (uint)_options.Rank,
-                WorldSize = (uint)_options.WorldSize,
-                Step = step,
-                Mode = mode,
-                SelectionVersion = _stepSelection.Version,
-            };
-            return true;
+            return StartRecord(step, mode, atBegin: false, _stepSelection.IsScheduled(step, mode, _options.Rank, _options.TimeProvider));
         }
 #pragma warning disable CA1031 // The tracer must never throw into the training loop; faults are counted and logged.
         catch (Exception ex)
@@ -162,10 +151,72 @@ public sealed class StepTracer : IAsyncDisposable
     }
 
     /// <summary>
+    /// Starts the one-shot capture of a selection that has an <c>atBegin</c> part and has not had it taken yet (the
+    /// start-up selection before the first step, a new selection at the step boundary where it takes effect). When
+    /// it returns true, add the tensors as for a step and call <see cref="EndStep"/>, then begin the step itself.
+    /// Framework adapters call this; never throws.
+    /// </summary>
+    public bool BeginAtBeginCapture(long step)
+    {
+        try
+        {
+            CompiledSelection latest = _selection;
+            if (latest.AtBegin is null || ReferenceEquals(_atBeginTakenFor, latest))
+            {
+                return false;
+            }
+
+            _atBeginTakenFor = latest;
+            // Only ranks and modes that trace at all take the one-shot capture.
+            _stepSelection = latest.AtBegin;
+            return StartRecord(step, Mode.Unspecified, atBegin: true, traced: !latest.Source.ChiefOnly || _options.Rank == 0);
+        }
+#pragma warning disable CA1031 // See BeginStep.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Fault("begin-at-begin", ex);
+            _current = null;
+            return false;
+        }
+    }
+
+    private bool StartRecord(long step, Mode mode, bool atBegin, bool traced)
+    {
+        _namesThisStep.Clear();
+        _current = null;
+        if (!traced)
+        {
+            return false;
+        }
+
+        if (!atBegin)
+        {
+            Interlocked.Increment(ref _stepsTraced);
+        }
+
+        _current = new StepRecord
+        {
+            SchemaVersion = StepRecordDecoder.CurrentSchemaVersion,
+            RunId = _options.RunId,
+            Rank = (uint)_options.Rank,
+            WorldSize = (uint)_options.WorldSize,
+            Step = step,
+            Mode = mode,
+            SelectionVersion = atBegin ? _selection.Version : _stepSelection.Version,
+            AtBegin = atBegin,
+        };
+        return true;
+    }
+
+    /// <summary>
     /// Whether the current step traces the tensor: the step is scheduled, the selection selects the name with
     /// these collections, and the name was not added yet this step. Use it to skip expensive captures. Never throws.
     /// </summary>
-    public bool Wants(string name, CollectionSet collections)
+    public bool Wants(string name, CollectionSet collections) => CaptureOf(name, collections).Traced;
+
+    /// <summary>What the current step captures of the tensor (<see cref="CaptureSpec.None"/> when nothing). Never throws.</summary>
+    internal CaptureSpec CaptureOf(string name, CollectionSet collections)
     {
         try
         {
@@ -173,32 +224,36 @@ public sealed class StepTracer : IAsyncDisposable
             {
                 // A nameless tensor would make the whole record undecodable: refuse just the tensor.
                 Fault("select", new ArgumentException("tensor name is empty", nameof(name)));
-                return false;
+                return CaptureSpec.None;
             }
 
-            return _current is not null && !_namesThisStep.Contains(name) && _stepSelection.Selects(name, collections);
+            return _current is not null && !_namesThisStep.Contains(name) ? _stepSelection.Capture(name, collections) : CaptureSpec.None;
         }
 #pragma warning disable CA1031 // See BeginStep.
         catch (Exception ex)
 #pragma warning restore CA1031
         {
             Fault("select", ex);
-            return false;
+            return CaptureSpec.None;
         }
     }
 
-    /// <summary>Summarizes float32 values with the fused summarizer and adds them to the step, if <see cref="Wants"/>.</summary>
+    /// <summary>
+    /// Summarizes float32 values with the fused summarizer and adds them to the step, with the histogram and raw
+    /// values when the selection asks for them, if <see cref="Wants"/>. Never throws.
+    /// </summary>
     public void AddValues(string name, CollectionSet collections, DType dtype, ReadOnlySpan<long> shape, ReadOnlySpan<float> values)
     {
         try
         {
-            if (!Wants(name, collections))
+            CaptureSpec spec = CaptureOf(name, collections);
+            if (!spec.Traced)
             {
                 return;
             }
 
             TensorSummarizer.Summarize(values, _buckets, out TensorStatistics statistics);
-            AddTensor(name, collections, dtype, shape, statistics, _buckets);
+            AddTensor(name, collections, dtype, shape, statistics, spec.Histogram ? _buckets : [], RawPart(spec, values), values.Length);
         }
 #pragma warning disable CA1031 // See BeginStep.
         catch (Exception ex)
@@ -213,7 +268,8 @@ public sealed class StepTracer : IAsyncDisposable
     {
         try
         {
-            if (!Wants(name, collections))
+            CaptureSpec spec = CaptureOf(name, collections);
+            if (!spec.Traced)
             {
                 return;
             }
@@ -240,7 +296,9 @@ public sealed class StepTracer : IAsyncDisposable
                 _buckets[Log2Histogram.BucketOf(value)] = 1;
             }
 
-            AddTensor(name, collections, DType.Float64, [], statistics, _buckets);
+            float single = (float)value;
+            AddTensor(name, collections, DType.Float64, [], statistics, spec.Histogram ? _buckets : [],
+                RawPart(spec, new ReadOnlySpan<float>(in single)), 1);
         }
 #pragma warning disable CA1031 // See BeginStep.
         catch (Exception ex)
@@ -250,20 +308,23 @@ public sealed class StepTracer : IAsyncDisposable
         }
     }
 
-    /// <summary>Adds statistics computed elsewhere (e.g. reductions on a GPU), if <see cref="Wants"/>.</summary>
+    /// <summary>Adds statistics computed elsewhere (e.g. reductions on a GPU), if <see cref="Wants"/>. Never throws.</summary>
     /// <param name="name">Tensor name, unique within the step.</param>
     /// <param name="collections">Its collections.</param>
     /// <param name="dtype">Its element type.</param>
     /// <param name="shape">Its shape.</param>
     /// <param name="statistics">The statistics.</param>
     /// <param name="buckets"><see cref="Log2Histogram"/> counts (length <see cref="TensorSummarizer.BucketCount"/>) or empty.</param>
-    public void AddSummary(string name, CollectionSet collections, DType dtype, ReadOnlySpan<long> shape, in TensorStatistics statistics, ReadOnlySpan<ulong> buckets)
+    /// <param name="raw">The first elements of the tensor, when <see cref="RawLimitOf"/> asks for them; else empty.</param>
+    public void AddSummary(string name, CollectionSet collections, DType dtype, ReadOnlySpan<long> shape, in TensorStatistics statistics,
+        ReadOnlySpan<ulong> buckets, ReadOnlySpan<float> raw = default)
     {
         try
         {
-            if (Wants(name, collections))
+            CaptureSpec spec = CaptureOf(name, collections);
+            if (spec.Traced)
             {
-                AddTensor(name, collections, dtype, shape, statistics, buckets);
+                AddTensor(name, collections, dtype, shape, statistics, spec.Histogram ? buckets : [], RawPart(spec, raw), statistics.Count);
             }
         }
 #pragma warning disable CA1031 // See BeginStep.
@@ -273,6 +334,13 @@ public sealed class StepTracer : IAsyncDisposable
             Fault("add-summary", ex);
         }
     }
+
+    /// <summary>How many raw elements the current step wants of the tensor (0: none). For adapters that must copy
+    /// raw values from a device. Never throws.</summary>
+    public int RawLimitOf(string name, CollectionSet collections) => CaptureOf(name, collections).RawLimit;
+
+    private static ReadOnlySpan<float> RawPart(CaptureSpec spec, ReadOnlySpan<float> values) =>
+        spec.RawLimit == 0 ? [] : values[..Math.Min(spec.RawLimit, values.Length)];
 
     /// <summary>
     /// Ends the step: stamps the event time and sequence number and queues the record for the sender. Never
@@ -363,7 +431,8 @@ public sealed class StepTracer : IAsyncDisposable
         }
     }
 
-    private void AddTensor(string name, CollectionSet collections, DType dtype, ReadOnlySpan<long> shape, in TensorStatistics statistics, ReadOnlySpan<ulong> buckets)
+    private void AddTensor(string name, CollectionSet collections, DType dtype, ReadOnlySpan<long> shape, in TensorStatistics statistics,
+        ReadOnlySpan<ulong> buckets, ReadOnlySpan<float> raw, long elements)
     {
         StepRecord record = _current!;
         _namesThisStep.Add(name);
@@ -401,6 +470,16 @@ public sealed class StepTracer : IAsyncDisposable
         }
 
         var tensor = new TensorRecord { Name = name, Dtype = dtype, Summary = summary };
+        if (!raw.IsEmpty)
+        {
+            tensor.Raw = new RawValues
+            {
+                Float32Le = ByteString.CopyFrom(MemoryMarshal.AsBytes(raw)),
+                TotalElements = (ulong)elements,
+                Truncated = raw.Length < elements,
+            };
+        }
+
         foreach (Collection collection in collections.Members())
         {
             tensor.Collections.Add(collection);

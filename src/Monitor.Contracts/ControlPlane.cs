@@ -1,0 +1,144 @@
+using System.Globalization;
+using System.Text.Json.Serialization;
+
+namespace Monitor.Contracts;
+
+/// <summary>
+/// Redis keys and channels of the control plane. Every per-run key carries the run as a hash tag (<c>{run}</c>) so
+/// that all of a run's keys live in one slot of a Redis Cluster (and MULTI/EXEC over them works there). Only
+/// strings, hashes, lists, sets, INCR, MULTI/EXEC and pub/sub are used, which Redis and Garnet both support.
+/// </summary>
+public static class ControlPlaneKeys
+{
+    /// <summary>Set of run ids that have control-plane state.</summary>
+    public const string Runs = "monitor:runs";
+
+    /// <summary>String: the run's selection (JSON, <see cref="TraceSelection"/>, carries its version).</summary>
+    public static string Selection(string run) => $"monitor:{{{run}}}:selection";
+
+    /// <summary>String: one rank's own selection; it takes precedence over the run's.</summary>
+    public static string RankSelection(string run, int rank) => $"monitor:{{{run}}}:selection:rank:{Invariant(rank)}";
+
+    /// <summary>Counter (INCR) from which every stored selection of the run takes its version.</summary>
+    public static string Version(string run) => $"monitor:{{{run}}}:version";
+
+    /// <summary>Hash: tensor name → <see cref="CatalogEntry"/> JSON, as published by the rank.</summary>
+    public static string Catalog(string run, int rank) => $"monitor:{{{run}}}:catalog:{Invariant(rank)}";
+
+    /// <summary>Hash: rank → <see cref="WorkerStatus"/> JSON (the heartbeat).</summary>
+    public static string Workers(string run) => $"monitor:{{{run}}}:workers";
+
+    /// <summary>String: a command for the run's workers (e.g. stop).</summary>
+    public static string Command(string run) => $"monitor:{{{run}}}:command";
+
+    /// <summary>List: <see cref="AuditEntry"/> JSON, newest first, trimmed to <see cref="AuditLength"/>.</summary>
+    public static string Audit(string run) => $"monitor:{{{run}}}:audit";
+
+    /// <summary>Pub/sub channel: "something changed, re-read" notices (<see cref="ControlNotice"/> JSON).</summary>
+    public static string Control(string run) => $"monitor:{{{run}}}:control";
+
+    /// <summary>Entries kept in the audit list.</summary>
+    public const int AuditLength = 1000;
+
+    private static string Invariant(int rank) => rank.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>One change of a run's selection, as kept in the audit list.</summary>
+public sealed record AuditEntry
+{
+    /// <summary>When the change was stored.</summary>
+    [JsonPropertyName("at")]
+    public DateTimeOffset At { get; init; }
+
+    /// <summary>Who made it (user name, or the API's principal).</summary>
+    [JsonPropertyName("who")]
+    public string Who { get; init; } = "";
+
+    /// <summary>Through what: <c>cli</c>, <c>api</c>, ...</summary>
+    [JsonPropertyName("source")]
+    public string Source { get; init; } = "";
+
+    /// <summary><c>set</c> or <c>clear</c> (a rank's own selection removed).</summary>
+    [JsonPropertyName("action")]
+    public string Action { get; init; } = "set";
+
+    /// <summary>The rank whose own selection changed; null for the run's selection.</summary>
+    [JsonPropertyName("rank")]
+    public int? Rank { get; init; }
+
+    /// <summary>Version replaced (null when there was none).</summary>
+    [JsonPropertyName("oldVersion")]
+    public long? OldVersion { get; init; }
+
+    /// <summary>Version stored (null for a clear).</summary>
+    [JsonPropertyName("newVersion")]
+    public long? NewVersion { get; init; }
+
+    /// <summary>The selection stored (null for a clear).</summary>
+    [JsonPropertyName("selection")]
+    public TraceSelection? Selection { get; init; }
+}
+
+/// <summary>A rank's heartbeat, written by its control loop.</summary>
+public sealed record WorkerStatus
+{
+    /// <summary>Rank.</summary>
+    [JsonPropertyName("rank")]
+    public int Rank { get; init; }
+
+    /// <summary>Host name of the worker.</summary>
+    [JsonPropertyName("host")]
+    public string Host { get; init; } = "";
+
+    /// <summary>Process id of the worker.</summary>
+    [JsonPropertyName("pid")]
+    public int ProcessId { get; init; }
+
+    /// <summary>When this heartbeat was written.</summary>
+    [JsonPropertyName("at")]
+    public DateTimeOffset At { get; init; }
+
+    /// <summary>Version of the selection in force.</summary>
+    [JsonPropertyName("selectionVersion")]
+    public long SelectionVersion { get; init; }
+
+    /// <summary>The last selection version the rank refused, if any.</summary>
+    [JsonPropertyName("rejectedVersion")]
+    public long? RejectedVersion { get; init; }
+
+    /// <summary>Why it was refused.</summary>
+    [JsonPropertyName("rejectionReason")]
+    public string? RejectionReason { get; init; }
+
+    /// <summary>Steps begun so far.</summary>
+    [JsonPropertyName("steps")]
+    public long Steps { get; init; }
+
+    /// <summary>Records delivered so far.</summary>
+    [JsonPropertyName("recordsDelivered")]
+    public long RecordsDelivered { get; init; }
+
+    /// <summary>Records lost so far (queue full, failed delivery).</summary>
+    [JsonPropertyName("recordsLost")]
+    public long RecordsLost { get; init; }
+}
+
+/// <summary>A traceable tensor of a rank, as published in its catalog.</summary>
+/// <param name="Name">Tensor name.</param>
+/// <param name="Shape">Shape when last seen.</param>
+/// <param name="DType">Element type (e.g. <c>float32</c>).</param>
+/// <param name="Collections">Collections it belongs to (de-duplicated).</param>
+public sealed record CatalogEntry(
+    [property: JsonPropertyName("name")] string Name,
+    [property: JsonPropertyName("shape")] IReadOnlyList<long> Shape,
+    [property: JsonPropertyName("dtype")] string DType,
+    [property: JsonPropertyName("collections")] IReadOnlyList<string> Collections);
+
+/// <summary>The wake-up published on <see cref="ControlPlaneKeys.Control"/>: re-read the keys; it carries no state.</summary>
+/// <param name="Kind"><c>selection</c> or <c>command</c>.</param>
+/// <param name="Rank">The rank concerned, or null for all.</param>
+/// <param name="Version">The version stored, when a selection.</param>
+public sealed record ControlNotice(
+    [property: JsonPropertyName("kind")] string Kind,
+    [property: JsonPropertyName("rank")] int? Rank,
+    [property: JsonPropertyName("version")] long? Version);

@@ -1,0 +1,248 @@
+using System.Text.Json;
+using Monitor.Contracts;
+using StackExchange.Redis;
+
+namespace Monitor.Tracing.Control;
+
+/// <summary>Who changes a selection and through what, for the audit list.</summary>
+/// <param name="Who">User or principal.</param>
+/// <param name="Source">Surface: <c>cli</c>, <c>api</c>, ...</param>
+public sealed record SelectionChange(string Who, string Source);
+
+/// <summary>The selection a rank would apply, and where it comes from.</summary>
+/// <param name="Selection">The selection.</param>
+/// <param name="Rank">The rank whose own selection it is, or null when it is the run's.</param>
+public sealed record EffectiveSelection(TraceSelection Selection, int? Rank);
+
+/// <summary>
+/// The control plane's store in Redis (or Garnet): selections with versions and an audit trail, catalogs, heartbeats.
+/// Used by the CLI and the service to change selections and by workers to read them.
+/// </summary>
+/// <remarks>
+/// <para>A selection is validated before it is stored; nothing is stored when it is invalid. Each store takes a new
+/// version from the run's counter (INCR) and writes the selection and its audit entry in one MULTI/EXEC guarded by a
+/// check that nobody changed the key meanwhile (retried on conflict), then publishes a wake-up notice on the run's
+/// channel. Workers re-read on that notice, on reconnect and periodically, so a lost notice only delays a change.</para>
+/// <para>Thread-safe (StackExchange.Redis multiplexes). Redis errors surface as <see cref="RedisException"/> or
+/// <see cref="TimeoutException"/>.</para>
+/// </remarks>
+public sealed class SelectionStore
+{
+    private const int MaxAttempts = 10;
+    private readonly IConnectionMultiplexer _redis;
+    private readonly TimeProvider _timeProvider;
+
+    /// <summary>Creates a store over an existing connection (not owned).</summary>
+    public SelectionStore(IConnectionMultiplexer redis, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(redis);
+        _redis = redis;
+        _timeProvider = timeProvider ?? TimeProvider.System;
+    }
+
+    private IDatabase Database => _redis.GetDatabase();
+
+    /// <summary>
+    /// Validates and stores a selection for the whole run (<paramref name="ranks"/> empty) or as the own selection of
+    /// each rank listed (the other ranks keep theirs). Returns the stored selection with its new version.
+    /// </summary>
+    /// <exception cref="SelectionValidationException">The selection is invalid; nothing was stored.</exception>
+    public async Task<TraceSelection> SetAsync(string run, TraceSelection selection, SelectionChange change,
+        IReadOnlyList<int>? ranks = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(selection);
+        ArgumentNullException.ThrowIfNull(change);
+        RunId.Validate(run);
+        ranks ??= [];
+        if (ranks.Any(r => r < 0))
+        {
+            throw new SelectionValidationException("ranks: a rank is negative");
+        }
+
+        selection = (selection with { Ranks = [.. ranks.Distinct().Order()] }).EnsureValid();
+        RedisKey[] keys = ranks.Count == 0
+            ? [ControlPlaneKeys.Selection(run)]
+            : [.. selection.Ranks.Select(r => (RedisKey)ControlPlaneKeys.RankSelection(run, r))];
+        IDatabase db = Database;
+        for (int attempt = 0; attempt < MaxAttempts; attempt++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            RedisValue[] current = await db.StringGetAsync(keys).ConfigureAwait(false);
+            long version = await db.StringIncrementAsync(ControlPlaneKeys.Version(run)).ConfigureAwait(false);
+            TraceSelection stored = selection with { Version = version };
+            string json = SelectionJson.Serialize(stored);
+            ITransaction transaction = db.CreateTransaction();
+            for (int i = 0; i < keys.Length; i++)
+            {
+                transaction.AddCondition(current[i].IsNull ? Condition.KeyNotExists(keys[i]) : Condition.StringEqual(keys[i], current[i]));
+                _ = transaction.StringSetAsync(keys[i], json);
+                var entry = new AuditEntry
+                {
+                    At = _timeProvider.GetUtcNow(),
+                    Who = change.Who,
+                    Source = change.Source,
+                    Action = "set",
+                    Rank = ranks.Count == 0 ? null : stored.Ranks[i],
+                    OldVersion = VersionOf(current[i]),
+                    NewVersion = version,
+                    Selection = stored,
+                };
+                _ = transaction.ListLeftPushAsync(ControlPlaneKeys.Audit(run), JsonSerializer.Serialize(entry, SelectionJson.Options));
+            }
+
+            _ = transaction.ListTrimAsync(ControlPlaneKeys.Audit(run), 0, ControlPlaneKeys.AuditLength - 1);
+            if (await transaction.ExecuteAsync().ConfigureAwait(false))
+            {
+                // Outside the transaction: the runs set is not in the run's hash slot.
+                await db.SetAddAsync(ControlPlaneKeys.Runs, run).ConfigureAwait(false);
+                await NotifyAsync(run, new ControlNotice("selection", ranks.Count == 1 ? ranks[0] : null, version)).ConfigureAwait(false);
+                return stored;
+            }
+        }
+
+        throw new InvalidOperationException($"the selection of run '{run}' kept changing during {MaxAttempts} attempts to store it; try again");
+    }
+
+    /// <summary>Removes a rank's own selection (it falls back to the run's). False when it had none.</summary>
+    public async Task<bool> ClearRankAsync(string run, int rank, SelectionChange change, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        RunId.Validate(run);
+        ArgumentOutOfRangeException.ThrowIfNegative(rank);
+        IDatabase db = Database;
+        RedisKey key = ControlPlaneKeys.RankSelection(run, rank);
+        for (int attempt = 0; attempt < MaxAttempts; attempt++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            RedisValue current = await db.StringGetAsync(key).ConfigureAwait(false);
+            if (current.IsNull)
+            {
+                return false;
+            }
+
+            ITransaction transaction = db.CreateTransaction();
+            transaction.AddCondition(Condition.StringEqual(key, current));
+            _ = transaction.KeyDeleteAsync(key);
+            var entry = new AuditEntry { At = _timeProvider.GetUtcNow(), Who = change.Who, Source = change.Source, Action = "clear", Rank = rank, OldVersion = VersionOf(current) };
+            _ = transaction.ListLeftPushAsync(ControlPlaneKeys.Audit(run), JsonSerializer.Serialize(entry, SelectionJson.Options));
+            _ = transaction.ListTrimAsync(ControlPlaneKeys.Audit(run), 0, ControlPlaneKeys.AuditLength - 1);
+            if (await transaction.ExecuteAsync().ConfigureAwait(false))
+            {
+                await NotifyAsync(run, new ControlNotice("selection", rank, null)).ConfigureAwait(false);
+                return true;
+            }
+        }
+
+        throw new InvalidOperationException($"the selection of rank {rank} of run '{run}' kept changing; try again");
+    }
+
+    /// <summary>
+    /// The selection in the store for the run (<paramref name="rank"/> null) or the one rank <paramref name="rank"/>
+    /// would apply (its own, else the run's when that targets it); null when there is none.
+    /// </summary>
+    /// <exception cref="SelectionValidationException">A stored document is not a valid selection.</exception>
+    public async Task<EffectiveSelection?> GetAsync(string run, int? rank = null)
+    {
+        RunId.Validate(run);
+        if (rank is not { } r)
+        {
+            RedisValue value = await Database.StringGetAsync(ControlPlaneKeys.Selection(run)).ConfigureAwait(false);
+            return value.IsNull ? null : new EffectiveSelection(SelectionJson.Parse(value.ToString()), null);
+        }
+
+        RedisValue[] values = await Database.StringGetAsync([ControlPlaneKeys.RankSelection(run, r), ControlPlaneKeys.Selection(run)]).ConfigureAwait(false);
+        return Effective(values[0], values[1], r);
+    }
+
+    /// <summary>The selection rank <paramref name="rank"/> applies, from the raw values of its own key and the run's.</summary>
+    internal static EffectiveSelection? Effective(RedisValue rankValue, RedisValue runValue, int rank)
+    {
+        if (!rankValue.IsNull)
+        {
+            return new EffectiveSelection(SelectionJson.Parse(rankValue.ToString()), rank);
+        }
+
+        if (runValue.IsNull)
+        {
+            return null;
+        }
+
+        TraceSelection run = SelectionJson.Parse(runValue.ToString());
+        return run.Ranks.Count == 0 || run.Ranks.Contains(rank) ? new EffectiveSelection(run, null) : null;
+    }
+
+    /// <summary>The audit trail, newest first.</summary>
+    public async Task<IReadOnlyList<AuditEntry>> HistoryAsync(string run, int count = 100)
+    {
+        RunId.Validate(run);
+        RedisValue[] values = await Database.ListRangeAsync(ControlPlaneKeys.Audit(run), 0, Math.Max(0, count - 1)).ConfigureAwait(false);
+        return [.. values.Select(v => JsonSerializer.Deserialize<AuditEntry>(v.ToString(), SelectionJson.Options)!)];
+    }
+
+    /// <summary>Runs that have control-plane state.</summary>
+    public async Task<IReadOnlyList<string>> RunsAsync()
+    {
+        RedisValue[] members = await Database.SetMembersAsync(ControlPlaneKeys.Runs).ConfigureAwait(false);
+        return [.. members.Select(m => m.ToString()).Order(StringComparer.Ordinal)];
+    }
+
+    /// <summary>The heartbeats of the run's ranks, by rank.</summary>
+    public async Task<IReadOnlyList<WorkerStatus>> WorkersAsync(string run)
+    {
+        RunId.Validate(run);
+        HashEntry[] entries = await Database.HashGetAllAsync(ControlPlaneKeys.Workers(run)).ConfigureAwait(false);
+        return [.. entries.Select(e => JsonSerializer.Deserialize<WorkerStatus>(e.Value.ToString(), SelectionJson.Options)!).OrderBy(w => w.Rank)];
+    }
+
+    /// <summary>The catalog a rank published, by name.</summary>
+    public async Task<IReadOnlyList<CatalogEntry>> CatalogAsync(string run, int rank)
+    {
+        RunId.Validate(run);
+        HashEntry[] entries = await Database.HashGetAllAsync(ControlPlaneKeys.Catalog(run, rank)).ConfigureAwait(false);
+        return [.. entries.Select(e => JsonSerializer.Deserialize<CatalogEntry>(e.Value.ToString(), SelectionJson.Options)!).OrderBy(c => c.Name, StringComparer.Ordinal)];
+    }
+
+    /// <summary>Replaces a rank's catalog (worker side).</summary>
+    public async Task PublishCatalogAsync(string run, int rank, IReadOnlyCollection<CatalogEntry> entries)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        RedisKey key = ControlPlaneKeys.Catalog(run, rank);
+        ITransaction transaction = Database.CreateTransaction();
+        _ = transaction.KeyDeleteAsync(key);
+        if (entries.Count > 0)
+        {
+            _ = transaction.HashSetAsync(key, [.. entries.Select(e => new HashEntry(e.Name, JsonSerializer.Serialize(e, SelectionJson.Options)))]);
+        }
+
+        await transaction.ExecuteAsync().ConfigureAwait(false);
+        await Database.SetAddAsync(ControlPlaneKeys.Runs, run).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes a rank's heartbeat (worker side).</summary>
+    public Task HeartbeatAsync(string run, WorkerStatus status)
+    {
+        ArgumentNullException.ThrowIfNull(status);
+        return Database.HashSetAsync(ControlPlaneKeys.Workers(run), status.Rank, JsonSerializer.Serialize(status, SelectionJson.Options));
+    }
+
+    private Task<long> NotifyAsync(string run, ControlNotice notice) =>
+        _redis.GetSubscriber().PublishAsync(RedisChannel.Literal(ControlPlaneKeys.Control(run)), JsonSerializer.Serialize(notice, SelectionJson.Options));
+
+    private static long? VersionOf(RedisValue stored)
+    {
+        if (stored.IsNull)
+        {
+            return null;
+        }
+
+        try
+        {
+            using var document = JsonDocument.Parse(stored.ToString());
+            return document.RootElement.TryGetProperty("version", out JsonElement version) ? version.GetInt64() : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+}
