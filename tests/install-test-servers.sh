@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs the Debian packages whose servers the integration tests start by themselves (on 127.0.0.1 and a free
+# port, stopped again when the test ends). Idempotent: packages already installed are left alone and apt is not
+# touched at all when nothing is missing. Runs as root (CI) or through sudo.
+#
+# A package installed here must not leave a system service running: the tests never use one, and a service would
+# hold the default port and keep running after the tests. So a service that the installation started is stopped
+# and disabled again (each package's service has the package's name). Without systemd or an init script (most
+# containers) there is nothing to stop, which is fine.
+set -euo pipefail
+
+# The Debian 12 packages the tests need; adding one is adding its name here.
+packages=(redis-server)
+
+log() { printf 'install-test-servers: %s\n' "$*"; }
+
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+missing=()
+for package in "${packages[@]}"; do
+    if installed "$package"; then
+        log "$package is already installed"
+    else
+        missing+=("$package")
+    fi
+done
+
+if ((${#missing[@]} == 0)); then
+    log "nothing to install"
+    exit 0
+fi
+
+if ((EUID == 0)); then
+    as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+    as_root=(sudo)
+else
+    log "need root to install ${missing[*]}: run this script as root or install sudo" >&2
+    exit 1
+fi
+
+log "running: apt-get update"
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+log "running: apt-get install -y --no-install-recommends ${missing[*]}"
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+for package in "${missing[@]}"; do
+    if ! installed "$package"; then
+        log "$package is still not installed after apt-get install" >&2
+        exit 1
+    fi
+    if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+        if systemctl is-active --quiet "$package" || systemctl is-enabled --quiet "$package" 2>/dev/null; then
+            log "stopping and disabling the system service $package (the tests start their own server)"
+            "${as_root[@]}" systemctl disable --now "$package"
+        else
+            log "no system service $package is running"
+        fi
+    elif command -v service >/dev/null 2>&1 && [[ -x "/etc/init.d/$package" ]] && service "$package" status >/dev/null 2>&1; then
+        log "stopping the system service $package (the tests start their own server)"
+        "${as_root[@]}" service "$package" stop
+    else
+        log "no system service $package is running"
+    fi
+done
+
+log "installed ${missing[*]}"
