@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using Monitor.Cli;
 using StackExchange.Redis;
 
 namespace Monitor.IntegrationTests;
@@ -257,6 +258,18 @@ public sealed class RedisEndpointTests
             Assert.Throws<ArgumentException>(() => Process.GetProcessById(processId.Value));
             Assert.False(Directory.Exists(dataDirectory));
         }
+    }
+
+    [Fact]
+    public void EmbeddedRedis_ThrowsInvalidOperation_WhenItsPortIsTaken()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int taken = ((IPEndPoint)listener.LocalEndpoint).Port;
+
+        var e = Assert.Throws<InvalidOperationException>(() => new EmbeddedRedis(taken));
+
+        Assert.Contains($"127.0.0.1:{taken}", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
