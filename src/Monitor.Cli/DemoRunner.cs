@@ -132,7 +132,7 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
             EndProgressLine();
 
             Write(string.Create(CultureInfo.InvariantCulture,
-                $"Summary: {steps} steps in {trainingSeconds:F1} s; records sent {delivered}, analysed {analysed.Decoded}, undecodable {analysed.Failed}, dropped on the workers {lost}"));
+                $"Summary: {steps} steps in {trainingSeconds:F1} s; records sent {delivered}, analysed {analysed.Decoded}, undecodable {analysed.Failed}, dropped on the workers {lost}; selection {Versions(tracers)}"));
             if (_fired.Count == 0)
             {
                 Write("Alerts:  none fired");
@@ -214,7 +214,7 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
 
         double seconds = Math.Max(clock.Elapsed.TotalSeconds, 1e-3);
         long delivered = tracers.Sum(t => t.Statistics.Delivered);
-        string versions = string.Join(" ", tracers.Select(t => $"r{t.Rank}:v{t.Statistics.SelectionVersion}"));
+        string versions = Versions(tracers);
         string line = string.Create(CultureInfo.InvariantCulture,
             $"step {progress.Step + 1,6}/{options.Steps}  loss {progress.Loss,7:F4}  selection {versions}  records/s {delivered / seconds,6:F0}  analysed {service.Statistics.Decoded,6}  alerts {service.Statistics.AlertsFired}{(progress.FaultActive ? "  [fault]" : "")}");
         lock (_console)
@@ -230,6 +230,9 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
             }
         }
     }
+
+    private static string Versions(StepTracer[] tracers) =>
+        string.Join(" ", tracers.Select(t => string.Create(CultureInfo.InvariantCulture, $"r{t.Rank}:v{t.Statistics.SelectionVersion}")));
 
     private void EndProgressLine()
     {

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
 using Monitor.Contracts;
 using Monitor.Tracing.Control;
@@ -50,7 +51,7 @@ internal static class ControlPlaneApi
                 ? Json(new { selection = effective.Selection, rank = effective.Rank })
                 : Results.NotFound(new { error = $"no selection stored for run '{run}'" })));
         api.MapGet("/runs/{run}/history", async (string run, int? count) => await Guard(store, async s => Json(await s.HistoryAsync(run, count ?? 100))));
-        api.MapPut("/runs/{run}/selection", async (HttpContext context, string run, int[]? rank) =>
+        api.MapPut("/runs/{run}/selection", async (HttpContext context, string run, [FromQuery] int[]? rank) =>
         {
             if (Unauthorized(context, token) is { } refusal)
             {

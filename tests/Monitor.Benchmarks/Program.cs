@@ -15,12 +15,19 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        // Every benchmark class names its own job through [Config] (all in-process).
         IConfig config = DefaultConfig.Instance
-            .AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithWarmupCount(3).WithIterationCount(15).AsDefault())
             .AddColumn(new ThroughputColumn())
             .WithOptions(ConfigOptions.DisableOptimizationsValidator);
         IEnumerable<Summary> summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, config);
         return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
+    }
+
+    /// <summary>For microbenchmarks: BenchmarkDotNet's pilot and overhead stages, 3 warm-up and 15 measured iterations.</summary>
+    public sealed class StandardConfig : ManualConfig
+    {
+        public StandardConfig() =>
+            AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithWarmupCount(3).WithIterationCount(15));
     }
 
     /// <summary>For benchmarks of whole training steps (tens of milliseconds each): one invocation per iteration.</summary>

@@ -7,6 +7,7 @@ namespace Monitor.Benchmarks;
 
 /// <summary>Encoding and decoding (with validation) of one step record with 100 tensor summaries.</summary>
 [MemoryDiagnoser]
+[Config(typeof(Program.StandardConfig))]
 public class RecordCodecBenchmarks
 {
     private StepRecord _record = null!;

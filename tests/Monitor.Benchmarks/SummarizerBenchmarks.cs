@@ -12,6 +12,7 @@ namespace Monitor.Benchmarks;
 /// 10M-element float32 CPU tensor (40 MB, far larger than the caches).
 /// </summary>
 [MemoryDiagnoser]
+[Config(typeof(Program.StandardConfig))]
 [BytesPerInvocation(Elements * sizeof(float))]
 public class SummarizerBenchmarks
 {

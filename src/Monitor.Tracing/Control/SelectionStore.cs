@@ -28,7 +28,7 @@ public sealed record EffectiveSelection(TraceSelection Selection, int? Rank);
 /// </remarks>
 public sealed class SelectionStore
 {
-    private const int MaxAttempts = 10;
+    private const int MaxAttempts = 50;
     private readonly IConnectionMultiplexer _redis;
     private readonly TimeProvider _timeProvider;
 
@@ -98,6 +98,8 @@ public sealed class SelectionStore
                 await NotifyAsync(run, new ControlNotice("selection", ranks.Count == 1 ? ranks[0] : null, version)).ConfigureAwait(false);
                 return stored;
             }
+
+            await BackOffAsync(attempt, cancellationToken).ConfigureAwait(false);
         }
 
         throw new InvalidOperationException($"the selection of run '{run}' kept changing during {MaxAttempts} attempts to store it; try again");
@@ -131,6 +133,8 @@ public sealed class SelectionStore
                 await NotifyAsync(run, new ControlNotice("selection", rank, null)).ConfigureAwait(false);
                 return true;
             }
+
+            await BackOffAsync(attempt, cancellationToken).ConfigureAwait(false);
         }
 
         throw new InvalidOperationException($"the selection of rank {rank} of run '{run}' kept changing; try again");
@@ -224,6 +228,10 @@ public sealed class SelectionStore
         ArgumentNullException.ThrowIfNull(status);
         return Database.HashSetAsync(ControlPlaneKeys.Workers(run), status.Rank, JsonSerializer.Serialize(status, SelectionJson.Options));
     }
+
+    /// <summary>Random back-off after a lost race, so concurrent writers spread out instead of colliding again.</summary>
+    private Task BackOffAsync(int attempt, CancellationToken cancellationToken) =>
+        Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(1, 5 * (attempt + 1))), _timeProvider, cancellationToken);
 
     private Task<long> NotifyAsync(string run, ControlNotice notice) =>
         _redis.GetSubscriber().PublishAsync(RedisChannel.Literal(ControlPlaneKeys.Control(run)), JsonSerializer.Serialize(notice, SelectionJson.Options));
