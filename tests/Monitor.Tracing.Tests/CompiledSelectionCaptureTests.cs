@@ -131,9 +131,10 @@ public sealed class CompiledSelectionCaptureTests
     public void Capture_TakesTheOrOfTheFlags_WhenTheTensorMatchesTwoListedCollections(
         bool weightsHistogram, bool weightsRaw, bool gradientsHistogram, bool gradientsRaw, bool expectedHistogram, int expectedRaw)
     {
-        var compiled = new CompiledSelection(Of(
+        TraceSelection selection = Of(
             (CollectionNames.Weights, new CollectionFilter { Histogram = weightsHistogram, Raw = weightsRaw }),
-            (CollectionNames.Gradients, new CollectionFilter { Histogram = gradientsHistogram, Raw = gradientsRaw })) with { LimitSize = 50 });
+            (CollectionNames.Gradients, new CollectionFilter { Histogram = gradientsHistogram, Raw = gradientsRaw }));
+        var compiled = new CompiledSelection(selection with { LimitSize = 50 });
 
         CaptureSpec spec = compiled.Capture("w", CollectionSet.Of(Collection.Weights, Collection.Gradients));
 
