@@ -102,12 +102,34 @@ public sealed class TorchSharpTracerSelectionTests
             Collections = new Dictionary<string, CollectionFilter> { [CollectionNames.Activations] = new() { Raw = true } },
             LimitSize = 300,
         };
+        var hostProducer = new RecordingProducer();
+        var deviceProducer = new RecordingProducer();
+        await using (var hostTracer = new StepTracer(new TracerOptions { RunId = "torch-raw-host", Selection = selection }, hostProducer))
+        await using (var deviceTracer = new StepTracer(new TracerOptions { RunId = "torch-raw-device", Selection = selection }, deviceProducer))
+        {
+            // One model and one forward pass observed by both adapters, so both see the very same activations
+            // (libtorch's global generator is shared with tests running in parallel).
+            using var model = new SampleModel(Inputs, Hidden, 4);
+            using var host = TorchSharpTracer.Attach(hostTracer, model);
+            using var device = TorchSharpTracer.Attach(deviceTracer, model, options: new TorchSharpTracerOptions { SummaryLocation = SummaryLocation.Device });
+            using var data = new Generator(11);
+            using Tensor input = torch.randn([64, Inputs], generator: data);
+            host.BeginStep(0);
+            device.BeginStep(0);
+            using (Tensor output = model.call(input))
+            {
+            }
 
-        IReadOnlyList<StepRecord> host = await TrainAsync(steps: 1, selection);
-        IReadOnlyList<StepRecord> device = await TrainAsync(steps: 1, selection, new TorchSharpTracerOptions { SummaryLocation = SummaryLocation.Device });
+            host.EndStep();
+            device.EndStep();
+            Assert.True(await hostTracer.FlushAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+            Assert.True(await deviceTracer.FlushAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+            Assert.Equal(0, hostTracer.Statistics.Faults);
+            Assert.Equal(0, deviceTracer.Statistics.Faults);
+        }
 
-        var hostTensors = Assert.Single(host).Tensors.ToDictionary(t => t.Name);
-        var deviceTensors = Assert.Single(device).Tensors.ToDictionary(t => t.Name);
+        var hostTensors = Assert.Single(hostProducer.Records).Tensors.ToDictionary(t => t.Name);
+        var deviceTensors = Assert.Single(deviceProducer.Records).Tensors.ToDictionary(t => t.Name);
         Assert.Equal(
             ["act1.output", "act2.output", "fc1.output", "fc2.output", "fc3.output"],
             hostTensors.Keys.Order(StringComparer.Ordinal));
