@@ -159,7 +159,7 @@ public sealed class SelectionTests
     {
         var selection = new TraceSelection { Version = -1, Tensors = [""] };
 
-        var ex = Assert.Throws<ArgumentException>(() => selection.EnsureValid());
+        var ex = Assert.Throws<SelectionValidationException>(() => selection.EnsureValid());
         Assert.Contains("version: -1 is negative", ex.Message, StringComparison.Ordinal);
         Assert.Contains("tensors[0]: empty tensor name", ex.Message, StringComparison.Ordinal);
     }

@@ -39,7 +39,8 @@ internal static class ValidRecords
         weight.Collections.Add(Collection.Weights);
         weight.CustomCollections.Add("mine");
         weight.Shape.Add([3, 4]);
-        weight.Raw.Values.Add([0.5f, -0.25f]);
+        // Two little-endian float32 values: 0.5 and -0.25.
+        weight.Raw.Float32Le = ByteString.CopyFrom([0x00, 0x00, 0x00, 0x3F, 0x00, 0x00, 0x80, 0xBE]);
 
         var explicitHistogram = new Histogram { Layout = HistogramLayout.Explicit };
         explicitHistogram.Edges.Add([-1.0, 0.0, 1.0]);

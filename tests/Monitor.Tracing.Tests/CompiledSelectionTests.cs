@@ -167,8 +167,8 @@ public sealed class CompiledSelectionTests
         });
 
         // Traced once already at this instant: an every-seconds rule would now refuse, and step 0 is outside the range.
-        Assert.True(compiled.IsScheduled(0, time));
-        Assert.Equal(expected, compiled.IsScheduled(step, time));
+        Assert.True(compiled.IsScheduled(0, Mode.Train, rank: 0, time));
+        Assert.Equal(expected, compiled.IsScheduled(step, Mode.Train, rank: 0, time));
     }
 
     [Fact]
@@ -180,10 +180,10 @@ public sealed class CompiledSelectionTests
             Schedule = new TraceSchedule { EverySeconds = 10, StepRange = new StepRange(5, 6) },
         });
 
-        Assert.True(compiled.IsScheduled(0, time));
-        Assert.False(compiled.IsScheduled(5, time));
+        Assert.True(compiled.IsScheduled(0, Mode.Train, rank: 0, time));
+        Assert.False(compiled.IsScheduled(5, Mode.Train, rank: 0, time));
         time.Advance(TimeSpan.FromSeconds(10));
-        Assert.True(compiled.IsScheduled(100, time));
+        Assert.True(compiled.IsScheduled(100, Mode.Train, rank: 0, time));
     }
 
     [Fact]
@@ -192,21 +192,21 @@ public sealed class CompiledSelectionTests
         var time = new FakeTimeProvider();
         var compiled = new CompiledSelection(new TraceSelection { Schedule = new TraceSchedule { EverySeconds = 2.5 } });
 
-        Assert.True(compiled.IsScheduled(17, time));
-        Assert.False(compiled.IsScheduled(18, time));
+        Assert.True(compiled.IsScheduled(17, Mode.Train, rank: 0, time));
+        Assert.False(compiled.IsScheduled(18, Mode.Train, rank: 0, time));
         time.Advance(TimeSpan.FromSeconds(2.4));
-        Assert.False(compiled.IsScheduled(19, time));
+        Assert.False(compiled.IsScheduled(19, Mode.Train, rank: 0, time));
         time.Advance(TimeSpan.FromSeconds(0.1));
-        Assert.True(compiled.IsScheduled(20, time));
-        Assert.False(compiled.IsScheduled(21, time));
+        Assert.True(compiled.IsScheduled(20, Mode.Train, rank: 0, time));
+        Assert.False(compiled.IsScheduled(21, Mode.Train, rank: 0, time));
 
         // The interval counts from the last traced step, not from a fixed grid.
         time.Advance(TimeSpan.FromSeconds(7));
-        Assert.True(compiled.IsScheduled(22, time));
+        Assert.True(compiled.IsScheduled(22, Mode.Train, rank: 0, time));
         time.Advance(TimeSpan.FromSeconds(2.4));
-        Assert.False(compiled.IsScheduled(23, time));
+        Assert.False(compiled.IsScheduled(23, Mode.Train, rank: 0, time));
         time.Advance(TimeSpan.FromSeconds(0.1));
-        Assert.True(compiled.IsScheduled(24, time));
+        Assert.True(compiled.IsScheduled(24, Mode.Train, rank: 0, time));
     }
 
     [Theory]
@@ -220,7 +220,7 @@ public sealed class CompiledSelectionTests
     {
         var compiled = new CompiledSelection(new TraceSelection { Schedule = new TraceSchedule { StepRange = new StepRange(10, 20) } });
 
-        Assert.Equal(expected, compiled.IsScheduled(step, new FakeTimeProvider()));
+        Assert.Equal(expected, compiled.IsScheduled(step, Mode.Train, rank: 0, new FakeTimeProvider()));
     }
 
     [Fact]
@@ -229,7 +229,7 @@ public sealed class CompiledSelectionTests
         var compiled = new CompiledSelection(new TraceSelection { Schedule = new TraceSchedule { StepRange = new StepRange(7, 7) } });
         var time = new FakeTimeProvider();
 
-        Assert.Equal([7L], Enumerable.Range(0, 20).Select(i => (long)i).Where(step => compiled.IsScheduled(step, time)));
+        Assert.Equal([7L], Enumerable.Range(0, 20).Select(i => (long)i).Where(step => compiled.IsScheduled(step, Mode.Train, rank: 0, time)));
     }
 
     [Fact]
@@ -238,7 +238,7 @@ public sealed class CompiledSelectionTests
         var compiled = new CompiledSelection(new TraceSelection());
         var time = new FakeTimeProvider();
 
-        Assert.All(Enumerable.Range(0, 10), step => Assert.True(compiled.IsScheduled(step, time)));
+        Assert.All(Enumerable.Range(0, 10), step => Assert.True(compiled.IsScheduled(step, Mode.Train, rank: 0, time)));
     }
 
     [Fact]
@@ -274,7 +274,7 @@ public sealed class CompiledSelectionTests
     {
         TraceSelection selection = Invalid(invalid);
 
-        ArgumentException exception = Assert.Throws<ArgumentException>(() => new CompiledSelection(selection));
+        ArgumentException exception = Assert.Throws<SelectionValidationException>(() => new CompiledSelection(selection));
 
         Assert.Contains(field, exception.Message, StringComparison.Ordinal);
     }

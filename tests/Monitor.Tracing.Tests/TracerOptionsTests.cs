@@ -27,7 +27,7 @@ public sealed class TracerOptionsTests
     {
         TracerOptions options = Invalid(invalid);
 
-        ArgumentException exception = Assert.Throws<ArgumentException>(options.Validate);
+        ArgumentException exception = Assert.ThrowsAny<ArgumentException>(options.Validate);
 
         Assert.Contains(named, exception.Message, StringComparison.Ordinal);
     }
