@@ -112,6 +112,8 @@ public sealed record TraceSelection
         }
 
         CheckNames(problems, "tensors", Tensors);
+        CheckNotNull(problems, "modes", Modes);
+        CheckNotNull(problems, "ranks", Ranks);
         if (LimitSize is < 1 or > MaxLimitSize)
         {
             problems.Add($"limitSize: {LimitSize} is outside 1..{MaxLimitSize} (raw values must fit one 1 MB record)");
@@ -187,6 +189,7 @@ public sealed record TraceSelection
 
     internal static void CheckNames(List<string> problems, string field, IReadOnlyList<string>? names)
     {
+        CheckNotNull(problems, field, names);
         for (int i = 0; i < (names?.Count ?? 0); i++)
         {
             if (string.IsNullOrWhiteSpace(names![i]))
@@ -196,8 +199,18 @@ public sealed record TraceSelection
         }
     }
 
+    /// <summary>JSON <c>null</c> where a list belongs is a problem, so that no worker ever meets a null list.</summary>
+    internal static void CheckNotNull<T>(List<string> problems, string field, IReadOnlyList<T>? list)
+    {
+        if (list is null)
+        {
+            problems.Add($"{field}: must be a list (use [] for none), not null");
+        }
+    }
+
     private static void CheckPatterns(List<string> problems, string field, IReadOnlyList<string>? patterns)
     {
+        CheckNotNull(problems, field, patterns);
         for (int i = 0; i < (patterns?.Count ?? 0); i++)
         {
             if (patterns![i] is null)
@@ -265,6 +278,11 @@ public sealed record AtBeginCapture
 
     internal void Validate(List<string> problems)
     {
+        if (Collections is null)
+        {
+            problems.Add("atBegin.collections: must be an object (use {} for none), not null");
+        }
+
         foreach ((string name, CollectionFilter filter) in Collections ?? new Dictionary<string, CollectionFilter>())
         {
             TraceSelection.CheckCollection(problems, $"atBegin.collections.{name}", name, filter);

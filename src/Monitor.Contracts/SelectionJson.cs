@@ -81,6 +81,8 @@ public static class SelectionJson
             DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
             AllowTrailingCommas = true,
             NumberHandling = JsonNumberHandling.Strict,
+            // Names are matched exactly (camelCase): "EverySteps" is as much a typo as "everystep".
+            PropertyNameCaseInsensitive = false,
             ReadCommentHandling = JsonCommentHandling.Skip,
         };
         options.MakeReadOnly(populateMissingResolver: true);

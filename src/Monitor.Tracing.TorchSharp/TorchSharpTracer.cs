@@ -157,20 +157,29 @@ public sealed class TorchSharpTracer : IDisposable
     {
         try
         {
-            if (_tracer.IsTracingStep)
+            bool traced = _tracer.IsTracingStep;
+            if (traced)
             {
                 CaptureParameters();
-                if (_optimizer is not null)
+            }
+
+            if (_optimizer is not null)
+            {
+                int group = 0;
+                foreach (optim.ILearningRateController controller in _optimizer.ParamGroups)
                 {
-                    int group = 0;
-                    foreach (optim.ILearningRateController controller in _optimizer.ParamGroups)
+                    // Listed in the catalog whether or not this step is traced.
+                    string name = LearningRateName(group++);
+                    AddToCatalog(name, [], ScalarType.Float64, OptimizerSet);
+                    if (traced)
                     {
-                        string name = $"optimizer.param_groups.{group++}.lr";
-                        AddToCatalog(name, [], ScalarType.Float64, OptimizerSet);
                         _tracer.AddScalar(name, OptimizerSet, controller.LearningRate);
                     }
                 }
+            }
 
+            if (traced)
+            {
                 FlushDeviceSummaries();
             }
         }
@@ -202,6 +211,18 @@ public sealed class TorchSharpTracer : IDisposable
         }
 
         DisposePending();
+    }
+
+    private readonly List<string> _learningRateNames = [];
+
+    private string LearningRateName(int group)
+    {
+        while (_learningRateNames.Count <= group)
+        {
+            _learningRateNames.Add($"optimizer.param_groups.{_learningRateNames.Count}.lr");
+        }
+
+        return _learningRateNames[group];
     }
 
     private void CaptureParameters()

@@ -138,7 +138,7 @@ public sealed class StepTracer : IAsyncDisposable
             Interlocked.Increment(ref _stepsSeen);
             Volatile.Write(ref _lastStep, step);
             _stepSelection = _selection;
-            return StartRecord(step, mode, atBegin: false, _stepSelection.IsScheduled(step, mode, _options.Rank, _options.TimeProvider));
+            return StartRecord(step, mode, _stepSelection.Version, atBegin: false, _stepSelection.IsScheduled(step, mode, _options.Rank, _options.TimeProvider));
         }
 #pragma warning disable CA1031 // The tracer must never throw into the training loop; faults are counted and logged.
         catch (Exception ex)
@@ -167,9 +167,9 @@ public sealed class StepTracer : IAsyncDisposable
             }
 
             _atBeginTakenFor = latest;
-            // Only ranks and modes that trace at all take the one-shot capture.
+            // Only ranks that trace at all take the one-shot capture (chiefOnly); it belongs to no mode.
             _stepSelection = latest.AtBegin;
-            return StartRecord(step, Mode.Unspecified, atBegin: true, traced: !latest.Source.ChiefOnly || _options.Rank == 0);
+            return StartRecord(step, Mode.Unspecified, latest.Version, atBegin: true, traced: !latest.Source.ChiefOnly || _options.Rank == 0);
         }
 #pragma warning disable CA1031 // See BeginStep.
         catch (Exception ex)
@@ -181,7 +181,7 @@ public sealed class StepTracer : IAsyncDisposable
         }
     }
 
-    private bool StartRecord(long step, Mode mode, bool atBegin, bool traced)
+    private bool StartRecord(long step, Mode mode, long selectionVersion, bool atBegin, bool traced)
     {
         _namesThisStep.Clear();
         _current = null;
@@ -203,7 +203,7 @@ public sealed class StepTracer : IAsyncDisposable
             WorldSize = (uint)_options.WorldSize,
             Step = step,
             Mode = mode,
-            SelectionVersion = atBegin ? _selection.Version : _stepSelection.Version,
+            SelectionVersion = selectionVersion,
             AtBegin = atBegin,
         };
         return true;

@@ -1,16 +1,8 @@
-#if MONITOR_KNOWN_BUG
-// Known bug (excluded from the build until fixed): TraceSelection.Validate treats a JSON null list (tensors, modes,
-// collections.X.include/exclude, atBegin.tensors, atBegin.collections) as empty, so SelectionJson.Parse and the
-// control-plane store (SelectionStore, EnsureValid) accept it, but the CompiledSelection constructor dereferences it
-// and throws ArgumentNullException ("Value cannot be null. (Parameter 'collection')" from new HashSet(Tensors),
-// "(Parameter 'source')" from Modes.Select / Include.Select / Exclude.Select / AtBeginCapture.AsSelection's
-// Collections.ToDictionary). A selection stored as valid is then refused by every worker with that message as the
-// reason, and a start-up selection makes the StepTracer constructor throw although TracerOptions.Validate passed.
-// Either Validate reports the nulls (naming the field) or CompiledSelection reads them as empty; both pass these tests.
 using Monitor.Contracts;
 
 namespace Monitor.Tracing.Tests;
 
+/// <summary>A JSON null where a list belongs is a validation problem naming the field; no worker ever meets it.</summary>
 public sealed class SelectionNullListsTests
 {
     [Theory]
@@ -49,4 +41,3 @@ public sealed class SelectionNullListsTests
         Assert.True(reason is null || reason.Contains("atBegin.collections", StringComparison.Ordinal), reason);
     }
 }
-#endif

@@ -1,15 +1,10 @@
-#if MONITOR_KNOWN_BUG
-// Known bug (excluded from the build until fixed): TorchSharpTracer.EndStep adds the optimizer's learning rates to the
-// catalog only inside `if (_tracer.IsTracingStep)`, so a rank whose selection traces no step (a later stepRange, a
-// mode not selected, chiefOnly on a rank other than 0) never lists optimizer.param_groups.N.lr, while activations and
-// losses are listed on every step. Catalog is documented as "every tensor this adapter can trace", and the control
-// plane publishes it so users can pick what to trace next.
 using Monitor.Contracts;
 using Monitor.Samples.Training;
 
 namespace Monitor.Tracing.TorchSharp.Tests;
 
-public sealed class TorchSharpTracerCatalogKnownBugTests
+/// <summary>The catalog lists every tensor the adapter can trace, whether or not a step was traced.</summary>
+public sealed class TorchSharpTracerCatalogTests
 {
     [Fact]
     public async Task Catalog_ListsTheLearningRate_WhenNoStepIsTraced()
@@ -28,4 +23,3 @@ public sealed class TorchSharpTracerCatalogKnownBugTests
         Assert.Contains(attached.Catalog, e => e.Name == "optimizer.param_groups.0.lr");
     }
 }
-#endif
