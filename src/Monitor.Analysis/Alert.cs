@@ -120,4 +120,10 @@ public sealed record AlertTransition(
 
     /// <summary>True for firing → inactive.</summary>
     public bool IsResolution => PreviousState == AlertState.Firing && State == AlertState.Inactive;
+
+    /// <summary>Annotations rendered from the rule's templates (always <c>summary</c> and <c>description</c>).</summary>
+    public IReadOnlyDictionary<string, string> Annotations { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Actions the rule's binding asks for when the alert fires (e.g. <c>stop</c>).</summary>
+    public IReadOnlyList<string> Actions { get; init; } = [];
 }

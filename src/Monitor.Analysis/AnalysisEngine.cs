@@ -1,7 +1,18 @@
 using System.Globalization;
+using System.Text;
 using Monitor.Contracts.V1;
 
 namespace Monitor.Analysis;
+
+/// <summary>Options of <see cref="AnalysisEngine"/>.</summary>
+public sealed class AnalysisEngineOptions
+{
+    /// <summary>
+    /// How far (in event time) a rank's record may lag behind the newest record of that rank and still be evaluated.
+    /// Older records are late: counted in <see cref="AnalysisEngine.LateRecords"/> and not evaluated. Default 30 s.
+    /// </summary>
+    public TimeSpan LateGrace { get; init; } = TimeSpan.FromSeconds(30);
+}
 
 /// <summary>
 /// The analysis engine: step records in, alert transitions out. Runs every rule over every record and keeps one
@@ -9,44 +20,71 @@ namespace Monitor.Analysis;
 /// (resolved). A firing alert is reported once when it starts firing and once when it resolves, not on every record.
 /// </summary>
 /// <remarks>
-/// <para>Pure: no I/O; event times come from the records, and the injected <see cref="TimeProvider"/> is used only
-/// for records without one. The same engine serves the live service, replays and tests.</para>
+/// <para>Pure: no I/O; event times come from the records, and the injected <see cref="TimeProvider"/> serves records
+/// without one and <see cref="Tick"/>. The same engine serves the live service, replays and tests.</para>
+/// <para><b>Ordering policy.</b> Each rank's records arrive in order (one Kafka partition per key). A record whose
+/// step is not after the newest step of its rank is out of order: a repeat of the same step and sequence number is a
+/// duplicate (dropped, counted); an older one within <see cref="AnalysisEngineOptions.LateGrace"/> of the newest
+/// event time is evaluated and counted as out of order; an older one beyond the grace is late (dropped, counted).
+/// One-shot <c>at_begin</c> captures are not steps and are not evaluated.</para>
 /// <para>Not thread-safe: one consumer thread feeds it. Rule exceptions are counted in <see cref="RuleFaults"/> and
 /// skip that rule for that record only.</para>
 /// </remarks>
 public sealed class AnalysisEngine
 {
-    private readonly ITrainingRule[] _rules;
+    private readonly RuleBinding[] _rules;
     private readonly TimeProvider _timeProvider;
+    private readonly AnalysisEngineOptions _options;
     private readonly RuleContext _context;
-    private readonly Dictionary<(ITrainingRule Rule, SeriesKey Series), AlertTracker> _alerts = [];
+    private readonly Dictionary<(RuleBinding Rule, SeriesKey Series), AlertTracker> _alerts = [];
+    private readonly Dictionary<(string Run, uint Rank), StreamPosition> _streams = [];
     private readonly List<AlertTransition> _transitions = [];
     private DateTimeOffset _recordTime;
 
-    /// <summary>Creates an engine over <paramref name="rules"/> (names must be unique).</summary>
+    /// <summary>Creates an engine over rules with default bindings (fire at once, severity warning).</summary>
     /// <exception cref="ArgumentException">Two rules share a name.</exception>
     public AnalysisEngine(IEnumerable<ITrainingRule> rules, TimeProvider? timeProvider = null)
+        : this((rules ?? throw new ArgumentNullException(nameof(rules))).Select(r => new RuleBinding { Rule = r }), timeProvider)
+    {
+    }
+
+    /// <summary>Creates an engine over configured rules (alert names must be unique).</summary>
+    /// <exception cref="ArgumentException">Two rules share an alert name.</exception>
+    public AnalysisEngine(IEnumerable<RuleBinding> rules, TimeProvider? timeProvider = null, AnalysisEngineOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(rules);
         _rules = rules.ToArray();
-        string? duplicate = _rules.GroupBy(r => r.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1)?.Key;
+        string? duplicate = _rules.GroupBy(r => r.AlertName, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1)?.Key;
         if (duplicate is not null)
         {
             throw new ArgumentException($"two rules are named '{duplicate}'; rule names must be unique", nameof(rules));
         }
 
         _timeProvider = timeProvider ?? TimeProvider.System;
+        _options = options ?? new AnalysisEngineOptions();
         _context = new RuleContext(this);
     }
 
     /// <summary>The rules, in evaluation order.</summary>
-    public IReadOnlyList<ITrainingRule> Rules => _rules;
+    public IReadOnlyList<RuleBinding> Rules => _rules;
 
     /// <summary>Exceptions thrown by rules so far.</summary>
     public long RuleFaults { get; private set; }
 
     /// <summary>The most recent rule exception, for diagnostics.</summary>
     public string? LastRuleFault { get; private set; }
+
+    /// <summary>Records evaluated.</summary>
+    public long RecordsEvaluated { get; private set; }
+
+    /// <summary>Records evaluated although older than their rank's newest (within the grace).</summary>
+    public long OutOfOrderRecords { get; private set; }
+
+    /// <summary>Records dropped because older than their rank's newest by more than the grace.</summary>
+    public long LateRecords { get; private set; }
+
+    /// <summary>Records dropped because they repeat a step and sequence number already evaluated.</summary>
+    public long DuplicateRecords { get; private set; }
 
     /// <summary>Alerts that are pending or firing now.</summary>
     public IEnumerable<AlertTransition> ActiveAlerts => _alerts.Values.Where(a => a.State != AlertState.Inactive).Select(a => a.Current!);
@@ -57,56 +95,140 @@ public sealed class AnalysisEngine
     {
         ArgumentNullException.ThrowIfNull(record);
         _transitions.Clear();
+        if (record.AtBegin)
+        {
+            return _transitions;
+        }
+
         _recordTime = record.EventTimeUnixNanos > 0
             ? DateTimeOffset.UnixEpoch.AddTicks(record.EventTimeUnixNanos / 100)
             : _timeProvider.GetUtcNow();
-        _context.Record = record;
-        foreach (ITrainingRule rule in _rules)
+        if (!Admit(record))
         {
-            _context.Rule = rule;
+            return _transitions;
+        }
+
+        RecordsEvaluated++;
+        _context.Run = record.RunId;
+        _context.Rank = record.Rank;
+        _context.Step = record.Step;
+        foreach (RuleBinding binding in _rules)
+        {
+            _context.Binding = binding;
             try
             {
-                rule.Evaluate(record, _context);
+                binding.Rule.Evaluate(record, _context);
             }
 #pragma warning disable CA1031 // A faulty rule (custom rules included) must not stop the others or the service.
             catch (Exception ex)
 #pragma warning restore CA1031
             {
-                RuleFaults++;
-                LastRuleFault = $"{rule.Name}: {ex.GetType().Name}: {ex.Message}";
+                Fault(binding, ex);
             }
         }
 
         return _transitions;
     }
 
-    internal void OnReport(ITrainingRule rule, StepRecord record, string? tensor, bool holds, double value, double threshold, string description)
+    /// <summary>
+    /// Lets time-driven rules (<see cref="ITimedTrainingRule"/>) evaluate at the injected clock's current time, e.g.
+    /// to notice that a run stopped sending records. Call it periodically; the service does every few seconds.
+    /// </summary>
+    /// <returns>The alert transitions it caused. The list is reused by the next call.</returns>
+    public IReadOnlyList<AlertTransition> Tick()
     {
-        var series = new SeriesKey(record.RunId, record.Rank, tensor ?? "");
-        if (!_alerts.TryGetValue((rule, series), out AlertTracker? tracker))
+        _transitions.Clear();
+        DateTimeOffset now = _timeProvider.GetUtcNow();
+        _recordTime = now;
+        foreach (RuleBinding binding in _rules)
+        {
+            if (binding.Rule is not ITimedTrainingRule timed)
+            {
+                continue;
+            }
+
+            _context.Binding = binding;
+            try
+            {
+                timed.Tick(now, _context);
+            }
+#pragma warning disable CA1031 // See Process.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Fault(binding, ex);
+            }
+        }
+
+        return _transitions;
+    }
+
+    private void Fault(RuleBinding binding, Exception ex)
+    {
+        RuleFaults++;
+        LastRuleFault = $"{binding.AlertName}: {ex.GetType().Name}: {ex.Message}";
+    }
+
+    private bool Admit(StepRecord record)
+    {
+        var key = (record.RunId, record.Rank);
+        if (!_streams.TryGetValue(key, out StreamPosition? position))
+        {
+            _streams[key] = new StreamPosition { Step = record.Step, Sequence = record.Sequence, EventTime = _recordTime };
+            return true;
+        }
+
+        if (record.Step > position.Step)
+        {
+            position.Step = record.Step;
+            position.Sequence = record.Sequence;
+            position.EventTime = _recordTime > position.EventTime ? _recordTime : position.EventTime;
+            return true;
+        }
+
+        if (record.Step == position.Step && record.Sequence == position.Sequence)
+        {
+            DuplicateRecords++;
+            return false;
+        }
+
+        if (position.EventTime - _recordTime > _options.LateGrace)
+        {
+            LateRecords++;
+            return false;
+        }
+
+        OutOfOrderRecords++;
+        return true;
+    }
+
+    internal void OnReport(RuleBinding binding, string run, uint rank, long step, string? tensor, bool holds, double value, double threshold, string description)
+    {
+        var series = new SeriesKey(run, rank, tensor ?? "");
+        if (!_alerts.TryGetValue((binding, series), out AlertTracker? tracker))
         {
             if (!holds)
             {
                 return;
             }
 
-            var labels = new Dictionary<string, string>(StringComparer.Ordinal)
+            var labels = new Dictionary<string, string>(binding.Labels, StringComparer.Ordinal)
             {
-                [AlertLabels.AlertName] = rule.Name,
-                [AlertLabels.Run] = record.RunId,
-                [AlertLabels.Rank] = record.Rank.ToString(CultureInfo.InvariantCulture),
-                [AlertLabels.Severity] = rule.Severity,
+                [AlertLabels.AlertName] = binding.AlertName,
+                [AlertLabels.Run] = run,
+                [AlertLabels.Rank] = rank.ToString(CultureInfo.InvariantCulture),
+                [AlertLabels.Severity] = binding.Severity,
             };
             if (tensor is not null)
             {
                 labels[AlertLabels.Tensor] = tensor;
             }
 
-            tracker = new AlertTracker(new AlertIdentity(labels));
-            _alerts[(rule, series)] = tracker;
+            tracker = new AlertTracker(new AlertIdentity(labels), binding);
+            _alerts[(binding, series)] = tracker;
         }
 
-        if (tracker.Update(holds, rule.ForEvaluations, record.Step, value, threshold, description, _recordTime) is { } transition)
+        if (tracker.Update(holds, step, value, threshold, description, _recordTime) is { } transition)
         {
             _transitions.Add(transition);
         }
@@ -114,11 +236,18 @@ public sealed class AnalysisEngine
         if (tracker.State == AlertState.Inactive)
         {
             // Only active alerts keep state; memory stays bounded by what is pending or firing.
-            _alerts.Remove((rule, series));
+            _alerts.Remove((binding, series));
         }
     }
 
-    private sealed class AlertTracker(AlertIdentity identity)
+    private sealed class StreamPosition
+    {
+        public long Step;
+        public ulong Sequence;
+        public DateTimeOffset EventTime;
+    }
+
+    private sealed class AlertTracker(AlertIdentity identity, RuleBinding binding)
     {
         private int _consecutive;
         private DateTimeOffset _activeSince;
@@ -127,7 +256,7 @@ public sealed class AnalysisEngine
 
         public AlertTransition? Current { get; private set; }
 
-        public AlertTransition? Update(bool holds, int forEvaluations, long step, double value, double threshold, string description, DateTimeOffset at)
+        public AlertTransition? Update(bool holds, long step, double value, double threshold, string description, DateTimeOffset at)
         {
             AlertState previous = State;
             if (holds)
@@ -139,7 +268,8 @@ public sealed class AnalysisEngine
                 }
 
                 _consecutive++;
-                State = _consecutive > forEvaluations ? AlertState.Firing : AlertState.Pending;
+                bool held = _consecutive > binding.ForEvaluations && at - _activeSince >= binding.ForDuration;
+                State = held ? AlertState.Firing : AlertState.Pending;
             }
             else
             {
@@ -147,7 +277,11 @@ public sealed class AnalysisEngine
                 State = AlertState.Inactive;
             }
 
-            var transition = new AlertTransition(identity, State, previous, step, value, threshold, description, _activeSince, at);
+            var transition = new AlertTransition(identity, State, previous, step, value, threshold, description, _activeSince, at)
+            {
+                Annotations = Render(binding, identity, step, value, threshold, description),
+                Actions = binding.Actions,
+            };
             if (State != AlertState.Inactive)
             {
                 Current = transition;
@@ -155,5 +289,31 @@ public sealed class AnalysisEngine
 
             return State == previous ? null : transition;
         }
+    }
+
+    private static Dictionary<string, string> Render(RuleBinding binding, AlertIdentity identity, long step, double value, double threshold, string description)
+    {
+        var annotations = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["summary"] = $"{identity[AlertLabels.AlertName]} on run {identity[AlertLabels.Run]} rank {identity[AlertLabels.Rank]}"
+                + (identity[AlertLabels.Tensor] is { Length: > 0 } t ? $" tensor {t}" : ""),
+            ["description"] = description,
+        };
+        foreach ((string name, string template) in binding.Annotations)
+        {
+            var text = new StringBuilder(template)
+                .Replace("{{value}}", value.ToString("G4", CultureInfo.InvariantCulture))
+                .Replace("{{threshold}}", threshold.ToString("G4", CultureInfo.InvariantCulture))
+                .Replace("{{step}}", step.ToString(CultureInfo.InvariantCulture))
+                .Replace("{{description}}", description);
+            foreach ((string label, string labelValue) in identity.Labels)
+            {
+                text.Replace("{{labels." + label + "}}", labelValue);
+            }
+
+            annotations[name] = text.ToString();
+        }
+
+        return annotations;
     }
 }

@@ -5,27 +5,47 @@ namespace Monitor.Analysis;
 /// <summary>
 /// A training rule: looks at each step record and reports, per series (a tensor of a rank of a run, or the rank as a
 /// whole), whether its condition holds. The analogue of smdebug's <c>Rule.invoke_at_step</c>, turned into a streaming
-/// evaluation: the engine turns the reports into alerts with Prometheus' lifecycle.
+/// evaluation: the engine turns the reports into alerts with Prometheus' lifecycle (the <c>for</c> duration,
+/// severity, labels, annotations and actions come from the rule's <see cref="RuleBinding"/>).
 /// </summary>
 /// <remarks>
-/// A rule instance belongs to one <see cref="AnalysisEngine"/> and keeps its windows per series; the engine calls it
-/// from one thread at a time. A rule reports only when it has a verdict (e.g. once its window is full); a series it
-/// does not report on keeps its alert state. An exception from a rule is counted by the engine, never fatal.
+/// <para>A rule instance belongs to one <see cref="AnalysisEngine"/> and keeps its own state (windows) per series; the
+/// engine calls it from one thread at a time, in record order per rank. A rule reports only when it has a verdict
+/// (e.g. once its window is full); a series it does not report on keeps its alert state. An exception from a rule is
+/// counted by the engine and skips that rule for that record; it is never fatal.</para>
+/// <para>Custom rules implement this interface in their own assembly; the rule configuration loads them by type
+/// name and sets their public properties from the configured parameters.</para>
 /// </remarks>
 public interface ITrainingRule
 {
-    /// <summary>Name, used as the <c>alertname</c> label.</summary>
+    /// <summary>Default alert name (<c>alertname</c> label); a binding may rename it.</summary>
     string Name { get; }
 
-    /// <summary>Severity label value. Default for built-in rules: <c>warning</c>.</summary>
-    string Severity { get; }
-
-    /// <summary>How many consecutive reports the condition must hold before the alert fires (0: at once).</summary>
-    int ForEvaluations { get; }
+    /// <summary>
+    /// What the rule needs traced to work: collections, and whether it needs raw values (not only summaries). Used to
+    /// tell users which selection a rule wants; default: nothing declared.
+    /// </summary>
+    IReadOnlyList<TensorRequirement> Requirements => [];
 
     /// <summary>Evaluates one record, reporting through <paramref name="context"/>.</summary>
     void Evaluate(StepRecord record, RuleContext context);
 }
+
+/// <summary>A rule that also reacts to the passing of time without records (e.g. a stalled job).</summary>
+public interface ITimedTrainingRule : ITrainingRule
+{
+    /// <summary>
+    /// Called by <see cref="AnalysisEngine.Tick"/> with the current time of the injected clock; report as from
+    /// <see cref="ITrainingRule.Evaluate"/> (the record-less reports carry the last step seen).
+    /// </summary>
+    void Tick(DateTimeOffset now, RuleContext context);
+}
+
+/// <summary>What a rule needs traced.</summary>
+/// <param name="Collection">Collection name (see <c>CollectionNames</c>), e.g. <c>gradients</c>.</param>
+/// <param name="Raw">Whether raw values are needed, not only the summary statistics.</param>
+/// <param name="Why">One line for users: what the rule does with it.</param>
+public sealed record TensorRequirement(string Collection, bool Raw, string Why);
 
 /// <summary>What a rule reports through; one per engine, reused for every record.</summary>
 public sealed class RuleContext
@@ -34,16 +54,25 @@ public sealed class RuleContext
 
     internal RuleContext(AnalysisEngine engine) => _engine = engine;
 
-    internal ITrainingRule Rule { get; set; } = null!;
+    internal RuleBinding Binding { get; set; } = null!;
 
-    internal StepRecord Record { get; set; } = null!;
+    internal string Run { get; set; } = "";
 
-    /// <summary>Reports the rule's verdict for one series of the current record.</summary>
+    internal uint Rank { get; set; }
+
+    internal long Step { get; set; }
+
+    /// <summary>Reports the rule's verdict for one series of the current record (or tick).</summary>
     /// <param name="tensor">The tensor the verdict is about, or null for the rank as a whole.</param>
     /// <param name="conditionHolds">Whether the problem is present.</param>
     /// <param name="value">The observed value.</param>
     /// <param name="threshold">What it was compared with.</param>
-    /// <param name="description">The observation in words, with numbers (used as the alert's description).</param>
+    /// <param name="description">The observation in words, with numbers (the alert's description).</param>
     public void Report(string? tensor, bool conditionHolds, double value, double threshold, string description) =>
-        _engine.OnReport(Rule, Record, tensor, conditionHolds, value, threshold, description);
+        _engine.OnReport(Binding, Run, Rank, Step, tensor, conditionHolds, value, threshold, description);
+
+    /// <summary>Reports a verdict about another run/rank than the current record's (for rules that compare runs or
+    /// ranks, and for <see cref="ITimedTrainingRule.Tick"/>).</summary>
+    public void ReportFor(string run, uint rank, long step, string? tensor, bool conditionHolds, double value, double threshold, string description) =>
+        _engine.OnReport(Binding, run, rank, step, tensor, conditionHolds, value, threshold, description);
 }

@@ -63,7 +63,7 @@ public sealed class MonitorService : IAsyncDisposable
     /// <param name="rules">Rules to evaluate; default the built-in VanishingGradient and LossNotDecreasing with
     /// <see cref="MonitorServiceOptions.Rules"/>.</param>
     public MonitorService(MonitorServiceOptions options, IRecordConsumer consumer, IRecordProducer deadLetterProducer,
-        ILoggerFactory? loggerFactory = null, IEnumerable<ITrainingRule>? rules = null)
+        ILoggerFactory? loggerFactory = null, IEnumerable<RuleBinding>? rules = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(consumer);
@@ -97,16 +97,15 @@ public sealed class MonitorService : IAsyncDisposable
         Interlocked.Read(ref _deadLettered), Interlocked.Read(ref _alertsFired), _engine.RuleFaults);
 
     /// <summary>The built-in rules with the given parameters.</summary>
-    public static IReadOnlyList<ITrainingRule> DefaultRules(RuleOptions options)
+    public static IReadOnlyList<RuleBinding> DefaultRules(RuleOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         return
         [
-            new VanishingGradientRule { Threshold = options.VanishingGradientThreshold, WindowSteps = options.VanishingGradientWindow },
-            new LossNotDecreasingRule
+            new RuleBinding { Rule = new VanishingGradientRule { Threshold = options.VanishingGradientThreshold, WindowSteps = options.VanishingGradientWindow } },
+            new RuleBinding
             {
-                NumSteps = options.LossNotDecreasingSteps,
-                DiffPercent = options.LossNotDecreasingDiffPercent,
+                Rule = new LossNotDecreasingRule { NumSteps = options.LossNotDecreasingSteps, DiffPercent = options.LossNotDecreasingDiffPercent },
                 ForEvaluations = options.LossNotDecreasingFor,
             },
         ];

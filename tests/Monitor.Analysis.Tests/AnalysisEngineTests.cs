@@ -273,13 +273,13 @@ public sealed class AnalysisEngineTests
     {
         var engine = new AnalysisEngine([new MeanAboveRule("rule"), new MeanAboveRule("Rule")]);
 
-        Assert.Equal(["rule", "Rule"], engine.Rules.Select(r => r.Name));
+        Assert.Equal(["rule", "Rule"], engine.Rules.Select(r => r.AlertName));
     }
 
     [Fact]
     public void Constructor_Throws_WhenRulesIsNull()
     {
-        Assert.Throws<ArgumentNullException>(() => new AnalysisEngine(null!));
+        Assert.Throws<ArgumentNullException>(() => new AnalysisEngine((IEnumerable<RuleBinding>)null!));
     }
 
     [Fact]

@@ -19,10 +19,20 @@ internal sealed class AnalysisTestDriver
     private readonly List<AlertTransition> _transitions = [];
 
     public AnalysisTestDriver(params ITrainingRule[] rules)
+        : this(rules.Select(Bind).ToArray())
+    {
+    }
+
+    public AnalysisTestDriver(params RuleBinding[] bindings)
     {
         Time = new FakeTimeProvider(StartTime);
-        Engine = new AnalysisEngine(rules, Time);
+        Engine = new AnalysisEngine(bindings, Time);
     }
+
+    /// <summary>Test rules carry their own binding settings (<see cref="MeanAboveRule"/>); others get the defaults.</summary>
+    private static RuleBinding Bind(ITrainingRule rule) => rule is MeanAboveRule mean
+        ? new RuleBinding { Rule = rule, Severity = mean.Severity, ForEvaluations = mean.ForEvaluations }
+        : new RuleBinding { Rule = rule };
 
     /// <summary>The clock the engine uses for records without an event time.</summary>
     public FakeTimeProvider Time { get; }

@@ -24,7 +24,7 @@ public sealed class LossNotDecreasingRuleTests
         const int NumSteps = 10;
         const int ForEvaluations = 2;
         const long PlateauStart = 50;
-        var driver = new AnalysisTestDriver(new LossNotDecreasingRule { NumSteps = NumSteps, ForEvaluations = ForEvaluations });
+        var driver = new AnalysisTestDriver(new RuleBinding { Rule = new LossNotDecreasingRule { NumSteps = NumSteps }, ForEvaluations = ForEvaluations });
 
         // Linear decrease until step 49, flat at 5.0 from step 50 (a block boundary). Blocks are steps [10k, 10k+9].
         // Block 5 (50..59, mean 5.0) still beats block 4 (40..49, mean 5.55). Block 6 (60..69) is the first equal to

@@ -44,10 +44,6 @@ internal sealed class ThrowingRule(string name = "Throwing") : ITrainingRule
 {
     public string Name { get; } = name;
 
-    public string Severity => "warning";
-
-    public int ForEvaluations => 0;
-
     public bool ReportFirst { get; init; }
 
     public void Evaluate(StepRecord record, RuleContext context)

@@ -52,7 +52,7 @@ public sealed class VanishingGradientRuleTests
     [Fact]
     public void Evaluate_WaitsForEvaluations_WhenForEvaluationsIsSet()
     {
-        var driver = new AnalysisTestDriver(new VanishingGradientRule { WindowSteps = 5, ForEvaluations = 2 });
+        var driver = new AnalysisTestDriver(new RuleBinding { Rule = new VanishingGradientRule { WindowSteps = 5 }, ForEvaluations = 2 });
 
         driver.PipeSteps(0, 149, Scenario);
 
@@ -169,7 +169,7 @@ public sealed class VanishingGradientRuleTests
     [Fact]
     public void Evaluate_UsesTheConfiguredThresholdAndName()
     {
-        var driver = new AnalysisTestDriver(new VanishingGradientRule { WindowSteps = 2, Threshold = 1e-2, Name = "Grad", Severity = "critical" });
+        var driver = new AnalysisTestDriver(new RuleBinding { Rule = new VanishingGradientRule { WindowSteps = 2, Threshold = 1e-2, Name = "Grad" }, Severity = "critical" });
 
         AlertTransition firing = Assert.Single(driver.PipeSteps(0, 5, step => Record(step, Gradient(Grad, 1e-3))));
 

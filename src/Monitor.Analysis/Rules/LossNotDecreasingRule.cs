@@ -35,11 +35,6 @@ public sealed class LossNotDecreasingRule : ITrainingRule
     /// <inheritdoc />
     public string Name { get; init; } = "LossNotDecreasing";
 
-    /// <inheritdoc />
-    public string Severity { get; init; } = "warning";
-
-    /// <inheritdoc />
-    public int ForEvaluations { get; init; }
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)

@@ -33,11 +33,6 @@ public sealed class VanishingGradientRule : ITrainingRule
     /// <inheritdoc />
     public string Name { get; init; } = "VanishingGradient";
 
-    /// <inheritdoc />
-    public string Severity { get; init; } = "warning";
-
-    /// <inheritdoc />
-    public int ForEvaluations { get; init; }
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
