@@ -32,11 +32,11 @@ public sealed class AnalysisEngineOptions
 /// </remarks>
 public sealed class AnalysisEngine
 {
-    private readonly RuleBinding[] _rules;
+    private RuleBinding[] _rules;
     private readonly TimeProvider _timeProvider;
     private readonly AnalysisEngineOptions _options;
     private readonly RuleContext _context;
-    private readonly Dictionary<(RuleBinding Rule, SeriesKey Series), AlertTracker> _alerts = [];
+    private readonly Dictionary<(string AlertName, SeriesKey Series), AlertTracker> _alerts = [];
     private readonly Dictionary<(string Run, uint Rank), StreamPosition> _streams = [];
     private readonly List<AlertTransition> _transitions = [];
     private DateTimeOffset _recordTime;
@@ -53,13 +53,7 @@ public sealed class AnalysisEngine
     public AnalysisEngine(IEnumerable<RuleBinding> rules, TimeProvider? timeProvider = null, AnalysisEngineOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(rules);
-        _rules = rules.ToArray();
-        string? duplicate = _rules.GroupBy(r => r.AlertName, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1)?.Key;
-        if (duplicate is not null)
-        {
-            throw new ArgumentException($"two rules are named '{duplicate}'; rule names must be unique", nameof(rules));
-        }
-
+        _rules = Unique(rules);
         _timeProvider = timeProvider ?? TimeProvider.System;
         _options = options ?? new AnalysisEngineOptions();
         _context = new RuleContext(this);
@@ -163,6 +157,48 @@ public sealed class AnalysisEngine
         return _transitions;
     }
 
+    /// <summary>
+    /// Replaces the rules between records (a reloaded configuration). Alerts of rules that keep their alert name keep
+    /// their state and take the new binding's settings; alerts of rules that are gone resolve (the returned
+    /// transitions). The new rule instances start with empty windows.
+    /// </summary>
+    /// <exception cref="ArgumentException">Two rules share an alert name; nothing was replaced.</exception>
+    public IReadOnlyList<AlertTransition> ReplaceRules(IEnumerable<RuleBinding> rules)
+    {
+        RuleBinding[] replacement = Unique(rules);
+        var byName = replacement.ToDictionary(r => r.AlertName, StringComparer.Ordinal);
+        _transitions.Clear();
+        _recordTime = _timeProvider.GetUtcNow();
+        foreach (((string name, SeriesKey series), AlertTracker tracker) in _alerts.ToList())
+        {
+            if (byName.TryGetValue(name, out RuleBinding? binding))
+            {
+                tracker.Binding = binding;
+                continue;
+            }
+
+            if (tracker.Update(false, tracker.Current?.Step ?? 0, double.NaN, double.NaN, "the rule was removed from the configuration", _recordTime) is { } resolved)
+            {
+                _transitions.Add(resolved);
+            }
+
+            _alerts.Remove((name, series));
+        }
+
+        _rules = replacement;
+        return _transitions;
+    }
+
+    private static RuleBinding[] Unique(IEnumerable<RuleBinding> rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        RuleBinding[] array = [.. rules];
+        string? duplicate = array.GroupBy(r => r.AlertName, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1)?.Key;
+        return duplicate is null
+            ? array
+            : throw new ArgumentException($"two rules are named '{duplicate}'; rule names must be unique", nameof(rules));
+    }
+
     private void Fault(RuleBinding binding, Exception ex)
     {
         RuleFaults++;
@@ -205,7 +241,7 @@ public sealed class AnalysisEngine
     internal void OnReport(RuleBinding binding, string run, uint rank, long step, string? tensor, bool holds, double value, double threshold, string description)
     {
         var series = new SeriesKey(run, rank, tensor ?? "");
-        if (!_alerts.TryGetValue((binding, series), out AlertTracker? tracker))
+        if (!_alerts.TryGetValue((binding.AlertName, series), out AlertTracker? tracker))
         {
             if (!holds)
             {
@@ -225,7 +261,7 @@ public sealed class AnalysisEngine
             }
 
             tracker = new AlertTracker(new AlertIdentity(labels), binding);
-            _alerts[(binding, series)] = tracker;
+            _alerts[(binding.AlertName, series)] = tracker;
         }
 
         if (tracker.Update(holds, step, value, threshold, description, _recordTime) is { } transition)
@@ -236,7 +272,7 @@ public sealed class AnalysisEngine
         if (tracker.State == AlertState.Inactive)
         {
             // Only active alerts keep state; memory stays bounded by what is pending or firing.
-            _alerts.Remove((binding, series));
+            _alerts.Remove((binding.AlertName, series));
         }
     }
 
@@ -250,6 +286,8 @@ public sealed class AnalysisEngine
     private sealed class AlertTracker(AlertIdentity identity, RuleBinding binding)
     {
         private int _consecutive;
+
+        public RuleBinding Binding { get; set; } = binding;
         private DateTimeOffset _activeSince;
 
         public AlertState State { get; private set; }
@@ -268,7 +306,7 @@ public sealed class AnalysisEngine
                 }
 
                 _consecutive++;
-                bool held = _consecutive > binding.ForEvaluations && at - _activeSince >= binding.ForDuration;
+                bool held = _consecutive > Binding.ForEvaluations && at - _activeSince >= Binding.ForDuration;
                 State = held ? AlertState.Firing : AlertState.Pending;
             }
             else
@@ -279,8 +317,8 @@ public sealed class AnalysisEngine
 
             var transition = new AlertTransition(identity, State, previous, step, value, threshold, description, _activeSince, at)
             {
-                Annotations = Render(binding, identity, step, value, threshold, description),
-                Actions = binding.Actions,
+                Annotations = Render(Binding, identity, step, value, threshold, description),
+                Actions = Binding.Actions,
             };
             if (State != AlertState.Inactive)
             {

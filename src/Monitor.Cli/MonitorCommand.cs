@@ -17,6 +17,8 @@ internal static class MonitorCommand
             CreateDemo(),
             CreateServe(),
             TraceCommands.Create(),
+            ReplayCommands.Replay(),
+            ReplayCommands.Rules(),
         };
         return root;
     }

@@ -134,6 +134,30 @@ public sealed record CatalogEntry(
     [property: JsonPropertyName("dtype")] string DType,
     [property: JsonPropertyName("collections")] IReadOnlyList<string> Collections);
 
+/// <summary>A command for a run's workers, stored at <see cref="ControlPlaneKeys.Command"/>.</summary>
+public sealed record RunCommand
+{
+    /// <summary>The command; <c>stop</c> is the one there is: end training at the next step.</summary>
+    [JsonPropertyName("command")]
+    public string Command { get; init; } = "stop";
+
+    /// <summary>Why, for people (the worker prints and reports it).</summary>
+    [JsonPropertyName("reason")]
+    public string Reason { get; init; } = "";
+
+    /// <summary>Who issued it: an alert (rule and fingerprint) or a user.</summary>
+    [JsonPropertyName("issuedBy")]
+    public string IssuedBy { get; init; } = "";
+
+    /// <summary>When it was issued. Workers started after this ignore it, so a rerun under the same run id is not stopped by an old command.</summary>
+    [JsonPropertyName("issuedAt")]
+    public DateTimeOffset IssuedAt { get; init; }
+
+    /// <summary>Only these ranks; empty: every rank.</summary>
+    [JsonPropertyName("ranks")]
+    public IReadOnlyList<int> Ranks { get; init; } = [];
+}
+
 /// <summary>The wake-up published on <see cref="ControlPlaneKeys.Control"/>: re-read the keys; it carries no state.</summary>
 /// <param name="Kind"><c>selection</c> or <c>command</c>.</param>
 /// <param name="Rank">The rank concerned, or null for all.</param>

@@ -10,6 +10,7 @@ using Monitor.Analysis.Rules;
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Contracts.V1;
+using Monitor.Service.Rules;
 using Monitor.Tracing.Control;
 using Prometheus;
 using StackExchange.Redis;
@@ -47,7 +48,10 @@ public sealed class MonitorService : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly ILoggerFactory _loggerFactory;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly RuleFileWatcher? _ruleFile;
+    private readonly StepRecordWriter? _recorder;
     private WebApplication? _web;
+    private SelectionStore? _store;
     private ConnectionMultiplexer? _redis;
     private Task? _pipeline;
     private long _consumed, _decoded, _failed, _deadLettered, _alertsFired;
@@ -75,7 +79,14 @@ public sealed class MonitorService : IAsyncDisposable
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<MonitorService>();
         _deadLetters = new DeadLetterSink(deadLetterProducer, options.DeadLetterTopic, TimeSpan.FromSeconds(10));
-        _engine = new AnalysisEngine(rules ?? DefaultRules(options.Rules), options.TimeProvider);
+        if (rules is null && options.RulesFile is { } file)
+        {
+            _ruleFile = new RuleFileWatcher(file, RuleCatalog.BuiltIn, options.TimeProvider, options.RulesPollInterval, _loggerFactory.CreateLogger<RuleFileWatcher>());
+            rules = _ruleFile.Initial;
+        }
+
+        _engine = new AnalysisEngine(rules ?? DefaultRules(options.Rules), options.TimeProvider, options.Engine);
+        _recorder = options.RecordFile is { } recordTo ? StepRecordFile.CreateWriter(recordTo) : null;
         _metrics = new ServiceMetrics(Metrics.NewCustomRegistry(), options.MaxTensorSeries);
     }
 
@@ -141,7 +152,8 @@ public sealed class MonitorService : IAsyncDisposable
             _redis = await ConnectionMultiplexer.ConnectAsync(configuration).ConfigureAwait(false);
         }
 
-        ControlPlaneApi.Map(web, _redis is null ? null : new SelectionStore(_redis, _options.TimeProvider), _options.ApiToken);
+        _store = _redis is null ? null : new SelectionStore(_redis, _options.TimeProvider);
+        ControlPlaneApi.Map(web, _store, _options.ApiToken);
         _web = web;
         await web.StartAsync(cancellationToken).ConfigureAwait(false);
         string address = web.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
@@ -165,6 +177,8 @@ public sealed class MonitorService : IAsyncDisposable
 
         _consumer.Dispose();
         _deadLetterProducer.Dispose();
+        _ruleFile?.Dispose();
+        _recorder?.Dispose();
         if (_web is not null)
         {
             await _web.StopAsync().ConfigureAwait(false);
@@ -185,14 +199,28 @@ public sealed class MonitorService : IAsyncDisposable
         CancellationToken stopping = _stopping.Token;
         TimeProvider time = _options.TimeProvider;
         long lastLag = long.MinValue;
+        long lastTick = time.GetTimestamp();
         try
         {
             while (!stopping.IsCancellationRequested)
             {
-                if (_consumer.Consume(_options.LagInterval, stopping) is { } message)
+                TimeSpan wait = _options.LagInterval < _options.TickInterval ? _options.LagInterval : _options.TickInterval;
+                if (_consumer.Consume(wait, stopping) is { } message)
                 {
                     Process(message);
                     _consumer.MarkProcessed(message);
+                }
+
+                if (_ruleFile?.TryTake(out IReadOnlyList<RuleBinding> reloaded) == true)
+                {
+                    Handle(_engine.ReplaceRules(reloaded));
+                }
+
+                _metrics.RuleReloads(_ruleFile?.Reloads ?? 0, _ruleFile?.Failures ?? 0);
+                if (time.GetElapsedTime(lastTick) >= _options.TickInterval)
+                {
+                    lastTick = time.GetTimestamp();
+                    Handle(_engine.Tick());
                 }
 
                 // Also when idle, so the gauge falls to 0 once the consumer has caught up.
@@ -239,6 +267,7 @@ public sealed class MonitorService : IAsyncDisposable
         }
 
         Interlocked.Increment(ref _decoded);
+        _recorder?.Write(record);
         _metrics.Record(record);
         if (record.AtBegin)
         {
@@ -246,10 +275,19 @@ public sealed class MonitorService : IAsyncDisposable
             return;
         }
 
-        IReadOnlyList<AlertTransition> transitions = _engine.Process(record);
-        _metrics.RuleFaults(_engine.RuleFaults);
+        Handle(_engine.Process(record));
+        _metrics.Engine(_engine);
+    }
+
+    private void Handle(IReadOnlyList<AlertTransition> transitions)
+    {
         foreach (AlertTransition transition in transitions)
         {
+            if (transition.State == AlertState.Firing && transition.PreviousState != AlertState.Firing)
+            {
+                RunActions(transition);
+            }
+
             _metrics.Alert(transition);
             if (transition.State == AlertState.Firing)
             {
@@ -266,6 +304,47 @@ public sealed class MonitorService : IAsyncDisposable
             {
                 LogError(ex, "An AlertChanged handler threw");
             }
+        }
+    }
+
+    private void RunActions(AlertTransition transition)
+    {
+        foreach (string action in transition.Actions)
+        {
+            if (action != "stop")
+            {
+                continue;
+            }
+
+            string run = transition.Identity[AlertLabels.Run];
+            if (_store is null)
+            {
+                _metrics.Action(action, "no_control_plane");
+                LogError(null, $"Alert {transition.RuleName} asks to stop run '{run}', but the service has no control plane (--redis)");
+                continue;
+            }
+
+            var command = new RunCommand
+            {
+                Command = "stop",
+                Reason = $"{transition.RuleName} fired at step {transition.Step}: {transition.Description}",
+                IssuedBy = $"alert {transition.RuleName} ({transition.Identity.Fingerprint})",
+                IssuedAt = _options.TimeProvider.GetUtcNow(),
+            };
+            // Off the analysis thread: Redis latency must not hold up evaluation.
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await _store.IssueCommandAsync(run, command).ConfigureAwait(false);
+                    _metrics.Action(action, "issued");
+                }
+                catch (Exception ex) when (ex is RedisException or TimeoutException)
+                {
+                    _metrics.Action(action, "failed");
+                    LogError(ex, $"Could not issue the stop command for run '{run}'");
+                }
+            });
         }
     }
 

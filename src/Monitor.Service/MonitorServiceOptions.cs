@@ -1,3 +1,4 @@
+using Monitor.Analysis;
 using Monitor.Contracts;
 
 namespace Monitor.Service;
@@ -39,6 +40,28 @@ public sealed class MonitorServiceOptions
     /// </summary>
     public string? ApiToken { get; init; }
 
+    /// <summary>
+    /// Rule file (YAML, or JSON by extension): which rules run, with which parameters, windows, <c>for</c>, labels,
+    /// annotations and actions. Reloaded when it changes; an invalid new version is logged and ignored. Default none:
+    /// the built-in VanishingGradient and LossNotDecreasing with <see cref="Rules"/>.
+    /// </summary>
+    public string? RulesFile { get; init; }
+
+    /// <summary>How often the rule file is compared with what was loaded (besides file-change events). Default 2 s.</summary>
+    public TimeSpan RulesPollInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How often time-driven rules (e.g. StalledTraining) are evaluated without records. Default 5 s.</summary>
+    public TimeSpan TickInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Ordering policy of the analysis engine (late-record grace). Default <see cref="AnalysisEngineOptions"/>'s.</summary>
+    public AnalysisEngineOptions Engine { get; init; } = new();
+
+    /// <summary>
+    /// Where to record every decoded step record, for <c>monitor replay</c> (format by extension, see
+    /// <see cref="StepRecordFile"/>). Default none.
+    /// </summary>
+    public string? RecordFile { get; init; }
+
     /// <summary>How often consumer lag is refreshed. Default 1 s.</summary>
     public TimeSpan LagInterval { get; init; } = TimeSpan.FromSeconds(1);
 
@@ -63,9 +86,14 @@ public sealed class MonitorServiceOptions
             throw new ArgumentException($"max tensor series is {MaxTensorSeries}; it must not be negative");
         }
 
-        if (LagInterval <= TimeSpan.Zero)
+        if (LagInterval <= TimeSpan.Zero || TickInterval <= TimeSpan.Zero || RulesPollInterval <= TimeSpan.Zero)
         {
-            throw new ArgumentException("lag interval must be positive");
+            throw new ArgumentException("lag, tick and rule-poll intervals must be positive");
+        }
+
+        if (RulesFile is not null && !File.Exists(RulesFile))
+        {
+            throw new ArgumentException($"rule file '{RulesFile}' does not exist");
         }
 
         Rules.Validate();

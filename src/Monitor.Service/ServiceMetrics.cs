@@ -29,6 +29,7 @@ internal sealed class ServiceMetrics
     private readonly Gauge _alerts;
     private readonly Counter _alertsFired;
     private readonly Gauge _ruleFaults;
+    private readonly Counter _outOfOrder, _late, _duplicate, _reloads, _actions;
 
     public ServiceMetrics(CollectorRegistry registry, int maxTensorSeries)
     {
@@ -62,6 +63,11 @@ internal sealed class ServiceMetrics
             "alertname", "alertstate", "severity", "run", "rank", "tensor");
         _alertsFired = factory.CreateCounter("monitor_alerts_fired_total", "Alerts that started firing.", "alertname");
         _ruleFaults = factory.CreateGauge("monitor_rule_faults", "Exceptions thrown by rules (each skips that rule for one record).");
+        _outOfOrder = factory.CreateCounter("monitor_records_out_of_order_total", "Records older than their rank's newest, evaluated within the late grace.");
+        _late = factory.CreateCounter("monitor_records_late_total", "Records older than their rank's newest beyond the late grace: not evaluated.");
+        _duplicate = factory.CreateCounter("monitor_records_duplicate_total", "Records repeating a step and sequence number already evaluated: not evaluated.");
+        _reloads = factory.CreateCounter("monitor_rule_reloads_total", "Rule file reloads, by result (a failed reload keeps the rules in force).", "result");
+        _actions = factory.CreateCounter("monitor_actions_total", "Actions of firing alerts (e.g. stop), by result.", "action", "result");
     }
 
     public CollectorRegistry Registry { get; }
@@ -72,7 +78,21 @@ internal sealed class ServiceMetrics
 
     public void DeadLettered(bool accepted) => (accepted ? _deadLettered : _deadLetterFailed).Inc();
 
-    public void RuleFaults(long total) => _ruleFaults.Set(total);
+    public void Engine(AnalysisEngine engine)
+    {
+        _ruleFaults.Set(engine.RuleFaults);
+        _outOfOrder.IncTo(engine.OutOfOrderRecords);
+        _late.IncTo(engine.LateRecords);
+        _duplicate.IncTo(engine.DuplicateRecords);
+    }
+
+    public void RuleReloads(long succeeded, long failed)
+    {
+        _reloads.WithLabels("success").IncTo(succeeded);
+        _reloads.WithLabels("failure").IncTo(failed);
+    }
+
+    public void Action(string action, string result) => _actions.WithLabels(action, result).Inc();
 
     public void Lag(IReadOnlyList<PartitionLag> lags)
     {

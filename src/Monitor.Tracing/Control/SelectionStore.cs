@@ -222,6 +222,36 @@ public sealed class SelectionStore
         await Database.SetAddAsync(ControlPlaneKeys.Runs, run).ConfigureAwait(false);
     }
 
+    /// <summary>Stores a command for the run's workers (e.g. stop) and wakes them up.</summary>
+    public async Task IssueCommandAsync(string run, RunCommand command)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        RunId.Validate(run);
+        await Database.StringSetAsync(ControlPlaneKeys.Command(run), JsonSerializer.Serialize(command, SelectionJson.Options)).ConfigureAwait(false);
+        await Database.SetAddAsync(ControlPlaneKeys.Runs, run).ConfigureAwait(false);
+        await NotifyAsync(run, new ControlNotice("command", command.Ranks.Count == 1 ? command.Ranks[0] : null, null)).ConfigureAwait(false);
+    }
+
+    /// <summary>The run's current command, if any.</summary>
+    public async Task<RunCommand?> GetCommandAsync(string run)
+    {
+        RunId.Validate(run);
+        RedisValue value = await Database.StringGetAsync(ControlPlaneKeys.Command(run)).ConfigureAwait(false);
+        return value.IsNull ? null : ParseCommand(value);
+    }
+
+    internal static RunCommand? ParseCommand(RedisValue value)
+    {
+        try
+        {
+            return value.IsNull ? null : JsonSerializer.Deserialize<RunCommand>(value.ToString(), SelectionJson.Options);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Writes a rank's heartbeat (worker side).</summary>
     public Task HeartbeatAsync(string run, WorkerStatus status)
     {

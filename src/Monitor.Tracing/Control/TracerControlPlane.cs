@@ -58,6 +58,8 @@ public sealed class TracerControlPlane : IAsyncDisposable
     private readonly Task _loop;
     private ConnectionMultiplexer? _redis;
     private long _refreshes, _applied, _rejected, _errors;
+    private readonly DateTimeOffset _startedAt;
+    private volatile RunCommand? _stop;
     private long? _rejectedVersion;
     private string? _rejectionReason;
     private string? _lastError;
@@ -69,11 +71,24 @@ public sealed class TracerControlPlane : IAsyncDisposable
         _tracer = tracer;
         _options = options;
         _catalog = catalog;
+        _startedAt = options.TimeProvider.GetUtcNow();
         _loop = Task.Run(RunAsync);
     }
 
     /// <summary>Whether Redis is reachable now.</summary>
     public bool IsConnected => _redis?.IsConnected ?? false;
+
+    /// <summary>
+    /// True once a stop command for this rank has arrived (issued after this loop started). The training loop should
+    /// end at its next step; <see cref="StopCommand"/> says why. Thread-safe.
+    /// </summary>
+    public bool ShouldStop => _stop is not null;
+
+    /// <summary>The stop command received, if any.</summary>
+    public RunCommand? StopCommand => _stop;
+
+    /// <summary>Raised once, on the control loop's thread, when a stop command arrives. Handlers must be quick and must not throw.</summary>
+    public event Action<RunCommand>? StopRequested;
 
     /// <summary>Counters so far.</summary>
     public ControlPlaneStatistics Statistics => new(
@@ -211,7 +226,8 @@ public sealed class TracerControlPlane : IAsyncDisposable
         Interlocked.Increment(ref _refreshes);
         IDatabase db = _redis!.GetDatabase();
         RedisValue[] values = await db.StringGetAsync(
-            [ControlPlaneKeys.RankSelection(_tracer.RunId, _tracer.Rank), ControlPlaneKeys.Selection(_tracer.RunId)]).ConfigureAwait(false);
+            [ControlPlaneKeys.RankSelection(_tracer.RunId, _tracer.Rank), ControlPlaneKeys.Selection(_tracer.RunId), ControlPlaneKeys.Command(_tracer.RunId)]).ConfigureAwait(false);
+        CheckCommand(SelectionStore.ParseCommand(values[2]));
         EffectiveSelection? effective;
         try
         {
@@ -241,6 +257,27 @@ public sealed class TracerControlPlane : IAsyncDisposable
         }
 
         Interlocked.Increment(ref _applied);
+    }
+
+    private void CheckCommand(RunCommand? command)
+    {
+        if (_stop is not null || command is null || command.Command != "stop" || command.IssuedAt < _startedAt
+            || (command.Ranks.Count > 0 && !command.Ranks.Contains(_tracer.Rank)))
+        {
+            return;
+        }
+
+        _stop = command;
+        try
+        {
+            StopRequested?.Invoke(command);
+        }
+#pragma warning disable CA1031 // A handler's fault must not stop the control loop.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Error($"a StopRequested handler threw: {ex.Message}");
+        }
     }
 
     private void Reject(long? version, string reason)

@@ -1,0 +1,169 @@
+using System.CommandLine;
+using System.Text.Json;
+using Monitor.Analysis;
+using Monitor.Contracts.V1;
+using Monitor.Service;
+using Monitor.Service.Rules;
+
+namespace Monitor.Cli;
+
+/// <summary><c>monitor replay</c> and <c>monitor rules ...</c>: the analysis engine offline.</summary>
+internal static class ReplayCommands
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public static Command Replay()
+    {
+        var rules = new Option<FileInfo?>("--rules") { Description = "Rule file (YAML or .json). Default: the built-in VanishingGradient and LossNotDecreasing." };
+        var input = new Option<FileInfo>("--input") { Description = "Recorded step records: JSON lines (one protobuf-JSON record per line) or, for .pb/.bin, length-delimited protobuf (`monitor demo --record FILE` writes either).", Required = true };
+        var format = new Option<string?>("--format") { Description = "jsonl or protobuf; default from the file extension." };
+        format.AcceptOnlyFromAmong("jsonl", "protobuf");
+        var command = new Command("replay", "Evaluate rules over recorded step records with the same engine as the service, and print every alert transition (pending, firing, resolved) as a JSON line.")
+        {
+            rules, input, format,
+        };
+        command.SetAction(parse =>
+        {
+            TextWriter output = parse.InvocationConfiguration.Output;
+            TextWriter error = parse.InvocationConfiguration.Error;
+            IReadOnlyList<RuleBinding> bindings;
+            try
+            {
+                bindings = parse.GetValue(rules) is { } file
+                    ? RuleConfiguration.Load(file.FullName, RuleCatalog.BuiltIn)
+                    : MonitorService.DefaultRules(new RuleOptions());
+            }
+            catch (RuleConfigurationException ex)
+            {
+                error.WriteLine($"monitor replay: {ex.Message}");
+                return 2;
+            }
+
+            FileInfo path = parse.GetValue(input)!;
+            if (!path.Exists)
+            {
+                error.WriteLine($"monitor replay: {path.FullName} does not exist");
+                return 2;
+            }
+
+            // Time follows the records: timed rules (StalledTraining) see the gaps between them.
+            var clock = new ReplayClock();
+            var engine = new AnalysisEngine(bindings, clock);
+            StepRecordFileFormat? chosen = parse.GetValue(format) switch
+            {
+                "jsonl" => StepRecordFileFormat.JsonLines,
+                "protobuf" => StepRecordFileFormat.Protobuf,
+                _ => null,
+            };
+            long records = 0, transitions = 0;
+            try
+            {
+                foreach (StepRecord record in StepRecordFile.Read(path.FullName, chosen))
+                {
+                    records++;
+                    if (record.EventTimeUnixNanos > 0)
+                    {
+                        clock.Now = DateTimeOffset.UnixEpoch.AddTicks(record.EventTimeUnixNanos / 100);
+                        transitions += Print(output, engine.Tick());
+                    }
+
+                    transitions += Print(output, engine.Process(record));
+                }
+            }
+            catch (InvalidDataException ex)
+            {
+                error.WriteLine($"monitor replay: {ex.Message} (after {records} records)");
+                return 1;
+            }
+
+            error.WriteLine($"monitor replay: {records} records, {transitions} alert transitions, {engine.RuleFaults} rule faults, {engine.LateRecords} late and {engine.DuplicateRecords} duplicate records skipped");
+            return 0;
+        });
+        return command;
+    }
+
+    public static Command Rules()
+    {
+        var list = new Command("list", "List the built-in rules with their parameters, defaults and what they need traced.");
+        list.SetAction(parse =>
+        {
+            TextWriter output = parse.InvocationConfiguration.Output;
+            foreach ((string name, Func<ITrainingRule> factory) in RuleCatalog.BuiltIn.OrderBy(r => r.Key, StringComparer.Ordinal))
+            {
+                ITrainingRule rule = factory();
+                output.WriteLine(name);
+                foreach (var property in rule.GetType().GetProperties().Where(p => p.CanWrite && p.Name is not "Name" and not "Selector" and not "Window"))
+                {
+                    output.WriteLine($"  {JsonNamingPolicy.CamelCase.ConvertName(property.Name)} = {Format(property.GetValue(rule))}");
+                }
+
+                foreach (TensorRequirement requirement in rule.Requirements)
+                {
+                    output.WriteLine($"  needs {requirement.Collection}{(requirement.Raw ? " (raw values)" : "")}: {requirement.Why}");
+                }
+            }
+
+            return 0;
+        });
+        var file = new Argument<FileInfo>("file") { Description = "The rule file to check." };
+        var check = new Command("check", "Validate a rule file: every problem is listed, naming its rule and field.") { file };
+        check.SetAction(parse =>
+        {
+            try
+            {
+                IReadOnlyList<RuleBinding> bindings = RuleConfiguration.Load(parse.GetValue(file)!.FullName, RuleCatalog.BuiltIn);
+                parse.InvocationConfiguration.Output.WriteLine($"{bindings.Count} rules OK: {string.Join(", ", bindings.Select(b => b.AlertName))}");
+                return 0;
+            }
+            catch (RuleConfigurationException ex)
+            {
+                foreach (string problem in ex.Problems)
+                {
+                    parse.InvocationConfiguration.Error.WriteLine(problem);
+                }
+
+                return 2;
+            }
+        });
+        return new Command("rules", "Inspect the rule library and check rule files.") { list, check };
+    }
+
+    private static string Format(object? value) => value switch
+    {
+        null => "null",
+        IFormattable formattable => formattable.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
+        System.Collections.IEnumerable items and not string => "[" + string.Join(", ", items.Cast<object>()) + "]",
+        _ => value.ToString() ?? "",
+    };
+
+    private static int Print(TextWriter output, IReadOnlyList<AlertTransition> transitions)
+    {
+        foreach (AlertTransition transition in transitions)
+        {
+            output.WriteLine(JsonSerializer.Serialize(new
+            {
+                state = transition.IsResolution ? "resolved" : transition.State.ToString().ToLowerInvariant(),
+                previousState = transition.PreviousState.ToString().ToLowerInvariant(),
+                alertname = transition.RuleName,
+                fingerprint = transition.Identity.Fingerprint,
+                labels = transition.Identity.Labels,
+                annotations = transition.Annotations,
+                step = transition.Step,
+                value = double.IsFinite(transition.Value) ? transition.Value : (double?)null,
+                threshold = double.IsFinite(transition.Threshold) ? transition.Threshold : (double?)null,
+                activeSince = transition.ActiveSince,
+                at = transition.At,
+                actions = transition.Actions,
+            }, Json));
+        }
+
+        return transitions.Count;
+    }
+
+    private sealed class ReplayClock : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = DateTimeOffset.UnixEpoch;
+
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
+}
