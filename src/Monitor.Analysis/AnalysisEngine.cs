@@ -22,8 +22,9 @@ public sealed class AnalysisEngineOptions
 /// <remarks>
 /// <para>Pure: no I/O; event times come from the records, and the injected <see cref="TimeProvider"/> serves records
 /// without one and <see cref="Tick"/>. The same engine serves the live service, replays and tests.</para>
-/// <para><b>Ordering policy.</b> Each rank's records arrive in order (one Kafka partition per key). A record whose
-/// step is not after the newest step of its rank is out of order: a repeat of the same step and sequence number is a
+/// <para><b>Ordering policy.</b> Each rank's records arrive in order (one Kafka partition per key); train, eval and
+/// predict steps are separate streams. A record whose step is not after the newest step of its rank and mode is out
+/// of order: a repeat of the same step and sequence number is a
 /// duplicate (dropped, counted); an older one within <see cref="AnalysisEngineOptions.LateGrace"/> of the newest
 /// event time is evaluated and counted as out of order; an older one beyond the grace is late (dropped, counted).
 /// One-shot <c>at_begin</c> captures are not steps and are not evaluated.</para>
@@ -37,7 +38,7 @@ public sealed class AnalysisEngine
     private readonly AnalysisEngineOptions _options;
     private readonly RuleContext _context;
     private readonly Dictionary<(string AlertName, SeriesKey Series), AlertTracker> _alerts = [];
-    private readonly Dictionary<(string Run, uint Rank), StreamPosition> _streams = [];
+    private readonly Dictionary<(string Run, uint Rank, Mode Mode), StreamPosition> _streams = [];
     private readonly List<AlertTransition> _transitions = [];
     private DateTimeOffset _recordTime;
 
@@ -207,7 +208,8 @@ public sealed class AnalysisEngine
 
     private bool Admit(StepRecord record)
     {
-        var key = (record.RunId, record.Rank);
+        // Train and eval steps of a rank are separate streams: an eval step shares the train step's number.
+        var key = (record.RunId, record.Rank, record.Mode);
         if (!_streams.TryGetValue(key, out StreamPosition? position))
         {
             _streams[key] = new StreamPosition { Step = record.Step, Sequence = record.Sequence, EventTime = _recordTime };

@@ -25,6 +25,12 @@ internal sealed class DemoOptions
     /// <summary>Redis of the control plane; null: an in-process Garnet server on a free port.</summary>
     public string? Redis { get; init; }
 
+    /// <summary>Rule file for the service; null: the built-in rule set (see <c>monitor rules default</c>).</summary>
+    public string? RulesFile { get; init; }
+
+    /// <summary>Where to record every step record the service analyses (for <c>monitor replay</c>); null: nowhere.</summary>
+    public string? RecordFile { get; init; }
+
     /// <summary>How often workers re-read the selection without a notice.</summary>
     public TimeSpan ControlPollInterval { get; init; } = TimeSpan.FromSeconds(2);
 

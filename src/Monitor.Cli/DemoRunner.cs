@@ -60,6 +60,10 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
             ListenUrl = $"http://127.0.0.1:{options.MetricsPort}",
             Redis = RedisConnection,
             ApiToken = apiToken,
+            RulesFile = options.RulesFile,
+            RecordFile = options.RecordFile,
+            // Stalled ranks are noticed within seconds in a demo.
+            TickInterval = TimeSpan.FromSeconds(1),
         };
         await using var service = new MonitorService(serviceOptions, consumer, deadLetters);
         service.AlertChanged += OnAlert;
@@ -89,7 +93,7 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
                     ? bus.CreateProducer()
                     : new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = bootstrap, ClientId = $"monitor-demo-rank-{rank}" });
                 tracers[rank] = new StepTracer(
-                    new TracerOptions { RunId = options.RunId, Rank = rank, WorldSize = options.Ranks, QueueCapacity = 1024 },
+                    new TracerOptions { RunId = options.RunId, Rank = rank, WorldSize = options.Ranks, QueueCapacity = 1024, Selection = DemoSelection },
                     producer,
                     ownsProducer: true);
             }
@@ -105,6 +109,7 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
             });
 
             var clock = Stopwatch.StartNew();
+            RunCommand? stop = null;
             long steps = await job.RunAsync(
                 (rank, model, optimizer) =>
                 {
@@ -116,7 +121,14 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
                     return adapter;
                 },
                 progress => Progress(progress, tracers, service, clock),
+                // The sample job asks before every step; a stop command for any rank ends the whole data-parallel job.
+                shouldStop: () => (stop ??= controls.FirstOrDefault(c => c?.ShouldStop == true)?.StopCommand) is not null,
                 cancellationToken: cancellationToken);
+            if (stop is not null)
+            {
+                EndProgressLine();
+                Write($"Stopped:  training ended at step {steps} on the monitor's request ({stop.IssuedBy}): {stop.Reason}");
+            }
             double trainingSeconds = clock.Elapsed.TotalSeconds;
 
             bool flushed = true;
@@ -173,6 +185,16 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
             }
         }
     }
+
+    /// <summary>Every collection every step, plus labels and predictions with raw values (class balance, confusion).</summary>
+    internal static TraceSelection DemoSelection { get; } = TraceSelection.AllEveryStep with
+    {
+        Collections = new Dictionary<string, CollectionFilter>(TraceSelection.AllEveryStep.Collections)
+        {
+            [CollectionNames.Labels] = new() { Raw = true, Histogram = false },
+            [CollectionNames.Predictions] = new() { Raw = true, Histogram = false },
+        },
+    };
 
     private void OnAlert(AlertTransition transition)
     {

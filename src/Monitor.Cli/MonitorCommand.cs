@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Monitor.Contracts;
 using Monitor.Samples.Training;
 using Monitor.Service;
+using Monitor.Service.Rules;
 using Monitor.Tracing;
 
 namespace Monitor.Cli;
@@ -35,9 +36,11 @@ internal static class MonitorCommand
         var stepDelay = new Option<int>("--step-delay-ms") { Description = "Pause after each step, so the run lasts long enough to watch /metrics and change the selection.", DefaultValueFactory = _ => 0 };
         var ranks = new Option<int>("--ranks") { Description = "Data-parallel ranks trained in the process, each with its own tracer and connections.", DefaultValueFactory = _ => 1 };
         var redis = new Option<string?>("--redis") { Description = "Redis of the control plane (host:port). Default: an in-process Garnet server on a free port." };
+        var rules = new Option<FileInfo?>("--rules") { Description = "Rule file (YAML or .json; see `monitor rules default`). Default: the built-in rule set." };
+        var record = new Option<FileInfo?>("--record") { Description = "Record every step record the service analyses to this file, for `monitor replay` (.pb/.bin: protobuf, else JSON lines)." };
         var command = new Command("demo", "Run the sample TorchSharp job and the monitor service in one process, with no external servers, and print alerts as they fire.")
         {
-            steps, fault, faultAt, metricsPort, kafka, run, stepDelay, ranks, redis,
+            steps, fault, faultAt, metricsPort, kafka, run, stepDelay, ranks, redis, rules, record,
         };
         AddCheck(steps, value => value < 1 ? "--steps must be at least 1" : null);
         AddCheck(faultAt, value => value < 0 ? "--fault-at must not be negative" : null);
@@ -58,6 +61,8 @@ internal static class MonitorCommand
                 StepDelay = TimeSpan.FromMilliseconds(parse.GetValue(stepDelay)),
                 Ranks = parse.GetValue(ranks),
                 Redis = parse.GetValue(redis),
+                RulesFile = parse.GetValue(rules)?.FullName,
+                RecordFile = parse.GetValue(record)?.FullName,
             };
             var runner = new DemoRunner(options, Console.Out) { InteractiveProgress = !Console.IsOutputRedirected };
             try
@@ -85,10 +90,11 @@ internal static class MonitorCommand
         var vanishing = new Option<double>("--vanishing-gradient-threshold") { Description = "VanishingGradient: threshold on mean |gradient|.", DefaultValueFactory = _ => 1e-7 };
         var lossSteps = new Option<int>("--loss-not-decreasing-steps") { Description = "LossNotDecreasing: traced steps per compared block.", DefaultValueFactory = _ => 50 };
         var redis = new Option<string?>("--redis") { Description = $"Redis of the control plane; enables the /api endpoints (runs, catalogs, selections, history). Default: ${TraceCommands.RedisVariable}." , DefaultValueFactory = _ => Environment.GetEnvironmentVariable(TraceCommands.RedisVariable) };
+        var rulesFile = new Option<FileInfo?>("--rules") { Description = "Rule file (YAML or .json), reloaded when it changes. Default: the built-in rule set." };
         var apiToken = new Option<string?>("--api-token") { Description = "Bearer token that /api writes require (reads are open). Default: $MONITOR_API_TOKEN; none disables writes.", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("MONITOR_API_TOKEN") };
         var command = new Command("serve", "Run the monitor service alone: consume step records from Kafka, evaluate rules, serve /metrics.")
         {
-            kafka, group, topic, deadLetterTopic, listen, maxSeries, vanishing, lossSteps, redis, apiToken,
+            kafka, group, topic, deadLetterTopic, listen, maxSeries, vanishing, lossSteps, redis, apiToken, rulesFile,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -106,6 +112,7 @@ internal static class MonitorCommand
                     MaxTensorSeries = parse.GetValue(maxSeries),
                     Redis = parse.GetValue(redis),
                     ApiToken = parse.GetValue(apiToken),
+                    RulesFile = parse.GetValue(rulesFile)?.FullName,
                     Rules = new RuleOptions
                     {
                         VanishingGradientThreshold = parse.GetValue(vanishing),
@@ -118,6 +125,19 @@ internal static class MonitorCommand
             {
                 await Console.Error.WriteLineAsync("monitor serve: " + ex.Message);
                 return 2;
+            }
+
+            if (options.RulesFile is { } path)
+            {
+                try
+                {
+                    RuleConfiguration.Load(path, RuleCatalog.BuiltIn);
+                }
+                catch (RuleConfigurationException ex)
+                {
+                    await Console.Error.WriteLineAsync("monitor serve: " + string.Join(Environment.NewLine + "  ", ["rule file " + path + ":", .. ex.Problems]));
+                    return 2;
+                }
             }
 
             var consumer = new KafkaRecordConsumer(

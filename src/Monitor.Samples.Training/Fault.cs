@@ -13,8 +13,38 @@ public enum Fault
     VanishingGradients,
 
     /// <summary>The learning rate jumps 500-fold (a bad schedule or a unit mistake): updates overshoot and the
-    /// weights, activations and gradients grow until they overflow.</summary>
+    /// weights, activations and gradients grow until they overflow to Inf and NaN.</summary>
     ExplodingGradients,
+
+    /// <summary>fc2's bias is pushed to -100 (a bad update or learning-rate spike): every pre-activation of the ReLU
+    /// after it is negative, the ReLU outputs only zeros and, its gradient being zero too, never recovers.</summary>
+    DeadRelu,
+
+    /// <summary>fc1's weights and bias are scaled 30-fold: the tanh after it works in its flat tails, its outputs sit
+    /// at ±1 and gradients through it vanish.</summary>
+    SaturatedActivation,
+
+    /// <summary>The model is re-initialised badly (weights drawn with standard deviation 1e-3 instead of Kaiming's):
+    /// activations shrink layer by layer and gradients with them.</summary>
+    PoorInit,
+
+    /// <summary>The learning rate drops to 0 (a scheduler bug) and the data loader stalls on one batch: the loss
+    /// stays exactly where it was.</summary>
+    LossPlateau,
+
+    /// <summary>The job trains on 4 fixed batches with random labels from then on (a leaked, tiny training set):
+    /// the training loss falls as the model memorises them while the validation loss on fresh data rises.</summary>
+    Overfit,
+
+    /// <summary>A NaN appears in the input batch (a corrupt record): the loss, the gradients and, after the update,
+    /// the weights become NaN.</summary>
+    Nan,
+
+    /// <summary>From then on 95% of the labels are class 0 (a skewed data source): the classes are badly imbalanced.</summary>
+    ClassImbalance,
+
+    /// <summary>fc2's weights stop being updated (frozen by mistake, <c>requires_grad</c> off): they stay unchanged step after step.</summary>
+    UnchangedWeights,
 }
 
 /// <summary>Spelling of <see cref="Fault"/> values on the command line.</summary>
@@ -25,6 +55,14 @@ public static class FaultNames
         ("none", Fault.None),
         ("vanishing-gradients", Fault.VanishingGradients),
         ("exploding-gradients", Fault.ExplodingGradients),
+        ("dead-relu", Fault.DeadRelu),
+        ("saturated-activation", Fault.SaturatedActivation),
+        ("poor-init", Fault.PoorInit),
+        ("loss-plateau", Fault.LossPlateau),
+        ("overfit", Fault.Overfit),
+        ("nan", Fault.Nan),
+        ("class-imbalance", Fault.ClassImbalance),
+        ("unchanged-weights", Fault.UnchangedWeights),
     ];
 
     /// <summary>Every accepted spelling.</summary>

@@ -31,6 +31,15 @@ public sealed class SampleModel : nn.Module<Tensor, Tensor>
         register_module("fc3", _fc3);
     }
 
+    /// <summary>The first layer (inputs → hidden, followed by tanh).</summary>
+    public Linear Fc1 => _fc1;
+
+    /// <summary>The second layer (hidden → hidden, followed by ReLU).</summary>
+    public Linear Fc2 => _fc2;
+
+    /// <summary>The output layer.</summary>
+    public Linear Fc3 => _fc3;
+
     /// <summary>Number of trainable elements.</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());
 

@@ -18,8 +18,14 @@ public sealed class TrainingJobOptions
     /// <summary>First step with the fault. Default 150.</summary>
     public int FaultAt { get; init; } = 150;
 
-    /// <summary>Examples per step. Default 64.</summary>
-    public int BatchSize { get; init; } = 64;
+    /// <summary>
+    /// Examples per step. Default 1024: large enough that the mean loss over 100 steps keeps falling measurably for
+    /// thousands of steps, so a healthy run never looks like a plateau.
+    /// </summary>
+    public int BatchSize { get; init; } = 1024;
+
+    /// <summary>A validation pass (eval mode, fresh data) every this many steps; 0: none. Default 10.</summary>
+    public int EvalEvery { get; init; } = 10;
 
     /// <summary>Input features. Default 32.</summary>
     public int Inputs { get; init; } = 32;
@@ -132,7 +138,7 @@ public sealed class TrainingJob
                 torch.manual_seed(_options.Seed + 1);
                 var model = new SampleModel(_options.Inputs, _options.Hidden, _options.Classes);
                 var optimizer = optim.SGD(model.parameters(), _options.LearningRate);
-                replicas[rank] = new Replica(model, optimizer, new Generator((ulong)(_options.Seed + 100 + rank)));
+                replicas[rank] = new Replica(model, optimizer, new Generator((ulong)(_options.Seed + 100 + rank)), new Generator((ulong)(_options.Seed + 200 + rank)));
                 replicas[rank].Tracer = attachTracer?.Invoke(rank, model, optimizer);
             }
 
@@ -174,19 +180,25 @@ public sealed class TrainingJob
     private double TrainStep(long step, SampleModel teacher, Replica[] replicas, nn.Module<Tensor, Tensor, Tensor> lossFunction, bool faulty)
     {
         using var scope = torch.NewDisposeScope();
+        Fault fault = faulty ? _options.Fault : Fault.None;
         double lossSum = 0;
         foreach (Replica replica in replicas)
         {
-            Tensor inputs = torch.randn([_options.BatchSize, _options.Inputs], generator: replica.Data);
-            Tensor labels;
-            using (torch.no_grad())
+            if (faulty && !replica.FaultApplied)
             {
-                labels = teacher.call(inputs).argmax(1);
+                ApplyOnce(replica, fault);
+                replica.FaultApplied = true;
             }
 
+            (Tensor inputs, Tensor labels) = TrainingBatch(teacher, replica, fault);
             foreach (var group in replica.Optimizer.ParamGroups)
             {
-                group.LearningRate = faulty && _options.Fault == Fault.ExplodingGradients ? _options.LearningRate * 500 : _options.LearningRate;
+                group.LearningRate = fault switch
+                {
+                    Fault.ExplodingGradients => _options.LearningRate * 500,
+                    Fault.LossPlateau => 0,
+                    _ => _options.LearningRate,
+                };
             }
 
             replica.Tracer?.BeginStep(step, Mode.Train);
@@ -194,7 +206,14 @@ public sealed class TrainingJob
             Tensor logits = replica.Model.call(inputs);
             Tensor loss = lossFunction.call(logits, labels);
             replica.Tracer?.RecordLoss(loss);
-            Tensor objective = faulty && _options.Fault == Fault.VanishingGradients ? loss * 1e-10 : loss;
+            if (replica.Tracer is { } tracer)
+            {
+                tracer.RecordTensor("labels", labels, LabelSet);
+                using Tensor predictions = logits.argmax(1);
+                tracer.RecordTensor("predictions", predictions, PredictionSet);
+            }
+
+            Tensor objective = fault == Fault.VanishingGradients ? loss * 1e-10 : loss;
             objective.backward();
             lossSum += loss.item<float>();
         }
@@ -210,7 +229,96 @@ public sealed class TrainingJob
             replica.Tracer?.EndStep();
         }
 
+        if (_options.EvalEvery > 0 && step % _options.EvalEvery == 0)
+        {
+            Evaluate(step, teacher, replicas, lossFunction);
+        }
+
         return lossSum / replicas.Length;
+    }
+
+    /// <summary>A validation pass on fresh data (eval mode): the loss the Overfit rule compares with training's.</summary>
+    private void Evaluate(long step, SampleModel teacher, Replica[] replicas, nn.Module<Tensor, Tensor, Tensor> lossFunction)
+    {
+        using var noGrad = torch.no_grad();
+        foreach (Replica replica in replicas)
+        {
+            Tensor inputs = torch.randn([_options.BatchSize, _options.Inputs], generator: replica.EvalData);
+            Tensor labels = teacher.call(inputs).argmax(1);
+            replica.Tracer?.BeginStep(step, Mode.Eval);
+            Tensor loss = lossFunction.call(replica.Model.call(inputs), labels);
+            replica.Tracer?.RecordLoss(loss);
+            replica.Tracer?.EndStep();
+        }
+    }
+
+    private (Tensor Inputs, Tensor Labels) TrainingBatch(SampleModel teacher, Replica replica, Fault fault)
+    {
+        if (fault == Fault.LossPlateau && replica.StalledBatch is { } stalled)
+        {
+            return stalled;
+        }
+
+        if (fault == Fault.Overfit)
+        {
+            // Four fixed batches with random labels, cycled: only memorising them lowers the training loss.
+            replica.MemorisedBatches ??= [.. Enumerable.Range(0, 4).Select(_ => (
+                torch.randn([_options.BatchSize, _options.Inputs], generator: replica.Data).DetachFromDisposeScope(),
+                torch.randint(0, _options.Classes, [_options.BatchSize], generator: replica.Data).DetachFromDisposeScope()))];
+            return replica.MemorisedBatches[replica.NextMemorised++ % replica.MemorisedBatches.Length];
+        }
+
+        Tensor inputs = torch.randn([_options.BatchSize, _options.Inputs], generator: replica.Data);
+        Tensor labels;
+        using (torch.no_grad())
+        {
+            labels = teacher.call(inputs).argmax(1);
+        }
+
+        if (fault == Fault.Nan)
+        {
+            inputs[0, 0] = float.NaN;
+        }
+        else if (fault == Fault.ClassImbalance)
+        {
+            // 95% of the labels become class 0.
+            Tensor skew = torch.rand([_options.BatchSize], generator: replica.Data).lt(0.95);
+            labels = torch.where(skew, torch.zeros_like(labels), labels);
+        }
+
+        if (fault == Fault.LossPlateau)
+        {
+            replica.StalledBatch = (inputs.DetachFromDisposeScope(), labels.DetachFromDisposeScope());
+        }
+
+        return (inputs, labels);
+    }
+
+    /// <summary>One-time changes to the model at the fault step.</summary>
+    private static void ApplyOnce(Replica replica, Fault fault)
+    {
+        using var noGrad = torch.no_grad();
+        SampleModel model = replica.Model;
+        switch (fault)
+        {
+            case Fault.DeadRelu:
+                model.Fc2.bias!.fill_(-100);
+                break;
+            case Fault.SaturatedActivation:
+                model.Fc1.weight!.mul_(30);
+                model.Fc1.bias!.mul_(30);
+                break;
+            case Fault.PoorInit:
+                foreach (Parameter parameter in model.parameters())
+                {
+                    parameter.normal_(0, 1e-3, generator: replica.Data);
+                }
+
+                break;
+            case Fault.UnchangedWeights:
+                model.Fc2.weight!.requires_grad_(false);
+                break;
+        }
     }
 
     /// <summary>The all-reduce of data parallelism: every replica's gradient becomes the mean over replicas.</summary>
@@ -239,7 +347,7 @@ public sealed class TrainingJob
         }
     }
 
-    private sealed class Replica(SampleModel model, optim.Optimizer optimizer, Generator data) : IDisposable
+    private sealed class Replica(SampleModel model, optim.Optimizer optimizer, Generator data, Generator evalData) : IDisposable
     {
         public SampleModel Model { get; } = model;
 
@@ -247,7 +355,17 @@ public sealed class TrainingJob
 
         public Generator Data { get; } = data;
 
+        public Generator EvalData { get; } = evalData;
+
         public TorchSharpTracer? Tracer { get; set; }
+
+        public bool FaultApplied { get; set; }
+
+        public (Tensor Inputs, Tensor Labels)? StalledBatch { get; set; }
+
+        public (Tensor Inputs, Tensor Labels)[]? MemorisedBatches { get; set; }
+
+        public int NextMemorised { get; set; }
 
         public void Dispose()
         {
@@ -255,6 +373,17 @@ public sealed class TrainingJob
             Optimizer.Dispose();
             Model.Dispose();
             Data.Dispose();
+            EvalData.Dispose();
+            StalledBatch?.Inputs.Dispose();
+            StalledBatch?.Labels.Dispose();
+            foreach ((Tensor inputs, Tensor labels) in MemorisedBatches ?? [])
+            {
+                inputs.Dispose();
+                labels.Dispose();
+            }
         }
     }
+
+    private static readonly Monitor.Contracts.CollectionSet LabelSet = Monitor.Contracts.CollectionSet.Of(Collection.Labels);
+    private static readonly Monitor.Contracts.CollectionSet PredictionSet = Monitor.Contracts.CollectionSet.Of(Collection.Predictions);
 }

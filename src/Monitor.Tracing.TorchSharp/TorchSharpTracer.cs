@@ -37,6 +37,7 @@ public sealed class TorchSharpTracer : IDisposable
     private readonly ulong[] _buckets = new ulong[TensorSummarizer.BucketCount];
     private volatile CatalogEntry[] _catalogSnapshot = [];
     private bool _disposed;
+    private Mode _mode = Mode.Train;
 
     private static readonly CollectionSet GradientSet = CollectionSet.Of(Collection.Gradients);
     private static readonly CollectionSet ActivationSet = CollectionSet.Of(Collection.Activations);
@@ -123,6 +124,7 @@ public sealed class TorchSharpTracer : IDisposable
             }
         }
 
+        _mode = mode;
         return _tracer.BeginStep(step, mode);
     }
 
@@ -150,14 +152,16 @@ public sealed class TorchSharpTracer : IDisposable
     }
 
     /// <summary>
-    /// Ends the step: captures parameters, gradients and learning rates, copies device statistics to the host in
-    /// one transfer, and hands the record to the tracer. Never throws.
+    /// Ends the step: captures parameters, gradients and learning rates (training steps only), copies device
+    /// statistics to the host in one transfer, and hands the record to the tracer. Never throws.
     /// </summary>
     public void EndStep()
     {
         try
         {
-            bool traced = _tracer.IsTracingStep;
+            // Parameters, gradients and learning rates belong to training steps; an eval or predict step has no backward
+            // pass and its record would only repeat the last training step's values.
+            bool traced = _tracer.IsTracingStep && _mode == Mode.Train;
             if (traced)
             {
                 CaptureParameters();
@@ -178,7 +182,7 @@ public sealed class TorchSharpTracer : IDisposable
                 }
             }
 
-            if (traced)
+            if (_tracer.IsTracingStep)
             {
                 FlushDeviceSummaries();
             }
