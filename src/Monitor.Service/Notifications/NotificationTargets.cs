@@ -203,9 +203,12 @@ internal sealed class HttpTarget
 
     private async Task<string> ReadSomeAsync(HttpResponseMessage response)
     {
+        // Only the headers were awaited under HttpClient.Timeout: the body of an error answer gets its own deadline.
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_context.Abort);
+        deadline.CancelAfter(_context.Options.RequestTimeout);
         try
         {
-            string body = await response.Content.ReadAsStringAsync(_context.Abort);
+            string body = await response.Content.ReadAsStringAsync(deadline.Token);
             body = body.ReplaceLineEndings(" ").Trim();
             return body.Length <= MaxLoggedBodyChars ? body : body[..MaxLoggedBodyChars] + "…";
         }
