@@ -10,7 +10,7 @@
 set -euo pipefail
 
 # The Debian 12 packages the tests need; adding one is adding its name here.
-packages=(redis-server)
+packages=(redis-server prometheus-alertmanager)
 
 log() { printf 'install-test-servers: %s\n' "$*"; }
 
