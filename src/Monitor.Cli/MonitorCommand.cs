@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Monitor.Contracts;
 using Monitor.Samples.Training;
 using Monitor.Service;
+using Monitor.Service.Notifications;
 using Monitor.Service.Rules;
 using Monitor.Tracing;
 
@@ -90,11 +91,14 @@ internal static class MonitorCommand
         var vanishing = new Option<double>("--vanishing-gradient-threshold") { Description = "VanishingGradient: threshold on mean |gradient|.", DefaultValueFactory = _ => 1e-7 };
         var lossSteps = new Option<int>("--loss-not-decreasing-steps") { Description = "LossNotDecreasing: traced steps per compared block.", DefaultValueFactory = _ => 50 };
         var redis = new Option<string?>("--redis") { Description = $"Redis of the control plane; enables the /api endpoints (runs, catalogs, selections, history). Default: ${TraceCommands.RedisVariable}." , DefaultValueFactory = _ => Environment.GetEnvironmentVariable(TraceCommands.RedisVariable) };
+        var alertmanager = new Option<Uri[]>("--alertmanager") { Description = "Alertmanager base URL to push alerts to (API v2), e.g. http://alertmanager:9093 (repeatable)." };
+        var webhook = new Option<Uri[]>("--webhook") { Description = "URL to POST alert notifications to as JSON (repeatable)." };
+        var externalUrl = new Option<Uri?>("--external-url") { Description = "This service's URL as seen by users; alerts link to {url}/api/alerts/{fingerprint}." };
         var rulesFile = new Option<FileInfo?>("--rules") { Description = "Rule file (YAML or .json), reloaded when it changes. Default: the built-in rule set." };
         var apiToken = new Option<string?>("--api-token") { Description = "Bearer token that /api writes require (reads are open). Default: $MONITOR_API_TOKEN; none disables writes.", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("MONITOR_API_TOKEN") };
         var command = new Command("serve", "Run the monitor service alone: consume step records from Kafka, evaluate rules, serve /metrics.")
         {
-            kafka, group, topic, deadLetterTopic, listen, maxSeries, vanishing, lossSteps, redis, apiToken, rulesFile,
+            kafka, group, topic, deadLetterTopic, listen, maxSeries, vanishing, lossSteps, redis, apiToken, rulesFile, alertmanager, webhook, externalUrl,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {

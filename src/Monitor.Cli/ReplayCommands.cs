@@ -3,6 +3,7 @@ using System.Text.Json;
 using Monitor.Analysis;
 using Monitor.Contracts.V1;
 using Monitor.Service;
+using Monitor.Service.Notifications;
 using Monitor.Service.Rules;
 
 namespace Monitor.Cli;
@@ -18,7 +19,7 @@ internal static class ReplayCommands
         var input = new Option<FileInfo>("--input") { Description = "Recorded step records: JSON lines (one protobuf-JSON record per line) or, for .pb/.bin, length-delimited protobuf (`monitor demo --record FILE` writes either).", Required = true };
         var format = new Option<string?>("--format") { Description = "jsonl or protobuf; default from the file extension." };
         format.AcceptOnlyFromAmong("jsonl", "protobuf");
-        var command = new Command("replay", "Evaluate rules over recorded step records with the same engine as the service, and print every alert transition (pending, firing, resolved) as a JSON line.")
+        var command = new Command("replay", "Evaluate rules over recorded step records with the same engine as the service, and print every alert transition (pending, firing, resolved, inactive) as a JSON line, in the alerts topic's format.")
         {
             rules, input, format,
         };
@@ -140,21 +141,7 @@ internal static class ReplayCommands
     {
         foreach (AlertTransition transition in transitions)
         {
-            output.WriteLine(JsonSerializer.Serialize(new
-            {
-                state = transition.IsResolution ? "resolved" : transition.State.ToString().ToLowerInvariant(),
-                previousState = transition.PreviousState.ToString().ToLowerInvariant(),
-                alertname = transition.RuleName,
-                fingerprint = transition.Identity.Fingerprint,
-                labels = transition.Identity.Labels,
-                annotations = transition.Annotations,
-                step = transition.Step,
-                value = double.IsFinite(transition.Value) ? transition.Value : (double?)null,
-                threshold = double.IsFinite(transition.Threshold) ? transition.Threshold : (double?)null,
-                activeSince = transition.ActiveSince,
-                at = transition.At,
-                actions = transition.Actions,
-            }, Json));
+            output.WriteLine(AlertJson.Serialize(transition));
         }
 
         return transitions.Count;

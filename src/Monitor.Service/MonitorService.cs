@@ -10,6 +10,7 @@ using Monitor.Analysis.Rules;
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Contracts.V1;
+using Monitor.Service.Notifications;
 using Monitor.Service.Rules;
 using Monitor.Tracing.Control;
 using Prometheus;
@@ -45,6 +46,8 @@ public sealed class MonitorService : IAsyncDisposable
     private readonly DeadLetterSink _deadLetters;
     private readonly AnalysisEngine _engine;
     private readonly ServiceMetrics _metrics;
+    private readonly AlertDispatcher _notifications;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, AlertTransition> _activeAlerts = new(StringComparer.Ordinal);
     private readonly ILogger _logger;
     private readonly ILoggerFactory _loggerFactory;
     private readonly CancellationTokenSource _stopping = new();
@@ -88,6 +91,9 @@ public sealed class MonitorService : IAsyncDisposable
         _engine = new AnalysisEngine(rules ?? DefaultRules(options.Rules), options.TimeProvider, options.Engine);
         _recorder = options.RecordFile is { } recordTo ? StepRecordFile.CreateWriter(recordTo) : null;
         _metrics = new ServiceMetrics(Metrics.NewCustomRegistry(), options.MaxTensorSeries);
+        // Alert messages share the dead-letter producer (one Kafka producer per service); the dispatcher does not own it.
+        _notifications = new AlertDispatcher(options.Notifications, deadLetterProducer, options.TimeProvider, _loggerFactory.CreateLogger<AlertDispatcher>());
+        _metrics.Registry.AddBeforeCollectCallback(() => _metrics.Notifications(_notifications.Statistics));
     }
 
     /// <summary>Raised on the pipeline thread for every alert state change.</summary>
@@ -101,6 +107,12 @@ public sealed class MonitorService : IAsyncDisposable
 
     /// <summary>True while the pipeline runs.</summary>
     public bool IsReady => _ready;
+
+    /// <summary>Notification counters so far.</summary>
+    public NotificationStatistics NotificationStatistics => _notifications.Statistics;
+
+    /// <summary>Alerts pending or firing now, by fingerprint (a snapshot safe to read from any thread).</summary>
+    public IReadOnlyCollection<AlertTransition> ActiveAlerts => [.. _activeAlerts.Values];
 
     /// <summary>Counters so far.</summary>
     public ServiceStatistics Statistics => new(
@@ -154,6 +166,7 @@ public sealed class MonitorService : IAsyncDisposable
 
         _store = _redis is null ? null : new SelectionStore(_redis, _options.TimeProvider);
         ControlPlaneApi.Map(web, _store, _options.ApiToken);
+        AlertsApi.Map(web, () => _activeAlerts.Values);
         _web = web;
         await web.StartAsync(cancellationToken).ConfigureAwait(false);
         string address = web.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
@@ -175,6 +188,8 @@ public sealed class MonitorService : IAsyncDisposable
             await _pipeline.ConfigureAwait(false);
         }
 
+        // After the pipeline (no more Publish calls), before the producer it uses.
+        await _notifications.DisposeAsync().ConfigureAwait(false);
         _consumer.Dispose();
         _deadLetterProducer.Dispose();
         _ruleFile?.Dispose();
@@ -289,6 +304,16 @@ public sealed class MonitorService : IAsyncDisposable
             }
 
             _metrics.Alert(transition);
+            _notifications.Publish(transition);
+            if (transition.State == AlertState.Inactive)
+            {
+                _activeAlerts.TryRemove(transition.Identity.Fingerprint, out _);
+            }
+            else
+            {
+                _activeAlerts[transition.Identity.Fingerprint] = transition;
+            }
+
             if (transition.State == AlertState.Firing)
             {
                 Interlocked.Increment(ref _alertsFired);

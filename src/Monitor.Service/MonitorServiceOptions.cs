@@ -1,5 +1,6 @@
 using Monitor.Analysis;
 using Monitor.Contracts;
+using Monitor.Service.Notifications;
 
 namespace Monitor.Service;
 
@@ -62,6 +63,9 @@ public sealed class MonitorServiceOptions
     /// </summary>
     public string? RecordFile { get; init; }
 
+    /// <summary>Alert notifications (Alertmanager, webhooks, the alerts topic). Default: only the alerts topic.</summary>
+    public NotificationOptions Notifications { get; init; } = new();
+
     /// <summary>How often consumer lag is refreshed. Default 1 s.</summary>
     public TimeSpan LagInterval { get; init; } = TimeSpan.FromSeconds(1);
 
@@ -81,6 +85,8 @@ public sealed class MonitorServiceOptions
             throw new ArgumentException($"listen URL '{ListenUrl}' is not an absolute http:// URL");
         }
 
+        ArgumentNullException.ThrowIfNull(Notifications);
+        Notifications.Validate();
         if (MaxTensorSeries < 0)
         {
             throw new ArgumentException($"max tensor series is {MaxTensorSeries}; it must not be negative");

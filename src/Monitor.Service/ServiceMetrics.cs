@@ -3,6 +3,7 @@ using Monitor.Analysis;
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Contracts.V1;
+using Monitor.Service.Notifications;
 using Prometheus;
 
 namespace Monitor.Service;
@@ -30,6 +31,9 @@ internal sealed class ServiceMetrics
     private readonly Counter _alertsFired;
     private readonly Gauge _ruleFaults;
     private readonly Counter _outOfOrder, _late, _duplicate, _reloads, _actions;
+    private readonly Counter _notificationsQueued, _notificationsDropped;
+    private readonly Gauge _notificationsQueueLength, _notificationsFiring;
+    private readonly Counter _notificationsSent, _notificationsFailed, _notificationsRetries, _notificationsTargetDropped, _notificationsRequests;
 
     public ServiceMetrics(CollectorRegistry registry, int maxTensorSeries)
     {
@@ -68,6 +72,15 @@ internal sealed class ServiceMetrics
         _duplicate = factory.CreateCounter("monitor_records_duplicate_total", "Records repeating a step and sequence number already evaluated: not evaluated.");
         _reloads = factory.CreateCounter("monitor_rule_reloads_total", "Rule file reloads, by result (a failed reload keeps the rules in force).", "result");
         _actions = factory.CreateCounter("monitor_actions_total", "Actions of firing alerts (e.g. stop), by result.", "action", "result");
+        _notificationsQueued = factory.CreateCounter("monitor_notifications_queued_total", "Alert transitions queued for notification.");
+        _notificationsDropped = factory.CreateCounter("monitor_notifications_dropped_total", "Alert transitions not queued: queue full or shutting down.");
+        _notificationsQueueLength = factory.CreateGauge("monitor_notifications_queue_length", "Alert transitions waiting in the notification queue.");
+        _notificationsFiring = factory.CreateGauge("monitor_notifications_firing_alerts", "Firing alerts re-sent to Alertmanager every resend interval.");
+        _notificationsSent = factory.CreateCounter("monitor_notifications_sent_total", "Alerts accepted by a target (2xx, or a delivered Kafka message).", "target");
+        _notificationsFailed = factory.CreateCounter("monitor_notifications_failed_total", "Alerts a target did not take after retries, or refused (4xx).", "target");
+        _notificationsRetries = factory.CreateCounter("monitor_notifications_retries_total", "Notification requests retried (network error, timeout, 5xx, 429).", "target");
+        _notificationsTargetDropped = factory.CreateCounter("monitor_notifications_target_dropped_total", "Alerts dropped from a failing target's full backlog.", "target");
+        _notificationsRequests = factory.CreateCounter("monitor_notifications_requests_total", "Notification HTTP requests (retries included) or Kafka messages produced.", "target");
     }
 
     public CollectorRegistry Registry { get; }
@@ -84,6 +97,23 @@ internal sealed class ServiceMetrics
         _outOfOrder.IncTo(engine.OutOfOrderRecords);
         _late.IncTo(engine.LateRecords);
         _duplicate.IncTo(engine.DuplicateRecords);
+    }
+
+    public void Notifications(NotificationStatistics statistics)
+    {
+        _notificationsQueued.IncTo(statistics.Queued);
+        _notificationsDropped.IncTo(statistics.Dropped);
+        _notificationsQueueLength.Set(statistics.QueueLength);
+        _notificationsFiring.Set(statistics.FiringAlerts);
+        foreach ((string target, NotificationTargetStatistics counters) in (ReadOnlySpan<(string, NotificationTargetStatistics)>)
+            [("alertmanager", statistics.Alertmanager), ("webhook", statistics.Webhook), ("kafka", statistics.Kafka)])
+        {
+            _notificationsSent.WithLabels(target).IncTo(counters.Sent);
+            _notificationsFailed.WithLabels(target).IncTo(counters.Failed);
+            _notificationsRetries.WithLabels(target).IncTo(counters.Retries);
+            _notificationsTargetDropped.WithLabels(target).IncTo(counters.Dropped);
+            _notificationsRequests.WithLabels(target).IncTo(counters.Requests);
+        }
     }
 
     public void RuleReloads(long succeeded, long failed)

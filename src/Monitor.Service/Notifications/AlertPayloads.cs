@@ -38,6 +38,20 @@ internal sealed record PreparedAlert(
     public string Status => Resolved ? "resolved" : "firing";
 }
 
+/// <summary>
+/// The JSON form of an alert transition: the alerts topic's message (schema in Notifications/README.md) with the
+/// alert's own labels. Also what <c>/api/alerts</c> returns and <c>monitor replay</c> prints.
+/// </summary>
+public static class AlertJson
+{
+    /// <summary>Serializes one transition (one line of JSON).</summary>
+    public static string Serialize(AlertTransition transition)
+    {
+        ArgumentNullException.ThrowIfNull(transition);
+        return System.Text.Encoding.UTF8.GetString(AlertPayloads.Kafka(transition, AlertPayloads.Sorted(transition.Identity.Labels), null));
+    }
+}
+
 /// <summary>The JSON documents the dispatcher sends (described in Notifications/README.md).</summary>
 internal static class AlertPayloads
 {
