@@ -3,7 +3,6 @@ using Microsoft.Extensions.Logging;
 using Monitor.Contracts;
 using Monitor.Samples.Training;
 using Monitor.Service;
-using Monitor.Service.Notifications;
 using Monitor.Service.Rules;
 using Monitor.Tracing;
 
