@@ -7,7 +7,8 @@ namespace Monitor.Analysis.Tests;
 
 /// <summary>
 /// Builds tensor records for rule tests: summaries computed from values the way the tracer computes them (moments
-/// over finite elements, NaN and Inf counted apart, the log2 histogram with Inf in the end buckets), optionally with
+/// over finite elements, NaN and Inf counted apart, the log2 histogram with Inf in the end buckets, sent as the span
+/// of non-empty buckets), optionally with
 /// the raw values.
 /// </summary>
 internal static class RuleTestData
@@ -112,8 +113,14 @@ internal static class RuleTestData
             variance = squaredDeviations / finite;
         }
 
+        // Like the tracer: only the span from the first to the last non-empty bucket is sent.
         var histogram = new Histogram { Layout = HistogramLayout.Log2Magnitude };
-        histogram.Counts.Add(buckets);
+        int firstBucket = buckets.AsSpan().IndexOfAnyExcept(0UL);
+        if (firstBucket >= 0)
+        {
+            histogram.FirstBucket = (uint)firstBucket;
+            histogram.Counts.Add(buckets[firstBucket..(buckets.AsSpan().LastIndexOfAnyExcept(0UL) + 1)]);
+        }
         return new TensorSummary
         {
             Count = (ulong)values.Length,

@@ -64,16 +64,18 @@ internal static class RuleSupport
         ulong fromHistogram = 0;
         if (summary.Histogram is { } histogram)
         {
-            int buckets = HistogramBuckets.CountOf(histogram);
-            for (int b = 0; b < buckets; b++)
+            // Only the span of buckets that was sent (the rest are empty), in ascending order of value.
+            RepeatedField<ulong> counts = histogram.Counts;
+            int first = (int)histogram.FirstBucket;
+            for (int i = 0; i < counts.Count; i++)
             {
                 // Every value of bucket b lies in [edge b, edge b+1] (a value on an edge belongs to one of the two).
-                if (UpperEdge(histogram, b) > bound)
+                if (UpperEdge(histogram, first + i) > bound)
                 {
                     break;
                 }
 
-                fromHistogram += HistogramBuckets.Get(histogram, b);
+                fromHistogram += counts[i];
             }
         }
 
@@ -96,14 +98,16 @@ internal static class RuleSupport
         ulong fromHistogram = 0;
         if (summary.Histogram is { } histogram)
         {
-            for (int b = HistogramBuckets.CountOf(histogram) - 1; b >= 0; b--)
+            RepeatedField<ulong> counts = histogram.Counts;
+            int first = (int)histogram.FirstBucket;
+            for (int i = counts.Count - 1; i >= 0; i--)
             {
-                if (LowerEdge(histogram, b) < bound)
+                if (LowerEdge(histogram, first + i) < bound)
                 {
                     break;
                 }
 
-                fromHistogram += HistogramBuckets.Get(histogram, b);
+                fromHistogram += counts[i];
             }
         }
 
@@ -282,13 +286,13 @@ internal static class RuleSupport
     private static int BucketOfRank(Histogram histogram, ulong rank)
     {
         ulong seen = 0;
-        int buckets = HistogramBuckets.CountOf(histogram);
-        for (int b = 0; b < buckets; b++)
+        RepeatedField<ulong> counts = histogram.Counts;
+        for (int i = 0; i < counts.Count; i++)
         {
-            seen += HistogramBuckets.Get(histogram, b);
+            seen += counts[i];
             if (seen > rank)
             {
-                return b;
+                return (int)histogram.FirstBucket + i;
             }
         }
 
@@ -302,7 +306,7 @@ internal static class RuleSupport
     // Edges of the log2 layout are fixed; explicit histograms carry theirs. A missing edge bounds nothing.
     private static double Edge(Histogram histogram, int index, double missing) => histogram.Layout switch
     {
-        HistogramLayout.Log2Magnitude => Log2Histogram.Edges[index],
+        HistogramLayout.Log2Magnitude when index < Log2Histogram.Edges.Length => Log2Histogram.Edges[index],
         HistogramLayout.Explicit when index < histogram.Edges.Count => histogram.Edges[index],
         _ => missing,
     };
@@ -310,12 +314,17 @@ internal static class RuleSupport
 
 /// <summary>
 /// A <see cref="TensorSelector"/> with a fast path: the collection test is a bit test on the record's collections,
-/// and the selector's per-name cache (a string hash) is consulted only when there are name patterns.
+/// and names are looked up (a string hash) only when there are name patterns.
 /// </summary>
+/// <remarks>
+/// Keeps its own per-name cache in front of <see cref="TensorSelector.Matches"/>, which allocates a closure on every
+/// call (its pattern lambdas capture the tensor, and the compiler creates the closure on entry, cache hit or not).
+/// </remarks>
 internal sealed class SelectorFilter
 {
     private readonly CollectionSet _collections;
     private readonly bool _hasPatterns;
+    private readonly Dictionary<string, bool> _names = new(StringComparer.Ordinal);
 
     public SelectorFilter(TensorSelector selector)
     {
@@ -344,7 +353,18 @@ internal sealed class SelectorFilter
             }
         }
 
-        return !_hasPatterns || Selector.Matches(tensor);
+        if (!_hasPatterns)
+        {
+            return true;
+        }
+
+        if (!_names.TryGetValue(tensor.Name, out bool matches))
+        {
+            matches = Selector.Matches(tensor);
+            _names[tensor.Name] = matches;
+        }
+
+        return matches;
     }
 }
 

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
-using Monitor.Contracts;
+using Google.Protobuf.Collections;
 using Monitor.Contracts.V1;
 
 namespace Monitor.Analysis.Rules;
@@ -182,8 +182,9 @@ public sealed class UnchangedTensorRule : ITrainingRule
     /// <summary>The statistics of one summary, kept for the next comparison (histogram buffer reused).</summary>
     private sealed class SummarySnapshot
     {
-        private ulong[] _buckets = [];
-        private int _bucketCount;
+        private ulong[] _counts = [];
+        private int _countsLength;
+        private uint _firstBucket;
         private HistogramLayout _layout;
         private bool _hasHistogram;
         private ulong _count, _zero, _nan, _inf;
@@ -205,16 +206,18 @@ public sealed class UnchangedTensorRule : ITrainingRule
             _hasHistogram = summary.Histogram is not null;
             if (summary.Histogram is { } histogram)
             {
-                _layout = histogram.Layout;
-                _bucketCount = HistogramBuckets.CountOf(histogram);
-                if (_buckets.Length < _bucketCount)
+                // The span as sent (first non-empty bucket to last): the tracer always trims it the same way, so equal
+                // histograms have equal spans.
+                RepeatedField<ulong> counts = histogram.Counts;
+                (_layout, _firstBucket, _countsLength) = (histogram.Layout, histogram.FirstBucket, counts.Count);
+                if (_counts.Length < counts.Count)
                 {
-                    _buckets = new ulong[_bucketCount];
+                    _counts = new ulong[counts.Count];
                 }
 
-                for (int b = 0; b < _bucketCount; b++)
+                for (int i = 0; i < counts.Count; i++)
                 {
-                    _buckets[b] = HistogramBuckets.Get(histogram, b);
+                    _counts[i] = counts[i];
                 }
             }
         }
@@ -239,14 +242,15 @@ public sealed class UnchangedTensorRule : ITrainingRule
                 return true;
             }
 
-            if (histogram.Layout != _layout || HistogramBuckets.CountOf(histogram) != _bucketCount)
+            RepeatedField<ulong> counts = histogram.Counts;
+            if (histogram.Layout != _layout || histogram.FirstBucket != _firstBucket || counts.Count != _countsLength)
             {
                 return false;
             }
 
-            for (int b = 0; b < _bucketCount; b++)
+            for (int i = 0; i < counts.Count; i++)
             {
-                if (HistogramBuckets.Get(histogram, b) != _buckets[b])
+                if (counts[i] != _counts[i])
                 {
                     return false;
                 }
