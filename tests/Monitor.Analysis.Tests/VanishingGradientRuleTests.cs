@@ -209,4 +209,32 @@ public sealed class VanishingGradientRuleTests
         AlertTransition firing = Assert.Single(driver.Transitions);
         Assert.Equal(("1", 12L), (firing.Identity[AlertLabels.Rank], firing.Step));
     }
+
+    [Fact]
+    public void Evaluate_LooksOnlyAtSelectedTensors_WhenTheSelectorIsNarrowed()
+    {
+        var driver = new AnalysisTestDriver(new VanishingGradientRule { WindowSteps = 2, Selector = new TensorSelector([Collection.Gradients], include: [@"^fc2\."]) });
+
+        driver.PipeSteps(0, 10, step => Record(step, Gradient("fc1.weight.grad", 0), Gradient("fc2.weight.grad", step < 5 ? 1e-3 : 0)));
+
+        AlertTransition firing = Assert.Single(driver.Transitions);
+        Assert.Equal(("fc2.weight.grad", 6L), (firing.Identity[AlertLabels.Tensor], firing.Step));
+    }
+
+    [Fact]
+    public void Requirements_NameTheGradientsCollection_WithoutRawValues()
+    {
+        TensorRequirement requirement = Assert.Single(new VanishingGradientRule().Requirements);
+
+        Assert.Equal(("gradients", false), (requirement.Collection, requirement.Raw));
+    }
+
+    [Theory]
+    [InlineData(0.0, 5)]
+    [InlineData(-1e-7, 5)]
+    [InlineData(1e-7, 0)]
+    public void Init_Throws_WhenAParameterIsOutOfRange(double threshold, int window)
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new VanishingGradientRule { Threshold = threshold, WindowSteps = window });
+    }
 }

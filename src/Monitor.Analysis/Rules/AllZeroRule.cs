@@ -1,0 +1,75 @@
+using System.Globalization;
+using Monitor.Contracts.V1;
+
+namespace Monitor.Analysis.Rules;
+
+/// <summary>
+/// All zero (smdebug <c>AllZero</c>): fires for a tensor in which at least <see cref="Threshold"/> percent of the
+/// elements are zero at a traced step.
+/// </summary>
+/// <remarks>
+/// <para>Formula, per selected tensor of each rank, on each traced step: <c>100 * zero_count / count &gt;=
+/// threshold</c> (count includes non-finite elements). Reads summaries only; exact (the summary counts exact zeros of
+/// either sign over every element), no window. Empty tensors are skipped.</para>
+/// <para>Parameters follow the SageMaker developer guide, "List of Debugger Built-in Rules", section AllZero
+/// (awsdocs/amazon-sagemaker-developer-guide, doc_source/debugger-built-in-rules.md): <c>collection_names</c> and
+/// <c>tensor_regex</c> → <see cref="Selector"/> (smdebug requires one of them; its example uses every tensor, which
+/// is our default), <c>threshold</c> (percent, default 100) → <see cref="Threshold"/>.</para>
+/// </remarks>
+public sealed class AllZeroRule : ITrainingRule
+{
+    private const string Healthy = "enough non-zero values";
+    private readonly ActiveSeries _active = new();
+    private SelectorFilter _filter = new(new TensorSelector([]));
+
+    /// <summary>
+    /// Percentage of zero elements at which the rule fires, in (0, 100]. Default 100: every element is zero
+    /// (smdebug's <c>threshold</c>).
+    /// </summary>
+    public double Threshold
+    {
+        get;
+        init => field = value is > 0 and <= 100 ? value : throw new ArgumentOutOfRangeException(nameof(Threshold), value, "Threshold is a percentage in (0, 100]");
+    } = 100;
+
+    /// <summary>Tensors looked at. Default every traced tensor.</summary>
+    public TensorSelector Selector
+    {
+        get => _filter.Selector;
+        init => _filter = new SelectorFilter(value);
+    }
+
+    /// <inheritdoc />
+    public string Name { get; init; } = "AllZero";
+
+    /// <inheritdoc />
+    public IReadOnlyList<TensorRequirement> Requirements =>
+        RuleSupport.Requirements(Selector, raw: false, "summary zero_count");
+
+    /// <inheritdoc />
+    public void Evaluate(StepRecord record, RuleContext context)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        ArgumentNullException.ThrowIfNull(context);
+        var tensors = record.Tensors;
+        for (int i = 0; i < tensors.Count; i++)
+        {
+            TensorRecord tensor = tensors[i];
+            if (tensor.Summary is not { Count: > 0 } summary || !_filter.Matches(tensor))
+            {
+                continue;
+            }
+
+            double percent = RuleSupport.Percent(summary.ZeroCount, summary.Count);
+            bool holds = percent >= Threshold;
+            var key = new SeriesKey(record.RunId, record.Rank, tensor.Name);
+            if (_active.ShouldReport(key, holds))
+            {
+                context.Report(tensor.Name, holds, percent, Threshold, holds
+                    ? string.Create(CultureInfo.InvariantCulture,
+                        $"{percent:G4}% of {tensor.Name}'s {summary.Count} elements are zero at step {record.Step} (threshold {Threshold:G4}%)")
+                    : Healthy);
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+using System.Globalization;
+using Monitor.Contracts.V1;
+
+namespace Monitor.Analysis.Rules;
+
+/// <summary>
+/// NaN or Inf anywhere (Monitor's rule, the rank-level companion of smdebug's <c>ExplodingTensor</c>): one alert per
+/// rank that fires at the first traced step in which any selected tensor holds a NaN or an infinity, and resolves at
+/// the first later traced step in which none does.
+/// </summary>
+/// <remarks>
+/// <para>Formula, per rank: <c>sum over selected tensors of (nan_count + inf_count) &gt; 0</c>, from the summaries
+/// (which count every element, raw values or not). A record without any selected tensor gives no verdict.</para>
+/// <para>Why a second rule next to <see cref="ExplodingTensorRule"/>: once a NaN appears it spreads through the
+/// backward pass to nearly every tensor within a step or two, and a per-tensor rule then raises hundreds of alerts.
+/// This one raises one, naming the step it was first seen at and the first tensor (in record order) that carried it,
+/// which is what a <c>stop</c> action wants to act on.</para>
+/// </remarks>
+public sealed class NonFiniteTensorRule : ITrainingRule
+{
+    private const string Healthy = "no NaN or Inf in the traced tensors";
+    private readonly Dictionary<SeriesKey, long> _firstSeen = [];
+    private SelectorFilter _filter = new(new TensorSelector([]));
+
+    /// <summary>Tensors looked at. Default every traced tensor.</summary>
+    public TensorSelector Selector
+    {
+        get => _filter.Selector;
+        init => _filter = new SelectorFilter(value);
+    }
+
+    /// <inheritdoc />
+    public string Name { get; init; } = "NonFiniteTensor";
+
+    /// <inheritdoc />
+    public IReadOnlyList<TensorRequirement> Requirements =>
+        RuleSupport.Requirements(Selector, raw: false, "summary nan_count and inf_count");
+
+    /// <inheritdoc />
+    public void Evaluate(StepRecord record, RuleContext context)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        ArgumentNullException.ThrowIfNull(context);
+        var tensors = record.Tensors;
+        int examined = 0;
+        int affected = 0;
+        ulong nan = 0;
+        ulong inf = 0;
+        TensorRecord? first = null;
+        for (int i = 0; i < tensors.Count; i++)
+        {
+            TensorRecord tensor = tensors[i];
+            if (tensor.Summary is not { } summary || !_filter.Matches(tensor))
+            {
+                continue;
+            }
+
+            examined++;
+            if (summary.NanCount + summary.InfCount > 0)
+            {
+                affected++;
+                nan += summary.NanCount;
+                inf += summary.InfCount;
+                first ??= tensor;
+            }
+        }
+
+        if (examined == 0)
+        {
+            return;
+        }
+
+        var key = new SeriesKey(record.RunId, record.Rank, "");
+        if (first is null)
+        {
+            if (_firstSeen.Count != 0 && _firstSeen.Remove(key))
+            {
+                context.Report(null, false, 0, 0, Healthy);
+            }
+
+            return;
+        }
+
+        if (!_firstSeen.TryGetValue(key, out long since))
+        {
+            since = record.Step;
+            _firstSeen[key] = since;
+        }
+
+        TensorSummary firstSummary = first.Summary;
+        context.Report(null, true, nan + inf, 0, string.Create(CultureInfo.InvariantCulture,
+            $"{affected} of {examined} traced tensors hold NaN or Inf at step {record.Step} ({nan} NaN, {inf} Inf in all), first {first.Name} ({firstSummary.NanCount} NaN, {firstSummary.InfCount} Inf); non-finite since step {since}"));
+    }
+}

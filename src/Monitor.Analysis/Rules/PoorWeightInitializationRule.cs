@@ -1,0 +1,242 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Monitor.Contracts.V1;
+
+namespace Monitor.Analysis.Rules;
+
+/// <summary>
+/// Poor weight initialization (smdebug <c>PoorWeightInitialization</c>): during the first <see cref="Steps"/> steps
+/// of a rank, fires when the activations' variances differ too much across layers, when a gradient's distribution is
+/// too narrow, or when the loss stops improving; the verdict then stays for the rest of that window.
+/// </summary>
+/// <remarks>
+/// <para>Per rank, on each traced step below <see cref="Steps"/> (global step numbers, from 0), three checks:</para>
+/// <list type="number">
+/// <item><description>Activation variance spread: over the tensors of <see cref="Selector"/> (two or more, with at
+/// least two finite elements), <c>max(variance) / min(variance) &gt; threshold</c> (a layer with zero variance
+/// against one with some makes the ratio infinite). Exact from the summaries.</description></item>
+/// <item><description>Gradient spread: over the tensors of <see cref="GradientSelector"/>,
+/// <c>min over tensors of (percentile95(g) - percentile5(g)) &lt; distribution_range</c>. With raw values the
+/// percentiles are numpy's (linear interpolation) over the captured values; without them the spread is bounded from
+/// above with the log2 histogram (the bucket edges around the two order statistics, clamped to min and max), and a
+/// tensor counts only when that bound is below the range (proven narrow; a bucket spans a factor of two, so narrow
+/// tensors near the boundary are missed). Tensors with NaN or Inf or fewer than two elements are left out.</description></item>
+/// <item><description>Loss convergence: per tensor of <see cref="LossSelector"/> (summary mean), the traced steps since
+/// its best (lowest) value; <c>&gt;= patience</c> fails.</description></item>
+/// </list>
+/// <para>A failing check latches the verdict for the rank: the alert (one per rank, no tensor label) holds on every
+/// later traced step of the window and, as the rule stops reporting after it, stays as it was. Poor initialization
+/// is a property of the run's start, not something later steps cure. Records from step <see cref="Steps"/> on cost a
+/// comparison.</para>
+/// <para>Parameters follow the SageMaker developer guide, "List of Debugger Built-in Rules", section
+/// PoorWeightInitialization (awsdocs/amazon-sagemaker-developer-guide, doc_source/debugger-built-in-rules.md):
+/// <c>activation_inputs_regex</c> (default <c>.*relu_input</c>) → <see cref="Selector"/>, <c>threshold</c> (10.0) →
+/// <see cref="Threshold"/>, <c>distribution_range</c> (0.001) → <see cref="DistributionRange"/>, <c>patience</c> (5)
+/// → <see cref="Patience"/>, <c>steps</c> (10) → <see cref="Steps"/>. Monitor traces module outputs, not the inputs
+/// of ReLUs, and names them after the module: the default selects activations whose name contains <c>relu</c>, i.e.
+/// ReLU outputs, whose variance is a fixed fraction of their input's for zero-mean symmetric inputs, so the ratio
+/// across layers is nearly the same; point the selector at the layers feeding your ReLUs to test the inputs
+/// themselves.</para>
+/// </remarks>
+public sealed class PoorWeightInitializationRule : ITrainingRule
+{
+    private readonly Dictionary<SeriesKey, RankState> _ranks = [];
+    private SelectorFilter _activations = new(new TensorSelector([Collection.Activations], [@"(?i)relu"], [@"(?i)leaky|prelu"]));
+    private SelectorFilter _gradients = new(TensorSelector.Of(Collection.Gradients));
+    private SelectorFilter _losses = new(TensorSelector.Of(Collection.Losses));
+    private float[] _scratch = [];
+
+    /// <summary>Largest acceptable ratio of the largest to the smallest activation variance. Default 10.0 (smdebug's
+    /// <c>threshold</c>).</summary>
+    public double Threshold
+    {
+        get;
+        init => field = value is >= 1 and < double.PositiveInfinity ? value : throw new ArgumentOutOfRangeException(nameof(Threshold), value, "Threshold is a ratio of variances, at least 1 and finite");
+    } = 10.0;
+
+    /// <summary>Smallest acceptable spread between a gradient's 5th and 95th percentiles. Default 0.001 (smdebug's
+    /// <c>distribution_range</c>).</summary>
+    public double DistributionRange
+    {
+        get;
+        init => field = value is >= 0 and < double.PositiveInfinity ? value : throw new ArgumentOutOfRangeException(nameof(DistributionRange), value, "DistributionRange must be a non-negative, finite number");
+    } = 0.001;
+
+    /// <summary>Traced steps without a new lowest loss after which the loss counts as not decreasing. Default 5
+    /// (smdebug's <c>patience</c>).</summary>
+    public int Patience
+    {
+        get;
+        init => field = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(Patience), value, "Patience must be at least 1");
+    } = 5;
+
+    /// <summary>Steps analysed: records with a step below this. Default 10 (smdebug's <c>steps</c>).</summary>
+    public long Steps
+    {
+        get;
+        init => field = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(Steps), value, "Steps must be at least 1");
+    } = 10;
+
+    /// <summary>Activations whose variances are compared. Default collection activations, names containing
+    /// <c>relu</c> (any case) but not <c>leaky</c> or <c>prelu</c>.</summary>
+    public TensorSelector Selector
+    {
+        get => _activations.Selector;
+        init => _activations = new SelectorFilter(value);
+    }
+
+    /// <summary>Gradients whose spread is checked. Default collection gradients.</summary>
+    public TensorSelector GradientSelector
+    {
+        get => _gradients.Selector;
+        init => _gradients = new SelectorFilter(value);
+    }
+
+    /// <summary>Losses whose convergence is checked. Default collection losses.</summary>
+    public TensorSelector LossSelector
+    {
+        get => _losses.Selector;
+        init => _losses = new SelectorFilter(value);
+    }
+
+    /// <inheritdoc />
+    public string Name { get; init; } = "PoorWeightInitialization";
+
+    /// <inheritdoc />
+    public IReadOnlyList<TensorRequirement> Requirements =>
+    [
+        .. RuleSupport.Requirements(Selector, raw: false, "variance of each layer's activations (summary), compared across layers"),
+        .. RuleSupport.Requirements(GradientSelector, raw: true, "5th and 95th percentiles of each gradient; the log2 histogram only bounds them"),
+        .. RuleSupport.Requirements(LossSelector, raw: false, "loss (summary mean) must keep improving"),
+    ];
+
+    /// <inheritdoc />
+    public void Evaluate(StepRecord record, RuleContext context)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        ArgumentNullException.ThrowIfNull(context);
+        var key = new SeriesKey(record.RunId, record.Rank, "");
+        if (record.Step >= Steps)
+        {
+            if (_ranks.Count != 0)
+            {
+                _ranks.Remove(key);
+            }
+
+            return;
+        }
+
+        ref RankState? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_ranks, key, out _);
+        RankState state = slot ??= new RankState();
+        if (state.Verdict is not null)
+        {
+            context.Report(null, true, state.Value, state.Threshold, state.Verdict);
+            return;
+        }
+
+        double minVariance = double.PositiveInfinity, maxVariance = 0, minSpread = double.PositiveInfinity;
+        string? narrowest = null, flattest = null, sharpest = null;
+        int layers = 0, staleSteps = 0;
+        var tensors = record.Tensors;
+        for (int i = 0; i < tensors.Count; i++)
+        {
+            TensorRecord tensor = tensors[i];
+            if (tensor.Summary is not { } summary)
+            {
+                continue;
+            }
+
+            if (_activations.Matches(tensor) && RuleSupport.FiniteCount(summary) >= 2 && double.IsFinite(summary.Variance))
+            {
+                layers++;
+                if (summary.Variance < minVariance)
+                {
+                    (minVariance, flattest) = (summary.Variance, tensor.Name);
+                }
+
+                if (summary.Variance >= maxVariance)
+                {
+                    (maxVariance, sharpest) = (summary.Variance, tensor.Name);
+                }
+            }
+
+            if (_gradients.Matches(tensor))
+            {
+                double spread = Spread(tensor, summary);
+                if (spread < minSpread)
+                {
+                    (minSpread, narrowest) = (spread, tensor.Name);
+                }
+            }
+
+            if (_losses.Matches(tensor) && double.IsFinite(summary.Mean))
+            {
+                ref LossState? loss = ref CollectionsMarshal.GetValueRefOrAddDefault(state.Losses, tensor.Name, out bool seen);
+                loss ??= new LossState { Best = summary.Mean };
+                if (seen && record.Step > loss.Step)
+                {
+                    loss.Since = summary.Mean < loss.Best ? 0 : loss.Since + 1;
+                    loss.Best = Math.Min(loss.Best, summary.Mean);
+                }
+
+                loss.Step = Math.Max(loss.Step, record.Step);
+                staleSteps = Math.Max(staleSteps, loss.Since);
+            }
+        }
+
+        double ratio = layers >= 2 ? (minVariance > 0 ? maxVariance / minVariance : maxVariance > 0 ? double.PositiveInfinity : 1) : double.NaN;
+        if (ratio > Threshold)
+        {
+            Latch(state, ratio, Threshold, string.Create(CultureInfo.InvariantCulture,
+                $"activation variances differ {ratio:G4}-fold across {layers} layers at step {record.Step} ({sharpest} {maxVariance:G4}, {flattest} {minVariance:G4}; threshold {Threshold:G4})"));
+        }
+        else if (minSpread < DistributionRange)
+        {
+            Latch(state, minSpread, DistributionRange, string.Create(CultureInfo.InvariantCulture,
+                $"gradient {narrowest} spans only {minSpread:G4} between its 5th and 95th percentiles at step {record.Step} (distribution range {DistributionRange:G4})"));
+        }
+        else if (staleSteps >= Patience)
+        {
+            Latch(state, staleSteps, Patience, string.Create(CultureInfo.InvariantCulture,
+                $"loss has not improved for {staleSteps} traced steps by step {record.Step} (patience {Patience})"));
+        }
+
+        // Nothing to report otherwise: the verdict only ever goes from healthy to latched, so no alert is there to resolve.
+        if (state.Verdict is not null)
+        {
+            context.Report(null, true, state.Value, state.Threshold, state.Verdict);
+        }
+    }
+
+    private static void Latch(RankState state, double value, double threshold, string verdict) =>
+        (state.Value, state.Threshold, state.Verdict) = (value, threshold, verdict);
+
+    // p95 - p5 exactly from raw values, else an upper bound from the summary; NaN when neither can tell.
+    private double Spread(TensorRecord tensor, TensorSummary summary)
+    {
+        ReadOnlySpan<float> raw = TensorValues.Raw(tensor);
+        if (raw.Length >= 2 && summary.NanCount + summary.InfCount == 0)
+        {
+            RuleSupport.Percentiles(raw, 5, 95, ref _scratch, out double low, out double high);
+            return high - low;
+        }
+
+        return RuleSupport.PercentileSpreadUpperBound(summary, 5, 95);
+    }
+
+    private sealed class RankState
+    {
+        public string? Verdict;
+        public double Value;
+        public double Threshold;
+
+        public Dictionary<string, LossState> Losses { get; } = new(StringComparer.Ordinal);
+    }
+
+    private sealed class LossState
+    {
+        public double Best;
+        public int Since;
+        public long Step = long.MinValue;
+    }
+}
