@@ -23,10 +23,11 @@ public sealed class AnalysisEngineOptions
 /// <para>Pure: no I/O; event times come from the records, and the injected <see cref="TimeProvider"/> serves records
 /// without one and <see cref="Tick"/>. The same engine serves the live service, replays and tests.</para>
 /// <para><b>Ordering policy.</b> Each rank's records arrive in order (one Kafka partition per key); train, eval and
-/// predict steps are separate streams. A record whose step is not after the newest step of its rank and mode is out
-/// of order: a repeat of the same step and sequence number is a
-/// duplicate (dropped, counted); an older one within <see cref="AnalysisEngineOptions.LateGrace"/> of the newest
-/// event time is evaluated and counted as out of order; an older one beyond the grace is late (dropped, counted).
+/// predict steps are separate streams. A record whose step is not after the newest step of its rank and mode is
+/// either a redelivery (its producer sequence number is not above the newest seen: dropped, counted as duplicate), a
+/// restarted worker (its sequence starts again but its event time is newer: accepted as the new position), or out
+/// of order: within <see cref="AnalysisEngineOptions.LateGrace"/> of the newest event time it is evaluated and counted,
+/// beyond it it is late (dropped, counted).
 /// One-shot <c>at_begin</c> captures are not steps and are not evaluated.</para>
 /// <para>Not thread-safe: one consumer thread feeds it. Rule exceptions are counted in <see cref="RuleFaults"/> and
 /// skip that rule for that record only.</para>
@@ -216,16 +217,18 @@ public sealed class AnalysisEngine
             return true;
         }
 
-        if (record.Step > position.Step)
+        if (record.Step > position.Step || (_recordTime > position.EventTime && record.Sequence < position.Sequence))
         {
+            // Newer, or a restarted worker (its sequence starts again, its clock has moved on): a fresh position.
             position.Step = record.Step;
             position.Sequence = record.Sequence;
             position.EventTime = _recordTime > position.EventTime ? _recordTime : position.EventTime;
             return true;
         }
 
-        if (record.Step == position.Step && record.Sequence == position.Sequence)
+        if (record.Sequence <= position.Sequence)
         {
+            // Seen before: a redelivery (Kafka is at-least-once) of this or an earlier record of the same worker.
             DuplicateRecords++;
             return false;
         }
@@ -237,6 +240,7 @@ public sealed class AnalysisEngine
         }
 
         OutOfOrderRecords++;
+        position.Sequence = record.Sequence;
         return true;
     }
 

@@ -49,13 +49,28 @@ public sealed class TensorSelector
         ArgumentNullException.ThrowIfNull(tensor);
         if (!_decisions.TryGetValue(tensor.Name, out bool matches))
         {
-            matches = InCollections(tensor)
-                && (_include.Length == 0 || _include.Any(r => r.IsMatch(tensor.Name)))
-                && !_exclude.Any(r => r.IsMatch(tensor.Name));
+            matches = Decide(tensor);
             _decisions[tensor.Name] = matches;
         }
 
         return matches;
+    }
+
+    // Kept out of Matches: its pattern loops would otherwise cost a closure allocation on every call.
+    private bool Decide(TensorRecord tensor) =>
+        InCollections(tensor) && (_include.Length == 0 || AnyMatch(_include, tensor.Name)) && !AnyMatch(_exclude, tensor.Name);
+
+    private static bool AnyMatch(Regex[] patterns, string name)
+    {
+        foreach (Regex pattern in patterns)
+        {
+            if (pattern.IsMatch(name))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private bool InCollections(TensorRecord tensor)

@@ -132,7 +132,7 @@ public sealed class WeightUpdateRatioRuleTests
     }
 
     [Fact]
-    public void Evaluate_IgnoresOutOfOrderRecords()
+    public void Evaluate_IgnoresRedeliveredRecords()
     {
         var driver = new AnalysisTestDriver(new WeightUpdateRatioRule());
 
@@ -140,7 +140,7 @@ public sealed class WeightUpdateRatioRuleTests
         driver.Pipe(Record(5, Values(Weight, Fill(100, 1000f), raw: true, Collection.Weights)));
         driver.PipeSteps(11, 15, step => Scenario(step));
 
-        Assert.Equal(1, driver.Engine.OutOfOrderRecords);
+        Assert.Equal(1, driver.Engine.DuplicateRecords);
         Assert.Empty(driver.Transitions);
     }
 
