@@ -6,11 +6,21 @@ namespace Monitor.Service.Rules;
 /// <summary>The rules a rule file can name without an assembly: every built-in rule, by name, with its defaults.</summary>
 public static class RuleCatalog
 {
-    /// <summary>Name → factory of the rule with its default parameters.</summary>
-    public static IReadOnlyDictionary<string, Func<ITrainingRule>> BuiltIn { get; } = new Dictionary<string, Func<ITrainingRule>>(StringComparer.OrdinalIgnoreCase)
+    /// <summary>Name (case-insensitive) → factory of the rule with its default parameters (a new instance per call).</summary>
+    public static IReadOnlyDictionary<string, Func<ITrainingRule>> BuiltIn { get; } = Build();
+
+    private static Dictionary<string, Func<ITrainingRule>> Build()
     {
-        ["VanishingGradient"] = () => new VanishingGradientRule(),
-        ["LossNotDecreasing"] = () => new LossNotDecreasingRule(),
-        ["Threshold"] = () => new ThresholdRule(),
-    };
+        var catalog = new Dictionary<string, Func<ITrainingRule>>(StringComparer.OrdinalIgnoreCase)
+        {
+            ["LossNotDecreasing"] = () => new LossNotDecreasingRule(),
+            ["Threshold"] = () => new ThresholdRule(),
+        };
+        foreach ((string name, Func<ITrainingRule> factory) in BuiltInRules.TensorRules)
+        {
+            catalog[name] = factory;
+        }
+
+        return catalog;
+    }
 }
