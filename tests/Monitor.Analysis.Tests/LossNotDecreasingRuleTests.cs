@@ -39,7 +39,8 @@ public sealed class LossNotDecreasingRuleTests
         Assert.Equal([(AlertState.Pending, FirstHolding), (AlertState.Firing, Firing)], driver.Transitions.Select(t => (t.State, t.Step)));
         AlertTransition firing = driver.Transitions[1];
         Assert.Equal(5.0, firing.Value);
-        Assert.Equal(5.0 - (5.0 * 0.1 / 100), firing.Threshold, 1e-12);
+        // DiffPercent defaults to 0 (smdebug's diff_percent): the loss only has to go below the previous block mean.
+        Assert.Equal(5.0, firing.Threshold, 1e-12);
         Assert.Equal(TimeOfStep(FirstHolding), firing.ActiveSince);
         Assert.Equal("loss", firing.Identity[AlertLabels.Tensor]);
         Assert.Equal("LossNotDecreasing", firing.RuleName);
