@@ -197,7 +197,7 @@ public sealed class ClassImbalanceRule : ITrainingRule
         if (worstFraction > ThresholdMisprediction)
         {
             context.Report(tensor, true, worstFraction, ThresholdMisprediction, string.Create(CultureInfo.InvariantCulture,
-                $"{counts.Wrong[worst]} of {counts.Paired[worst]} samples of class {worst} mispredicted ({worstFraction:P1}, allowed {ThresholdMisprediction:P1})"));
+                $"{counts.Wrong[worst]} of {counts.Paired[worst]} samples of class {worst} mispredicted ({100 * worstFraction:F1}%, allowed {100 * ThresholdMisprediction:F1}%)"));
         }
         else
         {

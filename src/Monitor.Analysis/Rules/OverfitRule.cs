@@ -132,7 +132,7 @@ public sealed class OverfitRule : ITrainingRule
         if (state.Exceeding >= Patience)
         {
             context.Report(tensor, true, ratio, RatioThreshold, string.Create(CultureInfo.InvariantCulture,
-                $"validation {tensor} {validation:G4} (mean of {values} values) is {ratio:P1} above training {training:G4} (allowed {RatioThreshold:P1}), {state.Exceeding} passes in a row"));
+                $"validation {tensor} {validation:G4} (mean of {values} values) is {100 * ratio:F1}% above training {training:G4} (allowed {100 * RatioThreshold:F1}%), {state.Exceeding} passes in a row"));
         }
         else
         {
