@@ -79,8 +79,10 @@ public sealed class CheckInputImagesRule : ITrainingRule
     {
         ArgumentNullException.ThrowIfNull(record);
         ArgumentNullException.ThrowIfNull(context);
-        foreach (TensorRecord tensor in record.Tensors)
+        // Indexed: foreach over a RepeatedField allocates an enumerator per record.
+        for (int index = 0; index < record.Tensors.Count; index++)
         {
+            TensorRecord tensor = record.Tensors[index];
             if (tensor.Shape.Count < 2 || IsIdType(tensor.Dtype) || !TensorValues.HasRaw(tensor) || !Selector.Matches(tensor))
             {
                 continue;

@@ -72,8 +72,10 @@ public sealed class OvertrainingRule : ITrainingRule
             return;
         }
 
-        foreach (TensorRecord tensor in record.Tensors)
+        // Indexed: foreach over a RepeatedField allocates an enumerator per record.
+        for (int index = 0; index < record.Tensors.Count; index++)
         {
+            TensorRecord tensor = record.Tensors[index];
             if (tensor.Summary is not { } summary || !double.IsFinite(summary.Mean) || !Selector.Matches(tensor))
             {
                 continue;

@@ -80,8 +80,10 @@ internal static class RuleSupport
     /// <summary>Finds the first tensor a selector matches that carries raw values.</summary>
     public static TensorRecord? FirstRaw(StepRecord record, TensorSelector selector)
     {
-        foreach (TensorRecord tensor in record.Tensors)
+        // Indexed: foreach over a RepeatedField allocates an enumerator per record.
+        for (int index = 0; index < record.Tensors.Count; index++)
         {
+            TensorRecord tensor = record.Tensors[index];
             if (TensorValues.HasRaw(tensor) && selector.Matches(tensor))
             {
                 return tensor;

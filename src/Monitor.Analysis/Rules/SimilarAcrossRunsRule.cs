@@ -111,8 +111,10 @@ public sealed class SimilarAcrossRunsRule : ITrainingRule
 
         if (_sides.TryGetValue((OtherRun, record.Rank), out Side? otherSide) && otherSide.Snapshots.TryGetValue(at, out Dictionary<string, Stats>? snapshot))
         {
-            foreach (TensorRecord tensor in record.Tensors)
+            // Indexed: foreach over a RepeatedField allocates an enumerator per record.
+            for (int index = 0; index < record.Tensors.Count; index++)
             {
+                TensorRecord tensor = record.Tensors[index];
                 if (tensor.Summary is { } summary && snapshot.TryGetValue(tensor.Name, out Stats other) && Selector.Matches(tensor))
                 {
                     Compare(context, record.RunId, record.Rank, record.Step, tensor.Name, new Stats(summary), other);
@@ -149,8 +151,10 @@ public sealed class SimilarAcrossRunsRule : ITrainingRule
         }
 
         Dictionary<string, Stats> snapshot = _pool.Count > 0 ? _pool.Pop() : new Dictionary<string, Stats>(StringComparer.Ordinal);
-        foreach (TensorRecord tensor in record.Tensors)
+        // Indexed: foreach over a RepeatedField allocates an enumerator per record.
+        for (int index = 0; index < record.Tensors.Count; index++)
         {
+            TensorRecord tensor = record.Tensors[index];
             if (tensor.Summary is { } summary && Selector.Matches(tensor))
             {
                 snapshot[tensor.Name] = new Stats(summary);
