@@ -127,7 +127,10 @@ public sealed class StalledTrainingRuleTests
         // Two runs of two ranks, a step every 30 to 90 s each, a tick every 5 s, for 5 hours.
         var next = new Dictionary<(string, uint), (long Step, DateTimeOffset At)>
         {
-            [("run-1", 0)] = (0, StartTime), [("run-1", 1)] = (0, StartTime), [("run-2", 0)] = (0, StartTime), [("run-2", 1)] = (0, StartTime),
+            [("run-1", 0)] = (0, StartTime),
+            [("run-1", 1)] = (0, StartTime),
+            [("run-2", 0)] = (0, StartTime),
+            [("run-2", 1)] = (0, StartTime),
         };
         for (DateTimeOffset now = StartTime; now < StartTime.AddHours(5); now = now.AddSeconds(5))
         {

@@ -1,5 +1,5 @@
-using Google.Protobuf.Collections;
 using System.Globalization;
+using Google.Protobuf.Collections;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
 
