@@ -19,8 +19,9 @@ namespace Monitor.Analysis.Rules;
 /// reports once per block, from the second block on.</para>
 /// <para>Parameters and defaults follow the SageMaker developer guide, "List of Debugger Built-in Rules",
 /// LossNotDecreasing (<c>collection_names</c>/<c>tensor_regex</c> → <see cref="Selector"/>,
-/// <c>use_losses_collection</c>, <c>num_steps</c>, <c>diff_percent</c>, <c>mode</c>); <c>increase_threshold_percent</c>
-/// (default 5) is on the guide's current LossNotDecreasing page.</para>
+/// <c>use_losses_collection</c>, <c>num_steps</c>, <c>diff_percent</c>, <c>mode</c>). <c>increase_threshold_percent</c>
+/// is not in the snapshot of that list this rule was written from; it, and its default 5, follow the guide's current
+/// LossNotDecreasing page as far as known here, and should be checked against it.</para>
 /// <para>Differences from smdebug. smdebug compares single loss values <c>num_steps</c> apart; comparing block means
 /// is the same test with the batch-to-batch noise of the loss averaged out, which otherwise makes the single-value
 /// comparison fire at random on a healthy, noisy loss. The guide does not say what <c>increase_threshold_percent</c>
