@@ -42,7 +42,7 @@ public sealed class OverfitRule : ITrainingRule
         init => field = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(StartStep), value, "StartStep must not be negative");
     }
 
-    /// <summary>Exceeding evaluations in a row before the condition holds. Default 1 (smdebug's <c>patience</c>).</summary>
+    /// <summary>Exceeding validation passes in a row before the condition holds. Default 1 (smdebug's <c>patience</c>).</summary>
     public int Patience
     {
         get;
