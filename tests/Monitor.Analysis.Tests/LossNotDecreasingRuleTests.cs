@@ -1,6 +1,7 @@
 using Monitor.Analysis.Rules;
 using Monitor.Contracts.V1;
 using static Monitor.Analysis.Tests.AnalysisTestDriver;
+using static Monitor.Analysis.Tests.RuleTestRecords;
 
 namespace Monitor.Analysis.Tests;
 
@@ -39,7 +40,8 @@ public sealed class LossNotDecreasingRuleTests
         Assert.Equal([(AlertState.Pending, FirstHolding), (AlertState.Firing, Firing)], driver.Transitions.Select(t => (t.State, t.Step)));
         AlertTransition firing = driver.Transitions[1];
         Assert.Equal(5.0, firing.Value);
-        Assert.Equal(5.0 - (5.0 * 0.1 / 100), firing.Threshold, 1e-12);
+        // DiffPercent defaults to 0 (smdebug's diff_percent): the loss only has to go below the previous block mean.
+        Assert.Equal(5.0, firing.Threshold, 1e-12);
         Assert.Equal(TimeOfStep(FirstHolding), firing.ActiveSince);
         Assert.Equal("loss", firing.Identity[AlertLabels.Tensor]);
         Assert.Equal("LossNotDecreasing", firing.RuleName);
@@ -207,5 +209,127 @@ public sealed class LossNotDecreasingRuleTests
         driver.PipeSteps(0, 10, step => Record(step, bare));
 
         Assert.Empty(driver.Transitions);
+    }
+
+    [Fact]
+    public void Defaults_MatchSmdebug()
+    {
+        var rule = new LossNotDecreasingRule();
+
+        Assert.Equal(10, rule.NumSteps);
+        Assert.Equal(0.0, rule.DiffPercent);
+        Assert.Equal(5.0, rule.IncreaseThresholdPercent);
+        Assert.True(rule.UseLossesCollection);
+        Assert.Equal(Mode.Train, rule.Mode);
+        Assert.Equal([Collection.Losses], rule.Selector.Collections);
+        Assert.Equal("LossNotDecreasing", rule.Name);
+        TensorRequirement requirement = Assert.Single(rule.Requirements);
+        Assert.Equal(("losses", false), (requirement.Collection, requirement.Raw));
+    }
+
+    [Fact]
+    public void Init_Throws_WhenAParameterIsOutOfRange()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new LossNotDecreasingRule { NumSteps = 0 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new LossNotDecreasingRule { DiffPercent = -0.1 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new LossNotDecreasingRule { DiffPercent = 100 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new LossNotDecreasingRule { DiffPercent = double.NaN });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new LossNotDecreasingRule { IncreaseThresholdPercent = -1 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new LossNotDecreasingRule { IncreaseThresholdPercent = double.NaN });
+    }
+
+    // Block means with NumSteps 2 (block k = steps 2k and 2k+1, reported at step 2k+1): 1.0, 0.9, 1.5, 1.4, 1.3, 0.92.
+    private static readonly double[] DriftingBlocks = [1.0, 0.9, 1.5, 1.4, 1.3, 0.92];
+
+    [Fact]
+    public void Evaluate_KeepsFiring_WhileTheLossStaysMoreThanIncreaseThresholdAboveItsBest()
+    {
+        var driver = new AnalysisTestDriver(new LossNotDecreasingRule { NumSteps = 2 });
+
+        // Step 5: 1.5 >= 0.9, not decreasing. Steps 7 and 9: decreasing block to block, but 1.4 and 1.3 are more than
+        // 5% above the best block (0.9, allowed up to 0.945). Step 11: 0.92 is within 5% of the best: resolved.
+        driver.PipeSteps(0, 7, step => Record(step, Loss("loss", DriftingBlocks[step / 2])));
+        AlertTransition active = Assert.Single(driver.Engine.ActiveAlerts);
+        Assert.Equal(1.4, active.Value, 1e-12);
+        Assert.Equal(0.9 * 1.05, active.Threshold, 1e-12);
+        Assert.Contains("more than 5% above its best block mean 0.9", active.Description, StringComparison.Ordinal);
+        driver.PipeSteps(8, 11, step => Record(step, Loss("loss", DriftingBlocks[step / 2])));
+
+        Assert.Equal([(AlertState.Firing, 5L), (AlertState.Inactive, 11L)], driver.Transitions.Select(t => (t.State, t.Step)));
+    }
+
+    [Fact]
+    public void Evaluate_ResolvesAtTheFirstDecrease_WhenIncreaseThresholdIsOff()
+    {
+        var driver = new AnalysisTestDriver(new LossNotDecreasingRule { NumSteps = 2, IncreaseThresholdPercent = double.PositiveInfinity });
+
+        driver.PipeSteps(0, 11, step => Record(step, Loss("loss", DriftingBlocks[step / 2])));
+
+        Assert.Equal([(AlertState.Firing, 5L), (AlertState.Inactive, 7L)], driver.Transitions.Select(t => (t.State, t.Step)));
+    }
+
+    [Fact]
+    public void Evaluate_LooksOnlyAtTrainingRecords_ByDefault()
+    {
+        var driver = new AnalysisTestDriver(new LossNotDecreasingRule { NumSteps = 2 });
+
+        // Training loss decreases; the evaluation loss (same tensor name) rises but is not looked at.
+        driver.PipeSteps(0, 40, step => step % 2 == 0
+            ? InMode(Mode.Train, step, Loss("loss", 10.0 - (0.2 * step)))
+            : InMode(Mode.Eval, step, Loss("loss", 1.0 + step)));
+
+        Assert.Empty(driver.Transitions);
+    }
+
+    [Fact]
+    public void Evaluate_FiresOnTheEvaluationLoss_WhenModeIsEval()
+    {
+        var driver = new AnalysisTestDriver(new LossNotDecreasingRule { NumSteps = 2, Mode = Mode.Eval });
+
+        // Evaluation records at odd steps 1, 3, 5, 7: blocks {1, 3} and {5, 7}; the second is higher: fires at step 7.
+        driver.PipeSteps(0, 40, step => step % 2 == 0
+            ? InMode(Mode.Train, step, Loss("loss", 10.0 - (0.2 * step)))
+            : InMode(Mode.Eval, step, Loss("loss", 1.0 + step)));
+
+        Assert.Equal(7, Assert.Single(driver.Transitions).Step);
+    }
+
+    [Fact]
+    public void Evaluate_CountsRecordsWithoutMode_AsTraining()
+    {
+        var driver = new AnalysisTestDriver(new LossNotDecreasingRule { NumSteps = 2 });
+
+        driver.PipeSteps(0, 10, step => InMode(Mode.Unspecified, step, Loss("loss", 1.0)));
+
+        Assert.Equal(3, Assert.Single(driver.Transitions).Step);
+    }
+
+    [Fact]
+    public void Evaluate_MixesEveryMode_WhenModeIsUnspecified()
+    {
+        var driver = new AnalysisTestDriver(new LossNotDecreasingRule { NumSteps = 2, Mode = Mode.Unspecified });
+
+        // One series over every record (smdebug's GLOBAL): blocks {train 10, eval 1} then {train 9.6, eval 3}: means
+        // 5.5 then 6.3, not decreasing at step 3.
+        driver.PipeSteps(0, 3, step => step % 2 == 0
+            ? InMode(Mode.Train, step, Loss("loss", 10.0 - (0.2 * step)))
+            : InMode(Mode.Eval, step, Loss("loss", step)));
+
+        Assert.Equal(3, Assert.Single(driver.Transitions).Step);
+    }
+
+    [Fact]
+    public void Evaluate_LooksAtSelectedTensors_AndAtLossesOnlyWhenUseLossesCollection()
+    {
+        var selector = new TensorSelector([], include: ["^objective$"]);
+        StepRecord At(long step) => Record(step, Loss("loss", 1.0), Tensor("objective", 1.0 + step, 1.0 + step, Collection.Custom));
+
+        var both = new AnalysisTestDriver(new LossNotDecreasingRule { NumSteps = 2, Selector = selector });
+        both.PipeSteps(0, 3, At);
+        var selectedOnly = new AnalysisTestDriver(new LossNotDecreasingRule { NumSteps = 2, Selector = selector, UseLossesCollection = false });
+        selectedOnly.PipeSteps(0, 3, At);
+
+        Assert.Equal(["loss", "objective"], both.Transitions.Select(t => t.Identity[AlertLabels.Tensor]));
+        Assert.Equal(["objective"], selectedOnly.Transitions.Select(t => t.Identity[AlertLabels.Tensor]));
     }
 }

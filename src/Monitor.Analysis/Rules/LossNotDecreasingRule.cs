@@ -1,21 +1,42 @@
 using System.Globalization;
+using Monitor.Contracts;
 using Monitor.Contracts.V1;
 
 namespace Monitor.Analysis.Rules;
 
 /// <summary>
-/// Loss not decreasing (smdebug <c>LossNotDecreasing</c>): every <see cref="NumSteps"/> traced steps, compares the
-/// mean loss of those steps with the mean of the <see cref="NumSteps"/> before, and fires when it has not gone
-/// down by at least <see cref="DiffPercent"/> percent.
+/// Loss not decreasing (smdebug <c>LossNotDecreasing</c>): every <see cref="NumSteps"/> traced steps of
+/// <see cref="Mode"/>, compares the mean loss of those steps with the mean of the <see cref="NumSteps"/> before, and
+/// fires when it has not gone down by at least <see cref="DiffPercent"/> percent, or when it has risen more than
+/// <see cref="IncreaseThresholdPercent"/> percent above the lowest block mean so far.
 /// </summary>
 /// <remarks>
-/// Formula, per loss tensor (collection losses) of each rank, on tumbling blocks of <c>n = NumSteps</c> traced steps:
-/// <c>previous - current &lt; |previous| * DiffPercent / 100</c>. smdebug compares single loss values
-/// <c>num_steps</c> apart; comparing block means is the same test with the batch-to-batch noise of the loss averaged
-/// out, which otherwise makes the single-value comparison fire at random on a healthy, noisy loss.
+/// <para>Formula, per loss tensor of each rank, on tumbling blocks of <c>n = NumSteps</c> traced steps, with block
+/// means <c>previous</c>, <c>current</c> and <c>best</c> (the lowest so far, before <c>current</c>):
+/// <c>required = |previous| * DiffPercent / 100</c>; not decreasing when <c>previous - current &lt; required</c>, or, with
+/// <c>DiffPercent = 0</c>, when <c>current &gt;= previous</c>; increasing when
+/// <c>current - best &gt; |best| * IncreaseThresholdPercent / 100</c>. The condition holds when either does; the rule
+/// reports once per block, from the second block on.</para>
+/// <para>Parameters and defaults follow the SageMaker developer guide, "List of Debugger Built-in Rules",
+/// LossNotDecreasing (<c>collection_names</c>/<c>tensor_regex</c> → <see cref="Selector"/>,
+/// <c>use_losses_collection</c>, <c>num_steps</c>, <c>diff_percent</c>, <c>mode</c>). <c>increase_threshold_percent</c>
+/// is not in the snapshot of that list this rule was written from; it, and its default 5, follow the guide's current
+/// LossNotDecreasing page as far as known here, and should be checked against it.</para>
+/// <para>Differences from smdebug. smdebug compares single loss values <c>num_steps</c> apart; comparing block means
+/// is the same test with the batch-to-batch noise of the loss averaged out, which otherwise makes the single-value
+/// comparison fire at random on a healthy, noisy loss. The guide does not say what <c>increase_threshold_percent</c>
+/// is measured from; here it is the best block so far, which catches a loss that drifts up while an occasional
+/// block still beats the one before. smdebug's default mode (none: EVAL if present, else TRAIN, else GLOBAL) cannot
+/// be decided on a stream; the default here is TRAIN, as in the rule configuration SageMaker ships
+/// (<c>smdebug_rulesconfig</c>), and <see cref="Mode.Unspecified"/> stands for GLOBAL.</para>
 /// </remarks>
 public sealed class LossNotDecreasingRule : ITrainingRule
 {
+    private const string Decreasing = "the loss decreased by at least the required amount";
+
+    private static readonly TensorRequirement[] Needs =
+        [new(CollectionNames.Losses, Raw: false, "mean loss per block of traced steps")];
+
     private readonly Dictionary<SeriesKey, Blocks> _series = [];
 
     /// <summary>Traced steps per block. Default 10 (smdebug's <c>num_steps</c>).</summary>
@@ -25,23 +46,66 @@ public sealed class LossNotDecreasingRule : ITrainingRule
         init => field = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(NumSteps), value, "NumSteps must be at least 1");
     } = 10;
 
-    /// <summary>Minimum relative decrease between blocks, in percent. Default 0.1 (smdebug's <c>diff_percent</c>).</summary>
+    /// <summary>
+    /// Minimum relative decrease between blocks, in percent, in [0, 100). Default 0: the loss only has to go down
+    /// (smdebug's <c>diff_percent</c>).
+    /// </summary>
     public double DiffPercent
     {
         get;
-        init => field = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(DiffPercent), value, "DiffPercent must not be negative");
-    } = 0.1;
+        init => field = value is >= 0 and < 100 ? value : throw new ArgumentOutOfRangeException(nameof(DiffPercent), value, "DiffPercent must be in [0, 100)");
+    }
+
+    /// <summary>
+    /// How far, in percent, the block mean may rise above the best block mean so far. Default 5 (smdebug's
+    /// <c>increase_threshold_percent</c>); <see cref="double.PositiveInfinity"/> turns the check off.
+    /// </summary>
+    public double IncreaseThresholdPercent
+    {
+        get;
+        init => field = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(IncreaseThresholdPercent), value, "IncreaseThresholdPercent must not be negative");
+    } = 5;
+
+    /// <summary>
+    /// Whether tensors in the <c>losses</c> collection are looked at besides those <see cref="Selector"/> matches.
+    /// Default true (smdebug's <c>use_losses_collection</c>).
+    /// </summary>
+    public bool UseLossesCollection { get; init; } = true;
+
+    /// <summary>
+    /// Which tensors are losses (smdebug's <c>collection_names</c> and <c>tensor_regex</c>). Default: the
+    /// <c>losses</c> collection. Only the summary mean is used, so non-scalar (per-sample) losses work too.
+    /// </summary>
+    public TensorSelector Selector { get; init; } = TensorSelector.Of(Collection.Losses);
+
+    /// <summary>
+    /// The mode whose records are looked at (smdebug's <c>mode</c>). Default <see cref="Mode.Train"/>;
+    /// <see cref="Mode.Unspecified"/> looks at every record as one series (smdebug's <c>GLOBAL</c>). Records
+    /// without a mode count as training records.
+    /// </summary>
+    public Mode Mode { get; init; } = Mode.Train;
 
     /// <inheritdoc />
     public string Name { get; init; } = "LossNotDecreasing";
 
+    /// <inheritdoc />
+    public IReadOnlyList<TensorRequirement> Requirements => Needs;
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
     {
-        foreach (TensorRecord tensor in record.Tensors)
+        ArgumentNullException.ThrowIfNull(record);
+        ArgumentNullException.ThrowIfNull(context);
+        if (!RuleSupport.InMode(record, Mode))
         {
-            if (tensor.Summary is not { } summary || !tensor.Collections.Contains(Collection.Losses) || !double.IsFinite(summary.Mean))
+            return;
+        }
+
+        // Indexed: foreach over a RepeatedField allocates an enumerator per record.
+        for (int index = 0; index < record.Tensors.Count; index++)
+        {
+            TensorRecord tensor = record.Tensors[index];
+            if (tensor.Summary is not { } summary || !double.IsFinite(summary.Mean) || !IsLoss(tensor))
             {
                 continue;
             }
@@ -60,26 +124,52 @@ public sealed class LossNotDecreasingRule : ITrainingRule
             }
 
             double current = blocks.Sum / blocks.Count;
-            double? previous = blocks.PreviousMean;
-            blocks.PreviousMean = current;
             blocks.Sum = 0;
             blocks.Count = 0;
-            if (previous is not { } before)
+            if (!blocks.HasPrevious)
             {
+                blocks.HasPrevious = true;
+                blocks.Previous = current;
+                blocks.Best = current;
                 continue;
             }
 
-            double required = Math.Abs(before) * DiffPercent / 100;
-            double decrease = before - current;
-            context.Report(tensor.Name, decrease < required, current, before - required, string.Create(CultureInfo.InvariantCulture,
-                $"mean {tensor.Name} over the last {NumSteps} traced steps is {current:G4}, previous {NumSteps}: {before:G4} (needed a decrease of at least {DiffPercent}%)"));
+            double previous = blocks.Previous;
+            double best = blocks.Best;
+            blocks.Previous = current;
+            blocks.Best = Math.Min(best, current);
+
+            double required = Math.Abs(previous) * DiffPercent / 100;
+            double decrease = previous - current;
+            bool notDecreasing = required > 0 ? decrease < required : decrease <= 0;
+            double allowed = best + (Math.Abs(best) * IncreaseThresholdPercent / 100);
+            bool increasing = current > allowed;
+            if (notDecreasing)
+            {
+                context.Report(tensor.Name, true, current, previous - required, string.Create(CultureInfo.InvariantCulture,
+                    $"mean {tensor.Name} over the last {NumSteps} traced steps is {current:G4}, previous {NumSteps}: {previous:G4} (needed a decrease of at least {DiffPercent}%)"));
+            }
+            else if (increasing)
+            {
+                context.Report(tensor.Name, true, current, allowed, string.Create(CultureInfo.InvariantCulture,
+                    $"mean {tensor.Name} over the last {NumSteps} traced steps is {current:G4}, more than {IncreaseThresholdPercent}% above its best block mean {best:G4}"));
+            }
+            else
+            {
+                context.Report(tensor.Name, false, current, previous - required, Decreasing);
+            }
         }
     }
+
+    private bool IsLoss(TensorRecord tensor) =>
+        (UseLossesCollection && tensor.Collections.Contains(Collection.Losses)) || Selector.Matches(tensor);
 
     private sealed class Blocks
     {
         public double Sum;
         public int Count;
-        public double? PreviousMean;
+        public bool HasPrevious;
+        public double Previous;
+        public double Best;
     }
 }

@@ -9,7 +9,7 @@ namespace Monitor.Analysis.Rules;
 /// Everything here runs per tensor per record, so it allocates nothing and loops over protobuf collections by index
 /// (their enumerators are boxed).
 /// </remarks>
-internal static class RuleSupport
+internal static partial class RuleSupport
 {
     /// <summary>Whether the record is a training step (or says nothing about its mode).</summary>
     /// <remarks>Weights do not change during evaluation or prediction steps; rules about updates skip them.</remarks>

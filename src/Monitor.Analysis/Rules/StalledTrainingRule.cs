@@ -1,0 +1,121 @@
+using System.Globalization;
+using Monitor.Contracts.V1;
+
+namespace Monitor.Analysis.Rules;
+
+/// <summary>
+/// Stalled training (smdebug <c>StalledTrainingRule</c>): fires, from <see cref="AnalysisEngine.Tick"/>, for a rank of a
+/// run that has sent no new step for <see cref="Threshold"/>; resolves when its steps resume.
+/// </summary>
+/// <remarks>
+/// <para>Formula, per (run, rank): <c>silence = now - lastProgress</c>, where <c>lastProgress</c> is the event time of
+/// the record that brought the newest step (records without an event time count from the first tick after them) and
+/// <c>now</c> is the engine's clock at the tick. The condition holds while <c>silence &gt;= Threshold</c>; the rule
+/// reports it at every tick (so a binding's <c>for</c> duration and evaluations apply) and reports the resolution from
+/// the first record with a newer step. A rank silent for <see cref="ForgetAfter"/> is taken to have finished: its
+/// alert is resolved and its state dropped, which keeps memory bounded by the ranks of live runs.</para>
+/// <para>Parameters and defaults follow the SageMaker developer guide, "List of Debugger Built-in Rules",
+/// StalledTrainingRule (<c>threshold</c>, in seconds → <see cref="Threshold"/>). <c>stop_training_on_fire</c> and
+/// <c>training_job_name_prefix</c> are the binding's <c>stop</c> action here (<see cref="RuleBinding.Actions"/>).</para>
+/// <para>Differences from smdebug: smdebug watches for new tensor files of the whole job; this rule watches each rank,
+/// so one hung worker of a distributed job is found while the others wait for it. Event times come from the
+/// workers' clocks: clock skew adds to or takes from the silence (negligible against the 30-minute default), and
+/// replaying old records against a live clock makes every rank look stalled.</para>
+/// </remarks>
+public sealed class StalledTrainingRule : ITimedTrainingRule
+{
+    private const string Progressing = "the rank is sending new steps";
+
+    private readonly Dictionary<(string Run, uint Rank), Stream> _streams = [];
+
+    /// <summary>Silence after which a rank is stalled. Default 30 minutes (smdebug's <c>threshold</c>, 1800 s).</summary>
+    public TimeSpan Threshold
+    {
+        get;
+        init => field = value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(Threshold), value, "Threshold must be positive");
+    } = TimeSpan.FromSeconds(1800);
+
+    /// <summary>
+    /// Silence after which a rank is taken to have finished: its alert resolves and its state is dropped. Default 24
+    /// hours (ours). Keep it longer than <see cref="Threshold"/>, or stalled ranks are forgotten before they fire.
+    /// </summary>
+    public TimeSpan ForgetAfter
+    {
+        get;
+        init => field = value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(ForgetAfter), value, "ForgetAfter must be positive");
+    } = TimeSpan.FromHours(24);
+
+    /// <inheritdoc />
+    public string Name { get; init; } = "StalledTraining";
+
+    /// <summary>Ranks tracked now (for diagnostics and tests).</summary>
+    public int TrackedRanks => _streams.Count;
+
+    /// <inheritdoc />
+    public void Evaluate(StepRecord record, RuleContext context)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        ArgumentNullException.ThrowIfNull(context);
+        var key = (record.RunId, record.Rank);
+        if (!_streams.TryGetValue(key, out Stream? stream))
+        {
+            stream = new Stream { Step = record.Step };
+            _streams[key] = stream;
+        }
+        else if (record.Step <= stream.Step)
+        {
+            return;
+        }
+
+        stream.Step = record.Step;
+        stream.LastProgress = record.EventTimeUnixNanos > 0
+            ? DateTimeOffset.UnixEpoch.AddTicks(record.EventTimeUnixNanos / 100)
+            : null;
+        if (stream.Stalled)
+        {
+            stream.Stalled = false;
+            context.Report(null, false, 0, Threshold.TotalSeconds, Progressing);
+        }
+    }
+
+    /// <inheritdoc />
+    public void Tick(DateTimeOffset now, RuleContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        foreach (((string run, uint rank), Stream stream) in _streams)
+        {
+            stream.LastProgress ??= now;
+            TimeSpan silence = now - stream.LastProgress.Value;
+            if (silence >= ForgetAfter)
+            {
+                if (stream.Stalled)
+                {
+                    context.ReportFor(run, rank, stream.Step, null, false, silence.TotalSeconds, Threshold.TotalSeconds, string.Create(CultureInfo.InvariantCulture,
+                        $"no new step for {silence.TotalHours:F1} h: taken to have finished (forgotten after {ForgetAfter.TotalHours:F1} h)"));
+                }
+
+                // Removing while enumerating is allowed for Dictionary since .NET Core 3.0.
+                _streams.Remove((run, rank));
+            }
+            else if (silence >= Threshold)
+            {
+                stream.Stalled = true;
+                context.ReportFor(run, rank, stream.Step, null, true, silence.TotalSeconds, Threshold.TotalSeconds, string.Create(CultureInfo.InvariantCulture,
+                    $"no new step from run {run} rank {rank} for {silence.TotalSeconds:F0} s (last step {stream.Step}, threshold {Threshold.TotalSeconds:F0} s)"));
+            }
+            else if (stream.Stalled)
+            {
+                // Only when the clock went back: the silence is below the threshold again.
+                stream.Stalled = false;
+                context.ReportFor(run, rank, stream.Step, null, false, silence.TotalSeconds, Threshold.TotalSeconds, Progressing);
+            }
+        }
+    }
+
+    private sealed class Stream
+    {
+        public long Step;
+        public DateTimeOffset? LastProgress;
+        public bool Stalled;
+    }
+}
