@@ -312,7 +312,8 @@ public sealed class AnalysisEngine
                 }
 
                 _consecutive++;
-                bool held = _consecutive > Binding.ForEvaluations && at - _activeSince >= Binding.ForDuration;
+                // Once firing, an alert stays firing while the condition holds (also after a reload raised its 'for').
+                bool held = State == AlertState.Firing || (_consecutive > Binding.ForEvaluations && at - _activeSince >= Binding.ForDuration);
                 State = held ? AlertState.Firing : AlertState.Pending;
             }
             else

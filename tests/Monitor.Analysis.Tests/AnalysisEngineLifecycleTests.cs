@@ -12,6 +12,16 @@ public sealed class AnalysisEngineLifecycleTests
     private static StepRecord MeanAt(long step, double seconds, double mean) =>
         Record(DefaultRun, 0, step, StartTime.AddSeconds(seconds), Tensor("t", mean, Math.Abs(mean)));
 
+    /// <summary>A record produced after everything else (a higher producer sequence number) though of an older step:
+    /// genuinely out of order, not a redelivery.</summary>
+    private static StepRecord Late(StepRecord record)
+    {
+        record.Sequence = (ulong)Interlocked.Increment(ref _lateSequence);
+        return record;
+    }
+
+    private static long _lateSequence = 1_000_000;
+
     private static StepRecord WithMode(StepRecord record, Mode mode)
     {
         record.Mode = mode;
@@ -299,10 +309,6 @@ public sealed class AnalysisEngineLifecycleTests
         Assert.True(Assert.Single(driver.Pipe(Mean(2, 0))).IsResolution);
     }
 
-#if MONITOR_KNOWN_BUG
-    // Known bug (AnalysisEngine.cs:311-312): after ReplaceRules the kept tracker re-tests the new binding's
-    // ForEvaluations/ForDuration on every evaluation, so a reload that raises them turns Firing back into Pending
-    // (a Firing -> Pending transition at step 1) although ReplaceRules documents that such alerts keep their state.
     [Fact]
     public void ReplaceRules_KeepsAFiringAlertFiring_WhenTheNewBindingAsksForMoreEvaluations()
     {
@@ -314,7 +320,6 @@ public sealed class AnalysisEngineLifecycleTests
         Assert.Empty(driver.PipeSteps(1, 3, step => Mean(step, 1)));
         Assert.Equal(AlertState.Firing, Assert.Single(driver.Engine.ActiveAlerts).State);
     }
-#endif
 
     [Fact]
     public void Process_DropsAndCountsAnExactDuplicate_OfTheNewestRecord()
@@ -330,10 +335,6 @@ public sealed class AnalysisEngineLifecycleTests
         Assert.Empty(driver.Transitions);
     }
 
-#if MONITOR_KNOWN_BUG
-    // Known bug (AnalysisEngine.cs:227): only a repeat of the newest (step, sequence) is a duplicate. A redelivered
-    // older record (Kafka at-least-once redelivers a batch) is evaluated again and counted as out of order, although
-    // DuplicateRecords documents "records that repeat a step and sequence number already evaluated".
     [Fact]
     public void Process_DropsAndCountsADuplicate_OfAnOlderRecord()
     {
@@ -346,7 +347,6 @@ public sealed class AnalysisEngineLifecycleTests
         Assert.Equal((1L, 0L), (driver.Engine.DuplicateRecords, driver.Engine.OutOfOrderRecords));
         Assert.Equal(11, rule.Evaluations);
     }
-#endif
 
     [Fact]
     public void Process_EvaluatesTheSameStep_WhenItsSequenceNumberDiffers()
@@ -371,7 +371,7 @@ public sealed class AnalysisEngineLifecycleTests
         driver.Pipe(Mean(100, 0));
 
         // 30 s behind the newest, exactly the default grace: still evaluated.
-        AlertTransition firing = Assert.Single(driver.Pipe(Mean(70, 1)));
+        AlertTransition firing = Assert.Single(driver.Pipe(Late(Mean(70, 1))));
 
         Assert.Equal((1L, 0L, 2L), (driver.Engine.OutOfOrderRecords, driver.Engine.LateRecords, driver.Engine.RecordsEvaluated));
         Assert.Equal(70, firing.Step);
@@ -385,7 +385,7 @@ public sealed class AnalysisEngineLifecycleTests
         var driver = new AnalysisTestDriver(rule);
         driver.Pipe(Mean(100, 0));
 
-        Assert.Empty(driver.Pipe(Mean(69, 1)));
+        Assert.Empty(driver.Pipe(Late(Mean(69, 1))));
 
         Assert.Equal((0L, 1L, 1L), (driver.Engine.OutOfOrderRecords, driver.Engine.LateRecords, driver.Engine.RecordsEvaluated));
         Assert.Equal(1, rule.Evaluations);
@@ -398,8 +398,8 @@ public sealed class AnalysisEngineLifecycleTests
         var engine = new AnalysisEngine([Binding(rule)], new FakeTimeProvider(StartTime), new AnalysisEngineOptions { LateGrace = TimeSpan.FromSeconds(5) });
 
         engine.Process(Mean(10, 0));
-        engine.Process(Mean(5, 0));
-        engine.Process(Mean(4, 0));
+        engine.Process(Late(Mean(5, 0)));
+        engine.Process(Late(Mean(4, 0)));
 
         Assert.Equal((1L, 1L, 2L), (engine.OutOfOrderRecords, engine.LateRecords, engine.RecordsEvaluated));
         Assert.Equal(TimeSpan.FromSeconds(30), new AnalysisEngineOptions().LateGrace);
@@ -410,10 +410,10 @@ public sealed class AnalysisEngineLifecycleTests
     {
         var driver = new AnalysisTestDriver(new MeanAboveRule());
         driver.Pipe(Mean(100, 0));
-        driver.Pipe(Mean(80, 0));
+        driver.Pipe(Late(Mean(80, 0)));
 
         // 31 s behind step 100 though only 11 s behind the out-of-order step 80: late.
-        driver.Pipe(Mean(69, 0));
+        driver.Pipe(Late(Mean(69, 0)));
 
         Assert.Equal((1L, 1L), (driver.Engine.OutOfOrderRecords, driver.Engine.LateRecords));
     }
@@ -440,7 +440,7 @@ public sealed class AnalysisEngineLifecycleTests
 
         driver.Pipe(WithMode(Mean(10, 0), Mode.Eval));
         driver.Pipe(WithMode(Mean(10, 0), Mode.Eval));
-        driver.Pipe(WithMode(Mean(5, 0), Mode.Eval));
+        driver.Pipe(WithMode(Late(Mean(5, 0)), Mode.Eval));
 
         Assert.Equal((1L, 1L), (driver.Engine.DuplicateRecords, driver.Engine.OutOfOrderRecords));
     }

@@ -83,10 +83,10 @@ public sealed class StalledTrainingRuleTests
         var driver = new AnalysisTestDriver(new StalledTrainingRule { Threshold = TimeSpan.FromSeconds(60) });
         driver.Pipe(Record(10));
 
-        // An out-of-order record of an older step, with a later event time: not a new step.
+        // A record of an older step, with a later event time (the engine passes it on as a restarted worker's): not a
+        // new step for the rule.
         driver.Pipe(Record(DefaultRun, 0, 9, TimeOfStep(40)));
 
-        Assert.Equal(1, driver.Engine.OutOfOrderRecords);
         Assert.Single(TickAt(driver, TimeOfStep(10).AddSeconds(60)));
     }
 

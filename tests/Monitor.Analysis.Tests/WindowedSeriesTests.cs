@@ -70,9 +70,9 @@ public sealed class WindowedSeriesTests
 
         List<WindowResult> closed = AddSteps(series, KeyA, Enumerable.Range(0, 25).Select(s => (long)s), s => s);
 
-        // The first window is the earliest one (aligned to the advance) that contains the first step: [-5, 5).
+        // No window starts before step 0 (as in Kafka Streams): the first is [0, 10).
         Assert.Equal(
-            [(-5L, 4L, 2.0, 5), (0L, 9L, 4.5, 10), (5L, 14L, 9.5, 10), (10L, 19L, 14.5, 10)],
+            [(0L, 9L, 4.5, 10), (5L, 14L, 9.5, 10), (10L, 19L, 14.5, 10)],
             closed.Select(w => (w.StartStep, w.EndStep, w.Value, w.Count)));
     }
 

@@ -292,10 +292,6 @@ public sealed class ReplayCommandTests : IDisposable
         Assert.Equal("rules[1] (VanishingGradient).labels.run: set by the engine; choose another label name", lines[2]);
     }
 
-#if MONITOR_KNOWN_BUG
-    // Known bug (RuleConfiguration.cs:475, see RuleConfigurationTests.Parse_ReportsAProblem_WhenJsonRepeatsAKey): a
-    // repeated JSON key throws ArgumentException out of RuleConfiguration.Load, so `monitor rules check` ends with the
-    // default exception handler (exit 1 and a stack trace) instead of exit 2 and the problem.
     [Fact]
     public void RulesCheck_Exits2_WhenTheJsonRepeatsAKey()
     {
@@ -306,7 +302,6 @@ public sealed class ReplayCommandTests : IDisposable
         Assert.Equal(2, exitCode);
         Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
     }
-#endif
 
     [Fact]
     public void RulesList_PrintsEveryBuiltInRuleWithItsParametersAndDefaults()

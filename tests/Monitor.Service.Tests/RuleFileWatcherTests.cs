@@ -222,11 +222,6 @@ public sealed class RuleFileWatcherTests : IDisposable
         Assert.Equal(0, watcher.Reloads);
     }
 
-#if MONITOR_KNOWN_BUG
-    // Known bug (RuleConfiguration.cs:475, see RuleConfigurationTests.Parse_ReportsAProblem_WhenJsonRepeatsAKey):
-    // Check catches only RuleConfigurationException, so a rewrite with a repeated JSON key throws ArgumentException out
-    // of Check — from the poll timer or a FileSystemWatcher event that is an unhandled exception on a thread-pool
-    // thread, which ends the process instead of keeping the rules in force.
     [Fact]
     public void Check_CountsAFailure_WhenTheRewriteRepeatsAJsonKey()
     {
@@ -237,10 +232,10 @@ public sealed class RuleFileWatcherTests : IDisposable
         File.WriteAllText(path, """{"rules": [], "rules": []}""");
         watcher.Check();
 
-        Assert.Equal(1, watcher.Failures);
+        // The file-change event may also have caught the half-written file: at least one failure, never a crash.
+        Assert.True(watcher.Failures >= 1);
         Assert.False(watcher.TryTake(out _));
     }
-#endif
 
     private sealed class ListLogger : ILogger
     {

@@ -2,7 +2,7 @@ using Monitor.Contracts.V1;
 
 namespace Monitor.Analysis.Rules;
 
-/// <summary>Small helpers shared by the loss and data rules.</summary>
+/// <summary>Helpers of the loss and data rules (classification: class ids, arg-max, label and prediction tensors).</summary>
 internal static partial class RuleSupport
 {
     /// <summary>

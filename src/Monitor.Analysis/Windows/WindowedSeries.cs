@@ -60,6 +60,12 @@ public sealed class WindowedSeries
             {
                 state.NextEnd -= advance;
             }
+
+            // No window starts before step 0 (as in Kafka Streams): skip to the first one at or after 0 that still holds the step.
+            while (state.NextEnd - size < 0 && state.NextEnd + advance - size <= step)
+            {
+                state.NextEnd += advance;
+            }
         }
 
         if (step < state.NextEnd - size)

@@ -16,7 +16,7 @@ public static class RuleCatalog
             ["LossNotDecreasing"] = () => new LossNotDecreasingRule(),
             ["Threshold"] = () => new ThresholdRule(),
         };
-        foreach ((string name, Func<ITrainingRule> factory) in BuiltInRules.TensorRules)
+        foreach ((string name, Func<ITrainingRule> factory) in BuiltInRules.TensorRules.Concat(BuiltInRules.DataRules))
         {
             catalog[name] = factory;
         }

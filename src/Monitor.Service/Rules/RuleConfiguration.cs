@@ -108,6 +108,19 @@ public static partial class RuleConfiguration
             throw new RuleConfigurationException("the file must be a mapping with a 'rules' list");
         }
 
+        try
+        {
+            return Bind(document, problems, baseDirectory, catalog);
+        }
+        catch (ArgumentException ex) when (ex is not ArgumentNullException)
+        {
+            // System.Text.Json refuses a repeated key in an object only when the object is read.
+            throw new RuleConfigurationException([.. problems, $"the file repeats a key in a mapping: {ex.Message}"]);
+        }
+    }
+
+    private static List<RuleBinding> Bind(JsonObject document, List<string> problems, string baseDirectory, IReadOnlyDictionary<string, Func<ITrainingRule>> catalog)
+    {
         CheckFields(problems, "", document, RootFields);
         var types = new Dictionary<string, Type>(StringComparer.Ordinal);
         if (document["assemblies"] is JsonArray assemblies)
@@ -154,9 +167,16 @@ public static partial class RuleConfiguration
         string? ruleName = entry["rule"] is JsonValue v && v.TryGetValue(out string? s) ? s : null;
         at = $"rules[{index}] ({ruleName ?? "?"})";
         CheckFields(problems, at, entry, RuleFields);
-        if (entry["enabled"] is { } enabled && enabled.GetValueKind() == JsonValueKind.False)
+        if (entry["enabled"] is { } enabled)
         {
-            return null;
+            if (enabled.GetValueKind() is not (JsonValueKind.True or JsonValueKind.False))
+            {
+                problems.Add($"{at}.enabled: expected true or false, got {enabled.ToJsonString()}");
+            }
+            else if (enabled.GetValueKind() == JsonValueKind.False)
+            {
+                return null;
+            }
         }
 
         if (string.IsNullOrWhiteSpace(ruleName))
@@ -405,9 +425,9 @@ public static partial class RuleConfiguration
         {
             return node.Deserialize(type, ValueOptions);
         }
-        catch (Exception ex) when (ex is JsonException or NotSupportedException or InvalidOperationException)
+        catch (Exception ex) when (ex is JsonException or NotSupportedException or InvalidOperationException or ArgumentException or FormatException or OverflowException)
         {
-            problems.Add($"{at}: expected {Describe(type)}, got {node?.ToJsonString() ?? "null"}");
+            problems.Add($"{at}: expected {Describe(type)}, got {Shown(node)}");
             return null;
         }
     }
@@ -442,18 +462,26 @@ public static partial class RuleConfiguration
             return false;
         }
 
-        foreach (Capture part in match.Groups["part"].Captures)
+        try
         {
-            Match piece = DurationPart().Match(part.Value);
-            double amount = double.Parse(piece.Groups["amount"].Value, CultureInfo.InvariantCulture);
-            duration += piece.Groups["unit"].Value switch
+            foreach (Capture part in match.Groups["part"].Captures)
             {
-                "ms" => TimeSpan.FromMilliseconds(amount),
-                "s" => TimeSpan.FromSeconds(amount),
-                "m" => TimeSpan.FromMinutes(amount),
-                "h" => TimeSpan.FromHours(amount),
-                _ => TimeSpan.FromDays(amount),
-            };
+                Match piece = DurationPart().Match(part.Value);
+                double amount = double.Parse(piece.Groups["amount"].Value, CultureInfo.InvariantCulture);
+                duration += piece.Groups["unit"].Value switch
+                {
+                    "ms" => TimeSpan.FromMilliseconds(amount),
+                    "s" => TimeSpan.FromSeconds(amount),
+                    "m" => TimeSpan.FromMinutes(amount),
+                    "h" => TimeSpan.FromHours(amount),
+                    _ => TimeSpan.FromDays(amount),
+                };
+            }
+        }
+        catch (OverflowException)
+        {
+            duration = TimeSpan.Zero;
+            return false;
         }
 
         return true;
@@ -466,7 +494,7 @@ public static partial class RuleConfiguration
             return duration;
         }
 
-        problems.Add($"{at}: expected a duration such as 30s, 5m, 1h30m, got {node?.ToJsonString() ?? "null"}");
+        problems.Add($"{at}: expected a duration such as 30s, 5m, 1h30m, got {Shown(node)}");
         return null;
     }
 
@@ -490,7 +518,9 @@ public static partial class RuleConfiguration
 
     private static JsonNode? ToJson(YamlNode node) => node switch
     {
-        YamlMappingNode mapping => new JsonObject(mapping.Children.Select(c => KeyValuePair.Create(((YamlScalarNode)c.Key).Value ?? "", ToJson(c.Value)))),
+        YamlMappingNode mapping => new JsonObject(mapping.Children.Select(c => KeyValuePair.Create(
+            c.Key is YamlScalarNode key ? key.Value ?? "" : throw new YamlException(c.Key.Start, c.Key.End, "a mapping key must be plain text"),
+            ToJson(c.Value)))),
         YamlSequenceNode sequence => new JsonArray([.. sequence.Children.Select(ToJson)]),
         YamlScalarNode scalar => Scalar(scalar),
         _ => throw new YamlException($"unsupported YAML node at {node.Start}"),
@@ -519,9 +549,23 @@ public static partial class RuleConfiguration
             return JsonValue.Create(integer);
         }
 
-        return double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double number)
+        // A number too large for a double stays text, so binding reports it instead of JSON failing on infinity.
+        return double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double number) && double.IsFinite(number)
             ? JsonValue.Create(number)
             : JsonValue.Create(value);
+    }
+
+    private static string Shown(JsonNode? node)
+    {
+        try
+        {
+            return node?.ToJsonString() ?? "null";
+        }
+        catch (ArgumentException)
+        {
+            // A number JSON cannot write (e.g. 1e400 read from YAML as infinity).
+            return node!.ToString();
+        }
     }
 
     private static string Normalize(string name) => name.Replace("_", "", StringComparison.Ordinal).Replace("-", "", StringComparison.Ordinal).ToLowerInvariant();

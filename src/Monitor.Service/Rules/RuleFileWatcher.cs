@@ -107,8 +107,9 @@ public sealed class RuleFileWatcher : IDisposable
                 Volatile.Write(ref _lastError, null);
                 Log(LogLevel.Information, $"Reloaded {_pending.Count} rules from {_path}");
             }
-            catch (RuleConfigurationException ex)
+            catch (Exception ex) when (ex is RuleConfigurationException or ArgumentException or InvalidOperationException or IOException)
             {
+                // Never let a bad file escape onto the timer or watcher thread (it would end the process).
                 Interlocked.Increment(ref _failures);
                 Volatile.Write(ref _lastError, ex.Message);
                 Log(LogLevel.Error, $"Rule file {_path} not reloaded, the rules in force stay: {ex.Message}");
