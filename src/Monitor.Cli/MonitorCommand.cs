@@ -87,8 +87,6 @@ internal static class MonitorCommand
         var deadLetterTopic = new Option<string>("--dead-letter-topic") { Description = "Topic for undecodable records.", DefaultValueFactory = _ => MonitorTopics.StepsDeadLetter };
         var listen = new Option<string>("--listen") { Description = "Address of /metrics, /healthz and /readyz.", DefaultValueFactory = _ => "http://0.0.0.0:9464" };
         var maxSeries = new Option<int>("--max-tensor-series") { Description = "Cap on exported (run, rank, tensor) combinations.", DefaultValueFactory = _ => 2_000 };
-        var vanishing = new Option<double>("--vanishing-gradient-threshold") { Description = "VanishingGradient: threshold on mean |gradient|.", DefaultValueFactory = _ => 1e-7 };
-        var lossSteps = new Option<int>("--loss-not-decreasing-steps") { Description = "LossNotDecreasing: traced steps per compared block.", DefaultValueFactory = _ => 50 };
         var redis = new Option<string?>("--redis") { Description = $"Redis of the control plane; enables the /api endpoints (runs, catalogs, selections, history). Default: ${TraceCommands.RedisVariable}." , DefaultValueFactory = _ => Environment.GetEnvironmentVariable(TraceCommands.RedisVariable) };
         var alertmanager = new Option<Uri[]>("--alertmanager") { Description = "Alertmanager base URL to push alerts to (API v2), e.g. http://alertmanager:9093 (repeatable)." };
         var webhook = new Option<Uri[]>("--webhook") { Description = "URL to POST alert notifications to as JSON (repeatable)." };
@@ -97,7 +95,7 @@ internal static class MonitorCommand
         var apiToken = new Option<string?>("--api-token") { Description = "Bearer token that /api writes require (reads are open). Default: $MONITOR_API_TOKEN; none disables writes.", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("MONITOR_API_TOKEN") };
         var command = new Command("serve", "Run the monitor service alone: consume step records from Kafka, evaluate rules, serve /metrics.")
         {
-            kafka, group, topic, deadLetterTopic, listen, maxSeries, vanishing, lossSteps, redis, apiToken, rulesFile, alertmanager, webhook, externalUrl,
+            kafka, group, topic, deadLetterTopic, listen, maxSeries, redis, apiToken, rulesFile, alertmanager, webhook, externalUrl,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -116,11 +114,6 @@ internal static class MonitorCommand
                     Redis = parse.GetValue(redis),
                     ApiToken = parse.GetValue(apiToken),
                     RulesFile = parse.GetValue(rulesFile)?.FullName,
-                    Rules = new RuleOptions
-                    {
-                        VanishingGradientThreshold = parse.GetValue(vanishing),
-                        LossNotDecreasingSteps = parse.GetValue(lossSteps),
-                    },
                 };
                 options.Validate();
             }

@@ -15,7 +15,7 @@ internal static class ReplayCommands
 
     public static Command Replay()
     {
-        var rules = new Option<FileInfo?>("--rules") { Description = "Rule file (YAML or .json). Default: the built-in VanishingGradient and LossNotDecreasing." };
+        var rules = new Option<FileInfo?>("--rules") { Description = "Rule file (YAML or .json). Default: the default rule set (`monitor rules default`)." };
         var input = new Option<FileInfo>("--input") { Description = "Recorded step records: JSON lines (one protobuf-JSON record per line) or, for .pb/.bin, length-delimited protobuf (`monitor demo --record FILE` writes either).", Required = true };
         var format = new Option<string?>("--format") { Description = "jsonl or protobuf; default from the file extension." };
         format.AcceptOnlyFromAmong("jsonl", "protobuf");
@@ -32,7 +32,7 @@ internal static class ReplayCommands
             {
                 bindings = parse.GetValue(rules) is { } file
                     ? RuleConfiguration.Load(file.FullName, RuleCatalog.BuiltIn)
-                    : MonitorService.DefaultRules(new RuleOptions());
+                    : RuleCatalog.DefaultRules();
             }
             catch (RuleConfigurationException ex)
             {
@@ -126,7 +126,13 @@ internal static class ReplayCommands
                 return 2;
             }
         });
-        return new Command("rules", "Inspect the rule library and check rule files.") { list, check };
+        var defaults = new Command("default", "Print the default rule set (YAML): a starting point for your own rule file.");
+        defaults.SetAction(parse =>
+        {
+            parse.InvocationConfiguration.Output.Write(RuleCatalog.DefaultRuleFile);
+            return 0;
+        });
+        return new Command("rules", "Inspect the rule library, print the default rule set and check rule files.") { list, defaults, check };
     }
 
     private static string Format(object? value) => value switch

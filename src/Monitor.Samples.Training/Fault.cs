@@ -20,8 +20,8 @@ public enum Fault
     /// after it is negative, the ReLU outputs only zeros and, its gradient being zero too, never recovers.</summary>
     DeadRelu,
 
-    /// <summary>fc1's weights and bias are scaled 30-fold: the tanh after it works in its flat tails, its outputs sit
-    /// at ±1 and gradients through it vanish.</summary>
+    /// <summary>fc1's weights and bias are scaled 10,000-fold (a unit mistake in a checkpoint restore): the tanh after
+    /// it works in its flat tails, its outputs sit at ±1 and gradients through it vanish.</summary>
     SaturatedActivation,
 
     /// <summary>The model is re-initialised badly (weights drawn with standard deviation 1e-3 instead of Kaiming's):
@@ -32,8 +32,9 @@ public enum Fault
     /// stays exactly where it was.</summary>
     LossPlateau,
 
-    /// <summary>The job trains on 4 fixed batches with random labels from then on (a leaked, tiny training set):
-    /// the training loss falls as the model memorises them while the validation loss on fresh data rises.</summary>
+    /// <summary>The job trains on one fixed batch of 32 examples with random labels from then on (a data loader stuck
+    /// on a tiny, mislabelled shard): the training loss falls as the model memorises it while the validation loss on
+    /// fresh data rises.</summary>
     Overfit,
 
     /// <summary>A NaN appears in the input batch (a corrupt record): the loss, the gradients and, after the update,

@@ -23,11 +23,11 @@ public sealed class SampleModel : nn.Module<Tensor, Tensor>
         _fc2 = nn.Linear(hidden, hidden);
         _act2 = nn.ReLU();
         _fc3 = nn.Linear(hidden, outputs);
-        // Registered under the PyTorch-style names fc1, act1, ... (the tracer's tensor names come from these).
+        // Registered under PyTorch-style names fc1, tanh1, fc2, relu2, fc3 (the tracer's tensor names come from these).
         register_module("fc1", _fc1);
-        register_module("act1", _act1);
+        register_module("tanh1", _act1);
         register_module("fc2", _fc2);
-        register_module("act2", _act2);
+        register_module("relu2", _act2);
         register_module("fc3", _fc3);
     }
 

@@ -261,11 +261,11 @@ public sealed class TrainingJob
 
         if (fault == Fault.Overfit)
         {
-            // Four fixed batches with random labels, cycled: only memorising them lowers the training loss.
-            replica.MemorisedBatches ??= [.. Enumerable.Range(0, 4).Select(_ => (
-                torch.randn([_options.BatchSize, _options.Inputs], generator: replica.Data).DetachFromDisposeScope(),
-                torch.randint(0, _options.Classes, [_options.BatchSize], generator: replica.Data).DetachFromDisposeScope()))];
-            return replica.MemorisedBatches[replica.NextMemorised++ % replica.MemorisedBatches.Length];
+            // One fixed batch of 32 examples with random labels, every step: the model memorises it.
+            replica.MemorisedBatch ??= (
+                torch.randn([OverfitExamples, _options.Inputs], generator: replica.Data).DetachFromDisposeScope(),
+                torch.randint(0, _options.Classes, [OverfitExamples], generator: replica.Data).DetachFromDisposeScope());
+            return replica.MemorisedBatch.Value;
         }
 
         Tensor inputs = torch.randn([_options.BatchSize, _options.Inputs], generator: replica.Data);
@@ -305,8 +305,8 @@ public sealed class TrainingJob
                 model.Fc2.bias!.fill_(-100);
                 break;
             case Fault.SaturatedActivation:
-                model.Fc1.weight!.mul_(30);
-                model.Fc1.bias!.mul_(30);
+                model.Fc1.weight!.mul_(10_000);
+                model.Fc1.bias!.mul_(10_000);
                 break;
             case Fault.PoorInit:
                 foreach (Parameter parameter in model.parameters())
@@ -363,9 +363,7 @@ public sealed class TrainingJob
 
         public (Tensor Inputs, Tensor Labels)? StalledBatch { get; set; }
 
-        public (Tensor Inputs, Tensor Labels)[]? MemorisedBatches { get; set; }
-
-        public int NextMemorised { get; set; }
+        public (Tensor Inputs, Tensor Labels)? MemorisedBatch { get; set; }
 
         public void Dispose()
         {
@@ -376,13 +374,13 @@ public sealed class TrainingJob
             EvalData.Dispose();
             StalledBatch?.Inputs.Dispose();
             StalledBatch?.Labels.Dispose();
-            foreach ((Tensor inputs, Tensor labels) in MemorisedBatches ?? [])
-            {
-                inputs.Dispose();
-                labels.Dispose();
-            }
+            MemorisedBatch?.Inputs.Dispose();
+            MemorisedBatch?.Labels.Dispose();
         }
     }
+
+    // Small enough for the sample model to memorise within tens of steps.
+    private const int OverfitExamples = 32;
 
     private static readonly Monitor.Contracts.CollectionSet LabelSet = Monitor.Contracts.CollectionSet.Of(Collection.Labels);
     private static readonly Monitor.Contracts.CollectionSet PredictionSet = Monitor.Contracts.CollectionSet.Of(Collection.Predictions);

@@ -6,7 +6,6 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Monitor.Analysis;
-using Monitor.Analysis.Rules;
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Contracts.V1;
@@ -67,8 +66,8 @@ public sealed class MonitorService : IAsyncDisposable
     /// <param name="consumer">Source of step records; owned by the service.</param>
     /// <param name="deadLetterProducer">Transport for the dead-letter topic; owned by the service.</param>
     /// <param name="loggerFactory">Logging; default none.</param>
-    /// <param name="rules">Rules to evaluate; default the built-in VanishingGradient and LossNotDecreasing with
-    /// <see cref="MonitorServiceOptions.Rules"/>.</param>
+    /// <param name="rules">Rules to evaluate; default those of <see cref="MonitorServiceOptions.RulesFile"/>, else the
+    /// default rule set (<see cref="RuleCatalog.DefaultRules"/>).</param>
     public MonitorService(MonitorServiceOptions options, IRecordConsumer consumer, IRecordProducer deadLetterProducer,
         ILoggerFactory? loggerFactory = null, IEnumerable<RuleBinding>? rules = null)
     {
@@ -88,7 +87,7 @@ public sealed class MonitorService : IAsyncDisposable
             rules = _ruleFile.Initial;
         }
 
-        _engine = new AnalysisEngine(rules ?? DefaultRules(options.Rules), options.TimeProvider, options.Engine);
+        _engine = new AnalysisEngine(rules ?? RuleCatalog.DefaultRules(), options.TimeProvider, options.Engine);
         _recorder = options.RecordFile is { } recordTo ? StepRecordFile.CreateWriter(recordTo) : null;
         _metrics = new ServiceMetrics(Metrics.NewCustomRegistry(), options.MaxTensorSeries);
         // Alert messages share the dead-letter producer (one Kafka producer per service); the dispatcher does not own it.
@@ -118,21 +117,6 @@ public sealed class MonitorService : IAsyncDisposable
     public ServiceStatistics Statistics => new(
         Interlocked.Read(ref _consumed), Interlocked.Read(ref _decoded), Interlocked.Read(ref _failed),
         Interlocked.Read(ref _deadLettered), Interlocked.Read(ref _alertsFired), _engine.RuleFaults);
-
-    /// <summary>The built-in rules with the given parameters.</summary>
-    public static IReadOnlyList<RuleBinding> DefaultRules(RuleOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        return
-        [
-            new RuleBinding { Rule = new VanishingGradientRule { Threshold = options.VanishingGradientThreshold, WindowSteps = options.VanishingGradientWindow } },
-            new RuleBinding
-            {
-                Rule = new LossNotDecreasingRule { NumSteps = options.LossNotDecreasingSteps, DiffPercent = options.LossNotDecreasingDiffPercent },
-                ForEvaluations = options.LossNotDecreasingFor,
-            },
-        ];
-    }
 
     /// <summary>Starts the HTTP server, then the pipeline.</summary>
     /// <exception cref="InvalidOperationException">Already started.</exception>

@@ -26,8 +26,6 @@ public sealed class MonitorServiceOptions
     /// </summary>
     public int MaxTensorSeries { get; init; } = 2_000;
 
-    /// <summary>Rule settings.</summary>
-    public RuleOptions Rules { get; init; } = new();
 
     /// <summary>
     /// Redis (or Garnet) of the control plane, StackExchange.Redis syntax; enables the <c>/api</c> endpoints. Default
@@ -44,7 +42,7 @@ public sealed class MonitorServiceOptions
     /// <summary>
     /// Rule file (YAML, or JSON by extension): which rules run, with which parameters, windows, <c>for</c>, labels,
     /// annotations and actions. Reloaded when it changes; an invalid new version is logged and ignored. Default none:
-    /// the built-in VanishingGradient and LossNotDecreasing with <see cref="Rules"/>.
+    /// the default rule set (<c>monitor rules default</c>).
     /// </summary>
     public string? RulesFile { get; init; }
 
@@ -102,39 +100,5 @@ public sealed class MonitorServiceOptions
             throw new ArgumentException($"rule file '{RulesFile}' does not exist");
         }
 
-        Rules.Validate();
-    }
-}
-
-/// <summary>Parameters of the built-in rules the service evaluates.</summary>
-public sealed class RuleOptions
-{
-    /// <summary><c>VanishingGradient</c> threshold on mean |gradient|. Default 1e-7 (smdebug).</summary>
-    public double VanishingGradientThreshold { get; init; } = 1e-7;
-
-    /// <summary><c>VanishingGradient</c> window, in traced steps. Default 5.</summary>
-    public int VanishingGradientWindow { get; init; } = 5;
-
-    /// <summary>
-    /// <c>LossNotDecreasing</c> block length, in traced steps. Default 50: the mean of 50 batch losses is steady
-    /// enough that a healthy, noisy loss does not look flat (smdebug's num_steps default of 10 compares two single
-    /// values and is set per rule when wanted).
-    /// </summary>
-    public int LossNotDecreasingSteps { get; init; } = 50;
-
-    /// <summary><c>LossNotDecreasing</c> minimum decrease, percent. Default 0.1 (smdebug's diff_percent).</summary>
-    public double LossNotDecreasingDiffPercent { get; init; } = 0.1;
-
-    /// <summary>Consecutive failing evaluations before <c>LossNotDecreasing</c> fires. Default 1: the loss must
-    /// fail to decrease over two blocks in a row, so one noisy block does not raise an alert.</summary>
-    public int LossNotDecreasingFor { get; init; } = 1;
-
-    internal void Validate()
-    {
-        if (!(VanishingGradientThreshold > 0) || VanishingGradientWindow < 1 || LossNotDecreasingSteps < 1
-            || !(LossNotDecreasingDiffPercent >= 0) || LossNotDecreasingFor < 0)
-        {
-            throw new ArgumentException("rule parameters: thresholds and windows must be positive, percentages and 'for' not negative");
-        }
     }
 }

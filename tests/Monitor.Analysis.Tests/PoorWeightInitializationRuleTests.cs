@@ -142,8 +142,10 @@ public sealed class PoorWeightInitializationRuleTests
     [Fact]
     public void Requirements_NameActivationsGradientsAndLosses()
     {
-        Assert.Equal([("activations", false), ("gradients", true), ("losses", false)],
+        Assert.Equal([("activations", false), ("gradients", true), ("losses", false), ("weights", false)],
             new PoorWeightInitializationRule().Requirements.Select(r => (r.Collection, r.Raw)));
+        Assert.Equal([("activations", false), ("gradients", true), ("losses", false)],
+            new PoorWeightInitializationRule { ReinitializationRatio = 0 }.Requirements.Select(r => (r.Collection, r.Raw)));
     }
 
     [Fact]
@@ -153,5 +155,53 @@ public sealed class PoorWeightInitializationRuleTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new PoorWeightInitializationRule { DistributionRange = -1 });
         Assert.Throws<ArgumentOutOfRangeException>(() => new PoorWeightInitializationRule { Patience = 0 });
         Assert.Throws<ArgumentOutOfRangeException>(() => new PoorWeightInitializationRule { Steps = 0 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new PoorWeightInitializationRule { ReinitializationRatio = 1 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new PoorWeightInitializationRule { ReinitializationRatio = double.PositiveInfinity });
+    }
+
+    private static TensorRecord Weight(double variance) =>
+        Summary("fc1.weight", new TensorSummary { Count = 100, Variance = variance, Mean = 0, Min = -1, Max = 1 }, Collection.Weights);
+
+    [Fact]
+    public void Evaluate_JudgesARe_initializationLaterInTheRun_AsANewWindow()
+    {
+        var driver = new AnalysisTestDriver(new PoorWeightInitializationRule());
+
+        // Healthy weights (variance 0.03, drifting 1% a step) until step 200, then drawn with std 1e-3 (variance 1e-6):
+        // a 30000-fold jump. The gradients of the new initialization are too narrow.
+        driver.PipeSteps(0, 260, step => step < 200
+            ? Record(step, Weight(0.03 * (1 + (0.01 * step))), Gradient(0.01))
+            : Record(step, Weight(1e-6), Gradient(1e-4)));
+
+        AlertTransition firing = Assert.Single(driver.Transitions);
+        Assert.Equal((AlertState.Firing, 200L), (firing.State, firing.Step));
+        Assert.Contains("gradient fc1.weight.grad spans only", firing.Description, StringComparison.Ordinal);
+        Assert.Equal(209, Assert.Single(driver.Engine.ActiveAlerts).Step);
+    }
+
+    [Fact]
+    public void Evaluate_ResolvesTheOldVerdict_WhenAGoodRe_initializationFollows()
+    {
+        var driver = new AnalysisTestDriver(new PoorWeightInitializationRule());
+
+        driver.PipeSteps(0, 100, step => step < 50
+            ? Record(step, Weight(1e-6), Gradient(1e-4))
+            : Record(step, Weight(0.03), Gradient(0.01)));
+
+        Assert.Equal([(AlertState.Firing, 0L), (AlertState.Inactive, 50L)], driver.Transitions.Select(t => (t.State, t.Step)));
+        Assert.Contains("new window from step 50 (weights re-initialized: fc1.weight variance 1E-06 -> 0.03)",
+            driver.Transitions[1].Description, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Evaluate_IgnoresLaterSteps_WhenRe_initializationDetectionIsOff()
+    {
+        var driver = new AnalysisTestDriver(new PoorWeightInitializationRule { ReinitializationRatio = 0 });
+
+        driver.PipeSteps(0, 260, step => step < 200
+            ? Record(step, Weight(0.03), Gradient(0.01))
+            : Record(step, Weight(1e-6), Gradient(1e-4)));
+
+        Assert.Empty(driver.Transitions);
     }
 }

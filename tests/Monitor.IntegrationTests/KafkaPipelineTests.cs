@@ -27,7 +27,6 @@ public sealed class KafkaPipelineTests
             StepsTopic = topic,
             DeadLetterTopic = topic + ".dlq",
             ListenUrl = "http://127.0.0.1:0",
-            Rules = new RuleOptions { VanishingGradientWindow = 3 },
         };
         var consumer = new KafkaRecordConsumer(new KafkaConsumerOptions
         {
@@ -37,7 +36,8 @@ public sealed class KafkaPipelineTests
             // The topic appears with the first produced record; look for it often.
             Properties = new Dictionary<string, string> { ["topic.metadata.refresh.interval.ms"] = "500" },
         });
-        await using var service = new MonitorService(serviceOptions, consumer, new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = cluster.BootstrapServers }));
+        await using var service = new MonitorService(serviceOptions, consumer, new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = cluster.BootstrapServers }),
+            rules: [new RuleBinding { Rule = new Monitor.Analysis.Rules.VanishingGradientRule { WindowSteps = 3 } }]);
         service.AlertChanged += a =>
         {
             lock (alerts)

@@ -105,7 +105,7 @@ public sealed class MonitorServiceTests
     [Fact]
     public async Task VanishingGradients_FireOnce_ThenResolve_InMetricsAndEvents()
     {
-        await using ServiceHarness harness = await ServiceHarness.StartAsync(new MonitorServiceOptions { Rules = new RuleOptions { VanishingGradientWindow = 2 } });
+        await using ServiceHarness harness = await ServiceHarness.StartAsync(rules: [new RuleBinding { Rule = new Monitor.Analysis.Rules.VanishingGradientRule { WindowSteps = 2 } }]);
 
         void Send(int step, double absMean) => harness.Send(ServiceHarness.Record("run-f", 1, step, ("fc1.weight.grad", Collection.Gradients, absMean)));
         const string series = "monitor_alerts{alertname=\"VanishingGradient\",alertstate=\"firing\",severity=\"warning\",run=\"run-f\",rank=\"1\",tensor=\"fc1.weight.grad\"}";

@@ -26,7 +26,7 @@ internal sealed class ServiceHarness : IAsyncDisposable
 
     public List<AlertTransition> Alerts { get; } = [];
 
-    public static async Task<ServiceHarness> StartAsync(MonitorServiceOptions? options = null, IRecordProducer? deadLetters = null)
+    public static async Task<ServiceHarness> StartAsync(MonitorServiceOptions? options = null, IRecordProducer? deadLetters = null, IEnumerable<RuleBinding>? rules = null)
     {
         var bus = new InProcessBus();
         options ??= new MonitorServiceOptions();
@@ -34,11 +34,10 @@ internal sealed class ServiceHarness : IAsyncDisposable
         {
             ListenUrl = "http://127.0.0.1:0",
             MaxTensorSeries = options.MaxTensorSeries,
-            Rules = options.Rules,
             StepsTopic = options.StepsTopic,
             DeadLetterTopic = options.DeadLetterTopic,
         };
-        var service = new MonitorService(effective, bus.CreateConsumer(effective.StepsTopic), deadLetters ?? bus.CreateProducer());
+        var service = new MonitorService(effective, bus.CreateConsumer(effective.StepsTopic), deadLetters ?? bus.CreateProducer(), rules: rules);
         var harness = new ServiceHarness(bus, service);
         service.AlertChanged += a =>
         {

@@ -13,7 +13,7 @@ public sealed class TorchSharpTracerCatalogTests
         TorchSharpTracer? attached = null;
         await using (var tracer = new StepTracer(new TracerOptions { RunId = "torch-catalog-bug", Selection = selection }, new RecordingProducer()))
         {
-            var job = new TrainingJob(new TrainingJobOptions { Steps = 1, Hidden = 16, Inputs = 8 });
+            var job = new TrainingJob(new TrainingJobOptions { Steps = 1, Hidden = 16, Inputs = 8, BatchSize = 64, EvalEvery = 0 });
             await job.RunAsync((model, optimizer) => attached = TorchSharpTracer.Attach(tracer, model, optimizer), cancellationToken: TestContext.Current.CancellationToken);
         }
 

@@ -23,7 +23,7 @@ public sealed class TorchSharpTracerSelectionTests
         var producer = new RecordingProducer();
         await using (var tracer = new StepTracer(new TracerOptions { RunId = "torch-selection", Selection = selection }, producer))
         {
-            var job = new TrainingJob(new TrainingJobOptions { Steps = steps, Hidden = Hidden, Inputs = Inputs });
+            var job = new TrainingJob(new TrainingJobOptions { Steps = steps, Hidden = Hidden, Inputs = Inputs, BatchSize = 64, EvalEvery = 0 });
             await job.RunAsync(
                 (model, optimizer) =>
                 {
@@ -131,7 +131,7 @@ public sealed class TorchSharpTracerSelectionTests
         var hostTensors = Assert.Single(hostProducer.Records).Tensors.ToDictionary(t => t.Name);
         var deviceTensors = Assert.Single(deviceProducer.Records).Tensors.ToDictionary(t => t.Name);
         Assert.Equal(
-            ["act1.output", "act2.output", "fc1.output", "fc2.output", "fc3.output"],
+            ["fc1.output", "fc2.output", "fc3.output", "relu2.output", "tanh1.output"],
             hostTensors.Keys.Order(StringComparer.Ordinal));
         Assert.Equal(hostTensors.Keys.Order(StringComparer.Ordinal), deviceTensors.Keys.Order(StringComparer.Ordinal));
         foreach ((string name, TensorRecord expected) in hostTensors)
@@ -146,12 +146,12 @@ public sealed class TorchSharpTracerSelectionTests
         }
 
         // 64 × 16 activations, 300 kept; fc3's 64 × 4 = 256 all fit.
-        RawValues act1 = hostTensors["act1.output"].Raw;
+        RawValues act1 = hostTensors["tanh1.output"].Raw;
         Assert.Equal(300 * sizeof(float), act1.Float32Le.Length);
         Assert.Equal(1024UL, act1.TotalElements);
         Assert.True(act1.Truncated);
         Assert.All(ReadFloat32Le(act1.Float32Le), v => Assert.InRange(v, -1f, 1f));
-        Assert.All(ReadFloat32Le(hostTensors["act2.output"].Raw.Float32Le), v => Assert.True(v >= 0f));
+        Assert.All(ReadFloat32Le(hostTensors["relu2.output"].Raw.Float32Le), v => Assert.True(v >= 0f));
         RawValues fc3 = hostTensors["fc3.output"].Raw;
         Assert.Equal(256 * sizeof(float), fc3.Float32Le.Length);
         Assert.False(fc3.Truncated);
@@ -204,16 +204,17 @@ public sealed class TorchSharpTracerSelectionTests
         Assert.Equal(
             new[]
             {
-                "act1.output", "act2.output", "fc1.bias", "fc1.bias.grad", "fc1.output", "fc1.weight", "fc1.weight.grad",
-                "fc2.bias", "fc2.bias.grad", "fc2.output", "fc2.weight", "fc2.weight.grad", "fc3.bias", "fc3.bias.grad",
-                "fc3.output", "fc3.weight", "fc3.weight.grad", "loss", "optimizer.param_groups.0.lr",
+                "fc1.bias", "fc1.bias.grad", "fc1.output", "fc1.weight", "fc1.weight.grad", "fc2.bias",
+                "fc2.bias.grad", "fc2.output", "fc2.weight", "fc2.weight.grad", "fc3.bias", "fc3.bias.grad",
+                "fc3.output", "fc3.weight", "fc3.weight.grad", "labels", "loss", "optimizer.param_groups.0.lr",
+                "predictions", "relu2.output", "tanh1.output",
             },
             byName.Keys.Order(StringComparer.Ordinal));
         AssertEntry(byName["fc1.weight"], ["weights"], "float32", [Hidden, Inputs]);
         AssertEntry(byName["fc1.weight.grad"], ["gradients"], "float32", [Hidden, Inputs]);
         AssertEntry(byName["fc1.bias"], ["biases"], "float32", [Hidden]);
         AssertEntry(byName["fc3.bias.grad"], ["gradients"], "float32", [4]);
-        AssertEntry(byName["act1.output"], ["activations"], "float32", [64, Hidden]);
+        AssertEntry(byName["tanh1.output"], ["activations"], "float32", [64, Hidden]);
         AssertEntry(byName["fc3.output"], ["activations"], "float32", [64, 4]);
         AssertEntry(byName["loss"], ["losses"], "float32", []);
         AssertEntry(byName["optimizer.param_groups.0.lr"], ["optimizer"], "float64", []);
@@ -227,7 +228,7 @@ public sealed class TorchSharpTracerSelectionTests
         await TrainAsync(steps: 3, TraceSelection.AllEveryStep, onAttach: (_, adapter) => attached = adapter);
 
         IReadOnlyList<CatalogEntry> catalog = attached!.Catalog;
-        Assert.Equal(19, catalog.Count);
+        Assert.Equal(21, catalog.Count);
         Assert.Equal(catalog.Count, catalog.Select(e => e.Name).Distinct(StringComparer.Ordinal).Count());
         Assert.All(catalog, e => Assert.Equal(e.Collections.Count, e.Collections.Distinct(StringComparer.Ordinal).Count()));
     }

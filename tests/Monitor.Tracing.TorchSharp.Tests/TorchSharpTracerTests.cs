@@ -18,7 +18,7 @@ public sealed class TorchSharpTracerTests
         var producer = new RecordingProducer();
         await using (var tracer = new StepTracer(Options(selection), producer))
         {
-            var job = new TrainingJob(new TrainingJobOptions { Steps = steps, Fault = fault, FaultAt = faultAt, Hidden = 16, Inputs = 8 });
+            var job = new TrainingJob(new TrainingJobOptions { Steps = steps, Fault = fault, FaultAt = faultAt, Hidden = 16, Inputs = 8, BatchSize = 64, EvalEvery = 0 });
             await job.RunAsync((model, optimizer) => TorchSharpTracer.Attach(tracer, model, optimizer, adapterOptions), cancellationToken: TestContext.Current.CancellationToken);
             Assert.True(await tracer.FlushAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
             Assert.Equal(0, tracer.Statistics.Faults);
@@ -38,24 +38,25 @@ public sealed class TorchSharpTracerTests
         Assert.Equal(
             new[]
             {
-                "act1.output", "act2.output", "fc1.bias", "fc1.bias.grad", "fc1.output", "fc1.weight", "fc1.weight.grad",
-                "fc2.bias", "fc2.bias.grad", "fc2.output", "fc2.weight", "fc2.weight.grad", "fc3.bias", "fc3.bias.grad",
-                "fc3.output", "fc3.weight", "fc3.weight.grad", "loss", "optimizer.param_groups.0.lr",
+                "fc1.bias", "fc1.bias.grad", "fc1.output", "fc1.weight", "fc1.weight.grad", "fc2.bias",
+                "fc2.bias.grad", "fc2.output", "fc2.weight", "fc2.weight.grad", "fc3.bias", "fc3.bias.grad",
+                "fc3.output", "fc3.weight", "fc3.weight.grad", "loss", "optimizer.param_groups.0.lr", "relu2.output",
+                "tanh1.output",
             },
             byName.Keys.Order(StringComparer.Ordinal));
         Assert.Equal([Collection.Weights], byName["fc1.weight"].Collections);
         Assert.Equal([Collection.Biases], byName["fc1.bias"].Collections);
         Assert.Equal([Collection.Gradients], byName["fc1.weight.grad"].Collections);
-        Assert.Equal([Collection.Activations], byName["act2.output"].Collections);
+        Assert.Equal([Collection.Activations], byName["relu2.output"].Collections);
         Assert.Equal([Collection.Losses], byName["loss"].Collections);
         Assert.Equal([Collection.Optimizer], byName["optimizer.param_groups.0.lr"].Collections);
         Assert.Equal([16L, 8L], byName["fc1.weight"].Shape);
-        Assert.Equal([64L, 16L], byName["act1.output"].Shape);
+        Assert.Equal([64L, 16L], byName["tanh1.output"].Shape);
         Assert.Equal(DType.Float32, byName["fc1.weight"].Dtype);
         Assert.Equal(0.05, byName["optimizer.param_groups.0.lr"].Summary.Mean, 6);
         // ReLU output: about half the elements are exactly zero; tanh output stays within (-1, 1).
-        Assert.InRange((double)byName["act2.output"].Summary.ZeroCount / byName["act2.output"].Summary.Count, 0.2, 0.8);
-        Assert.InRange(byName["act1.output"].Summary.Max, 0, 1);
+        Assert.InRange((double)byName["relu2.output"].Summary.ZeroCount / byName["relu2.output"].Summary.Count, 0.2, 0.8);
+        Assert.InRange(byName["tanh1.output"].Summary.Max, 0, 1);
     }
 
     [Fact]

@@ -26,7 +26,7 @@ namespace Monitor.Analysis.Rules;
 /// (awsdocs/amazon-sagemaker-developer-guide, doc_source/debugger-built-in-rules.md): <c>tensor_regex</c> (default
 /// <c>.*relu_output</c>) → <see cref="Selector"/>, <c>threshold_inactivity</c> (percent, 1.0) →
 /// <see cref="ThresholdInactivity"/>, <c>threshold_layer</c> (percent, 50.0) → <see cref="ThresholdLayer"/>.
-/// Monitor's activations are module outputs named after the module (<c>act2.output</c>), which need not say that the
+/// Monitor's activations are module outputs named after the module (<c>layer2.output</c>), which need not say that the
 /// module is a ReLU: the default selects activations whose name contains <c>relu</c>; point the selector at your
 /// ReLU modules otherwise. No window: a verdict per traced step, like smdebug.</para>
 /// </remarks>

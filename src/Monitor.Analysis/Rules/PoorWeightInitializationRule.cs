@@ -6,11 +6,18 @@ namespace Monitor.Analysis.Rules;
 
 /// <summary>
 /// Poor weight initialization (smdebug <c>PoorWeightInitialization</c>): during the first <see cref="Steps"/> steps
-/// of a rank, fires when the activations' variances differ too much across layers, when a gradient's distribution is
-/// too narrow, or when the loss stops improving; the verdict then stays for the rest of that window.
+/// of a rank, and of every re-initialization of its weights, fires when the activations' variances differ too much
+/// across layers, when a gradient's distribution is too narrow, or when the loss stops improving; the verdict then
+/// stays for the rest of that window.
 /// </summary>
 /// <remarks>
-/// <para>Per rank, on each traced step below <see cref="Steps"/> (global step numbers, from 0), three checks:</para>
+/// <para>Per rank, on each traced step of the window <c>[start, start + Steps)</c>, three checks. The window starts
+/// at step 0 (global step numbers) and again at every step where the weights were re-initialized: where the variance
+/// of a tensor of <see cref="WeightSelector"/> changed more than <see cref="ReinitializationRatio"/>-fold (either way)
+/// since that tensor's previous traced step. Training moves a layer's weight variance by a few percent per step at
+/// most, a new initialization (a restart from scratch inside the same process, a model swapped in, a re-init after
+/// a divergence) by orders of magnitude. smdebug only sees the first steps of a job; a re-initialization later in
+/// the run would go unjudged.</para>
 /// <list type="number">
 /// <item><description>Activation variance spread: over the tensors of <see cref="Selector"/> (two or more, with at
 /// least two finite elements), <c>max(variance) / min(variance) &gt; threshold</c> (a layer with zero variance
@@ -26,8 +33,10 @@ namespace Monitor.Analysis.Rules;
 /// </list>
 /// <para>A failing check latches the verdict for the rank: the alert (one per rank, no tensor label) holds on every
 /// later traced step of the window and, as the rule stops reporting after it, stays as it was. Poor initialization
-/// is a property of the run's start, not something later steps cure. Records from step <see cref="Steps"/> on cost a
-/// comparison.</para>
+/// is a property of the initialization, not something later steps cure; a re-initialization starts a new window and
+/// resolves the old verdict unless the new weights fail too. Records after the window cost a lookup per weight
+/// tensor (none with <see cref="ReinitializationRatio"/> 0). A rank whose steps go back before its window's start
+/// (a restarted job) starts over at that step.</para>
 /// <para>Parameters follow the SageMaker developer guide, "List of Debugger Built-in Rules", section
 /// PoorWeightInitialization (awsdocs/amazon-sagemaker-developer-guide, doc_source/debugger-built-in-rules.md):
 /// <c>activation_inputs_regex</c> (default <c>.*relu_input</c>) → <see cref="Selector"/>, <c>threshold</c> (10.0) →
@@ -44,6 +53,7 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
     private SelectorFilter _activations = new(new TensorSelector([Collection.Activations], [@"(?i)relu"], [@"(?i)leaky|prelu"]));
     private SelectorFilter _gradients = new(TensorSelector.Of(Collection.Gradients));
     private SelectorFilter _losses = new(TensorSelector.Of(Collection.Losses));
+    private SelectorFilter _weights = new(TensorSelector.Of(Collection.Weights));
     private float[] _scratch = [];
 
     /// <summary>Largest acceptable ratio of the largest to the smallest activation variance. Default 10.0 (smdebug's
@@ -77,6 +87,22 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
         init => field = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(Steps), value, "Steps must be at least 1");
     } = 10;
 
+    /// <summary>Factor by which a weight tensor's variance must change between two of its traced steps to count as a
+    /// re-initialization, which starts a new window. Default 100; 0 turns the detection off (only the run's first
+    /// <see cref="Steps"/> steps are judged, as in smdebug). Otherwise greater than 1.</summary>
+    public double ReinitializationRatio
+    {
+        get;
+        init => field = value == 0 || value is > 1 and < double.PositiveInfinity ? value : throw new ArgumentOutOfRangeException(nameof(ReinitializationRatio), value, "ReinitializationRatio is a factor greater than 1, or 0 to turn the detection off");
+    } = 100;
+
+    /// <summary>Weights whose variances reveal a re-initialization. Default collection weights.</summary>
+    public TensorSelector WeightSelector
+    {
+        get => _weights.Selector;
+        init => _weights = new SelectorFilter(value);
+    }
+
     /// <summary>Activations whose variances are compared. Default collection activations, names containing
     /// <c>relu</c> (any case) but not <c>leaky</c> or <c>prelu</c>.</summary>
     public TensorSelector Selector
@@ -108,6 +134,9 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
         .. RuleSupport.Requirements(Selector, raw: false, "variance of each layer's activations (summary), compared across layers"),
         .. RuleSupport.Requirements(GradientSelector, raw: true, "5th and 95th percentiles of each gradient; the log2 histogram only bounds them"),
         .. RuleSupport.Requirements(LossSelector, raw: false, "loss (summary mean) must keep improving"),
+        .. ReinitializationRatio > 0
+            ? RuleSupport.Requirements(WeightSelector, raw: false, "variance of each weight (summary): a jump marks a re-initialization")
+            : [],
     ];
 
     /// <inheritdoc />
@@ -116,7 +145,7 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
         ArgumentNullException.ThrowIfNull(record);
         ArgumentNullException.ThrowIfNull(context);
         var key = new SeriesKey(record.RunId, record.Rank, "");
-        if (record.Step >= Steps)
+        if (ReinitializationRatio == 0 && record.Step >= Steps)
         {
             if (_ranks.Count != 0)
             {
@@ -128,6 +157,22 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
 
         ref RankState? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_ranks, key, out _);
         RankState state = slot ??= new RankState();
+        if (record.Step < state.Start)
+        {
+            state.Restart(record.Step, string.Create(CultureInfo.InvariantCulture, $"the rank's steps went back from {state.Start}"));
+        }
+
+        bool hadVerdict = state.Verdict is not null;
+        if (ReinitializationRatio > 0 && Reinitialized(record, state, out string? reinitialized) && record.Step > state.Start)
+        {
+            state.Restart(record.Step, "weights re-initialized: " + reinitialized);
+        }
+
+        if (record.Step - state.Start >= Steps)
+        {
+            return;
+        }
+
         if (state.Verdict is not null)
         {
             context.Report(null, true, state.Value, state.Threshold, state.Verdict);
@@ -201,11 +246,47 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
                 $"loss has not improved for {staleSteps} traced steps by step {record.Step} (patience {Patience})"));
         }
 
-        // Nothing to report otherwise: the verdict only ever goes from healthy to latched, so no alert is there to resolve.
+        // Within a window the verdict only goes from healthy to latched, so a healthy step has no alert to resolve,
+        // except the previous window's after a re-initialization.
         if (state.Verdict is not null)
         {
             context.Report(null, true, state.Value, state.Threshold, state.Verdict);
         }
+        else if (hadVerdict)
+        {
+            context.Report(null, false, double.NaN, double.NaN, string.Create(CultureInfo.InvariantCulture,
+                $"new window from step {record.Step} ({state.Reason}); the new initialization is being judged"));
+        }
+    }
+
+    // Compares every selected weight's variance with its previous traced value; true when one jumped by the ratio.
+    private bool Reinitialized(StepRecord record, RankState state, out string? name)
+    {
+        name = null;
+        var tensors = record.Tensors;
+        for (int i = 0; i < tensors.Count; i++)
+        {
+            TensorRecord tensor = tensors[i];
+            if (tensor.Summary is not { } summary || !double.IsFinite(summary.Variance) || !_weights.Matches(tensor))
+            {
+                continue;
+            }
+
+            ref double previous = ref CollectionsMarshal.GetValueRefOrAddDefault(state.WeightVariances, tensor.Name, out bool seen);
+            double current = summary.Variance;
+            if (seen && name is null)
+            {
+                double low = Math.Min(previous, current), high = Math.Max(previous, current);
+                if (high > 0 && (low == 0 || high / low > ReinitializationRatio))
+                {
+                    name = string.Create(CultureInfo.InvariantCulture, $"{tensor.Name} variance {previous:G4} -> {current:G4}");
+                }
+            }
+
+            previous = current;
+        }
+
+        return name is not null;
     }
 
     private static void Latch(RankState state, double value, double threshold, string verdict) =>
@@ -226,11 +307,21 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
 
     private sealed class RankState
     {
+        public long Start;
         public string? Verdict;
+        public string? Reason;
         public double Value;
         public double Threshold;
 
         public Dictionary<string, LossState> Losses { get; } = new(StringComparer.Ordinal);
+
+        public Dictionary<string, double> WeightVariances { get; } = new(StringComparer.Ordinal);
+
+        public void Restart(long step, string reason)
+        {
+            (Start, Reason, Verdict, Value, Threshold) = (step, reason, null, 0, 0);
+            Losses.Clear();
+        }
     }
 
     private sealed class LossState

@@ -35,7 +35,7 @@ namespace Monitor.Analysis.Rules;
 /// <c>collection_names</c>/<c>tensor_regex</c> (default <c>.*tanh_input|.*sigmoid_input</c>) → <see cref="Selector"/>,
 /// <c>threshold_tanh_min</c>/<c>_max</c> (-9.4999, 9.4999), <c>threshold_sigmoid_min</c>/<c>_max</c> (-23, 16.99999),
 /// <c>threshold_inactivity</c> (percent, 1.0), <c>threshold_layer</c> (percent, 50.0). Module names need not say the
-/// module is a tanh or sigmoid (<c>act1.output</c>): point the selector at them when they do not. No window.</para>
+/// module is a tanh or sigmoid (<c>layer1.output</c>): point the selector at them when they do not. No window.</para>
 /// </remarks>
 public sealed class SaturatedActivationRule : ITrainingRule
 {
