@@ -25,7 +25,7 @@ internal sealed class DemoOptions
     /// <summary>Redis of the control plane; null: an in-process Garnet server on a free port.</summary>
     public string? Redis { get; init; }
 
-    /// <summary>Rule file for the service; null: the built-in rule set (see <c>monitor rules default</c>).</summary>
+    /// <summary>Rule file for the service; null: the default rule set (<c>monitor rules default</c>).</summary>
     public string? RulesFile { get; init; }
 
     /// <summary>Where to record every step record the service analyses (for <c>monitor replay</c>); null: nowhere.</summary>

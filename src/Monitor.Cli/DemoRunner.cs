@@ -139,7 +139,7 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
 
             long delivered = tracers.Sum(t => t.Statistics.Delivered);
             long lost = tracers.Sum(t => t.Statistics.Lost);
-            bool drained = await WaitUntilAsync(() => service.Statistics.Consumed >= delivered, options.DrainTimeout);
+            bool drained = await WaitUntilAsync(() => service.Statistics.Processed >= delivered, options.DrainTimeout);
             ServiceStatistics analysed = service.Statistics;
             EndProgressLine();
 
@@ -160,7 +160,7 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
             int exitCode = 0;
             if (!flushed || !drained)
             {
-                Write($"Error: not every record reached the service (sent {delivered}, analysed {analysed.Consumed}) within {options.DrainTimeout.TotalSeconds:F0} s");
+                Write($"Error: not every record reached the service (sent {delivered}, processed {analysed.Processed}) within {options.DrainTimeout.TotalSeconds:F0} s");
                 exitCode = 1;
             }
 

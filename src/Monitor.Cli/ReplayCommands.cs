@@ -93,7 +93,7 @@ internal static class ReplayCommands
             {
                 ITrainingRule rule = factory();
                 output.WriteLine(name);
-                foreach (var property in rule.GetType().GetProperties().Where(p => p.CanWrite && p.Name is not "Name" and not "Selector" and not "Window"))
+                foreach (var property in rule.GetType().GetProperties().Where(p => p.CanWrite && p.Name is not "Name" and not "Window").OrderBy(p => p.Name != "Selector"))
                 {
                     output.WriteLine($"  {JsonNamingPolicy.CamelCase.ConvertName(property.Name)} = {Format(property.GetValue(rule))}");
                 }
@@ -139,6 +139,10 @@ internal static class ReplayCommands
     {
         null => "null",
         IFormattable formattable => formattable.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
+        // As a rule file's selector is written.
+        TensorSelector selector => "{ collections: [" + string.Join(", ", selector.Collections.Select(c => c.ToString().ToLowerInvariant())) + "]"
+            + (selector.Include.Count > 0 ? ", include: [" + string.Join(", ", selector.Include) + "]" : "")
+            + (selector.Exclude.Count > 0 ? ", exclude: [" + string.Join(", ", selector.Exclude) + "]" : "") + " }",
         System.Collections.IEnumerable items and not string => "[" + string.Join(", ", items.Cast<object>()) + "]",
         _ => value.ToString() ?? "",
     };

@@ -10,24 +10,24 @@ namespace Monitor.Samples.Training;
 public sealed class SampleModel : nn.Module<Tensor, Tensor>
 {
     private readonly Linear _fc1;
-    private readonly Tanh _act1;
+    private readonly Tanh _tanh1;
     private readonly Linear _fc2;
-    private readonly ReLU _act2;
+    private readonly ReLU _relu2;
     private readonly Linear _fc3;
 
     /// <summary>Creates the layers (initialised from torch's global generator; seed it first for repeatable runs).</summary>
     public SampleModel(int inputs, int hidden, int outputs) : base(nameof(SampleModel))
     {
         _fc1 = nn.Linear(inputs, hidden);
-        _act1 = nn.Tanh();
+        _tanh1 = nn.Tanh();
         _fc2 = nn.Linear(hidden, hidden);
-        _act2 = nn.ReLU();
+        _relu2 = nn.ReLU();
         _fc3 = nn.Linear(hidden, outputs);
         // Registered under PyTorch-style names fc1, tanh1, fc2, relu2, fc3 (the tracer's tensor names come from these).
         register_module("fc1", _fc1);
-        register_module("tanh1", _act1);
+        register_module("tanh1", _tanh1);
         register_module("fc2", _fc2);
-        register_module("relu2", _act2);
+        register_module("relu2", _relu2);
         register_module("fc3", _fc3);
     }
 
@@ -48,9 +48,9 @@ public sealed class SampleModel : nn.Module<Tensor, Tensor>
     {
         // call(), not forward(), so that module hooks (the tracer's activations) run.
         using var h1 = _fc1.call(input);
-        using var a1 = _act1.call(h1);
+        using var a1 = _tanh1.call(h1);
         using var h2 = _fc2.call(a1);
-        using var a2 = _act2.call(h2);
+        using var a2 = _relu2.call(h2);
         return _fc3.call(a2);
     }
 
@@ -60,9 +60,9 @@ public sealed class SampleModel : nn.Module<Tensor, Tensor>
         if (disposing)
         {
             _fc1.Dispose();
-            _act1.Dispose();
+            _tanh1.Dispose();
             _fc2.Dispose();
-            _act2.Dispose();
+            _relu2.Dispose();
             _fc3.Dispose();
         }
 

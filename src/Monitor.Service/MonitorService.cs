@@ -19,12 +19,16 @@ namespace Monitor.Service;
 
 /// <summary>Counters of a running service.</summary>
 /// <param name="Consumed">Records read.</param>
+/// <param name="Processed">
+/// Records done with: analysed (alert transitions raised and <see cref="MonitorService.AlertChanged"/> called) or sent to
+/// the dead-letter topic. Wait on this, not <paramref name="Consumed"/>, to know a record's alerts are out.
+/// </param>
 /// <param name="Decoded">Records decoded and analysed.</param>
 /// <param name="Failed">Records that could not be decoded.</param>
 /// <param name="DeadLettered">Undecodable records accepted by the dead-letter topic.</param>
 /// <param name="AlertsFired">Alerts that started firing.</param>
 /// <param name="RuleFaults">Exceptions thrown by rules.</param>
-public sealed record ServiceStatistics(long Consumed, long Decoded, long Failed, long DeadLettered, long AlertsFired, long RuleFaults);
+public sealed record ServiceStatistics(long Consumed, long Processed, long Decoded, long Failed, long DeadLettered, long AlertsFired, long RuleFaults);
 
 /// <summary>
 /// The monitor service: consumes step records, decodes them (undecodable ones go to the dead-letter topic), runs
@@ -56,7 +60,7 @@ public sealed class MonitorService : IAsyncDisposable
     private SelectionStore? _store;
     private ConnectionMultiplexer? _redis;
     private Task? _pipeline;
-    private long _consumed, _decoded, _failed, _deadLettered, _alertsFired;
+    private long _consumed, _processed, _decoded, _failed, _deadLettered, _alertsFired;
     private volatile bool _ready;
     private volatile string? _pipelineFault;
     private int _disposed;
@@ -115,7 +119,7 @@ public sealed class MonitorService : IAsyncDisposable
 
     /// <summary>Counters so far.</summary>
     public ServiceStatistics Statistics => new(
-        Interlocked.Read(ref _consumed), Interlocked.Read(ref _decoded), Interlocked.Read(ref _failed),
+        Interlocked.Read(ref _consumed), Interlocked.Read(ref _processed), Interlocked.Read(ref _decoded), Interlocked.Read(ref _failed),
         Interlocked.Read(ref _deadLettered), Interlocked.Read(ref _alertsFired), _engine.RuleFaults);
 
     /// <summary>Starts the HTTP server, then the pipeline.</summary>
@@ -208,6 +212,7 @@ public sealed class MonitorService : IAsyncDisposable
                 {
                     Process(message);
                     _consumer.MarkProcessed(message);
+                    Interlocked.Increment(ref _processed);
                 }
 
                 if (_ruleFile?.TryTake(out IReadOnlyList<RuleBinding> reloaded) == true)

@@ -7,7 +7,8 @@ namespace Monitor.IntegrationTests;
 
 /// <summary>
 /// The control plane end to end in <c>monitor demo</c>: three data-parallel TorchSharp ranks, a real redis-server,
-/// and a selection stored for rank 1 while they train.
+/// and a selection stored for rank 1 while they train. Each rank traces 21 tensors: the 19 of the model and optimizer,
+/// labels and predictions.
 /// </summary>
 public sealed class DemoReconfigurationTests
 {
@@ -27,27 +28,37 @@ public sealed class DemoReconfigurationTests
         }, output);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         Task<DemoResult> demo = runner.RunAsync(stop.Token);
-        await Eventually.TrueAsync(() => runner.Tracers.Count == 3 && runner.Tracers.All(t => t.Statistics.Delivered > 20), "three ranks are training");
-
-        await using ConnectionMultiplexer client = await RedisEndpoints.ConnectAsync(redis);
-        var store = new SelectionStore(client);
-        await Eventually.TrueAsync(() => store.CatalogAsync("demo-3", 1).GetAwaiter().GetResult().Count == 19, "rank 1 published its 19 tensors");
-        var selection = new TraceSelection
-        {
-            Collections = new Dictionary<string, CollectionFilter> { ["gradients"] = new() { Include = ["^fc2\\."] } },
-            Schedule = new TraceSchedule { EverySteps = 1 },
-        };
-        TraceSelection stored = await store.SetAsync("demo-3", selection, new SelectionChange("test", "test"), [1], TestContext.Current.CancellationToken);
-        await Eventually.TrueAsync(() => runner.Tracers[1].Statistics.SelectionVersion == stored.Version, "rank 1 took the selection");
-
-        using var http = new HttpClient();
+        // A failed wait must not leave 100,000 steps training in the background of the test host.
         string metrics = "";
-        await Eventually.TrueAsync(() =>
+        TraceSelection stored;
+        try
         {
-            metrics = http.GetStringAsync(new Uri(runner.ServiceAddress!, "metrics")).GetAwaiter().GetResult();
-            return Prometheus.Samples(metrics, "monitor_selection_version{run=\"demo-3\",rank=\"1\"}").SequenceEqual([(double)stored.Version]);
-        }, "the service sees rank 1's records under the new version");
-        await stop.CancelAsync();
+            await Eventually.TrueAsync(() => runner.Tracers.Count == 3 && runner.Tracers.All(t => t.Statistics.Delivered > 20), "three ranks are training");
+
+            await using ConnectionMultiplexer client = await RedisEndpoints.ConnectAsync(redis);
+            var store = new SelectionStore(client);
+            await Eventually.TrueAsync(() => store.CatalogAsync("demo-3", 1).GetAwaiter().GetResult().Count == 21, "rank 1 published its 21 tensors");
+            var selection = new TraceSelection
+            {
+                Collections = new Dictionary<string, CollectionFilter> { ["gradients"] = new() { Include = ["^fc2\\."] } },
+                Schedule = new TraceSchedule { EverySteps = 1 },
+            };
+            stored = await store.SetAsync("demo-3", selection, new SelectionChange("test", "test"), [1], TestContext.Current.CancellationToken);
+            await Eventually.TrueAsync(() => runner.Tracers[1].Statistics.SelectionVersion == stored.Version, "rank 1 took the selection");
+
+            using var http = new HttpClient();
+            await Eventually.TrueAsync(() =>
+            {
+                metrics = http.GetStringAsync(new Uri(runner.ServiceAddress!, "metrics")).GetAwaiter().GetResult();
+                return Prometheus.Samples(metrics, "monitor_selection_version{run=\"demo-3\",rank=\"1\"}").SequenceEqual([(double)stored.Version]);
+            }, "the service sees rank 1's records under the new version");
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Task.WhenAny(demo);
+        }
+
         DemoResult result = await demo;
 
         Assert.Equal([0.0], Prometheus.Samples(metrics, "monitor_selection_version{run=\"demo-3\",rank=\"0\"}"));
@@ -55,8 +66,8 @@ public sealed class DemoReconfigurationTests
         string[] rank1Series = [.. metrics.Split('\n').Where(l => l.StartsWith("monitor_tensor_mean{run=\"demo-3\",rank=\"1\"", StringComparison.Ordinal))];
         Assert.Equal(2, rank1Series.Length);
         Assert.All(rank1Series, l => Assert.Contains("tensor=\"fc2.", l, StringComparison.Ordinal));
-        Assert.Equal(19, metrics.Split('\n').Count(l => l.StartsWith("monitor_tensor_mean{run=\"demo-3\",rank=\"0\"", StringComparison.Ordinal)));
-        Assert.Equal(19, metrics.Split('\n').Count(l => l.StartsWith("monitor_tensor_mean{run=\"demo-3\",rank=\"2\"", StringComparison.Ordinal)));
+        Assert.Equal(21, metrics.Split('\n').Count(l => l.StartsWith("monitor_tensor_mean{run=\"demo-3\",rank=\"0\"", StringComparison.Ordinal)));
+        Assert.Equal(21, metrics.Split('\n').Count(l => l.StartsWith("monitor_tensor_mean{run=\"demo-3\",rank=\"2\"", StringComparison.Ordinal)));
         Assert.Equal(0, result.ExitCode);
         Assert.Contains("--rank 1 --include 'gradients:^fc2\\.'", output.ToString(), StringComparison.Ordinal);
         Assert.Contains("selection r0:v0 r1:v" + stored.Version + " r2:v0", output.ToString(), StringComparison.Ordinal);

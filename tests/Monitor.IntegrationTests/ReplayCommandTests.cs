@@ -104,9 +104,9 @@ public sealed class ReplayCommandTests : IDisposable
         // The window of 4 traced steps holds only vanished gradients first at step 50 + 4 - 1, and
         // holds a recovered one first at step 80.
         JsonElement firing = lines[0];
-        Assert.Equal("firing", firing.GetProperty("state").GetString());
-        Assert.Equal("inactive", firing.GetProperty("previousState").GetString());
-        Assert.Equal("VanishingGradient", firing.GetProperty("alertname").GetString());
+        Assert.Equal(("firing", "firing", "inactive"),
+            (firing.GetProperty("status").GetString(), firing.GetProperty("state").GetString(), firing.GetProperty("previousState").GetString()));
+        Assert.Equal("VanishingGradient", firing.GetProperty("labels").GetProperty("alertname").GetString());
         Assert.Equal(VanishStep + WindowSteps - 1, firing.GetProperty("step").GetInt64());
         Assert.Equal(1e-9, firing.GetProperty("value").GetDouble(), 1e-15);
         Assert.Equal(1e-7, firing.GetProperty("threshold").GetDouble());
@@ -123,8 +123,8 @@ public sealed class ReplayCommandTests : IDisposable
         Assert.Matches("^[0-9a-f]{16}$", firing.GetProperty("fingerprint").GetString());
 
         JsonElement resolved = lines[1];
-        Assert.Equal("resolved", resolved.GetProperty("state").GetString());
-        Assert.Equal("firing", resolved.GetProperty("previousState").GetString());
+        Assert.Equal(("resolved", "inactive", "firing"),
+            (resolved.GetProperty("status").GetString(), resolved.GetProperty("state").GetString(), resolved.GetProperty("previousState").GetString()));
         Assert.Equal(RecoveryStep, resolved.GetProperty("step").GetInt64());
         Assert.Equal(firing.GetProperty("fingerprint").GetString(), resolved.GetProperty("fingerprint").GetString());
     }
@@ -174,10 +174,10 @@ public sealed class ReplayCommandTests : IDisposable
 
         (int exitCode, string output, string error) = Invoke("replay", "--input", input);
 
-        // VanishingGradient's default window is 5 traced steps.
+        // VanishingGradient's default window is 5 traced steps. Other default rules judge the synthetic weights too.
         Assert.Equal(0, exitCode);
-        JsonElement firing = Lines(output)[0];
-        Assert.Equal(("firing", "VanishingGradient", VanishStep + 4), (firing.GetProperty("state").GetString(), firing.GetProperty("alertname").GetString(), firing.GetProperty("step").GetInt64()));
+        JsonElement firing = Lines(output).First(l => l.GetProperty("labels").GetProperty("alertname").GetString() == "VanishingGradient");
+        Assert.Equal(("firing", VanishStep + 4), (firing.GetProperty("status").GetString(), firing.GetProperty("step").GetInt64()));
         Assert.Contains("0 rule faults", error, StringComparison.Ordinal);
     }
 
@@ -312,11 +312,12 @@ public sealed class ReplayCommandTests : IDisposable
         string[] lines = [.. output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd())];
         int vanishing = Array.IndexOf(lines, "VanishingGradient");
         Assert.True(vanishing >= 0, output);
-        Assert.Equal(["  threshold = 1E-07", "  windowSteps = 5"], lines[(vanishing + 1)..(vanishing + 3)]);
+        Assert.Equal(["  selector = { collections: [gradients] }", "  threshold = 1E-07", "  windowSteps = 5"], lines[(vanishing + 1)..(vanishing + 4)]);
         Assert.Contains("LossNotDecreasing", lines);
         Assert.Contains("  numSteps = 10", lines);
         Assert.Contains("Threshold", lines);
         Assert.Contains("  statistic = Mean", lines);
-        Assert.DoesNotContain(lines, l => l.Trim().StartsWith("name =", StringComparison.Ordinal) || l.Trim().StartsWith("selector =", StringComparison.Ordinal));
+        Assert.Contains("  labelsSelector = { collections: [labels] }", lines);
+        Assert.DoesNotContain(lines, l => l.Trim().StartsWith("name =", StringComparison.Ordinal) || l.Contains("Monitor.Analysis.TensorSelector", StringComparison.Ordinal));
     }
 }

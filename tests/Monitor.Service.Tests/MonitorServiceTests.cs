@@ -14,7 +14,7 @@ public sealed class MonitorServiceTests
         await using ServiceHarness harness = await ServiceHarness.StartAsync();
 
         harness.Send(ServiceHarness.Record("run-a", 0, 7, ("fc1.weight.grad", Collection.Gradients, 0.25)));
-        await harness.WaitForConsumedAsync(1);
+        await harness.WaitForProcessedAsync(1);
         string metrics = await harness.ScrapeAsync();
 
         Assert.Equal(0.25, ServiceHarness.Sample(metrics, "monitor_tensor_abs_mean{run=\"run-a\",rank=\"0\",tensor=\"fc1.weight.grad\"}"));
@@ -35,7 +35,7 @@ public sealed class MonitorServiceTests
 
         harness.SendRaw("run-b/0", garbage);
         harness.Send(ServiceHarness.Record("run-b", 0, 1, ("loss", Collection.Losses, 1.0)));
-        await harness.WaitForConsumedAsync(2);
+        await harness.WaitForProcessedAsync(2);
 
         TransportMessage dead = deadLetters.Consume(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken)!;
         Assert.Equal(garbage, dead.Value);
@@ -63,7 +63,7 @@ public sealed class MonitorServiceTests
         record.WorldSize = 2;
 
         harness.Send(record);
-        await harness.WaitForConsumedAsync(1);
+        await harness.WaitForProcessedAsync(1);
 
         TransportMessage dead = deadLetters.Consume(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken)!;
         string reason = Encoding.UTF8.GetString(dead.Headers.Single(h => h.Key == DeadLetterHeaders.Reason).Value);
@@ -78,7 +78,7 @@ public sealed class MonitorServiceTests
 
         harness.SendRaw("run-d/0", [0xFF]);
         harness.Send(ServiceHarness.Record("run-d", 0, 1, ("loss", Collection.Losses, 1.0)));
-        await harness.WaitForConsumedAsync(2);
+        await harness.WaitForProcessedAsync(2);
 
         string metrics = await harness.ScrapeAsync();
         Assert.Equal(1, ServiceHarness.Sample(metrics, "monitor_dead_letter_failures_total"));
@@ -93,7 +93,7 @@ public sealed class MonitorServiceTests
 
         harness.Send(ServiceHarness.Record("run-e", 0, 1, tensors));
         harness.Send(ServiceHarness.Record("run-e", 0, 2, tensors));
-        await harness.WaitForConsumedAsync(2);
+        await harness.WaitForProcessedAsync(2);
 
         string metrics = await harness.ScrapeAsync();
         Assert.Equal(3, ServiceHarness.Sample(metrics, "monitor_tensor_series"));
@@ -115,11 +115,11 @@ public sealed class MonitorServiceTests
         Send(2, 1e-9);
         Send(3, 1e-9);
         Send(4, 1e-9);
-        await harness.WaitForConsumedAsync(5);
+        await harness.WaitForProcessedAsync(5);
         string firing = await harness.ScrapeAsync();
         Send(5, 1e-3);
         Send(6, 1e-3);
-        await harness.WaitForConsumedAsync(7);
+        await harness.WaitForProcessedAsync(7);
         string resolved = await harness.ScrapeAsync();
 
         AlertTransition[] alerts = [.. harness.Alerts];

@@ -96,9 +96,9 @@ internal sealed class ServiceHarness : IAsyncDisposable
         return (int)response.StatusCode;
     }
 
-    /// <summary>Waits until the service has consumed <paramref name="count"/> records (10 s deadline).</summary>
-    public Task WaitForConsumedAsync(long count) =>
-        Eventually.TrueAsync(() => Service.Statistics.Consumed >= count, $"service consumed {count} records");
+    /// <summary>Waits until the service has processed <paramref name="count"/> records (10 s deadline).</summary>
+    public Task WaitForProcessedAsync(long count) =>
+        Eventually.TrueAsync(() => Service.Statistics.Processed >= count, $"service processed {count} records");
 
     /// <summary>The value of one Prometheus sample line, e.g. <c>monitor_records_decoded_total</c>; null when absent.</summary>
     public static double? Sample(string exposition, string series)
