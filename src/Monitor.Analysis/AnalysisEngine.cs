@@ -292,6 +292,8 @@ public sealed class AnalysisEngine
     private sealed class AlertTracker(AlertIdentity identity, RuleBinding binding)
     {
         private int _consecutive;
+        private int _passing;
+        private DateTimeOffset _keepFiringSince;
 
         public RuleBinding Binding { get; set; } = binding;
         private DateTimeOffset _activeSince;
@@ -312,13 +314,20 @@ public sealed class AnalysisEngine
                 }
 
                 _consecutive++;
+                _passing = 0;
                 // Once firing, an alert stays firing while the condition holds (also after a reload raised its 'for').
                 bool held = State == AlertState.Firing || (_consecutive > Binding.ForEvaluations && at - _activeSince >= Binding.ForDuration);
                 State = held ? AlertState.Firing : AlertState.Pending;
             }
+            else if (State == AlertState.Firing && KeepsFiring(at))
+            {
+                // Prometheus' keep_firing_for: no transition, and the alert keeps the values that made it fire.
+                return null;
+            }
             else
             {
                 _consecutive = 0;
+                _passing = 0;
                 State = AlertState.Inactive;
             }
 
@@ -333,6 +342,16 @@ public sealed class AnalysisEngine
             }
 
             return State == previous ? null : transition;
+        }
+
+        private bool KeepsFiring(DateTimeOffset at)
+        {
+            if (_passing++ == 0)
+            {
+                _keepFiringSince = at;
+            }
+
+            return _passing <= Binding.KeepFiringForEvaluations || at - _keepFiringSince < Binding.KeepFiringFor;
         }
     }
 

@@ -21,6 +21,20 @@ public sealed record RuleBinding
     /// </summary>
     public TimeSpan ForDuration { get; init; }
 
+    /// <summary>
+    /// Consecutive passing evaluations a firing alert keeps firing for before it resolves, on top of
+    /// <see cref="KeepFiringFor"/>. Default 0: resolve at the first passing evaluation. Damps an alert whose condition
+    /// flickers (a tensor that changes only now and then).
+    /// </summary>
+    public int KeepFiringForEvaluations { get; init; }
+
+    /// <summary>
+    /// How long (event time, from the first passing evaluation) a firing alert keeps firing after its condition stopped:
+    /// Prometheus' <c>keep_firing_for</c>. If the condition holds again meanwhile, the alert simply stays firing.
+    /// Default zero.
+    /// </summary>
+    public TimeSpan KeepFiringFor { get; init; }
+
     /// <summary>Severity label. Default <c>warning</c>.</summary>
     public string Severity { get; init; } = "warning";
 

@@ -105,6 +105,56 @@ public sealed class AnalysisEngineLifecycleTests
     }
 
     [Fact]
+    public void Process_KeepsFiringThroughPassingEvaluations_UntilKeepFiringForEvaluationsHavePassedInARow()
+    {
+        var driver = new AnalysisTestDriver(new RuleBinding { Rule = new MeanAboveRule(), KeepFiringForEvaluations = 3 });
+
+        AlertTransition firing = Assert.Single(driver.Pipe(Mean(0, 1)));
+        Assert.Empty(driver.PipeSteps(1, 3, step => Mean(step, 0)));
+        Assert.Equal(AlertState.Firing, Assert.Single(driver.Engine.ActiveAlerts).State);
+        // The condition returns: still the same firing alert, and the count of passing evaluations starts over.
+        Assert.Empty(driver.Pipe(Mean(4, 1)));
+        Assert.Empty(driver.PipeSteps(5, 7, step => Mean(step, 0)));
+        AlertTransition resolved = Assert.Single(driver.Pipe(Mean(8, 0)));
+
+        Assert.Equal((AlertState.Firing, 0L), (firing.State, firing.Step));
+        Assert.True(resolved.IsResolution);
+        Assert.Equal((8L, firing.ActiveSince), (resolved.Step, resolved.ActiveSince));
+    }
+
+    [Theory]
+    [InlineData(0, 0.0, 10L)] // Prometheus' default: resolve at the first passing evaluation
+    [InlineData(2, 1.0, 20L)] // the duration decides: passing from step 10 (1.0 s), records 100 ms apart
+    [InlineData(20, 1.0, 30L)] // the evaluations decide
+    public void Process_ResolvesOnlyWhenBothKeepFiringForEvaluationsAndKeepFiringForHavePassed(int evaluations, double seconds, long resolvingStep)
+    {
+        var driver = new AnalysisTestDriver(new RuleBinding
+        {
+            Rule = new MeanAboveRule(),
+            KeepFiringForEvaluations = evaluations,
+            KeepFiringFor = TimeSpan.FromSeconds(seconds),
+        });
+
+        driver.PipeSteps(0, 40, step => MeanAt(step, step / 10.0, step < 10 ? 1 : 0));
+
+        Assert.Equal(
+            [(AlertState.Firing, 0L), (AlertState.Inactive, resolvingStep)],
+            driver.Transitions.Select(t => (t.State, t.Step)));
+    }
+
+    [Fact]
+    public void Process_DropsAPendingAlert_AtOnce_WhateverKeepFiringFor()
+    {
+        var driver = new AnalysisTestDriver(new RuleBinding { Rule = new MeanAboveRule(), ForEvaluations = 2, KeepFiringForEvaluations = 5 });
+
+        driver.Pipe(Mean(0, 1));
+        AlertTransition dropped = Assert.Single(driver.Pipe(Mean(1, 0)));
+
+        Assert.Equal((AlertState.Pending, AlertState.Inactive), (dropped.PreviousState, dropped.State));
+        Assert.Empty(driver.Engine.ActiveAlerts);
+    }
+
+    [Fact]
     public void Process_RendersAnnotationTemplates_WithValuesAndLabels()
     {
         var driver = new AnalysisTestDriver(new RuleBinding

@@ -36,6 +36,8 @@ public sealed class RuleConfigurationTests : IDisposable
               window_steps: 3
             for: 1m30s
             forEvaluations: 2
+            keepFiringFor: 2m
+            keepFiringForEvaluations: 4
             severity: critical
             labels:
               team: ml
@@ -78,6 +80,8 @@ public sealed class RuleConfigurationTests : IDisposable
               "parameters": { "threshold": 1e-6, "window_steps": 3 },
               "for": "1m30s",
               "forEvaluations": 2,
+              "keepFiringFor": "2m",
+              "keepFiringForEvaluations": 4,
               "severity": "critical",
               "labels": { "team": "ml", "env": "test" },
               "annotations": { "summary": "{{labels.tensor}} vanished at step {{step}}", "runbook": "https://example.test/vanishing" },
@@ -129,6 +133,7 @@ public sealed class RuleConfigurationTests : IDisposable
         Assert.Equal("VanishingGradientFast", vanishing.Name);
         Assert.Equal(TimeSpan.FromSeconds(90), vanishing.ForDuration);
         Assert.Equal(2, vanishing.ForEvaluations);
+        Assert.Equal((TimeSpan.FromMinutes(2), 4), (vanishing.KeepFiringFor, vanishing.KeepFiringForEvaluations));
         Assert.Equal("critical", vanishing.Severity);
         Assert.Equal(new Dictionary<string, string> { ["team"] = "ml", ["env"] = "test" }, vanishing.Labels);
         Assert.Equal(
@@ -151,6 +156,7 @@ public sealed class RuleConfigurationTests : IDisposable
         Assert.Equal("warning", large.Severity);
         Assert.Equal(TimeSpan.Zero, large.ForDuration);
         Assert.Equal(0, large.ForEvaluations);
+        Assert.Equal((TimeSpan.Zero, 0), (large.KeepFiringFor, large.KeepFiringForEvaluations));
         Assert.Empty(large.Labels);
         Assert.Empty(large.Annotations);
         Assert.Empty(large.Actions);
@@ -273,7 +279,7 @@ public sealed class RuleConfigurationTests : IDisposable
             "rules[6] (VanishingGradient).labels.severity: set by the engine; choose another label name",
             "rules[6] (VanishingGradient).labels.bad-name: not a valid label name",
             "rules[7] (VanishingGradient).actions: unknown action 'page'; known: stop",
-            "rules[8] (VanishingGradient).treshold: unknown field; known: rule, name, enabled, selector, parameters, window, for, forEvaluations, severity, labels, annotations, actions",
+            "rules[8] (VanishingGradient).treshold: unknown field; known: rule, name, enabled, selector, parameters, window, for, forEvaluations, keepFiringFor, keepFiringForEvaluations, severity, labels, annotations, actions",
             "rules[9] (Threshold).selector.collections: unknown collection 'grads'; known: weights, biases, gradients",
             "rules[9] (Threshold).selector: invalid regular expression: ",
             "rules: the alert name 'LossNotDecreasing' is used 2 times; give the others a 'name'",
@@ -367,6 +373,8 @@ public sealed class RuleConfigurationTests : IDisposable
     [InlineData("for: -1s", "rules[0] (VanishingGradient).for: expected a duration such as 30s, 5m, 1h30m, got \"-1s\"")]
     [InlineData("forEvaluations: -1", "rules[0] (VanishingGradient).forEvaluations: -1 must not be negative")]
     [InlineData("forEvaluations: many", "rules[0] (VanishingGradient).forEvaluations: expected a whole number, got \"many\"")]
+    [InlineData("keepFiringFor: -5m", "rules[0] (VanishingGradient).keepFiringFor: expected a duration such as 30s, 5m, 1h30m, got \"-5m\"")]
+    [InlineData("keepFiringForEvaluations: -2", "rules[0] (VanishingGradient).keepFiringForEvaluations: -2 must not be negative")]
     [InlineData("severity: ''", "rules[0] (VanishingGradient).severity: must not be empty")]
     [InlineData("name: [a]", "rules[0] (VanishingGradient).name: expected a string, got [\"a\"]")]
     [InlineData("parameters: [1]", "rules[0] (VanishingGradient).parameters: must be a mapping of parameter names to values")]

@@ -42,7 +42,7 @@ public sealed class RuleConfigurationException : Exception
 
 /// <summary>
 /// Reads a rule file (YAML or JSON) into <see cref="RuleBinding"/>s: which rules run, on which tensors, with which
-/// parameters, window, <c>for</c>, severity, labels, annotation templates and actions. Custom rules are types
+/// parameters, window, <c>for</c>, <c>keepFiringFor</c>, severity, labels, annotation templates and actions. Custom rules are types
 /// implementing <see cref="ITrainingRule"/> in assemblies the file lists.
 /// </summary>
 /// <remarks>
@@ -52,7 +52,7 @@ public sealed class RuleConfigurationException : Exception
 public static partial class RuleConfiguration
 {
     private static readonly HashSet<string> RootFields = ["rules", "assemblies"];
-    private static readonly HashSet<string> RuleFields = ["rule", "name", "enabled", "selector", "parameters", "window", "for", "forEvaluations", "severity", "labels", "annotations", "actions"];
+    private static readonly HashSet<string> RuleFields = ["rule", "name", "enabled", "selector", "parameters", "window", "for", "forEvaluations", "keepFiringFor", "keepFiringForEvaluations", "severity", "labels", "annotations", "actions"];
     private static readonly HashSet<string> ReservedLabels = [AlertLabels.AlertName, AlertLabels.Run, AlertLabels.Rank, AlertLabels.Tensor, AlertLabels.Severity];
     private static readonly HashSet<string> ReservedParameters = ["name", "selector", "window", "requirements"];
 
@@ -222,6 +222,14 @@ public static partial class RuleConfiguration
             problems.Add($"{at}.forEvaluations: {forEvaluations} must not be negative");
         }
 
+        TimeSpan keepFiringFor = entry["keepFiringFor"] is { } keepNode ? ReadDuration(problems, $"{at}.keepFiringFor", keepNode) ?? TimeSpan.Zero : TimeSpan.Zero;
+        int keepFiringForEvaluations = entry["keepFiringForEvaluations"] is { } keepEvaluations
+            ? Convert<int?>(problems, $"{at}.keepFiringForEvaluations", keepEvaluations) ?? 0 : 0;
+        if (keepFiringForEvaluations < 0)
+        {
+            problems.Add($"{at}.keepFiringForEvaluations: {keepFiringForEvaluations} must not be negative");
+        }
+
         string severity = ReadString(problems, $"{at}.severity", entry["severity"]) ?? "warning";
         Dictionary<string, string> labels = ReadMap(problems, $"{at}.labels", entry["labels"]);
         foreach (string label in labels.Keys)
@@ -252,6 +260,8 @@ public static partial class RuleConfiguration
             Name = alertName,
             ForDuration = forDuration,
             ForEvaluations = forEvaluations,
+            KeepFiringFor = keepFiringFor,
+            KeepFiringForEvaluations = keepFiringForEvaluations,
             Severity = severity,
             Labels = labels,
             Annotations = annotations,
