@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 
@@ -20,28 +19,12 @@ internal sealed class AlertmanagerProcess : IAsyncDisposable
     /// <summary>How long a start may take until <c>/-/ready</c> answers.</summary>
     public static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
 
-    private const int FreePortAttempts = 5;
-    private const int OutputLinesKept = 40;
     // Debian's name first, then the upstream release's.
     private static readonly string[] BinaryNames = ["prometheus-alertmanager", "alertmanager"];
-    private static readonly string[] WellKnownDirectories = ["/usr/bin", "/usr/sbin", "/usr/local/bin"];
-    private static readonly ConcurrentDictionary<Process, bool> Live = new();
 
-    private readonly Queue<string> _output = new();
+    private readonly ChildServer _server = new("Alertmanager");
     private readonly DirectoryInfo _directory;
-    private Process? _process;
     private int _disposed;
-
-    static AlertmanagerProcess()
-    {
-        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
-        {
-            foreach (Process process in Live.Keys)
-            {
-                process.Kill();
-            }
-        };
-    }
 
     private AlertmanagerProcess(int port, string configuration)
     {
@@ -64,41 +47,25 @@ internal sealed class AlertmanagerProcess : IAsyncDisposable
     public string TempDirectory => _directory.FullName;
 
     /// <summary>Process id while running.</summary>
-    public int? ProcessId => _process?.Id;
+    public int? ProcessId => _server.ProcessId;
 
     private string StoragePath => Path.Combine(_directory.FullName, "data");
 
     /// <summary>Starts Alertmanager with <paramref name="configuration"/> (YAML) on a free port; returns once it is ready.</summary>
     /// <exception cref="InvalidOperationException">No binary (see <see cref="NotFoundMessage"/>), or it did not become ready.</exception>
-    public static async Task<AlertmanagerProcess> StartNewAsync(string configuration, CancellationToken cancellationToken = default)
+    public static Task<AlertmanagerProcess> StartNewAsync(string configuration, CancellationToken cancellationToken = default)
     {
         string binary = FindBinary(BinaryNames);
-        for (int attempt = 1; ; attempt++)
-        {
-            var server = new AlertmanagerProcess(Ports.Free(), configuration);
-            try
-            {
-                await server.StartAsync(binary, cancellationToken);
-                return server;
-            }
-            catch (Exception e)
-            {
-                await server.DisposeAsync();
-                // Another process may have taken the free port before Alertmanager bound it: then try another.
-                if (attempt == FreePortAttempts || !e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
-                {
-                    throw;
-                }
-            }
-        }
+        return ChildServer.StartOnFreePortAsync(port => new AlertmanagerProcess(port, configuration), (server, token) => server.StartAsync(binary, token), cancellationToken);
     }
 
     /// <summary>The first executable of one of <paramref name="names"/> on PATH or in /usr/bin, /usr/sbin, /usr/local/bin.</summary>
     /// <exception cref="InvalidOperationException">None; the message says what to install.</exception>
-    public static string FindBinary(IEnumerable<string> names) => FindExecutable(names) ?? throw new InvalidOperationException(NotFoundMessage);
+    public static string FindBinary(IEnumerable<string> names) =>
+        ChildServer.FindExecutable(names, ChildServer.SearchDirectories()) ?? throw new InvalidOperationException(NotFoundMessage);
 
     /// <summary>Debian's <c>amtool</c> (comes with the package), or null.</summary>
-    public static string? FindAmtool() => FindExecutable(["amtool"]);
+    public static string? FindAmtool() => ChildServer.FindExecutable(["amtool"], ChildServer.SearchDirectories());
 
     /// <summary>Runs <c>amtool check-config</c> on the configuration file; returns its exit code and output.</summary>
     public async Task<(int ExitCode, string Output)> CheckConfigAsync(string amtool, CancellationToken cancellationToken)
@@ -131,128 +98,33 @@ internal sealed class AlertmanagerProcess : IAsyncDisposable
             return;
         }
 
-        await StopProcessAsync();
+        await _server.StopAsync();
         _directory.Delete(recursive: true);
     }
 
     private async Task StartAsync(string binary, CancellationToken cancellationToken)
     {
-        var start = new ProcessStartInfo(binary)
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = _directory.FullName,
-        };
-        foreach (string argument in (string[])[
+        _server.Launch(binary, _directory.FullName, [
             "--config.file=" + ConfigFile,
             "--storage.path=" + StoragePath,
             "--web.listen-address=127.0.0.1:" + Port.ToString(CultureInfo.InvariantCulture),
             // Empty: no gossip port, no peers; a single instance as in Prometheus' own tests.
             "--cluster.listen-address=",
-            "--log.level=info"])
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => Remember(e.Data);
-        process.ErrorDataReceived += (_, e) => Remember(e.Data);
-        process.Start();
-        Live[process] = true;
-        _process = process;
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        await WaitUntilReadyAsync(process, cancellationToken);
-    }
-
-    private async Task WaitUntilReadyAsync(Process process, CancellationToken cancellationToken)
-    {
+            "--log.level=info"]);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         var ready = new Uri(BaseAddress, "-/ready");
-        var clock = Stopwatch.StartNew();
-        while (true)
+        await _server.WaitUntilReadyAsync($"127.0.0.1:{Port}", async token =>
         {
             try
             {
-                using HttpResponseMessage response = await http.GetAsync(ready, cancellationToken);
-                if (response.IsSuccessStatusCode)
-                {
-                    return;
-                }
+                using HttpResponseMessage response = await http.GetAsync(ready, token);
+                return response.IsSuccessStatusCode;
             }
-            catch (Exception e) when (e is HttpRequestException || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
+            catch (Exception e) when (e is HttpRequestException || (e is TaskCanceledException && !token.IsCancellationRequested))
             {
                 // Not listening yet, or not answering within the attempt's timeout.
+                return false;
             }
-
-            if (process.HasExited)
-            {
-                await process.WaitForExitAsync(cancellationToken);
-                throw new InvalidOperationException(
-                    $"Alertmanager on 127.0.0.1:{Port} exited with code {process.ExitCode} before it was ready. Its output:\n{Output()}");
-            }
-
-            if (clock.Elapsed > StartTimeout)
-            {
-                throw new InvalidOperationException(
-                    $"Alertmanager on 127.0.0.1:{Port} was not ready within {StartTimeout.TotalSeconds} s. Its output:\n{Output()}");
-            }
-
-            await Task.Delay(20, cancellationToken);
-        }
+        }, "ready (GET /-/ready)", StartTimeout, TimeSpan.FromMilliseconds(20), cancellationToken);
     }
-
-    private async Task StopProcessAsync()
-    {
-        if (_process is not { } process)
-        {
-            return;
-        }
-
-        _process = null;
-        process.Kill();
-        await process.WaitForExitAsync();
-        Live.TryRemove(process, out _);
-        process.Dispose();
-    }
-
-    private void Remember(string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-
-        lock (_output)
-        {
-            _output.Enqueue(line);
-            while (_output.Count > OutputLinesKept)
-            {
-                _output.Dequeue();
-            }
-        }
-    }
-
-    private string Output()
-    {
-        lock (_output)
-        {
-            return _output.Count == 0 ? "(nothing)" : string.Join('\n', _output);
-        }
-    }
-
-    private static string? FindExecutable(IEnumerable<string> names)
-    {
-        string[] directories = [.. (Environment.GetEnvironmentVariable("PATH") ?? "")
-            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Concat(WellKnownDirectories)
-            .Distinct(StringComparer.Ordinal)];
-        return names.SelectMany(n => directories.Select(d => Path.Combine(d, n))).FirstOrDefault(IsExecutable);
-    }
-
-    private static bool IsExecutable(string path) =>
-        File.Exists(path)
-        && (OperatingSystem.IsWindows() || (File.GetUnixFileMode(path) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0);
 }

@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -23,29 +21,11 @@ internal sealed class RedisServerProcess : IRedisEndpoint
     /// <summary>How long a start may take until PING answers.</summary>
     public static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(15);
 
-    private const int FreePortAttempts = 5;
-    private const int OutputLinesKept = 40;
-    private static readonly string[] WellKnownDirectories = ["/usr/bin", "/usr/sbin", "/usr/local/bin"];
-    private static readonly ConcurrentDictionary<Process, bool> Live = new();
-
     private readonly string _binary;
     private readonly DirectoryInfo _directory;
-    private readonly Queue<string> _output = new();
+    private readonly ChildServer _server = new("redis-server");
     private readonly SemaphoreSlim _lifecycle = new(1, 1);
-    private Process? _process;
     private bool _disposed;
-
-    static RedisServerProcess()
-    {
-        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
-        {
-            // Kill does nothing for a process that has exited; Live holds no disposed Process.
-            foreach (Process process in Live.Keys)
-            {
-                process.Kill();
-            }
-        };
-    }
 
     private RedisServerProcess(string binary, int port)
     {
@@ -60,51 +40,26 @@ internal sealed class RedisServerProcess : IRedisEndpoint
 
     public string ConnectionString => $"127.0.0.1:{Port}";
 
-    public bool IsRunning => _process is { HasExited: false };
+    public bool IsRunning => _server.IsRunning;
 
     /// <summary>The temp directory given to <c>--dir</c>; deleted on dispose.</summary>
     public string DataDirectory => _directory.FullName;
 
     /// <summary>Process id of the running server, or null when stopped.</summary>
-    public int? ProcessId => _process?.Id;
+    public int? ProcessId => _server.ProcessId;
 
     /// <summary>Starts a redis-server on a free port and waits until it answers PING.</summary>
     /// <exception cref="InvalidOperationException">No redis-server binary (see <see cref="NotFoundMessage"/>), or it did not come up.</exception>
-    public static async Task<RedisServerProcess> StartNewAsync(CancellationToken cancellationToken = default)
+    public static Task<RedisServerProcess> StartNewAsync(CancellationToken cancellationToken = default)
     {
-        string binary = FindBinary(SearchDirectories());
-        for (int attempt = 1; ; attempt++)
-        {
-            var server = new RedisServerProcess(binary, Ports.Free());
-            try
-            {
-                await server.StartAsync(cancellationToken);
-                return server;
-            }
-            catch (Exception e)
-            {
-                await server.DisposeAsync();
-                // Another process may have taken the free port before redis-server bound it: then try another.
-                if (attempt == FreePortAttempts || !e.Message.Contains("Address already in use", StringComparison.Ordinal))
-                {
-                    throw;
-                }
-            }
-        }
+        string binary = FindBinary(ChildServer.SearchDirectories());
+        return ChildServer.StartOnFreePortAsync(port => new RedisServerProcess(binary, port), (server, token) => server.StartAsync(token), cancellationToken);
     }
 
     /// <summary>The first executable <c>redis-server</c> in <paramref name="directories"/>.</summary>
     /// <exception cref="InvalidOperationException">There is none; the message says what to install.</exception>
     public static string FindBinary(IEnumerable<string> directories) =>
-        directories.Select(d => Path.Combine(d, "redis-server")).FirstOrDefault(IsExecutable)
-        ?? throw new InvalidOperationException(NotFoundMessage);
-
-    /// <summary>The directories of PATH, then /usr/bin, /usr/sbin and /usr/local/bin.</summary>
-    public static IEnumerable<string> SearchDirectories() =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "")
-            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Concat(WellKnownDirectories)
-            .Distinct(StringComparer.Ordinal);
+        ChildServer.FindExecutable(["redis-server"], directories) ?? throw new InvalidOperationException(NotFoundMessage);
 
     /// <summary>Starts the server on <see cref="Port"/> unless it runs; completes once it answers PING.</summary>
     public async Task StartAsync(CancellationToken cancellationToken = default)
@@ -118,9 +73,18 @@ internal sealed class RedisServerProcess : IRedisEndpoint
                 return;
             }
 
-            await StopProcessAsync();
-            _process = Launch();
-            await WaitUntilItAnswersAsync(_process, cancellationToken);
+            await _server.StopAsync();
+            _server.Launch(_binary, _directory.FullName, [
+                "--port", Port.ToString(CultureInfo.InvariantCulture),
+                "--bind", "127.0.0.1",
+                "--protected-mode", "no",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", _directory.FullName,
+                "--daemonize", "no",
+                "--logfile", "",
+                "--loglevel", "warning"]);
+            await _server.WaitUntilReadyAsync(ConnectionString, AnswersPingAsync, "answering PING", StartTimeout, TimeSpan.FromMilliseconds(5), cancellationToken);
         }
         finally
         {
@@ -134,7 +98,7 @@ internal sealed class RedisServerProcess : IRedisEndpoint
         await _lifecycle.WaitAsync(cancellationToken);
         try
         {
-            await StopProcessAsync();
+            await _server.StopAsync();
         }
         finally
         {
@@ -153,75 +117,12 @@ internal sealed class RedisServerProcess : IRedisEndpoint
             }
 
             _disposed = true;
-            await StopProcessAsync();
+            await _server.StopAsync();
             _directory.Delete(recursive: true);
         }
         finally
         {
             _lifecycle.Release();
-        }
-    }
-
-    private Process Launch()
-    {
-        var start = new ProcessStartInfo(_binary)
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = _directory.FullName,
-        };
-        foreach (string argument in (string[])[
-            "--port", Port.ToString(CultureInfo.InvariantCulture),
-            "--bind", "127.0.0.1",
-            "--protected-mode", "no",
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", _directory.FullName,
-            "--daemonize", "no",
-            "--logfile", "",
-            "--loglevel", "warning"])
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        lock (_output)
-        {
-            _output.Clear();
-        }
-
-        var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => Remember(e.Data);
-        process.ErrorDataReceived += (_, e) => Remember(e.Data);
-        process.Start();
-        Live[process] = true;
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
-
-    private async Task WaitUntilItAnswersAsync(Process process, CancellationToken cancellationToken)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!await AnswersPingAsync(cancellationToken))
-        {
-            if (process.HasExited)
-            {
-                // Let the output readers reach the end before quoting them.
-                await process.WaitForExitAsync(cancellationToken);
-                int exitCode = process.ExitCode;
-                await StopProcessAsync();
-                throw new InvalidOperationException($"redis-server on 127.0.0.1:{Port} exited with code {exitCode} before answering PING. Its output:\n{Output()}");
-            }
-
-            if (clock.Elapsed > StartTimeout)
-            {
-                await StopProcessAsync();
-                throw new InvalidOperationException($"redis-server on 127.0.0.1:{Port} did not answer PING within {StartTimeout.TotalSeconds} s. Its output:\n{Output()}");
-            }
-
-            await Task.Delay(5, cancellationToken);
         }
     }
 
@@ -255,48 +156,4 @@ internal sealed class RedisServerProcess : IRedisEndpoint
             return false;
         }
     }
-
-    private async Task StopProcessAsync()
-    {
-        if (_process is null)
-        {
-            return;
-        }
-
-        Process process = _process;
-        _process = null;
-        process.Kill();
-        await process.WaitForExitAsync();
-        Live.TryRemove(process, out _);
-        process.Dispose();
-    }
-
-    private void Remember(string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-
-        lock (_output)
-        {
-            _output.Enqueue(line);
-            while (_output.Count > OutputLinesKept)
-            {
-                _output.Dequeue();
-            }
-        }
-    }
-
-    private string Output()
-    {
-        lock (_output)
-        {
-            return _output.Count == 0 ? "(nothing)" : string.Join('\n', _output);
-        }
-    }
-
-    private static bool IsExecutable(string path) =>
-        File.Exists(path)
-        && (OperatingSystem.IsWindows() || (File.GetUnixFileMode(path) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0);
 }
