@@ -325,17 +325,7 @@ public sealed class AlertDispatcher : IAsyncDisposable
             SendToAlertmanagers(alert, encodable);
         }
 
-        foreach (HttpTarget webhook in _webhooks)
-        {
-            if (encodable)
-            {
-                webhook.Enqueue(alert);
-            }
-            else
-            {
-                _webhookCounters.Failed(1);
-            }
-        }
+        SendToWebhooks(alert, encodable);
     }
 
     private void Tick()
@@ -357,17 +347,22 @@ public sealed class AlertDispatcher : IAsyncDisposable
                 PreparedAlert alert = Prepare(transition, Labels(transition.Identity), GeneratorUrl(fingerprint), resolved: true);
                 bool encodable = IsEncodable(alert);
                 SendToAlertmanagers(alert, encodable);
-                foreach (HttpTarget webhook in _webhooks)
-                {
-                    if (encodable)
-                    {
-                        webhook.Enqueue(alert);
-                    }
-                    else
-                    {
-                        _webhookCounters.Failed(1);
-                    }
-                }
+                SendToWebhooks(alert, encodable);
+            }
+        }
+    }
+
+    private void SendToWebhooks(PreparedAlert alert, bool encodable)
+    {
+        foreach (HttpTarget webhook in _webhooks)
+        {
+            if (encodable)
+            {
+                webhook.Enqueue(alert);
+            }
+            else
+            {
+                _webhookCounters.Failed(1);
             }
         }
     }
