@@ -1,3 +1,4 @@
+using Google.Protobuf.Collections;
 using System.Text.RegularExpressions;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
@@ -9,8 +10,7 @@ namespace Monitor.Analysis;
 /// whose names match an include pattern (any name when none) and no exclude pattern. Patterns are .NET regular
 /// expressions run non-backtracking, searched anywhere in the name.
 /// </summary>
-/// <remarks>Decisions are cached per tensor name (a name always comes with the same collections). Not thread-safe,
-/// like the rules that own it.</remarks>
+/// <remarks>Pattern decisions are cached per tensor name. Not thread-safe, like the rules that own it.</remarks>
 public sealed class TensorSelector
 {
     private readonly Regex[] _include;
@@ -47,9 +47,21 @@ public sealed class TensorSelector
     public bool Matches(TensorRecord tensor)
     {
         ArgumentNullException.ThrowIfNull(tensor);
+        // Called for every tensor of every record by every rule: a bit test on the collections first, and the name
+        // (a string hash) only when there are patterns.
+        if (!InCollections(tensor))
+        {
+            return false;
+        }
+
+        if (_include.Length == 0 && _exclude.Length == 0)
+        {
+            return true;
+        }
+
         if (!_decisions.TryGetValue(tensor.Name, out bool matches))
         {
-            matches = Decide(tensor);
+            matches = MatchesPatterns(tensor.Name);
             _decisions[tensor.Name] = matches;
         }
 
@@ -57,8 +69,7 @@ public sealed class TensorSelector
     }
 
     // Kept out of Matches: its pattern loops would otherwise cost a closure allocation on every call.
-    private bool Decide(TensorRecord tensor) =>
-        InCollections(tensor) && (_include.Length == 0 || AnyMatch(_include, tensor.Name)) && !AnyMatch(_exclude, tensor.Name);
+    private bool MatchesPatterns(string name) => (_include.Length == 0 || AnyMatch(_include, name)) && !AnyMatch(_exclude, name);
 
     private static bool AnyMatch(Regex[] patterns, string name)
     {
@@ -80,9 +91,11 @@ public sealed class TensorSelector
             return true;
         }
 
-        foreach (Collection collection in tensor.Collections)
+        // Indexed: foreach over a RepeatedField allocates an enumerator.
+        RepeatedField<Collection> collections = tensor.Collections;
+        for (int i = 0; i < collections.Count; i++)
         {
-            if (_collections.Contains(collection))
+            if (_collections.Contains(collections[i]))
             {
                 return true;
             }

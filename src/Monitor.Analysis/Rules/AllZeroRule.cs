@@ -20,7 +20,6 @@ public sealed class AllZeroRule : ITrainingRule
 {
     private const string Healthy = "enough non-zero values";
     private readonly ActiveSeries _active = new();
-    private SelectorFilter _filter = new(new TensorSelector([]));
 
     /// <summary>
     /// Percentage of zero elements at which the rule fires, in (0, 100]. Default 100: every element is zero
@@ -35,9 +34,9 @@ public sealed class AllZeroRule : ITrainingRule
     /// <summary>Tensors looked at. Default every traced tensor.</summary>
     public TensorSelector Selector
     {
-        get => _filter.Selector;
-        init => _filter = new SelectorFilter(value);
-    }
+        get;
+        init => field = value ?? throw new ArgumentNullException(nameof(Selector));
+    } = new TensorSelector([]);
 
     /// <inheritdoc />
     public string Name { get; init; } = "AllZero";
@@ -55,7 +54,7 @@ public sealed class AllZeroRule : ITrainingRule
         for (int i = 0; i < tensors.Count; i++)
         {
             TensorRecord tensor = tensors[i];
-            if (tensor.Summary is not { Count: > 0 } summary || !_filter.Matches(tensor))
+            if (tensor.Summary is not { Count: > 0 } summary || !Selector.Matches(tensor))
             {
                 continue;
             }

@@ -34,7 +34,6 @@ public sealed class DeadReluRule : ITrainingRule
 {
     private const string Healthy = "enough active units";
     private readonly ActiveSeries _active = new();
-    private SelectorFilter _filter = new(new TensorSelector([Collection.Activations], [@"(?i)relu"], [@"(?i)leaky|prelu"]));
     private int[] _scratch = [];
 
     /// <summary>Activity, in percent of the samples, below which a unit is dead. Default 1.0 (smdebug's
@@ -59,9 +58,9 @@ public sealed class DeadReluRule : ITrainingRule
     /// </summary>
     public TensorSelector Selector
     {
-        get => _filter.Selector;
-        init => _filter = new SelectorFilter(value);
-    }
+        get;
+        init => field = value ?? throw new ArgumentNullException(nameof(Selector));
+    } = new TensorSelector([Collection.Activations], [@"(?i)relu"], [@"(?i)leaky|prelu"]);
 
     /// <inheritdoc />
     public string Name { get; init; } = "DeadRelu";
@@ -79,7 +78,7 @@ public sealed class DeadReluRule : ITrainingRule
         for (int i = 0; i < tensors.Count; i++)
         {
             TensorRecord tensor = tensors[i];
-            if (!_filter.Matches(tensor))
+            if (!Selector.Matches(tensor))
             {
                 continue;
             }

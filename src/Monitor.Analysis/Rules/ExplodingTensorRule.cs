@@ -21,7 +21,6 @@ public sealed class ExplodingTensorRule : ITrainingRule
 {
     private const string Healthy = "no non-finite values";
     private readonly ActiveSeries _active = new();
-    private SelectorFilter _filter = new(new TensorSelector([]));
 
     /// <summary>Only NaN counts as exploding, not infinities. Default false (smdebug's <c>only_nan</c>).</summary>
     public bool OnlyNan { get; init; }
@@ -29,9 +28,9 @@ public sealed class ExplodingTensorRule : ITrainingRule
     /// <summary>Tensors looked at. Default every traced tensor (smdebug: no collection, no regex).</summary>
     public TensorSelector Selector
     {
-        get => _filter.Selector;
-        init => _filter = new SelectorFilter(value);
-    }
+        get;
+        init => field = value ?? throw new ArgumentNullException(nameof(Selector));
+    } = new TensorSelector([]);
 
     /// <inheritdoc />
     public string Name { get; init; } = "ExplodingTensor";
@@ -49,7 +48,7 @@ public sealed class ExplodingTensorRule : ITrainingRule
         for (int i = 0; i < tensors.Count; i++)
         {
             TensorRecord tensor = tensors[i];
-            if (tensor.Summary is not { } summary || !_filter.Matches(tensor))
+            if (tensor.Summary is not { } summary || !Selector.Matches(tensor))
             {
                 continue;
             }

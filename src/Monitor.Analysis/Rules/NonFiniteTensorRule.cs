@@ -20,14 +20,13 @@ public sealed class NonFiniteTensorRule : ITrainingRule
 {
     private const string Healthy = "no NaN or Inf in the traced tensors";
     private readonly Dictionary<SeriesKey, long> _firstSeen = [];
-    private SelectorFilter _filter = new(new TensorSelector([]));
 
     /// <summary>Tensors looked at. Default every traced tensor.</summary>
     public TensorSelector Selector
     {
-        get => _filter.Selector;
-        init => _filter = new SelectorFilter(value);
-    }
+        get;
+        init => field = value ?? throw new ArgumentNullException(nameof(Selector));
+    } = new TensorSelector([]);
 
     /// <inheritdoc />
     public string Name { get; init; } = "NonFiniteTensor";
@@ -50,7 +49,7 @@ public sealed class NonFiniteTensorRule : ITrainingRule
         for (int i = 0; i < tensors.Count; i++)
         {
             TensorRecord tensor = tensors[i];
-            if (tensor.Summary is not { } summary || !_filter.Matches(tensor))
+            if (tensor.Summary is not { } summary || !Selector.Matches(tensor))
             {
                 continue;
             }

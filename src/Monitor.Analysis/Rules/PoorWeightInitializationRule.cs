@@ -50,10 +50,6 @@ namespace Monitor.Analysis.Rules;
 public sealed class PoorWeightInitializationRule : ITrainingRule
 {
     private readonly Dictionary<SeriesKey, RankState> _ranks = [];
-    private SelectorFilter _activations = new(new TensorSelector([Collection.Activations], [@"(?i)relu"], [@"(?i)leaky|prelu"]));
-    private SelectorFilter _gradients = new(TensorSelector.Of(Collection.Gradients));
-    private SelectorFilter _losses = new(TensorSelector.Of(Collection.Losses));
-    private SelectorFilter _weights = new(TensorSelector.Of(Collection.Weights));
     private float[] _scratch = [];
 
     /// <summary>Largest acceptable ratio of the largest to the smallest activation variance. Default 10.0 (smdebug's
@@ -99,31 +95,31 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
     /// <summary>Weights whose variances reveal a re-initialization. Default collection weights.</summary>
     public TensorSelector WeightSelector
     {
-        get => _weights.Selector;
-        init => _weights = new SelectorFilter(value);
-    }
+        get;
+        init => field = value ?? throw new ArgumentNullException(nameof(WeightSelector));
+    } = TensorSelector.Of(Collection.Weights);
 
     /// <summary>Activations whose variances are compared. Default collection activations, names containing
     /// <c>relu</c> (any case) but not <c>leaky</c> or <c>prelu</c>.</summary>
     public TensorSelector Selector
     {
-        get => _activations.Selector;
-        init => _activations = new SelectorFilter(value);
-    }
+        get;
+        init => field = value ?? throw new ArgumentNullException(nameof(Selector));
+    } = new TensorSelector([Collection.Activations], [@"(?i)relu"], [@"(?i)leaky|prelu"]);
 
     /// <summary>Gradients whose spread is checked. Default collection gradients.</summary>
     public TensorSelector GradientSelector
     {
-        get => _gradients.Selector;
-        init => _gradients = new SelectorFilter(value);
-    }
+        get;
+        init => field = value ?? throw new ArgumentNullException(nameof(GradientSelector));
+    } = TensorSelector.Of(Collection.Gradients);
 
     /// <summary>Losses whose convergence is checked. Default collection losses.</summary>
     public TensorSelector LossSelector
     {
-        get => _losses.Selector;
-        init => _losses = new SelectorFilter(value);
-    }
+        get;
+        init => field = value ?? throw new ArgumentNullException(nameof(LossSelector));
+    } = TensorSelector.Of(Collection.Losses);
 
     /// <inheritdoc />
     public string Name { get; init; } = "PoorWeightInitialization";
@@ -191,7 +187,7 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
                 continue;
             }
 
-            if (_activations.Matches(tensor) && RuleSupport.FiniteCount(summary) >= 2 && double.IsFinite(summary.Variance))
+            if (Selector.Matches(tensor) && RuleSupport.FiniteCount(summary) >= 2 && double.IsFinite(summary.Variance))
             {
                 layers++;
                 if (summary.Variance < minVariance)
@@ -205,7 +201,7 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
                 }
             }
 
-            if (_gradients.Matches(tensor))
+            if (GradientSelector.Matches(tensor))
             {
                 double spread = Spread(tensor, summary);
                 if (spread < minSpread)
@@ -214,7 +210,7 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
                 }
             }
 
-            if (_losses.Matches(tensor) && double.IsFinite(summary.Mean))
+            if (LossSelector.Matches(tensor) && double.IsFinite(summary.Mean))
             {
                 ref LossState? loss = ref CollectionsMarshal.GetValueRefOrAddDefault(state.Losses, tensor.Name, out bool seen);
                 loss ??= new LossState { Best = summary.Mean };
@@ -267,7 +263,7 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
         for (int i = 0; i < tensors.Count; i++)
         {
             TensorRecord tensor = tensors[i];
-            if (tensor.Summary is not { } summary || !double.IsFinite(summary.Variance) || !_weights.Matches(tensor))
+            if (tensor.Summary is not { } summary || !double.IsFinite(summary.Variance) || !WeightSelector.Matches(tensor))
             {
                 continue;
             }

@@ -313,62 +313,6 @@ internal static partial class RuleSupport
 }
 
 /// <summary>
-/// A <see cref="TensorSelector"/> with a fast path: the collection test is a bit test on the record's collections,
-/// and names are looked up (a string hash) only when there are name patterns.
-/// </summary>
-/// <remarks>
-/// Keeps its own per-name cache in front of <see cref="TensorSelector.Matches"/>, which allocates a closure on every
-/// call (its pattern lambdas capture the tensor, and the compiler creates the closure on entry, cache hit or not).
-/// </remarks>
-internal sealed class SelectorFilter
-{
-    private readonly CollectionSet _collections;
-    private readonly bool _hasPatterns;
-    private readonly Dictionary<string, bool> _names = new(StringComparer.Ordinal);
-
-    public SelectorFilter(TensorSelector selector)
-    {
-        ArgumentNullException.ThrowIfNull(selector);
-        Selector = selector;
-        _collections = CollectionSet.Of([.. selector.Collections]);
-        _hasPatterns = selector.Include.Count > 0 || selector.Exclude.Count > 0;
-    }
-
-    public TensorSelector Selector { get; }
-
-    public bool Matches(TensorRecord tensor)
-    {
-        if (!_collections.IsEmpty)
-        {
-            RepeatedField<Collection> collections = tensor.Collections;
-            bool any = false;
-            for (int i = 0; i < collections.Count && !any; i++)
-            {
-                any = _collections.Contains(collections[i]);
-            }
-
-            if (!any)
-            {
-                return false;
-            }
-        }
-
-        if (!_hasPatterns)
-        {
-            return true;
-        }
-
-        if (!_names.TryGetValue(tensor.Name, out bool matches))
-        {
-            matches = Selector.Matches(tensor);
-            _names[tensor.Name] = matches;
-        }
-
-        return matches;
-    }
-}
-
-/// <summary>
 /// The series a rule last reported as holding. A healthy verdict needs reporting only for those (to resolve their
 /// alerts); for every other series the engine has no alert state, so the report, its key hash and its description
 /// are skipped. With no series holding (the normal case) the check is a count comparison.

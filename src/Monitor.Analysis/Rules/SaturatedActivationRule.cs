@@ -41,7 +41,6 @@ public sealed class SaturatedActivationRule : ITrainingRule
 {
     private const string Healthy = "enough units in the active band";
     private readonly ActiveSeries _active = new();
-    private SelectorFilter _filter = new(new TensorSelector([Collection.Activations], [@"(?i)tanh|sigmoid"]));
     private int[] _scratch = [];
     private Bands? _bands;
 
@@ -85,9 +84,9 @@ public sealed class SaturatedActivationRule : ITrainingRule
     /// case).</summary>
     public TensorSelector Selector
     {
-        get => _filter.Selector;
-        init => _filter = new SelectorFilter(value);
-    }
+        get;
+        init => field = value ?? throw new ArgumentNullException(nameof(Selector));
+    } = new TensorSelector([Collection.Activations], [@"(?i)tanh|sigmoid"]);
 
     /// <inheritdoc />
     public string Name { get; init; } = "SaturatedActivation";
@@ -107,7 +106,7 @@ public sealed class SaturatedActivationRule : ITrainingRule
         for (int i = 0; i < tensors.Count; i++)
         {
             TensorRecord tensor = tensors[i];
-            if (!_filter.Matches(tensor))
+            if (!Selector.Matches(tensor))
             {
                 continue;
             }

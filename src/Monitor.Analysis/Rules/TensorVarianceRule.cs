@@ -23,7 +23,6 @@ public sealed class TensorVarianceRule : ITrainingRule
 {
     private const string Healthy = "variance within bounds";
     private readonly ActiveSeries _active = new();
-    private SelectorFilter _filter = new(TensorSelector.Of(Collection.Weights));
 
     /// <summary>Upper bound on the variance; null for none. Default 10 (the guide's example; smdebug: None).</summary>
     public double? MaxThreshold
@@ -42,9 +41,9 @@ public sealed class TensorVarianceRule : ITrainingRule
     /// <summary>Tensors looked at. Default every tensor of collection weights.</summary>
     public TensorSelector Selector
     {
-        get => _filter.Selector;
-        init => _filter = new SelectorFilter(value);
-    }
+        get;
+        init => field = value ?? throw new ArgumentNullException(nameof(Selector));
+    } = TensorSelector.Of(Collection.Weights);
 
     /// <inheritdoc />
     public string Name { get; init; } = "TensorVariance";
@@ -65,7 +64,7 @@ public sealed class TensorVarianceRule : ITrainingRule
         {
             TensorRecord tensor = tensors[i];
             if (tensor.Summary is not { } summary || RuleSupport.FiniteCount(summary) < 2 || double.IsNaN(summary.Variance)
-                || !_filter.Matches(tensor))
+                || !Selector.Matches(tensor))
             {
                 continue;
             }

@@ -37,7 +37,6 @@ public sealed class UnchangedTensorRule : ITrainingRule
     private const string Healthy = "tensor is changing";
     private readonly Dictionary<SeriesKey, History> _history = [];
     private readonly ActiveSeries _active = new();
-    private SelectorFilter _filter = new(TensorSelector.Of(Collection.Weights, Collection.Biases));
 
     /// <summary>Traced steps that must all be unchanged, at least 2. Default 3 (smdebug's <c>num_steps</c>).</summary>
     public int NumSteps
@@ -66,9 +65,9 @@ public sealed class UnchangedTensorRule : ITrainingRule
     /// <summary>Tensors looked at. Default every tensor of collections weights and biases.</summary>
     public TensorSelector Selector
     {
-        get => _filter.Selector;
-        init => _filter = new SelectorFilter(value);
-    }
+        get;
+        init => field = value ?? throw new ArgumentNullException(nameof(Selector));
+    } = TensorSelector.Of(Collection.Weights, Collection.Biases);
 
     /// <inheritdoc />
     public string Name { get; init; } = "UnchangedTensor";
@@ -93,7 +92,7 @@ public sealed class UnchangedTensorRule : ITrainingRule
             TensorRecord tensor = tensors[i];
             ReadOnlySpan<float> raw = TensorValues.Raw(tensor);
             TensorSummary? summary = tensor.Summary;
-            if ((raw.IsEmpty && summary is null) || !_filter.Matches(tensor))
+            if ((raw.IsEmpty && summary is null) || !Selector.Matches(tensor))
             {
                 continue;
             }

@@ -21,7 +21,6 @@ public sealed class VanishingGradientRule : ITrainingRule
     private const string Healthy = "mean |gradient| is at or above the threshold";
     private readonly Dictionary<SeriesKey, StepWindow> _windows = [];
     private readonly ActiveSeries _active = new();
-    private SelectorFilter _filter = new(TensorSelector.Of(Collection.Gradients));
 
     /// <summary>Threshold on the mean absolute gradient. Default 1e-7 (smdebug's <c>threshold</c> default).</summary>
     public double Threshold
@@ -40,9 +39,9 @@ public sealed class VanishingGradientRule : ITrainingRule
     /// <summary>Tensors looked at. Default every tensor of collection gradients.</summary>
     public TensorSelector Selector
     {
-        get => _filter.Selector;
-        init => _filter = new SelectorFilter(value);
-    }
+        get;
+        init => field = value ?? throw new ArgumentNullException(nameof(Selector));
+    } = TensorSelector.Of(Collection.Gradients);
 
     /// <inheritdoc />
     public string Name { get; init; } = "VanishingGradient";
@@ -60,7 +59,7 @@ public sealed class VanishingGradientRule : ITrainingRule
         for (int i = 0; i < tensors.Count; i++)
         {
             TensorRecord tensor = tensors[i];
-            if (tensor.Summary is not { } summary || double.IsNaN(summary.AbsMean) || !_filter.Matches(tensor))
+            if (tensor.Summary is not { } summary || double.IsNaN(summary.AbsMean) || !Selector.Matches(tensor))
             {
                 continue;
             }

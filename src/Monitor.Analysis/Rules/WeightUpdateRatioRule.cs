@@ -36,7 +36,6 @@ public sealed class WeightUpdateRatioRule : ITrainingRule
     private const string Healthy = "update/weight ratio within bounds";
     private readonly Dictionary<SeriesKey, Previous> _previous = [];
     private readonly ActiveSeries _active = new();
-    private SelectorFilter _filter = new(TensorSelector.Of(Collection.Weights));
 
     /// <summary>
     /// Largest gap, in steps, between the two traced steps compared; null: any gap, the previous traced step
@@ -74,9 +73,9 @@ public sealed class WeightUpdateRatioRule : ITrainingRule
     /// <summary>Tensors looked at. Default every tensor of collection weights.</summary>
     public TensorSelector Selector
     {
-        get => _filter.Selector;
-        init => _filter = new SelectorFilter(value);
-    }
+        get;
+        init => field = value ?? throw new ArgumentNullException(nameof(Selector));
+    } = TensorSelector.Of(Collection.Weights);
 
     /// <inheritdoc />
     public string Name { get; init; } = "WeightUpdateRatio";
@@ -101,7 +100,7 @@ public sealed class WeightUpdateRatioRule : ITrainingRule
             TensorRecord tensor = tensors[i];
             ReadOnlySpan<float> raw = TensorValues.Raw(tensor);
             TensorSummary? summary = tensor.Summary;
-            if ((raw.IsEmpty && summary is null) || !_filter.Matches(tensor))
+            if ((raw.IsEmpty && summary is null) || !Selector.Matches(tensor))
             {
                 continue;
             }
