@@ -92,7 +92,7 @@ internal sealed class RedisServerProcess : IRedisEndpoint
         }
     }
 
-    /// <summary>Kills the server (no shutdown, as in a crash) and waits until it has exited and its port is free.</summary>
+    /// <summary>Kills the server (no shutdown, as in a crash) and waits until it has exited.</summary>
     public async Task StopAsync(CancellationToken cancellationToken = default)
     {
         await _lifecycle.WaitAsync(cancellationToken);
