@@ -1,3 +1,4 @@
+using Monitor.Service.Notifications;
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using Monitor.Contracts;
@@ -114,6 +115,12 @@ internal static class MonitorCommand
                     Redis = parse.GetValue(redis),
                     ApiToken = parse.GetValue(apiToken),
                     RulesFile = parse.GetValue(rulesFile)?.FullName,
+                    Notifications = new NotificationOptions
+                    {
+                        AlertmanagerUrls = parse.GetValue(alertmanager) ?? [],
+                        Webhooks = [.. (parse.GetValue(webhook) ?? []).Select(url => new WebhookTarget { Url = url })],
+                        GeneratorUrlBase = parse.GetValue(externalUrl),
+                    },
                 };
                 options.Validate();
             }
