@@ -10,7 +10,9 @@
 set -euo pipefail
 
 # The Debian 12 packages the tests need; adding one is adding its name here.
-packages=(redis-server prometheus-alertmanager)
+# python3-scipy: the reference values (scipy 1.10) the drift tests compare with; prometheus: promtool and the server the
+# dashboard-query tests scrape with; docker-compose: `docker-compose config` validates compose.yaml without an engine.
+packages=(redis-server prometheus-alertmanager python3-scipy prometheus docker-compose)
 
 log() { printf 'install-test-servers: %s\n' "$*"; }
 
