@@ -1,0 +1,105 @@
+{{/* Chart name, at most 63 characters (a DNS label). */}}
+{{- define "monitor.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Resource name prefix: release name + chart name (once when the release name contains it), at most 63 characters. */}}
+{{- define "monitor.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "monitor.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of every resource. */}}
+{{- define "monitor.labels" -}}
+helm.sh/chart: {{ include "monitor.chart" . }}
+{{ include "monitor.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: monitor
+{{- end }}
+
+{{/* Labels that select the service's pods; never change them on upgrade (a Deployment's selector is immutable). */}}
+{{- define "monitor.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "monitor.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of the ServiceMonitor and the PrometheusRule: kube-prometheus-stack's Prometheus selects `release: <its release>`. */}}
+{{- define "monitor.monitoringLabels" -}}
+{{ include "monitor.labels" . }}
+{{- with .Values.monitoring.release }}
+release: {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "monitor.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "monitor.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "monitor.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/* The chart's own Secret, holding the credentials given as values (not those of existing Secrets). */}}
+{{- define "monitor.secretName" -}}
+{{- printf "%s-credentials" (include "monitor.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Whether the chart's own Secret has anything to hold. */}}
+{{- define "monitor.ownSecretNeeded" -}}
+{{- $k := .Values.kafka.sasl }}
+{{- if or (and $k.enabled (not $k.existingSecret)) (and .Values.redis.password (not .Values.redis.existingSecret)) (and .Values.api.token (not .Values.api.existingSecret)) -}}
+true
+{{- end }}
+{{- end }}
+
+{{/* Name of the Secret with the Kafka TLS files (ca.crt, optional tls.crt and tls.key). */}}
+{{- define "monitor.kafkaTlsSecretName" -}}
+{{- .Values.kafka.tls.existingSecret | default (printf "%s-kafka-tls" (include "monitor.fullname" .) | trunc 63 | trimSuffix "-") }}
+{{- end }}
+
+{{/* Whether Redis needs a password: given as a value or in an existing Secret. */}}
+{{- define "monitor.redisHasPassword" -}}
+{{- if or .Values.redis.password .Values.redis.existingSecret -}}
+true
+{{- end }}
+{{- end }}
+
+{{/* Whether /api writes have a token: given as a value or in an existing Secret. */}}
+{{- define "monitor.apiHasToken" -}}
+{{- if or .Values.api.token .Values.api.existingSecret -}}
+true
+{{- end }}
+{{- end }}
+
+{{/* librdkafka's security.protocol for the Kafka settings. */}}
+{{- define "monitor.kafkaSecurityProtocol" -}}
+{{- if and .Values.kafka.sasl.enabled .Values.kafka.tls.enabled }}SASL_SSL
+{{- else if .Values.kafka.sasl.enabled }}SASL_PLAINTEXT
+{{- else if .Values.kafka.tls.enabled }}SSL
+{{- else }}PLAINTEXT
+{{- end }}
+{{- end }}
+
+{{/* A resource name made from a file name: lower case, dots and underscores as dashes. */}}
+{{- define "monitor.fileResourceName" -}}
+{{- $root := index . 0 }}
+{{- $file := index . 1 }}
+{{- printf "%s-%s" (include "monitor.fullname" $root) ($file | lower | replace "." "-" | replace "_" "-") | trunc 63 | trimSuffix "-" }}
+{{- end }}
