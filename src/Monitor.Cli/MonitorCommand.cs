@@ -1,5 +1,6 @@
 using Monitor.Service.Notifications;
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using Microsoft.Extensions.Logging;
 using Monitor.Contracts;
 using Monitor.Samples.Training;
@@ -89,9 +90,9 @@ internal static class MonitorCommand
         var listen = new Option<string>("--listen") { Description = "Address of /metrics, /healthz and /readyz.", DefaultValueFactory = _ => "http://0.0.0.0:9464" };
         var maxSeries = new Option<int>("--max-tensor-series") { Description = "Cap on exported (run, rank, tensor) combinations.", DefaultValueFactory = _ => 2_000 };
         var redis = new Option<string?>("--redis") { Description = $"Redis of the control plane; enables the /api endpoints (runs, catalogs, selections, history). Default: ${TraceCommands.RedisVariable}." , DefaultValueFactory = _ => Environment.GetEnvironmentVariable(TraceCommands.RedisVariable) };
-        var alertmanager = new Option<Uri[]>("--alertmanager") { Description = "Alertmanager base URL to push alerts to (API v2), e.g. http://alertmanager:9093 (repeatable)." };
-        var webhook = new Option<Uri[]>("--webhook") { Description = "URL to POST alert notifications to as JSON (repeatable)." };
-        var externalUrl = new Option<Uri?>("--external-url") { Description = "This service's URL as seen by users; alerts link to {url}/api/alerts/{fingerprint}." };
+        var alertmanager = new Option<Uri[]>("--alertmanager") { Description = "Alertmanager base URL to push alerts to (API v2), e.g. http://alertmanager:9093 (repeatable).", CustomParser = AbsoluteUrls };
+        var webhook = new Option<Uri[]>("--webhook") { Description = "URL to POST alert notifications to as JSON (repeatable).", CustomParser = AbsoluteUrls };
+        var externalUrl = new Option<Uri?>("--external-url") { Description = "This service's URL as seen by users; alerts link to {url}/api/alerts/{fingerprint}.", CustomParser = r => AbsoluteUrls(r).FirstOrDefault() };
         var rulesFile = new Option<FileInfo?>("--rules") { Description = "Rule file (YAML or .json), reloaded when it changes. Default: the default rule set (`monitor rules default`)." };
         var apiToken = new Option<string?>("--api-token") { Description = "Bearer token that /api writes require (reads are open). Default: $MONITOR_API_TOKEN; none disables writes.", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("MONITOR_API_TOKEN") };
         var command = new Command("serve", "Run the monitor service alone: consume step records from Kafka, evaluate rules, serve /metrics.")
@@ -170,6 +171,25 @@ internal static class MonitorCommand
             return 0;
         });
         return command;
+    }
+
+    // System.CommandLine 3.0 has no built-in conversion to Uri: without this, any URL fails when the command runs.
+    private static Uri[] AbsoluteUrls(ArgumentResult result)
+    {
+        var urls = new List<Uri>(result.Tokens.Count);
+        foreach (Token token in result.Tokens)
+        {
+            if (Uri.TryCreate(token.Value, UriKind.Absolute, out Uri? url) && (url.Scheme == Uri.UriSchemeHttp || url.Scheme == Uri.UriSchemeHttps))
+            {
+                urls.Add(url);
+            }
+            else
+            {
+                result.AddError($"{token.Value} is not an absolute http(s) URL");
+            }
+        }
+
+        return [.. urls];
     }
 
     private static void AddCheck<T>(Option<T> option, Func<T?, string?> check) =>

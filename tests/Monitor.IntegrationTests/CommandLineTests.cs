@@ -41,6 +41,8 @@ public sealed class CommandLineTests
     [InlineData("bogus", "demo", "--fault", "bogus")]
     [InlineData("--run: run id", "demo", "--run", "a/b")]
     [InlineData("--kafka", "serve")]
+    [InlineData("ftp://x is not an absolute http(s) URL", "serve", "--kafka", "k:9092", "--alertmanager", "ftp://x")]
+    [InlineData("nope is not an absolute http(s) URL", "serve", "--kafka", "k:9092", "--external-url", "nope")]
     public void InvalidArguments_FailWithAMessageNamingTheOption(string expected, params string[] args)
     {
         (int exitCode, _, string error) = Invoke(args);
