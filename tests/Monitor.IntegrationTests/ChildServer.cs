@@ -78,8 +78,11 @@ internal sealed class ChildServer(string name)
         }
     }
 
-    /// <summary>Starts <paramref name="binary"/> with <paramref name="arguments"/>, capturing its output afresh.</summary>
-    public void Launch(string binary, string workingDirectory, IEnumerable<string> arguments)
+    /// <summary>
+    /// Starts <paramref name="binary"/> with <paramref name="arguments"/>, capturing its output afresh; with
+    /// <paramref name="environment"/> set on top of this process's own.
+    /// </summary>
+    public void Launch(string binary, string workingDirectory, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo(binary)
         {
@@ -92,6 +95,11 @@ internal sealed class ChildServer(string name)
         foreach (string argument in arguments)
         {
             start.ArgumentList.Add(argument);
+        }
+
+        foreach ((string name, string value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
         }
 
         lock (_output)
@@ -182,7 +190,8 @@ internal sealed class ChildServer(string name)
         }
     }
 
-    private string Output()
+    /// <summary>The last lines the process printed (stdout and stderr), for failure messages.</summary>
+    public string Output()
     {
         lock (_output)
         {
