@@ -30,7 +30,7 @@ internal static class Repository
     /// <summary>charts/monitor.</summary>
     public static string Chart => Path.Combine(Root, "charts", "monitor");
 
-    /// <summary>An absolute path from one relative to the root, with '/' separators.</summary>
+    /// <summary>The absolute path of <paramref name="relative"/>, a path relative to the root.</summary>
     public static string PathOf(string relative) => Path.GetFullPath(Path.Combine(Root, relative));
 
     /// <summary><paramref name="path"/> relative to the root, with '/' separators, for messages.</summary>
