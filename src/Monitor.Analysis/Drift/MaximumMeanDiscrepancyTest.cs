@@ -117,7 +117,8 @@ public sealed class MaximumMeanDiscrepancyTest
 
         if (double.IsNaN(sigma))
         {
-            double median = LowerMedian(_referenceKernel);
+            // Quickselect reorders its input, and the packed layout of the distances must survive.
+            double median = LowerMedian(_referenceKernel.AsSpan().ToArray());
             if (!(median > 0))
             {
                 throw new ArgumentException("The reference's median pairwise distance is 0 (mostly identical rows): give sigma explicitly.", nameof(reference));
@@ -183,11 +184,37 @@ public sealed class MaximumMeanDiscrepancyTest
     /// <exception cref="ArgumentException">Fewer than 2 rows, or a length that is not a multiple of the dimension.</exception>
     public MaximumMeanDiscrepancyResult Test(ReadOnlySpan<double> current, Random random, DriftWorkspace workspace)
     {
+        ArgumentNullException.ThrowIfNull(workspace);
+        Span<double> permuted = workspace.Doubles(PermutedSlot, Permutations);
+        double observed = PermutedStatistics(current, random, workspace, permuted);
+        int atLeast = 0;
+        for (int p = 0; p < permuted.Length; p++)
+        {
+            if (observed <= permuted[p])
+            {
+                atLeast++;
+            }
+        }
+
+        double pValue = (double)atLeast / permuted.Length;
+        permuted.Sort();
+        double threshold = permuted[permuted.Length - 1 - (int)(PValueThreshold * permuted.Length)];
+        return new MaximumMeanDiscrepancyResult(observed, pValue, threshold, pValue < PValueThreshold);
+    }
+
+    /// <summary>
+    /// The observed MMD² (returned) and the permuted ones (into <paramref name="permuted"/>, one per permutation, in
+    /// the order drawn). Each permutation draws the smaller side's rows from the pooled rows by a partial
+    /// Fisher-Yates shuffle with <paramref name="random"/>.
+    /// </summary>
+    internal double PermutedStatistics(ReadOnlySpan<double> current, Random random, DriftWorkspace workspace, Span<double> permuted)
+    {
         ArgumentNullException.ThrowIfNull(random);
+        ArgumentNullException.ThrowIfNull(workspace);
         int n = ReferenceRows;
         int m = CurrentRows(current);
         int pooled = n + m;
-        int permutations = Permutations;
+        int permutations = permuted.Length;
         ComputeKernel(current, m, workspace, out double crossSum, out double currentSum);
         double observed = Mmd2(_referenceSum, currentSum, crossSum, n, m);
 
@@ -201,11 +228,13 @@ public sealed class MaximumMeanDiscrepancyTest
         }
 
         // Each permutation splits the pooled rows into n and m; A is the smaller side, drawn by a partial
-        // Fisher-Yates shuffle, and marked in a 0/1 mask over the pooled rows.
+        // Fisher-Yates shuffle and marked in a 0/1 mask over the pooled rows. Its row sums give the cross and
+        // other-side sums once its within sum is known.
         int subset = Math.Min(n, m);
         Span<double> masks = workspace.Doubles(MaskSlot, permutations * pooled);
-        Span<double> subsetSums = workspace.Doubles(SubsetSumSlot, permutations);
-        Span<double> subsetRowSums = workspace.Doubles(PermutedSlot, permutations);
+        Span<double> subsetSums = workspace.Doubles(SubsetSumSlot, 2 * permutations);
+        Span<double> within = subsetSums[..permutations];
+        Span<double> subsetRowSums = subsetSums[permutations..];
         Span<int> order = workspace.Ints(OrderSlot, pooled);
         for (int i = 0; i < pooled; i++)
         {
@@ -213,7 +242,7 @@ public sealed class MaximumMeanDiscrepancyTest
         }
 
         masks.Clear();
-        subsetSums.Clear();
+        within.Clear();
         for (int p = 0; p < permutations; p++)
         {
             Span<double> mask = masks.Slice(p * pooled, pooled);
@@ -230,23 +259,20 @@ public sealed class MaximumMeanDiscrepancyTest
         }
 
         // One pass over the upper triangle of the pooled kernel matrix: row i adds, for every permutation holding i,
-        // the kernel values to the later rows of that permutation's subset.
+        // its kernel values with the later rows of that permutation's subset.
         for (int i = 0; i < pooled; i++)
         {
             ReadOnlySpan<double> first;
             ReadOnlySpan<double> second;
-            int firstStart;
             if (i < n)
             {
                 first = _referenceKernel.AsSpan(PackedOffset(i, n), n - i - 1);
-                firstStart = i + 1;
                 second = cross.Slice(i * m, m);
             }
             else
             {
                 int a = i - n;
                 first = currentBlock.Slice(PackedOffset(a, m), m - a - 1);
-                firstStart = i + 1;
                 second = default;
             }
 
@@ -258,35 +284,25 @@ public sealed class MaximumMeanDiscrepancyTest
                     continue;
                 }
 
-                double sum = Dot(first, mask.Slice(firstStart, first.Length));
+                double sum = Dot(first, mask.Slice(i + 1, first.Length));
                 if (!second.IsEmpty)
                 {
                     sum += Dot(second, mask.Slice(n, m));
                 }
 
-                subsetSums[p] += sum;
+                within[p] += sum;
             }
         }
 
-        int atLeast = 0;
-        Span<double> permuted = subsetRowSums;
         for (int p = 0; p < permutations; p++)
         {
-            double within = 2 * subsetSums[p];
-            double between = subsetRowSums[p] - within;
-            double other = total - 2 * subsetRowSums[p] + within;
-            double statistic = n <= m ? Mmd2(within, other, between, n, m) : Mmd2(other, within, between, n, m);
-            permuted[p] = statistic;
-            if (observed <= statistic)
-            {
-                atLeast++;
-            }
+            double subsetWithin = 2 * within[p];
+            double between = subsetRowSums[p] - subsetWithin;
+            double other = total - 2 * subsetRowSums[p] + subsetWithin;
+            permuted[p] = n <= m ? Mmd2(subsetWithin, other, between, n, m) : Mmd2(other, subsetWithin, between, n, m);
         }
 
-        double pValue = (double)atLeast / permutations;
-        permuted.Sort();
-        double threshold = permuted[permutations - 1 - (int)(PValueThreshold * permutations)];
-        return new MaximumMeanDiscrepancyResult(observed, pValue, threshold, pValue < PValueThreshold);
+        return observed;
     }
 
     /// <summary>Unbiased MMD² from the within-reference, within-current and cross kernel sums (diagonal excluded).</summary>
