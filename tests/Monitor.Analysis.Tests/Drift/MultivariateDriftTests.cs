@@ -452,3 +452,37 @@ public sealed class SymmetricEigenTests(MultivariateReferenceFixture fixture) : 
         }
     }
 }
+
+public sealed class MaximumMeanDiscrepancyExpTests
+{
+    [Fact]
+    public void ExpNonPositive_IsWithinOneUlpOfMathExp_WhenArgumentsAcrossRange()
+    {
+        var random = new Random(1);
+        int width = System.Numerics.Vector<double>.Count;
+        double[] x = new double[width];
+        double worst = 0;
+        for (int i = 0; i < 200_000; i++)
+        {
+            for (int k = 0; k < width; k++)
+            {
+                x[k] = i switch
+                {
+                    0 => 0,
+                    1 => -708,
+                    _ => -Math.Pow(random.NextDouble(), 3) * 720,
+                };
+            }
+
+            System.Numerics.Vector<double> y = MaximumMeanDiscrepancyTest.ExpNonPositive(new System.Numerics.Vector<double>(x));
+            for (int k = 0; k < width; k++)
+            {
+                double expected = x[k] < -708 ? 0 : Math.Exp(x[k]);
+                double error = expected == 0 ? Math.Abs(y[k]) : Math.Abs(y[k] - expected) / expected;
+                worst = Math.Max(worst, error);
+            }
+        }
+
+        Assert.True(worst <= 4.5e-16, $"worst relative error {worst}");
+    }
+}
