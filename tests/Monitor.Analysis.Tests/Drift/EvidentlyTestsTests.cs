@@ -143,6 +143,11 @@ public sealed record EvidentlyCase(string Description, FeatureKind Kind, double[
         cases.Add(Numerical("constant different", Sample(50, () => 2.5), Sample(30, () => 3.5)));
         cases.Add(new EvidentlyCase("binary codes", FeatureKind.Categorical, Sample(500, () => random.NextDouble() < 0.3 ? 1 : 0), Sample(400, () => random.NextDouble() < 0.36 ? 1 : 0)));
 
+        // A smallest share of exactly 0.0001 (1 of 10,000): the empty bins of that side get 0.0001 / 1e6, not 0.0001.
+        double[] floor = Sample(10_000, () => random.Next(2));
+        floor[17] = 5;
+        cases.Add(new EvidentlyCase("smallest share 1e-4", FeatureKind.Categorical, floor, Sample(300, () => random.Next(3))));
+
         // Large offsets (bin edges far from 0) and power-of-two combined sizes (log2 exact in Sturges' rule).
         cases.Add(Numerical("offset 1e6", Sample(512, () => 1e6 + Normal(random)), Sample(512, () => 1e6 + 0.1 + Normal(random))));
         cases.Add(Numerical("pow2 1024+1024", Sample(1024, () => Normal(random)), Sample(1024, () => Normal(random) * 1.2)));
