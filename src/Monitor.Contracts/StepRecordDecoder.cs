@@ -146,10 +146,50 @@ public static class StepRecordDecoder
                 {
                     return $"tensors[{i}] ('{tensor.Name}').raw: {raw.Float32Le.Length / sizeof(float)} values for a tensor of {raw.TotalElements} elements";
                 }
+
+                if (raw.SampleRows > 0 && CheckSample(tensor, raw) is { } sampleProblem)
+                {
+                    return $"tensors[{i}] ('{tensor.Name}').raw: {sampleProblem}";
+                }
+            }
+
+            if (tensor.FeatureNames.Count > 0 && tensor.FeatureNames.Count != BatchColumns(tensor))
+            {
+                return $"tensors[{i}] ('{tensor.Name}').feature_names: {tensor.FeatureNames.Count} names for {BatchColumns(tensor)} columns (shape [{string.Join(", ", tensor.Shape)}])";
             }
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// Columns of a batch of examples: the product of every dimension after the first (1 for a tensor of rank 0 or 1).
+    /// </summary>
+    public static long BatchColumns(TensorRecord tensor)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        long columns = 1;
+        for (int d = 1; d < tensor.Shape.Count; d++)
+        {
+            columns *= Math.Max(tensor.Shape[d], 0);
+        }
+
+        return columns;
+    }
+
+    private static string? CheckSample(TensorRecord tensor, RawValues raw)
+    {
+        long values = raw.Float32Le.Length / sizeof(float);
+        long columns = BatchColumns(tensor);
+        long rows = tensor.Shape.Count > 0 ? tensor.Shape[0] : 1;
+        if (raw.SampleRows > rows)
+        {
+            return $"sample_rows {raw.SampleRows} exceeds the batch's {rows} rows";
+        }
+
+        return values == raw.SampleRows * columns
+            ? null
+            : $"{values} values are not sample_rows {raw.SampleRows} whole rows of {columns} columns";
     }
 
     private static string? CheckSummary(TensorSummary summary)

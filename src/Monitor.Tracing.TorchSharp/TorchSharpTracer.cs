@@ -43,6 +43,9 @@ public sealed class TorchSharpTracer : IDisposable
     private static readonly CollectionSet ActivationSet = CollectionSet.Of(Collection.Activations);
     private static readonly CollectionSet LossSet = CollectionSet.Of(Collection.Losses);
     private static readonly CollectionSet OptimizerSet = CollectionSet.Of(Collection.Optimizer);
+    private static readonly CollectionSet InputSet = CollectionSet.Of(Collection.Inputs);
+    private static readonly CollectionSet PredictionSet = CollectionSet.Of(Collection.Predictions);
+    private static readonly CollectionSet LabelSet = CollectionSet.Of(Collection.Labels);
 
     private TorchSharpTracer(StepTracer tracer, nn.Module model, optim.Optimizer? optimizer, TorchSharpTracerOptions options)
     {
@@ -142,6 +145,56 @@ public sealed class TorchSharpTracer : IDisposable
             }
 
             Capture(name, collections, tensor);
+        }
+#pragma warning disable CA1031 // Never throw into the training loop.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _tracer.ReportFault("capture", ex);
+        }
+    }
+
+    /// <summary>
+    /// Traces one batch of examples, each tensor with the batch as its first dimension: the model's
+    /// <paramref name="inputs"/> (tabular: <c>[batch, features]</c>, with <paramref name="featureNames"/>), its
+    /// <paramref name="predictions"/>, the <paramref name="labels"/> and the per-example <paramref name="losses"/>
+    /// (a loss computed with <c>reduction: none</c>). These are what drift monitors compare between a reference and the
+    /// latest steps. Summaries cover the whole batch; raw values (when the selection asks for them, e.g.
+    /// <c>inputs: {raw: true}</c>) are whole examples, as many as <c>limitSize</c> holds, sampled at the same rows of
+    /// every tensor (see <see cref="StepTracer.AddBatch"/>). Pass null for what you do not have. Never throws.
+    /// </summary>
+    /// <param name="inputs">Model inputs (collection inputs, name <c>inputs</c>).</param>
+    /// <param name="predictions">Predictions: class ids or scores (collection predictions, name <c>predictions</c>).</param>
+    /// <param name="labels">Targets (collection labels, name <c>labels</c>).</param>
+    /// <param name="losses">Per-example losses (collection losses, name <paramref name="lossName"/>). Record the
+    /// batch's loss either here or as a scalar with <see cref="RecordLoss"/>, not both under one name: a name is traced
+    /// once per step.</param>
+    /// <param name="featureNames">Names of the input columns (the product of the dimensions after the first), or null.</param>
+    /// <param name="lossName">Name of the per-example losses. Default <c>loss</c>.</param>
+    public void RecordBatch(Tensor? inputs = null, Tensor? predictions = null, Tensor? labels = null, Tensor? losses = null,
+        IReadOnlyList<string>? featureNames = null, string lossName = "loss")
+    {
+        try
+        {
+            if (inputs is not null)
+            {
+                CaptureBatch("inputs", InputSet, inputs, featureNames);
+            }
+
+            if (predictions is not null)
+            {
+                CaptureBatch("predictions", PredictionSet, predictions, null);
+            }
+
+            if (labels is not null)
+            {
+                CaptureBatch("labels", LabelSet, labels, null);
+            }
+
+            if (losses is not null)
+            {
+                CaptureBatch(lossName, LossSet, losses, null);
+            }
         }
 #pragma warning disable CA1031 // Never throw into the training loop.
         catch (Exception ex)
@@ -324,6 +377,60 @@ public sealed class TorchSharpTracer : IDisposable
         _pending.Add(new PendingDeviceSummary(name, collections, dtype, shape, tensor.numel(), reductions, raw));
     }
 
+    private void CaptureBatch(string name, CollectionSet collections, Tensor tensor, IReadOnlyList<string>? featureNames)
+    {
+        if (!_catalog.ContainsKey(name))
+        {
+            AddToCatalog(name, tensor.shape, tensor.dtype, collections);
+        }
+
+        if (!_tracer.Wants(name, collections))
+        {
+            return;
+        }
+
+        long[] shape = tensor.shape;
+        DType dtype = DTypeOf(tensor.dtype);
+        if (tensor.device_type == DeviceType.CPU && _options.SummaryLocation == SummaryLocation.Auto)
+        {
+            using var scope = NewDisposeScope();
+            Tensor values = tensor.detach();
+            if (values.dtype != ScalarType.Float32)
+            {
+                values = values.to_type(ScalarType.Float32);
+            }
+
+            if (!values.is_contiguous())
+            {
+                values = values.contiguous();
+            }
+
+            _tracer.AddBatch(name, collections, dtype, shape, MemoryMarshal.Cast<byte, float>(values.bytes), featureNames);
+            return;
+        }
+
+        Tensor reductions = DeviceReductions.Compute(tensor);
+        float[] rows = [];
+        int kept = StepTracer.BatchSampleRows(shape, _tracer.RawLimitOf(name, collections));
+        if (kept > 0)
+        {
+            // The sampled examples leave the device in a transfer of their own (only when a selection asks for them).
+            using var scope = NewDisposeScope();
+            long batch = shape.Length == 0 ? 1 : shape[0];
+            var index = new long[kept];
+            for (int i = 0; i < kept; i++)
+            {
+                index[i] = StepTracer.BatchSampleRow(i, kept, batch);
+            }
+
+            Tensor source = shape.Length == 0 ? tensor.detach().reshape(1) : tensor.detach();
+            Tensor picked = source.index_select(0, torch.tensor(index, device: tensor.device));
+            rows = picked.reshape(-1).to_type(ScalarType.Float32).cpu().data<float>().ToArray();
+        }
+
+        _pending.Add(new PendingDeviceSummary(name, collections, dtype, shape, tensor.numel(), reductions, rows) { Batch = true, FeatureNames = featureNames });
+    }
+
     private void FlushDeviceSummaries()
     {
         if (_pending.Count == 0)
@@ -339,7 +446,14 @@ public sealed class TorchSharpTracer : IDisposable
         {
             PendingDeviceSummary p = _pending[i];
             DeviceReductions.Read(all.AsSpan(i * DeviceReductions.Width, DeviceReductions.Width), p.Count, _buckets, out TensorStatistics statistics);
-            _tracer.AddSummary(p.Name, p.Collections, p.DType, p.Shape, statistics, _buckets, p.Raw);
+            if (p.Batch)
+            {
+                _tracer.AddBatchSummary(p.Name, p.Collections, p.DType, p.Shape, statistics, _buckets, p.Raw, p.FeatureNames);
+            }
+            else
+            {
+                _tracer.AddSummary(p.Name, p.Collections, p.DType, p.Shape, statistics, _buckets, p.Raw);
+            }
         }
     }
 
@@ -375,7 +489,13 @@ public sealed class TorchSharpTracer : IDisposable
         _ => type.ToString().ToLowerInvariant(),
     };
 
-    private sealed record PendingDeviceSummary(string Name, CollectionSet Collections, DType DType, long[] Shape, long Count, Tensor Reductions, float[] Raw);
+    private sealed record PendingDeviceSummary(string Name, CollectionSet Collections, DType DType, long[] Shape, long Count, Tensor Reductions, float[] Raw)
+    {
+        /// <summary>A batch of examples (RecordBatch): <see cref="Raw"/> holds whole sampled rows.</summary>
+        public bool Batch { get; init; }
+
+        public IReadOnlyList<string>? FeatureNames { get; init; }
+    }
 
     private sealed class HookHandle(Action remove) : IDisposable
     {

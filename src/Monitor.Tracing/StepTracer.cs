@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
@@ -263,6 +264,143 @@ public sealed class StepTracer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Adds a batch of examples (first dimension: examples; e.g. tabular inputs <c>[batch, features]</c>, predictions,
+    /// labels or per-example losses <c>[batch]</c>), if <see cref="Wants"/>: the summary covers every value, and raw
+    /// values, when the selection asks for them, are whole examples: as many as <c>limitSize</c> holds, evenly spaced
+    /// over the batch (rows <c>floor(i * batch / kept)</c>), so the record says how many it sampled
+    /// (<c>raw.sample_rows</c>) and tensors of one batch are sampled at the same rows. Never throws.
+    /// </summary>
+    /// <param name="name">Tensor name, unique within the step.</param>
+    /// <param name="collections">Its collections (inputs, predictions, labels, losses).</param>
+    /// <param name="dtype">Its element type.</param>
+    /// <param name="shape">Its shape; the first dimension is the batch (a rank-0 tensor is one example).</param>
+    /// <param name="values">Its values as float32, row-major.</param>
+    /// <param name="featureNames">Names of the columns (the product of the dimensions after the first), e.g.
+    /// <c>x0</c>...<c>x15</c>; null for unnamed columns. A list of the wrong length is left out (counted as a fault).</param>
+    public void AddBatch(string name, CollectionSet collections, DType dtype, ReadOnlySpan<long> shape, ReadOnlySpan<float> values,
+        IReadOnlyList<string>? featureNames = null)
+    {
+        try
+        {
+            CaptureSpec spec = CaptureOf(name, collections);
+            if (!spec.Traced)
+            {
+                return;
+            }
+
+            TensorSummarizer.Summarize(values, _buckets, out TensorStatistics statistics);
+            AddBatchTensor(name, collections, dtype, shape, statistics, spec.Histogram ? _buckets : [], values, spec.RawLimit, featureNames);
+        }
+#pragma warning disable CA1031 // See BeginStep.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Fault("add-batch", ex);
+        }
+    }
+
+    /// <summary>
+    /// Adds a batch whose statistics were computed elsewhere (e.g. on a GPU), if <see cref="Wants"/>: as
+    /// <see cref="AddBatch"/>, with the sampled rows already taken (<see cref="BatchSampleRows"/> of them, at the rows
+    /// <see cref="BatchSampleRow"/> gives). Never throws.
+    /// </summary>
+    /// <param name="name">Tensor name, unique within the step.</param>
+    /// <param name="collections">Its collections.</param>
+    /// <param name="dtype">Its element type.</param>
+    /// <param name="shape">Its shape; the first dimension is the batch.</param>
+    /// <param name="statistics">The statistics of every value.</param>
+    /// <param name="buckets"><see cref="Log2Histogram"/> counts or empty.</param>
+    /// <param name="sampledRows">The sampled rows, row-major, or empty when no raw values are wanted.</param>
+    /// <param name="featureNames">Names of the columns, or null.</param>
+    public void AddBatchSummary(string name, CollectionSet collections, DType dtype, ReadOnlySpan<long> shape, in TensorStatistics statistics,
+        ReadOnlySpan<ulong> buckets, ReadOnlySpan<float> sampledRows, IReadOnlyList<string>? featureNames = null)
+    {
+        try
+        {
+            CaptureSpec spec = CaptureOf(name, collections);
+            if (!spec.Traced)
+            {
+                return;
+            }
+
+            long columns = Columns(shape);
+            int rows = columns == 0 ? 0 : (int)Math.Min(sampledRows.Length / columns, BatchSampleRows(shape, spec.RawLimit));
+            AddTensor(name, collections, dtype, shape, statistics, spec.Histogram ? buckets : [], sampledRows[..(int)(rows * columns)], statistics.Count,
+                rows, CheckedNames(name, featureNames, columns));
+        }
+#pragma warning disable CA1031 // See BeginStep.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Fault("add-batch", ex);
+        }
+    }
+
+    /// <summary>
+    /// How many whole examples of a batch of this shape fit the raw limit (0 when none is wanted or one example is
+    /// larger than the limit). Adapters that copy rows from a device use it with <see cref="BatchSampleRow"/>.
+    /// </summary>
+    public static int BatchSampleRows(ReadOnlySpan<long> shape, int rawLimit)
+    {
+        long rows = shape.Length == 0 ? 1 : Math.Max(shape[0], 0);
+        long columns = Columns(shape);
+        return rawLimit <= 0 || columns == 0 ? 0 : (int)Math.Min(rows, rawLimit / columns);
+    }
+
+    /// <summary>The batch row that sampled row <paramref name="index"/> of <paramref name="kept"/> is (<see cref="BatchSample.Row"/>).</summary>
+    public static long BatchSampleRow(long index, long kept, long batch) => BatchSample.Row(index, kept, batch);
+
+    private static long Columns(ReadOnlySpan<long> shape) => BatchSample.Columns(shape);
+
+    private void AddBatchTensor(string name, CollectionSet collections, DType dtype, ReadOnlySpan<long> shape, in TensorStatistics statistics,
+        ReadOnlySpan<ulong> buckets, ReadOnlySpan<float> values, int rawLimit, IReadOnlyList<string>? featureNames)
+    {
+        long columns = Columns(shape);
+        long batch = shape.Length == 0 ? 1 : Math.Max(shape[0], 0);
+        IReadOnlyList<string>? names = CheckedNames(name, featureNames, columns);
+        int kept = BatchSampleRows(shape, rawLimit);
+        if (kept == 0 || values.Length < batch * columns)
+        {
+            AddTensor(name, collections, dtype, shape, statistics, buckets, [], values.Length, 0, names);
+            return;
+        }
+
+        if (kept == batch)
+        {
+            AddTensor(name, collections, dtype, shape, statistics, buckets, values[..(int)(batch * columns)], values.Length, kept, names);
+            return;
+        }
+
+        int width = (int)columns;
+        float[] sample = ArrayPool<float>.Shared.Rent(kept * width);
+        try
+        {
+            for (int i = 0; i < kept; i++)
+            {
+                long row = BatchSampleRow(i, kept, batch);
+                values.Slice((int)(row * width), width).CopyTo(sample.AsSpan(i * width, width));
+            }
+
+            AddTensor(name, collections, dtype, shape, statistics, buckets, sample.AsSpan(0, kept * width), values.Length, kept, names);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(sample);
+        }
+    }
+
+    private IReadOnlyList<string>? CheckedNames(string name, IReadOnlyList<string>? featureNames, long columns)
+    {
+        if (featureNames is null || featureNames.Count == columns)
+        {
+            return featureNames;
+        }
+
+        Fault("add-batch", new ArgumentException($"{name}: {featureNames.Count} feature names for {columns} columns; the names are left out", nameof(featureNames)));
+        return null;
+    }
+
     /// <summary>Adds a scalar (a loss, a learning rate) as a one-element float64 tensor, if <see cref="Wants"/>.</summary>
     public void AddScalar(string name, CollectionSet collections, double value)
     {
@@ -432,7 +570,7 @@ public sealed class StepTracer : IAsyncDisposable
     }
 
     private void AddTensor(string name, CollectionSet collections, DType dtype, ReadOnlySpan<long> shape, in TensorStatistics statistics,
-        ReadOnlySpan<ulong> buckets, ReadOnlySpan<float> raw, long elements)
+        ReadOnlySpan<ulong> buckets, ReadOnlySpan<float> raw, long elements, int sampleRows = 0, IReadOnlyList<string>? featureNames = null)
     {
         StepRecord record = _current!;
         _namesThisStep.Add(name);
@@ -477,7 +615,16 @@ public sealed class StepTracer : IAsyncDisposable
                 Float32Le = ByteString.CopyFrom(MemoryMarshal.AsBytes(raw)),
                 TotalElements = (ulong)elements,
                 Truncated = raw.Length < elements,
+                SampleRows = (uint)sampleRows,
             };
+        }
+
+        if (featureNames is not null)
+        {
+            for (int i = 0; i < featureNames.Count; i++)
+            {
+                tensor.FeatureNames.Add(featureNames[i]);
+            }
         }
 
         foreach (Collection collection in collections.Members())
