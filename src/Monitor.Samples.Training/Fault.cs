@@ -46,6 +46,15 @@ public enum Fault
 
     /// <summary>fc2's weights stop being updated (frozen by mistake, <c>requires_grad</c> off): they stay unchanged step after step.</summary>
     UnchangedWeights,
+
+    /// <summary>Input (covariate) drift: features x0 to x3 move by 1.5 standard deviations, x1 also doubles its spread
+    /// (an upstream source changed units or population); x4 to x15 stay as they were. The concept (the teacher) is
+    /// unchanged, and the classes stay about balanced.</summary>
+    InputDrift,
+
+    /// <summary>Concept drift: the teacher network that labels the data is replaced by another one, so the same inputs
+    /// get other labels (the world changed, the inputs did not): the model's per-example error jumps.</summary>
+    ConceptDrift,
 }
 
 /// <summary>Spelling of <see cref="Fault"/> values on the command line.</summary>
@@ -64,6 +73,8 @@ public static class FaultNames
         ("nan", Fault.Nan),
         ("class-imbalance", Fault.ClassImbalance),
         ("unchanged-weights", Fault.UnchangedWeights),
+        ("input-drift", Fault.InputDrift),
+        ("concept-drift", Fault.ConceptDrift),
     ];
 
     /// <summary>Every accepted spelling.</summary>

@@ -36,6 +36,7 @@ root.SetAction(async (parse, cancellationToken) =>
         Rank = parse.GetValue(rank),
         WorldSize = parse.GetValue(worldSize),
         Topic = parse.GetValue(topic)!,
+        Selection = SampleSelection.Default,
     };
     await using var tracer = new StepTracer(
         tracerOptions,

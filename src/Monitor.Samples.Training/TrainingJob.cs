@@ -1,3 +1,4 @@
+using System.Globalization;
 using Monitor.Contracts.V1;
 using Monitor.Tracing.TorchSharp;
 using TorchSharp;
@@ -27,8 +28,8 @@ public sealed class TrainingJobOptions
     /// <summary>A validation pass (eval mode, fresh data) every this many steps; 0: none. Default 10.</summary>
     public int EvalEvery { get; init; } = 10;
 
-    /// <summary>Input features. Default 32.</summary>
-    public int Inputs { get; init; } = 32;
+    /// <summary>Input features, named <c>x0</c>, <c>x1</c>, ... in the traced records. Default 16.</summary>
+    public int Inputs { get; init; } = 16;
 
     /// <summary>Hidden units per layer. Default 64.</summary>
     public int Hidden { get; init; } = 64;
@@ -127,8 +128,11 @@ public sealed class TrainingJob
         CancellationToken cancellationToken = default)
     {
         torch.manual_seed(_options.Seed);
-        using var teacher = new SampleModel(_options.Inputs, _options.Hidden, _options.Classes);
-        using var lossFunction = nn.CrossEntropyLoss();
+        using var teacher = Teacher(_options.Seed);
+        // The concept-drift fault's teacher: another random network, so the same inputs get other labels. (The replicas
+        // below reseed torch's generator, so creating it does not change their initialisation.)
+        using var driftedTeacher = Teacher(_options.Seed + 1000);
+        using var lossFunction = nn.CrossEntropyLoss(reduction: nn.Reduction.None);
         var replicas = new Replica[_options.Ranks];
         try
         {
@@ -151,7 +155,9 @@ public sealed class TrainingJob
                 }
 
                 bool faulty = _options.Fault != Fault.None && step >= _options.FaultAt;
-                double loss = TrainStep(step, teacher, replicas, lossFunction, faulty);
+                // From the fault on, the concept-drift fault labels with the other teacher (also in validation).
+                SampleModel labeller = faulty && _options.Fault == Fault.ConceptDrift ? driftedTeacher : teacher;
+                double loss = TrainStep(step, labeller, replicas, lossFunction, faulty);
                 onStep?.Invoke(new StepProgress(step, loss, faulty));
                 if (_options.StepDelay > TimeSpan.Zero)
                 {
@@ -175,6 +181,33 @@ public sealed class TrainingJob
                 replica?.Dispose();
             }
         }
+    }
+
+    /// <summary>
+    /// A random teacher network whose classes are balanced: a random network's argmax favours some classes heavily
+    /// (one class can take two thirds of the inputs), which would make every healthy run look imbalanced. The output
+    /// biases are shifted until every class takes close to 1/classes of a calibration sample.
+    /// </summary>
+    private SampleModel Teacher(int seed)
+    {
+        torch.manual_seed(seed);
+        var teacher = new SampleModel(_options.Inputs, _options.Hidden, _options.Classes);
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        using var calibration = new Generator((ulong)seed + 999);
+        Tensor logits = teacher.call(torch.randn([8192, _options.Inputs], generator: calibration));
+        Tensor bias = torch.zeros(_options.Classes);
+        double scale = logits.std().item<float>();
+        for (int iteration = 0; iteration < 400; iteration++)
+        {
+            Tensor shares = torch.bincount((logits + bias).argmax(1), minlength: _options.Classes).to_type(ScalarType.Float32) / logits.shape[0];
+            // A class that takes too much gets its logit lowered, one that takes too little raised, in steps that start
+            // at the logits' own spread and shrink, so the shares settle instead of swinging between classes.
+            bias.sub_((shares - (1.0 / _options.Classes)) * (scale / (1 + (iteration / 20.0))));
+        }
+
+        teacher.Fc3.bias!.add_(bias);
+        return teacher;
     }
 
     private double TrainStep(long step, SampleModel teacher, Replica[] replicas, nn.Module<Tensor, Tensor, Tensor> lossFunction, bool faulty)
@@ -204,13 +237,12 @@ public sealed class TrainingJob
             replica.Tracer?.BeginStep(step, Mode.Train);
             replica.Optimizer.zero_grad();
             Tensor logits = replica.Model.call(inputs);
-            Tensor loss = lossFunction.call(logits, labels);
-            replica.Tracer?.RecordLoss(loss);
+            Tensor losses = lossFunction.call(logits, labels);
+            Tensor loss = losses.mean();
             if (replica.Tracer is { } tracer)
             {
-                tracer.RecordTensor("labels", labels, LabelSet);
                 using Tensor predictions = logits.argmax(1);
-                tracer.RecordTensor("predictions", predictions, PredictionSet);
+                tracer.RecordBatch(inputs, predictions, labels, losses, FeatureNames);
             }
 
             Tensor objective = fault == Fault.VanishingGradients ? loss * 1e-10 : loss;
@@ -231,25 +263,48 @@ public sealed class TrainingJob
 
         if (_options.EvalEvery > 0 && step % _options.EvalEvery == 0)
         {
-            Evaluate(step, teacher, replicas, lossFunction);
+            Evaluate(step, teacher, replicas, lossFunction, fault);
         }
 
         return lossSum / replicas.Length;
     }
 
     /// <summary>A validation pass on fresh data (eval mode): the loss the Overfit rule compares with training's.</summary>
-    private void Evaluate(long step, SampleModel teacher, Replica[] replicas, nn.Module<Tensor, Tensor, Tensor> lossFunction)
+    private void Evaluate(long step, SampleModel teacher, Replica[] replicas, nn.Module<Tensor, Tensor, Tensor> lossFunction, Fault fault)
     {
         using var noGrad = torch.no_grad();
         foreach (Replica replica in replicas)
         {
-            Tensor inputs = torch.randn([_options.BatchSize, _options.Inputs], generator: replica.EvalData);
+            // Validation data comes from the same (possibly drifted) source as the training data.
+            Tensor inputs = DriftInputs(torch.randn([_options.BatchSize, _options.Inputs], generator: replica.EvalData), fault);
             Tensor labels = teacher.call(inputs).argmax(1);
             replica.Tracer?.BeginStep(step, Mode.Eval);
-            Tensor loss = lossFunction.call(replica.Model.call(inputs), labels);
-            replica.Tracer?.RecordLoss(loss);
+            Tensor losses = lossFunction.call(replica.Model.call(inputs), labels);
+            replica.Tracer?.RecordBatch(losses: losses);
             replica.Tracer?.EndStep();
         }
+    }
+
+    /// <summary>
+    /// The input-drift fault: features x0 to x3 move by 1.5 standard deviations (x0 and x2 down, x1 down with twice its
+    /// spread, x3 up), as when an upstream source changes units or population; x4 and later are untouched. The directions
+    /// are the ones (of the 64 sign and spread choices) that keep the default teacher's classes balanced (shares 0.23 to
+    /// 0.32), so the fault is drift of the inputs alone, not also a shift of the labels.
+    /// </summary>
+    private static Tensor DriftInputs(Tensor inputs, Fault fault)
+    {
+        if (fault != Fault.InputDrift)
+        {
+            return inputs;
+        }
+
+        using var noGrad = torch.no_grad();
+        Tensor drifted = inputs.clone();
+        drifted[TensorIndex.Colon, 0].sub_(1.5);
+        drifted[TensorIndex.Colon, 1].mul_(2).sub_(1.5);
+        drifted[TensorIndex.Colon, 2].sub_(1.5);
+        drifted[TensorIndex.Colon, 3].add_(1.5);
+        return drifted;
     }
 
     private (Tensor Inputs, Tensor Labels) TrainingBatch(SampleModel teacher, Replica replica, Fault fault)
@@ -268,7 +323,7 @@ public sealed class TrainingJob
             return replica.MemorisedBatch.Value;
         }
 
-        Tensor inputs = torch.randn([_options.BatchSize, _options.Inputs], generator: replica.Data);
+        Tensor inputs = DriftInputs(torch.randn([_options.BatchSize, _options.Inputs], generator: replica.Data), fault);
         Tensor labels;
         using (torch.no_grad())
         {
@@ -382,6 +437,6 @@ public sealed class TrainingJob
     // Small enough for the sample model to memorise within tens of steps.
     private const int OverfitExamples = 32;
 
-    private static readonly Monitor.Contracts.CollectionSet LabelSet = Monitor.Contracts.CollectionSet.Of(Collection.Labels);
-    private static readonly Monitor.Contracts.CollectionSet PredictionSet = Monitor.Contracts.CollectionSet.Of(Collection.Predictions);
+    /// <summary>The names of the input features in the traced records: <c>x0</c>, <c>x1</c>, ...</summary>
+    public IReadOnlyList<string> FeatureNames => field ??= [.. Enumerable.Range(0, _options.Inputs).Select(i => "x" + i.ToString(CultureInfo.InvariantCulture))];
 }

@@ -206,7 +206,7 @@ public sealed class TorchSharpTracerSelectionTests
             {
                 "fc1.bias", "fc1.bias.grad", "fc1.output", "fc1.weight", "fc1.weight.grad", "fc2.bias",
                 "fc2.bias.grad", "fc2.output", "fc2.weight", "fc2.weight.grad", "fc3.bias", "fc3.bias.grad",
-                "fc3.output", "fc3.weight", "fc3.weight.grad", "labels", "loss", "optimizer.param_groups.0.lr",
+                "fc3.output", "fc3.weight", "fc3.weight.grad", "inputs", "labels", "loss", "optimizer.param_groups.0.lr",
                 "predictions", "relu2.output", "tanh1.output",
             },
             byName.Keys.Order(StringComparer.Ordinal));
@@ -216,7 +216,9 @@ public sealed class TorchSharpTracerSelectionTests
         AssertEntry(byName["fc3.bias.grad"], ["gradients"], "float32", [4]);
         AssertEntry(byName["tanh1.output"], ["activations"], "float32", [64, Hidden]);
         AssertEntry(byName["fc3.output"], ["activations"], "float32", [64, 4]);
-        AssertEntry(byName["loss"], ["losses"], "float32", []);
+        // The sample job records its loss per example (RecordBatch), so the monitor sees the batch, not only its mean.
+        AssertEntry(byName["loss"], ["losses"], "float32", [64]);
+        AssertEntry(byName["inputs"], ["inputs"], "float32", [64, Inputs]);
         AssertEntry(byName["optimizer.param_groups.0.lr"], ["optimizer"], "float64", []);
     }
 
@@ -228,7 +230,7 @@ public sealed class TorchSharpTracerSelectionTests
         await TrainAsync(steps: 3, TraceSelection.AllEveryStep, onAttach: (_, adapter) => attached = adapter);
 
         IReadOnlyList<CatalogEntry> catalog = attached!.Catalog;
-        Assert.Equal(21, catalog.Count);
+        Assert.Equal(22, catalog.Count);
         Assert.Equal(catalog.Count, catalog.Select(e => e.Name).Distinct(StringComparer.Ordinal).Count());
         Assert.All(catalog, e => Assert.Equal(e.Collections.Count, e.Collections.Distinct(StringComparer.Ordinal).Count()));
     }

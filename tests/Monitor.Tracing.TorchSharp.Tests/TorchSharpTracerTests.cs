@@ -213,4 +213,44 @@ public sealed class TorchSharpTracerTests
         Assert.All(records.Where(r => r.Step < 3).SelectMany(r => r.Tensors), t => Assert.True(t.Summary.AbsMean > 1e-5, t.Name));
         Assert.All(records.Where(r => r.Step >= 3).SelectMany(r => r.Tensors), t => Assert.True(t.Summary.AbsMean < 1e-7, t.Name));
     }
+
+    [Fact]
+    public async Task RecordBatch_TracesInputsWithFeatureNamesPredictionsLabelsAndPerExampleLosses()
+    {
+        TraceSelection selection = TraceSelection.AllEveryStep with
+        {
+            Collections = new Dictionary<string, CollectionFilter>
+            {
+                [CollectionNames.Inputs] = new() { Raw = true },
+                [CollectionNames.Predictions] = new() { Raw = true },
+                [CollectionNames.Labels] = new() { Raw = true },
+                [CollectionNames.Losses] = new() { Raw = true },
+            },
+            // 8 input columns: 10 whole rows of inputs fit 80 values; the one-column tensors keep 64 rows (all of them).
+            LimitSize = 80,
+        };
+
+        IReadOnlyList<StepRecord> records = await TrainAsync(steps: 2, selection);
+
+        var byName = records[0].Tensors.ToDictionary(t => t.Name);
+        TensorRecord inputs = byName["inputs"];
+        Assert.Equal([Collection.Inputs], inputs.Collections);
+        Assert.Equal([64L, 8L], inputs.Shape);
+        Assert.Equal(["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7"], inputs.FeatureNames);
+        Assert.Equal(10u, inputs.Raw.SampleRows);
+        Assert.Equal(80, inputs.Raw.Float32Le.Length / sizeof(float));
+        Assert.Equal(64ul * 8, inputs.Summary.Count);
+        Assert.InRange(inputs.Summary.Variance, 0.7, 1.3);
+        foreach (string name in new[] { "predictions", "labels", "loss" })
+        {
+            Assert.Equal([64L], byName[name].Shape);
+            Assert.Equal(64u, byName[name].Raw.SampleRows);
+            Assert.Empty(byName[name].FeatureNames);
+        }
+
+        // The per-example losses' mean is the batch loss the optimizer minimised.
+        float[] losses = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(byName["loss"].Raw.Float32Le.Span).ToArray();
+        Assert.Equal(losses.Average(), byName["loss"].Summary.Mean, 5);
+        Assert.All(losses, l => Assert.True(l >= 0));
+    }
 }
