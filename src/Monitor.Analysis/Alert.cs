@@ -34,6 +34,9 @@ public static class AlertLabels
 
     /// <summary>Severity (warning, critical).</summary>
     public const string Severity = "severity";
+
+    /// <summary>The feature (a column of a batch of inputs, or a derived stream) a drift alert is about.</summary>
+    public const string Feature = "feature";
 }
 
 /// <summary>An alert's identity: its label set and the stable fingerprint derived from it.</summary>

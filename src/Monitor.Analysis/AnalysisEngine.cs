@@ -38,9 +38,10 @@ public sealed class AnalysisEngine
     private readonly TimeProvider _timeProvider;
     private readonly AnalysisEngineOptions _options;
     private readonly RuleContext _context;
-    private readonly Dictionary<(string AlertName, SeriesKey Series), AlertTracker> _alerts = [];
+    private readonly Dictionary<(string AlertName, SeriesKey Series, string Feature), AlertTracker> _alerts = [];
     private readonly Dictionary<(string Run, uint Rank, Mode Mode), StreamPosition> _streams = [];
     private readonly List<AlertTransition> _transitions = [];
+    private readonly List<DriftObservation> _driftObservations = [];
     private DateTimeOffset _recordTime;
 
     /// <summary>Creates an engine over rules with default bindings (fire at once, severity warning).</summary>
@@ -82,6 +83,12 @@ public sealed class AnalysisEngine
     /// <summary>Records dropped because they repeat a step and sequence number already evaluated.</summary>
     public long DuplicateRecords { get; private set; }
 
+    /// <summary>
+    /// The drift evaluations the last <see cref="Process"/> call made (drift rules report through
+    /// <see cref="RuleContext.ReportDrift"/>), for the host's gauges. The list is reused by the next call.
+    /// </summary>
+    public IReadOnlyList<DriftObservation> DriftObservations => _driftObservations;
+
     /// <summary>Alerts that are pending or firing now.</summary>
     public IEnumerable<AlertTransition> ActiveAlerts => _alerts.Values.Where(a => a.State != AlertState.Inactive).Select(a => a.Current!);
 
@@ -91,6 +98,7 @@ public sealed class AnalysisEngine
     {
         ArgumentNullException.ThrowIfNull(record);
         _transitions.Clear();
+        _driftObservations.Clear();
         if (record.AtBegin)
         {
             return _transitions;
@@ -134,6 +142,7 @@ public sealed class AnalysisEngine
     public IReadOnlyList<AlertTransition> Tick()
     {
         _transitions.Clear();
+        _driftObservations.Clear();
         DateTimeOffset now = _timeProvider.GetUtcNow();
         _recordTime = now;
         foreach (RuleBinding binding in _rules)
@@ -171,7 +180,7 @@ public sealed class AnalysisEngine
         var byName = replacement.ToDictionary(r => r.AlertName, StringComparer.Ordinal);
         _transitions.Clear();
         _recordTime = _timeProvider.GetUtcNow();
-        foreach (((string name, SeriesKey series), AlertTracker tracker) in _alerts.ToList())
+        foreach (((string name, SeriesKey series, string feature), AlertTracker tracker) in _alerts.ToList())
         {
             if (byName.TryGetValue(name, out RuleBinding? binding))
             {
@@ -184,7 +193,7 @@ public sealed class AnalysisEngine
                 _transitions.Add(resolved);
             }
 
-            _alerts.Remove((name, series));
+            _alerts.Remove((name, series, feature));
         }
 
         _rules = replacement;
@@ -244,10 +253,13 @@ public sealed class AnalysisEngine
         return true;
     }
 
-    internal void OnReport(RuleBinding binding, string run, uint rank, long step, string? tensor, bool holds, double value, double threshold, string description)
+    internal void OnDriftObservation(in DriftObservation observation) => _driftObservations.Add(observation);
+
+    internal void OnReport(RuleBinding binding, string run, uint rank, long step, string? tensor, string? feature, bool holds, double value, double threshold, string description)
     {
         var series = new SeriesKey(run, rank, tensor ?? "");
-        if (!_alerts.TryGetValue((binding.AlertName, series), out AlertTracker? tracker))
+        var key = (binding.AlertName, series, feature ?? "");
+        if (!_alerts.TryGetValue(key, out AlertTracker? tracker))
         {
             if (!holds)
             {
@@ -266,8 +278,13 @@ public sealed class AnalysisEngine
                 labels[AlertLabels.Tensor] = tensor;
             }
 
+            if (feature is not null)
+            {
+                labels[AlertLabels.Feature] = feature;
+            }
+
             tracker = new AlertTracker(new AlertIdentity(labels), binding);
-            _alerts[(binding.AlertName, series)] = tracker;
+            _alerts[key] = tracker;
         }
 
         if (tracker.Update(holds, step, value, threshold, description, _recordTime) is { } transition)
@@ -278,7 +295,7 @@ public sealed class AnalysisEngine
         if (tracker.State == AlertState.Inactive)
         {
             // Only active alerts keep state; memory stays bounded by what is pending or firing.
-            _alerts.Remove((binding.AlertName, series));
+            _alerts.Remove(key);
         }
     }
 
@@ -360,7 +377,8 @@ public sealed class AnalysisEngine
         var annotations = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["summary"] = $"{identity[AlertLabels.AlertName]} on run {identity[AlertLabels.Run]} rank {identity[AlertLabels.Rank]}"
-                + (identity[AlertLabels.Tensor] is { Length: > 0 } t ? $" tensor {t}" : ""),
+                + (identity[AlertLabels.Tensor] is { Length: > 0 } t ? $" tensor {t}" : "")
+                + (identity[AlertLabels.Feature] is { Length: > 0 } f ? $" feature {f}" : ""),
             ["description"] = description,
         };
         foreach ((string name, string template) in binding.Annotations)

@@ -31,6 +31,16 @@ public interface ITrainingRule
     void Evaluate(StepRecord record, RuleContext context);
 }
 
+/// <summary>
+/// A rule whose parameters depend on each other (a detector and its parameters, a reference kind and its file): the
+/// rule configuration asks it, once every parameter is set, and reports the problems with the rule's other problems.
+/// </summary>
+public interface IValidatedRule
+{
+    /// <summary>The problems of the combination of parameters, each a sentence naming the parameter; empty when valid.</summary>
+    IReadOnlyList<string> Validate();
+}
+
 /// <summary>A rule that also reacts to the passing of time without records (e.g. a stalled job).</summary>
 public interface ITimedTrainingRule : ITrainingRule
 {
@@ -69,10 +79,41 @@ public sealed class RuleContext
     /// <param name="threshold">What it was compared with.</param>
     /// <param name="description">The observation in words, with numbers (the alert's description).</param>
     public void Report(string? tensor, bool conditionHolds, double value, double threshold, string description) =>
-        _engine.OnReport(Binding, Run, Rank, Step, tensor, conditionHolds, value, threshold, description);
+        _engine.OnReport(Binding, Run, Rank, Step, tensor, null, conditionHolds, value, threshold, description);
 
     /// <summary>Reports a verdict about another run/rank than the current record's (for rules that compare runs or
     /// ranks, and for <see cref="ITimedTrainingRule.Tick"/>).</summary>
     public void ReportFor(string run, uint rank, long step, string? tensor, bool conditionHolds, double value, double threshold, string description) =>
-        _engine.OnReport(Binding, run, rank, step, tensor, conditionHolds, value, threshold, description);
+        _engine.OnReport(Binding, run, rank, step, tensor, null, conditionHolds, value, threshold, description);
+
+    /// <summary>
+    /// Reports a drift verdict for one feature of a tensor of the current record: an alert series of its own (label
+    /// <c>feature</c>), and an observation the host exports (<see cref="AnalysisEngine.DriftObservations"/>: the
+    /// <c>monitor_drift_*</c> gauges).
+    /// </summary>
+    /// <param name="tensor">The tensor the feature belongs to.</param>
+    /// <param name="feature">The feature (a column name, or a derived stream such as <c>error</c>).</param>
+    /// <param name="test">The test or detector, as the CLI names it (<c>ks</c>, <c>adwin</c>, ...).</param>
+    /// <param name="drift">Whether drift was found.</param>
+    /// <param name="statistic">The test statistic (or the detector's estimate).</param>
+    /// <param name="pValue">The p-value, or NaN for distances and detectors.</param>
+    /// <param name="threshold">What decided the verdict.</param>
+    /// <param name="description">The observation in words, with numbers (the alert's description).</param>
+    public void ReportDrift(string tensor, string feature, string test, bool drift, double statistic, double pValue, double threshold, string description)
+    {
+        _engine.OnDriftObservation(new DriftObservation(Run, Rank, Step, tensor, feature, test, statistic, pValue, drift));
+        _engine.OnReport(Binding, Run, Rank, Step, tensor, feature, drift, double.IsNaN(pValue) ? statistic : pValue, threshold, description);
+    }
 }
+
+/// <summary>One evaluation of a drift test or detector, for the host to export (gauges, counters).</summary>
+/// <param name="Run">Run id.</param>
+/// <param name="Rank">Rank.</param>
+/// <param name="Step">Step of the record that completed the evaluation.</param>
+/// <param name="Tensor">The tensor.</param>
+/// <param name="Feature">The feature.</param>
+/// <param name="Test">The test or detector name.</param>
+/// <param name="Statistic">The statistic.</param>
+/// <param name="PValue">The p-value, or NaN.</param>
+/// <param name="Drift">Whether drift was found (for detectors: signalled by this record).</param>
+public readonly record struct DriftObservation(string Run, uint Rank, long Step, string Tensor, string Feature, string Test, double Statistic, double PValue, bool Drift);

@@ -93,7 +93,7 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
                     ? bus.CreateProducer()
                     : new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = bootstrap, ClientId = $"monitor-demo-rank-{rank}" });
                 tracers[rank] = new StepTracer(
-                    new TracerOptions { RunId = options.RunId, Rank = rank, WorldSize = options.Ranks, QueueCapacity = 1024, Selection = DemoSelection },
+                    new TracerOptions { RunId = options.RunId, Rank = rank, WorldSize = options.Ranks, QueueCapacity = 1024, Selection = SampleSelection.Default },
                     producer,
                     ownsProducer: true);
             }
@@ -153,7 +153,7 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
             {
                 foreach (IGrouping<string, AlertTransition> byRule in _fired.GroupBy(a => a.RuleName))
                 {
-                    Write($"Alerts:  {byRule.Key} fired {byRule.Count()}x, first at step {byRule.Min(a => a.Step)} ({string.Join(", ", byRule.Select(a => a.Identity[AlertLabels.Tensor]).Distinct())})");
+                    Write($"Alerts:  {byRule.Key} fired {byRule.Count()}x, first at step {byRule.Min(a => a.Step)} ({string.Join(", ", byRule.Select(Subject).Distinct())})");
                 }
             }
 
@@ -186,15 +186,9 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
         }
     }
 
-    /// <summary>Every collection every step, plus labels and predictions with raw values (class balance, confusion).</summary>
-    internal static TraceSelection DemoSelection { get; } = TraceSelection.AllEveryStep with
-    {
-        Collections = new Dictionary<string, CollectionFilter>(TraceSelection.AllEveryStep.Collections)
-        {
-            [CollectionNames.Labels] = new() { Raw = true, Histogram = false },
-            [CollectionNames.Predictions] = new() { Raw = true, Histogram = false },
-        },
-    };
+    /// <summary>What an alert is about in the summary: the tensor, or for drift alerts the feature.</summary>
+    private static string Subject(AlertTransition alert) =>
+        alert.Identity[AlertLabels.Feature] is { Length: > 0 } feature ? feature : alert.Identity[AlertLabels.Tensor];
 
     private void OnAlert(AlertTransition transition)
     {
@@ -214,7 +208,7 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
 
         AlertIdentity id = transition.Identity;
         Write(string.Create(CultureInfo.InvariantCulture,
-            $"ALERT {what} {transition.RuleName} run={id[AlertLabels.Run]} rank={id[AlertLabels.Rank]} tensor={id[AlertLabels.Tensor]} step={transition.Step} value={transition.Value:G3}: {transition.Description}"));
+            $"ALERT {what} {transition.RuleName} run={id[AlertLabels.Run]} rank={id[AlertLabels.Rank]} tensor={id[AlertLabels.Tensor]}{(id[AlertLabels.Feature] is { Length: > 0 } feature ? " feature=" + feature : "")} step={transition.Step} value={transition.Value:G3}: {transition.Description}"));
     }
 
     private void Progress(StepProgress progress, StepTracer[] tracers, MonitorService service, Stopwatch clock)

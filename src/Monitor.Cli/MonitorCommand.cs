@@ -13,15 +13,19 @@ namespace Monitor.Cli;
 /// <summary>The <c>monitor</c> command line.</summary>
 internal static class MonitorCommand
 {
-    public static RootCommand Create()
+    public static RootCommand Create() => Create(Console.In);
+
+    /// <summary>The command line, reading standard input (for <c>drift detect</c>) from <paramref name="input"/>.</summary>
+    public static RootCommand Create(TextReader input)
     {
-        var root = new RootCommand("Monitor: a streaming monitor for online learning. Traces TorchSharp training to Kafka, evaluates training rules, exports Prometheus metrics.")
+        var root = new RootCommand("Monitor: a streaming monitor for online learning. Traces TorchSharp training to Kafka, evaluates training rules and drift, exports Prometheus metrics.")
         {
             CreateDemo(),
             CreateServe(),
             TraceCommands.Create(),
             ReplayCommands.Replay(),
             ReplayCommands.Rules(),
+            DriftCommands.Create(input),
         };
         return root;
     }

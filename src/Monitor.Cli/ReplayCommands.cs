@@ -93,7 +93,10 @@ internal static class ReplayCommands
             {
                 ITrainingRule rule = factory();
                 output.WriteLine(name);
-                foreach (var property in rule.GetType().GetProperties().Where(p => p.CanWrite && p.Name is not "Name" and not "Window").OrderBy(p => p.Name != "Selector"))
+                // A stored reference is loaded from its referenceFile: not a parameter of its own.
+                foreach (var property in rule.GetType().GetProperties()
+                    .Where(p => p.CanWrite && p.Name is not "Name" and not "Window" && p.PropertyType != typeof(Monitor.Analysis.Drift.DriftReferenceTable))
+                    .OrderBy(p => p.Name != "Selector"))
                 {
                     output.WriteLine($"  {JsonNamingPolicy.CamelCase.ConvertName(property.Name)} = {Format(property.GetValue(rule))}");
                 }
@@ -143,6 +146,7 @@ internal static class ReplayCommands
         TensorSelector selector => "{ collections: [" + string.Join(", ", selector.Collections.Select(c => c.ToString().ToLowerInvariant())) + "]"
             + (selector.Include.Count > 0 ? ", include: [" + string.Join(", ", selector.Include) + "]" : "")
             + (selector.Exclude.Count > 0 ? ", exclude: [" + string.Join(", ", selector.Exclude) + "]" : "") + " }",
+        IReadOnlyDictionary<string, string> map => "{" + string.Join(", ", map.Select(p => $"{p.Key}: {p.Value}")) + "}",
         System.Collections.IEnumerable items and not string => "[" + string.Join(", ", items.Cast<object>()) + "]",
         _ => value.ToString() ?? "",
     };

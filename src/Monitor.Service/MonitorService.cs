@@ -280,6 +280,7 @@ public sealed class MonitorService : IAsyncDisposable
         }
 
         Handle(_engine.Process(record));
+        _metrics.Drift(_engine.DriftObservations);
         _metrics.Engine(_engine);
     }
 

@@ -16,6 +16,7 @@ namespace Monitor.Service;
 internal sealed class ServiceMetrics
 {
     private static readonly string[] TensorLabels = ["run", "rank", "tensor"];
+    private static readonly string[] DriftLabels = ["run", "rank", "tensor", "feature", "test"];
 
     private readonly int _maxTensorSeries;
     private readonly Dictionary<SeriesKey, TensorGauges> _tensorSeries = [];
@@ -34,6 +35,9 @@ internal sealed class ServiceMetrics
     private readonly Counter _notificationsQueued, _notificationsDropped;
     private readonly Gauge _notificationsQueueLength, _notificationsFiring;
     private readonly Counter _notificationsSent, _notificationsFailed, _notificationsRetries, _notificationsTargetDropped, _notificationsRequests;
+    private readonly Dictionary<(string Run, uint Rank, string Tensor, string Feature, string Test), DriftGauges> _driftSeries = [];
+    private readonly Gauge _driftStatistic, _driftPValue, _driftDrifted, _driftSeriesCount;
+    private readonly Counter _driftDetections, _driftSeriesRejected;
 
     public ServiceMetrics(CollectorRegistry registry, int maxTensorSeries)
     {
@@ -64,7 +68,7 @@ internal sealed class ServiceMetrics
         _workerDropped = factory.CreateGauge("monitor_worker_dropped_records", "Records the rank reports it dropped before sending (queue full, failed delivery).", "run", "rank");
         _selectionVersion = factory.CreateGauge("monitor_selection_version", "Version of the selection the rank's last record was traced under.", "run", "rank");
         _alerts = factory.CreateGauge("monitor_alerts", "Active alerts (1 while pending or firing), like Prometheus' ALERTS.",
-            "alertname", "alertstate", "severity", "run", "rank", "tensor");
+            "alertname", "alertstate", "severity", "run", "rank", "tensor", "feature");
         _alertsFired = factory.CreateCounter("monitor_alerts_fired_total", "Alerts that started firing.", "alertname");
         _ruleFaults = factory.CreateGauge("monitor_rule_faults", "Exceptions thrown by rules (each skips that rule for one record).");
         _outOfOrder = factory.CreateCounter("monitor_records_out_of_order_total", "Records older than their rank's newest, evaluated within the late grace.");
@@ -81,6 +85,14 @@ internal sealed class ServiceMetrics
         _notificationsRetries = factory.CreateCounter("monitor_notifications_retries_total", "Notification requests retried (network error, timeout, 5xx, 429).", "target");
         _notificationsTargetDropped = factory.CreateCounter("monitor_notifications_target_dropped_total", "Alerts dropped from a failing target's full backlog.", "target");
         _notificationsRequests = factory.CreateCounter("monitor_notifications_requests_total", "Notification HTTP requests (retries included) or Kafka messages produced.", "target");
+        var drift = new GaugeConfiguration { LabelNames = DriftLabels };
+        _driftStatistic = factory.CreateGauge("monitor_drift_statistic", "Statistic of the last drift test of the feature (for detectors: the mean of the values fed from the last record).", drift);
+        _driftPValue = factory.CreateGauge("monitor_drift_p_value", "p-value of the last drift test of the feature (hypothesis tests only).", drift);
+        _driftDrifted = factory.CreateGauge("monitor_drift_drifted", "1 when the last drift test of the feature (or the detector, on the last record) found drift, else 0.", drift);
+        _driftDetections = factory.CreateCounter("monitor_drift_detections_total", "Drift tests that found drift and detector signals, per feature.", DriftLabels);
+        _driftSeriesCount = factory.CreateGauge("monitor_drift_series", "(run, rank, tensor, feature, test) combinations exported as monitor_drift_* series.");
+        factory.CreateGauge("monitor_drift_series_limit", "Cap on monitor_drift_series (configuration: the same cap as monitor_tensor_series).").Set(maxTensorSeries);
+        _driftSeriesRejected = factory.CreateCounter("monitor_drift_series_rejected_total", "Drift results not exported because the series cap was reached.");
     }
 
     public CollectorRegistry Registry { get; }
@@ -204,13 +216,50 @@ internal sealed class ServiceMetrics
         }
     }
 
+    /// <summary>Exports the drift evaluations of the last record (gauges per feature and test, within the series cap).</summary>
+    public void Drift(IReadOnlyList<DriftObservation> observations)
+    {
+        for (int i = 0; i < observations.Count; i++)
+        {
+            DriftObservation o = observations[i];
+            var key = (o.Run, o.Rank, o.Tensor, o.Feature, o.Test);
+            if (!_driftSeries.TryGetValue(key, out DriftGauges? gauges))
+            {
+                if (_driftSeries.Count >= _maxTensorSeries)
+                {
+                    _driftSeriesRejected.Inc();
+                    continue;
+                }
+
+                string[] labels = [o.Run, o.Rank.ToString(CultureInfo.InvariantCulture), o.Tensor, o.Feature, o.Test];
+                gauges = new DriftGauges(labels, _driftStatistic.WithLabels(labels), _driftDrifted.WithLabels(labels), _driftDetections.WithLabels(labels));
+                _driftSeries[key] = gauges;
+                _driftSeriesCount.Set(_driftSeries.Count);
+            }
+
+            gauges.Statistic.Set(o.Statistic);
+            gauges.Drifted.Set(o.Drift ? 1 : 0);
+            if (o.Drift)
+            {
+                gauges.Detections.Inc();
+            }
+
+            if (!double.IsNaN(o.PValue))
+            {
+                // Created on the first p-value only: detectors and distances have none, and an empty series would read as 0.
+                gauges.PValue ??= _driftPValue.WithLabels(gauges.Labels);
+                gauges.PValue.Set(o.PValue);
+            }
+        }
+    }
+
     public void Alert(AlertTransition transition)
     {
         AlertIdentity id = transition.Identity;
         string[] Labels(AlertState state) =>
         [
             id[AlertLabels.AlertName], state.ToString().ToLowerInvariant(), id[AlertLabels.Severity],
-            id[AlertLabels.Run], id[AlertLabels.Rank], id[AlertLabels.Tensor],
+            id[AlertLabels.Run], id[AlertLabels.Rank], id[AlertLabels.Tensor], id[AlertLabels.Feature],
         ];
 
         if (transition.PreviousState != AlertState.Inactive)
@@ -248,6 +297,11 @@ internal sealed class ServiceMetrics
     {
         public long SelectionVersion = -1;
         public readonly HashSet<string> Tensors = new(StringComparer.Ordinal);
+    }
+
+    private sealed record DriftGauges(string[] Labels, Gauge.Child Statistic, Gauge.Child Drifted, Counter.Child Detections)
+    {
+        public Gauge.Child? PValue { get; set; }
     }
 
     private sealed record TensorGauges(

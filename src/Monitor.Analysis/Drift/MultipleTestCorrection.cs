@@ -1,5 +1,18 @@
 namespace Monitor.Analysis.Drift;
 
+/// <summary>Multiple-testing corrections over the p-values of a monitor's features (alibi-detect's <c>correction</c>).</summary>
+public enum DriftCorrection
+{
+    /// <summary>Each feature at the threshold.</summary>
+    None,
+
+    /// <summary>Bonferroni: each feature at <c>threshold / features</c> (<see cref="MultipleTestCorrection.Bonferroni"/>, alibi-detect's default).</summary>
+    Bonferroni,
+
+    /// <summary>Benjamini-Hochberg false discovery rate at the threshold (<see cref="MultipleTestCorrection.BenjaminiHochberg"/>, alibi-detect's <c>fdr</c>).</summary>
+    Fdr,
+}
+
 /// <summary>The batch-level verdict of a multiple-testing correction over per-feature p-values.</summary>
 /// <param name="IsDrift">Whether any feature is significant after the correction.</param>
 /// <param name="Threshold">The threshold the p-values were held to: the per-feature level (no correction),

@@ -23,4 +23,15 @@ public static partial class BuiltInRules
         ["AllZero"] = () => new AllZeroRule(),
         ["WeightUpdateRatio"] = () => new WeightUpdateRatioRule(),
     }.ToFrozenDictionary(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Drift monitors, by rule name: <c>DataDrift</c> (two-window tests per feature of a batch tensor) and
+    /// <c>ConceptDrift</c> (a streaming detector on the model's per-example error or loss). See
+    /// <c>src/Monitor.Analysis/Drift/README.md</c>.
+    /// </summary>
+    public static IReadOnlyDictionary<string, Func<ITrainingRule>> DriftRules { get; } = new Dictionary<string, Func<ITrainingRule>>(StringComparer.Ordinal)
+    {
+        ["DataDrift"] = () => new Drift.DataDriftRule(),
+        ["ConceptDrift"] = () => new Drift.ConceptDriftRule(),
+    }.ToFrozenDictionary(StringComparer.Ordinal);
 }

@@ -30,7 +30,7 @@ public static class RuleCatalog
             ["LossNotDecreasing"] = () => new LossNotDecreasingRule(),
             ["Threshold"] = () => new ThresholdRule(),
         };
-        foreach ((string name, Func<ITrainingRule> factory) in BuiltInRules.TensorRules.Concat(BuiltInRules.DataRules))
+        foreach ((string name, Func<ITrainingRule> factory) in BuiltInRules.TensorRules.Concat(BuiltInRules.DataRules).Concat(BuiltInRules.DriftRules))
         {
             catalog[name] = factory;
         }

@@ -5,9 +5,11 @@ using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
 using Monitor.Analysis;
+using Monitor.Analysis.Drift;
 using Monitor.Analysis.Windows;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
+using Monitor.Service.Drift;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -53,7 +55,7 @@ public static partial class RuleConfiguration
 {
     private static readonly HashSet<string> RootFields = ["rules", "assemblies"];
     private static readonly HashSet<string> RuleFields = ["rule", "name", "enabled", "selector", "parameters", "window", "for", "forEvaluations", "keepFiringFor", "keepFiringForEvaluations", "severity", "labels", "annotations", "actions"];
-    private static readonly HashSet<string> ReservedLabels = [AlertLabels.AlertName, AlertLabels.Run, AlertLabels.Rank, AlertLabels.Tensor, AlertLabels.Severity];
+    private static readonly HashSet<string> ReservedLabels = [AlertLabels.AlertName, AlertLabels.Run, AlertLabels.Rank, AlertLabels.Tensor, AlertLabels.Severity, AlertLabels.Feature];
     private static readonly HashSet<string> ReservedParameters = ["name", "selector", "window", "requirements"];
 
     /// <summary>Actions a rule may ask for.</summary>
@@ -140,7 +142,7 @@ public static partial class RuleConfiguration
         {
             for (int i = 0; i < rules.Count; i++)
             {
-                if (ReadRule(problems, i, rules[i], catalog, types) is { } binding)
+                if (ReadRule(problems, i, rules[i], catalog, types, baseDirectory) is { } binding)
                 {
                     bindings.Add(binding);
                 }
@@ -155,7 +157,7 @@ public static partial class RuleConfiguration
         return problems.Count == 0 ? bindings : throw new RuleConfigurationException(problems);
     }
 
-    private static RuleBinding? ReadRule(List<string> problems, int index, JsonNode? node, IReadOnlyDictionary<string, Func<ITrainingRule>> catalog, Dictionary<string, Type> types)
+    private static RuleBinding? ReadRule(List<string> problems, int index, JsonNode? node, IReadOnlyDictionary<string, Func<ITrainingRule>> catalog, Dictionary<string, Type> types, string baseDirectory)
     {
         string at = $"rules[{index}]";
         if (node is not JsonObject entry)
@@ -212,6 +214,16 @@ public static partial class RuleConfiguration
         else if (entry["parameters"] is not null)
         {
             problems.Add($"{at}.parameters: must be a mapping of parameter names to values");
+        }
+
+        if (problems.Count == before && rule is DataDriftRule { ReferenceFile: { } referenceFile })
+        {
+            SetSpecial(problems, $"{at}.parameters.referenceFile", rule, nameof(DataDriftRule.StoredReference), LoadReference(problems, $"{at}.parameters.referenceFile", baseDirectory, referenceFile));
+        }
+
+        if (problems.Count == before && rule is IValidatedRule validated)
+        {
+            problems.AddRange(validated.Validate().Select(p => $"{at}.parameters.{p}"));
         }
 
         string? alertName = ReadString(problems, $"{at}.name", entry["name"]);
@@ -315,6 +327,21 @@ public static partial class RuleConfiguration
         catch (Exception ex) when (ex is IOException or BadImageFormatException or ReflectionTypeLoadException or FileLoadException)
         {
             problems.Add($"{at}: cannot load '{full}': {ex.Message}");
+        }
+    }
+
+    private static DriftReferenceTable? LoadReference(List<string> problems, string at, string baseDirectory, string file)
+    {
+        string path = Path.GetFullPath(Path.Combine(baseDirectory, file));
+        try
+        {
+            (_, IReadOnlyDictionary<string, double[]> columns) = CsvColumns.Read(path);
+            return new DriftReferenceTable(file, columns);
+        }
+        catch (CsvFormatException ex)
+        {
+            problems.Add($"{at}: {ex.Message}");
+            return null;
         }
     }
 
@@ -431,6 +458,30 @@ public static partial class RuleConfiguration
 
     private static object? ConvertTo(List<string> problems, string at, JsonNode? node, Type type)
     {
+        if (type == typeof(IReadOnlyDictionary<string, string>) && node is JsonObject map)
+        {
+            // Detector parameters: river's spelling, values are numbers, true/false or words, all kept as text.
+            var parameters = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach ((string key, JsonNode? value) in map)
+            {
+                if (value is not JsonValue scalar || scalar.GetValueKind() is JsonValueKind.Null)
+                {
+                    problems.Add($"{at}.{key}: expected a number, true/false or a word, got {Shown(value)}");
+                    continue;
+                }
+
+                parameters[key] = scalar.GetValueKind() switch
+                {
+                    JsonValueKind.String => scalar.GetValue<string>(),
+                    JsonValueKind.True => "true",
+                    JsonValueKind.False => "false",
+                    _ => scalar.ToJsonString(),
+                };
+            }
+
+            return parameters;
+        }
+
         try
         {
             return node.Deserialize(type, ValueOptions);

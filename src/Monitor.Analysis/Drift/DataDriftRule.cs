@@ -1,0 +1,508 @@
+using System.Globalization;
+using Monitor.Analysis.Rules;
+using Monitor.Contracts;
+using Monitor.Contracts.V1;
+
+namespace Monitor.Analysis.Drift;
+
+/// <summary>Where a drift monitor's reference window comes from.</summary>
+public enum DriftReferenceKind
+{
+    /// <summary>The first <see cref="DataDriftRule.ReferenceSteps"/> traced steps of the run (kept for the run's life).</summary>
+    First,
+
+    /// <summary>The <see cref="DataDriftRule.ReferenceSteps"/> steps just before the current window (it moves with it).</summary>
+    Sliding,
+
+    /// <summary>A stored reference (<see cref="DataDriftRule.StoredReference"/>, the rule file's <c>referenceFile</c>).</summary>
+    Stored,
+}
+
+/// <summary>
+/// Data drift (Evidently's column drift, alibi-detect's feature-wise tests): compares, per feature, the values of a
+/// batch tensor (inputs, predictions, labels; raw examples recorded with <c>RecordBatch</c>) in a reference window with
+/// those of the last <see cref="WindowSteps"/> steps, with a two-sample test, and reports one alert series per feature
+/// (label <c>feature</c>), plus the statistic and p-value for <c>/metrics</c>.
+/// </summary>
+/// <remarks>
+/// <para><b>Windows.</b> Per run, rank and tensor. The reference is the first <see cref="ReferenceSteps"/> steps
+/// (<see cref="DriftReferenceKind.First"/>, the default), the same number of steps just before the current window
+/// (<see cref="DriftReferenceKind.Sliding"/>), or a stored table (<see cref="DriftReferenceKind.Stored"/>). The current
+/// window is the last <see cref="WindowSteps"/> steps; it is tested every <see cref="EverySteps"/> steps (default: the
+/// window's length, so windows do not overlap). Of each record at most <see cref="RowsPerStep"/> examples are kept, evenly
+/// spaced over those it carries. NaN and infinite values are dropped before testing, as Evidently does.</para>
+/// <para><b>Columns.</b> The columns of a tensor <c>[examples, ...]</c> are the product of the dimensions after the
+/// first, named by the record's <c>feature_names</c>, else by their index (<c>0</c>, <c>1</c>, ...); a one-column tensor's
+/// feature is the tensor's name (e.g. <c>predictions</c>).</para>
+/// <para><b>Tests.</b> <see cref="Test"/> names a test of <see cref="DriftTestCatalog"/> or <c>auto</c>, Evidently's choice per
+/// feature (by reference size, feature kind and distinct values; see <see cref="DriftTestCatalog.ChooseDefault"/>).
+/// <see cref="Correction"/> applies to tests with p-values (alibi-detect's <c>correction</c>).</para>
+/// <para><b>Cost.</b> Keeping a record's examples copies <c>RowsPerStep × features</c> floats; a test runs per feature once
+/// per <see cref="EverySteps"/> steps over <c>ReferenceSteps × RowsPerStep</c> and <c>WindowSteps × RowsPerStep</c> values.
+/// Memory per series: <c>(ReferenceSteps + WindowSteps) × RowsPerStep × features</c> floats.</para>
+/// </remarks>
+public sealed class DataDriftRule : ITrainingRule, IValidatedRule
+{
+    private static readonly TensorRequirement[] Needs =
+    [
+        new(CollectionNames.Inputs, Raw: true, "sampled examples of the inputs (RecordBatch), compared per feature between windows"),
+    ];
+
+    private readonly Dictionary<SeriesKey, SeriesState> _series = [];
+    private readonly DriftWorkspace _workspace = new();
+    private double[] _reference = [];
+    private double[] _current = [];
+    private TwoSampleResult[] _results = [];
+    private IUnivariateDriftTest?[] _chosen = [];
+
+    /// <inheritdoc />
+    public string Name { get; init; } = "DataDrift";
+
+    /// <summary>The batch tensors watched. Default: the <c>inputs</c> collection.</summary>
+    public TensorSelector Selector { get; init; } = TensorSelector.Of(Collection.Inputs);
+
+    /// <summary>The features to test, by name (or column index for unnamed columns). Default empty: every column.</summary>
+    public IReadOnlyList<string> Features { get; init; } = [];
+
+    /// <summary>Features whose values are category codes (tested as labels; see <see cref="FeatureKind"/>). Default none.</summary>
+    public IReadOnlyList<string> Categorical { get; init; } = [];
+
+    /// <summary>
+    /// The test, as the CLI names it (<c>ks</c>, <c>psi</c>, <c>wasserstein-norm</c>, ...), or <c>auto</c> for Evidently's
+    /// choice per feature. Default <c>auto</c>.
+    /// </summary>
+    /// <exception cref="ArgumentException">Not a known test.</exception>
+    public string Test
+    {
+        get;
+        init => field = value == DriftTestCatalog.Auto || DriftTestCatalog.TryGet(value, out _)
+            ? value
+            : throw new ArgumentException($"unknown drift test '{value}'; use {DriftTestCatalog.Auto} or one of: {string.Join(", ", DriftTestCatalog.Names)}", nameof(Test));
+    } = DriftTestCatalog.Auto;
+
+    /// <summary>The threshold: a p-value for hypothesis tests, a distance for the others. Default null: the test's own default.</summary>
+    public double? Threshold
+    {
+        get;
+        init => field = value is null || (double.IsFinite(value.Value) && value > 0)
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(Threshold), value, "Threshold must be a positive number");
+    }
+
+    /// <summary>
+    /// Traced steps of each series that are not looked at, before the reference begins: while a model is young its
+    /// predictions change with every step, which is learning, not drift. Default 0.
+    /// </summary>
+    public int WarmupSteps
+    {
+        get;
+        init => field = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(WarmupSteps), value, "WarmupSteps must not be negative");
+    }
+
+    /// <summary>Where the reference comes from. Default <see cref="DriftReferenceKind.First"/>.</summary>
+    public DriftReferenceKind Reference { get; init; } = DriftReferenceKind.First;
+
+    /// <summary>Steps in the reference window (not used with a stored reference). Default 50.</summary>
+    public int ReferenceSteps
+    {
+        get;
+        init => field = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(ReferenceSteps), value, "ReferenceSteps must be at least 1");
+    } = 50;
+
+    /// <summary>Steps in the current window. Default 50.</summary>
+    public int WindowSteps
+    {
+        get;
+        init => field = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(WindowSteps), value, "WindowSteps must be at least 1");
+    } = 50;
+
+    /// <summary>Steps between two tests. Default null: <see cref="WindowSteps"/> (windows that do not overlap).</summary>
+    public int? EverySteps
+    {
+        get;
+        init => field = value is null or >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(EverySteps), value, "EverySteps must be at least 1");
+    }
+
+    /// <summary>Examples kept of each record (evenly spaced over those it carries). Default 32.</summary>
+    public int RowsPerStep
+    {
+        get;
+        init => field = value is >= 1 and <= 100_000 ? value : throw new ArgumentOutOfRangeException(nameof(RowsPerStep), value, "RowsPerStep must be between 1 and 100000");
+    } = 32;
+
+    /// <summary>Multiple-testing correction over the features' p-values (alibi-detect's). Default none.</summary>
+    public DriftCorrection Correction { get; init; } = DriftCorrection.None;
+
+    /// <summary>
+    /// The mode whose records are watched. Default <see cref="Mode.Train"/> (records without a mode count as training);
+    /// <see cref="Mode.Unspecified"/> watches every record.
+    /// </summary>
+    public Mode Mode { get; init; } = Mode.Train;
+
+    /// <summary>
+    /// Path of a CSV file (header row, one column per feature) to use as the reference; the host loads it into
+    /// <see cref="StoredReference"/> (the engine does no I/O). Default none.
+    /// </summary>
+    public string? ReferenceFile { get; init; }
+
+    /// <summary>The stored reference (see <see cref="ReferenceFile"/>); required when <see cref="Reference"/> is
+    /// <see cref="DriftReferenceKind.Stored"/>, and setting it makes the reference stored.</summary>
+    public DriftReferenceTable? StoredReference { get; init; }
+
+    /// <inheritdoc />
+    public IReadOnlyList<TensorRequirement> Requirements => Needs;
+
+    private DriftReferenceKind EffectiveReference => StoredReference is not null ? DriftReferenceKind.Stored : Reference;
+
+    private int Every => EverySteps ?? WindowSteps;
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> Validate()
+    {
+        var problems = new List<string>();
+        if (Reference == DriftReferenceKind.Stored && StoredReference is null)
+        {
+            problems.Add("reference: 'stored' needs a referenceFile (a CSV file with a header row)");
+        }
+
+        if (StoredReference is { } table && Features.Count > 0 && Features.FirstOrDefault(f => !table.Has(f)) is { } missing)
+        {
+            problems.Add($"features: '{missing}' is not a column of the reference {table.Source} (its columns: {string.Join(", ", table.Names)})");
+        }
+
+        if (Categorical.FirstOrDefault(c => Features.Count > 0 && !Features.Contains(c)) is { } stray)
+        {
+            problems.Add($"categorical: '{stray}' is not one of the features");
+        }
+
+        return problems;
+    }
+
+    /// <inheritdoc />
+    public void Evaluate(StepRecord record, RuleContext context)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        ArgumentNullException.ThrowIfNull(context);
+        if (!RuleSupport.InMode(record, Mode))
+        {
+            return;
+        }
+
+        for (int index = 0; index < record.Tensors.Count; index++)
+        {
+            TensorRecord tensor = record.Tensors[index];
+            if (TensorValues.HasRaw(tensor) && Selector.Matches(tensor))
+            {
+                Observe(record, tensor, context);
+            }
+        }
+    }
+
+    private void Observe(StepRecord record, TensorRecord tensor, RuleContext context)
+    {
+        int columns = (int)Math.Min(StepRecordDecoder.BatchColumns(tensor), int.MaxValue);
+        ReadOnlySpan<float> raw = TensorValues.Raw(tensor);
+        if (columns == 0 || raw.Length < columns)
+        {
+            return;
+        }
+
+        var key = new SeriesKey(record.RunId, record.Rank, tensor.Name);
+        if (!_series.TryGetValue(key, out SeriesState? state) || !state.Fits(tensor, columns))
+        {
+            if (EffectiveReference == DriftReferenceKind.Stored && StoredReference is null)
+            {
+                throw new InvalidOperationException($"{Name}: reference is 'stored' but no referenceFile was loaded");
+            }
+
+            state = new SeriesState(this, tensor, columns);
+            _series[key] = state;
+            if (state.Selected.Length == 0)
+            {
+                return;
+            }
+        }
+
+        if (state.Selected.Length == 0 || state.WarmupLeft-- > 0)
+        {
+            return;
+        }
+
+        int available = raw.Length / columns;
+        int rows = Math.Min(available, RowsPerStep);
+        bool toReference = EffectiveReference == DriftReferenceKind.First && !state.ReferenceFrozen;
+        Span<float> block = (toReference ? state.ReferenceBlocks! : state.Blocks).Append(record.Step, rows);
+        int width = state.Selected.Length;
+        for (int r = 0; r < rows; r++)
+        {
+            int source = (int)BatchSample.Row(r, rows, available) * columns;
+            Span<float> target = block.Slice(r * width, width);
+            for (int c = 0; c < width; c++)
+            {
+                target[c] = raw[source + state.Selected[c]];
+            }
+        }
+
+        if (toReference)
+        {
+            if (state.ReferenceBlocks!.Count == ReferenceSteps)
+            {
+                state.Freeze();
+            }
+
+            return;
+        }
+
+        state.StepsSinceTest++;
+        int needed = EffectiveReference == DriftReferenceKind.Sliding ? ReferenceSteps + WindowSteps : WindowSteps;
+        if (state.Blocks.Count >= needed && state.StepsSinceTest >= Every)
+        {
+            state.StepsSinceTest = 0;
+            TestWindow(state, tensor.Name, context);
+        }
+    }
+
+    private void TestWindow(SeriesState state, string tensorName, RuleContext context)
+    {
+        int features = state.Selected.Length;
+        EnsureLength(ref _results, features);
+        EnsureLength(ref _chosen, features);
+        StepBlocks blocks = state.Blocks;
+        int currentFrom = blocks.Count - WindowSteps;
+        int currentRows = blocks.RowsIn(currentFrom, blocks.Count);
+        EnsureLength(ref _current, currentRows);
+        bool sliding = EffectiveReference == DriftReferenceKind.Sliding;
+        if (sliding)
+        {
+            EnsureLength(ref _reference, blocks.RowsIn(currentFrom - ReferenceSteps, currentFrom));
+        }
+
+        for (int f = 0; f < features; f++)
+        {
+            ReadOnlySpan<double> reference;
+            if (sliding)
+            {
+                int n = blocks.GatherColumn(f, currentFrom - ReferenceSteps, currentFrom, _reference);
+                reference = _reference.AsSpan(0, n);
+            }
+            else
+            {
+                reference = state.FrozenReference[f];
+            }
+
+            int m = blocks.GatherColumn(f, currentFrom, blocks.Count, _current);
+            ReadOnlySpan<double> current = _current.AsSpan(0, m);
+            if (reference.IsEmpty || current.IsEmpty)
+            {
+                _chosen[f] = null;
+                continue;
+            }
+
+            IUnivariateDriftTest test = Test == DriftTestCatalog.Auto
+                ? DriftTestCatalog.ChooseDefault(reference, current, state.Kinds[f])
+                : DriftTestCatalog.Get(Test);
+            _chosen[f] = test;
+            _results[f] = test.Test(reference, current, state.Kinds[f], _workspace);
+        }
+
+        long firstStep = blocks.StepOf(currentFrom);
+        long lastStep = blocks.StepOf(blocks.Count - 1);
+        double corrected = CorrectedThreshold(features);
+        for (int f = 0; f < features; f++)
+        {
+            if (_chosen[f] is not { } test)
+            {
+                continue;
+            }
+
+            TwoSampleResult result = _results[f];
+            bool pTest = test.VerdictRule != DriftVerdictRule.StatisticAtLeast;
+            bool correct = pTest && Correction != DriftCorrection.None;
+            double threshold = correct ? corrected : Threshold ?? test.DefaultThreshold;
+            // A corrected threshold is read as alibi-detect reads it: p strictly below (NaN: nothing is).
+            bool drift = correct ? result.PValue < threshold : DriftVerdict.IsDrift(test.VerdictRule, result, threshold);
+            string feature = state.Names[f];
+            string measured = pTest
+                ? string.Create(CultureInfo.InvariantCulture, $"p-value {result.PValue:G4} (statistic {result.Statistic:G4}), drift {(correct || test.VerdictRule == DriftVerdictRule.PValueBelow ? "below" : "at or below")} {threshold:G4}{CorrectionNote()}")
+                : string.Create(CultureInfo.InvariantCulture, $"{result.Statistic:G4}, drift at or above {threshold:G4}");
+            string description = string.Create(CultureInfo.InvariantCulture,
+                $"{feature} of {tensorName} {(drift ? "drifted" : "has not drifted")}: {test.Name} {measured}; steps {firstStep}-{lastStep} against {state.ReferenceDescription}");
+            context.ReportDrift(tensorName, feature, test.Name, drift, result.Statistic, result.PValue, threshold, description);
+        }
+    }
+
+    private string CorrectionNote() => Correction switch
+    {
+        DriftCorrection.Bonferroni => " (Bonferroni)",
+        DriftCorrection.Fdr => " (Benjamini-Hochberg)",
+        _ => "",
+    };
+
+    /// <summary>
+    /// The corrected threshold over the features tested with p-values (<see cref="MultipleTestCorrection"/>, alibi-detect's
+    /// <c>correction</c>): Bonferroni's <c>threshold / n</c>, or the Benjamini-Hochberg threshold (NaN when no feature
+    /// is a discovery). NaN without correction.
+    /// </summary>
+    private double CorrectedThreshold(int features)
+    {
+        EnsureLength(ref _reference, features);
+        int n = 0;
+        for (int f = 0; f < features; f++)
+        {
+            if (_chosen[f] is { VerdictRule: not DriftVerdictRule.StatisticAtLeast })
+            {
+                // _reference is free once the features have been tested: reused as scratch for the p-values.
+                _reference[n++] = _results[f].PValue;
+            }
+        }
+
+        if (Correction == DriftCorrection.None || n == 0)
+        {
+            return double.NaN;
+        }
+
+        double level = Threshold ?? MultipleTestCorrection.DefaultLevel;
+        ReadOnlySpan<double> pValues = _reference.AsSpan(0, n);
+        return Correction == DriftCorrection.Bonferroni
+            ? MultipleTestCorrection.Bonferroni(pValues, level).Threshold
+            : MultipleTestCorrection.BenjaminiHochberg(pValues, _workspace, level).Threshold;
+    }
+
+    private static void EnsureLength<T>(ref T[] array, int length)
+    {
+        if (array.Length < length)
+        {
+            array = new T[Math.Max(length, array.Length * 2)];
+        }
+    }
+
+    private sealed class SeriesState
+    {
+        private readonly DataDriftRule _rule;
+        private readonly int _columns;
+        private readonly string[] _tensorNames;
+
+        public SeriesState(DataDriftRule rule, TensorRecord tensor, int columns)
+        {
+            _rule = rule;
+            _columns = columns;
+            _tensorNames = [.. tensor.FeatureNames];
+            string[] all = [.. Enumerable.Range(0, columns).Select(c => ColumnName(tensor, c, columns))];
+            int[] selected = rule.Features.Count == 0
+                ? [.. Enumerable.Range(0, columns)]
+                : [.. rule.Features.Select(f => Array.IndexOf(all, f)).Where(i => i >= 0)];
+            if (rule.EffectiveReference == DriftReferenceKind.Stored)
+            {
+                // A feature the stored reference lacks cannot be tested: it is left out (documented).
+                selected = [.. selected.Where(c => rule.StoredReference!.Has(all[c]))];
+            }
+
+            Selected = selected;
+            WarmupLeft = rule.WarmupSteps;
+            Names = [.. selected.Select(c => all[c])];
+            Kinds = [.. Names.Select(n => rule.Categorical.Contains(n) ? FeatureKind.Categorical : FeatureKind.Numerical)];
+            int capacity = rule.EffectiveReference == DriftReferenceKind.Sliding ? rule.ReferenceSteps + rule.WindowSteps : rule.WindowSteps;
+            Blocks = new StepBlocks(capacity, rule.RowsPerStep, Math.Max(1, selected.Length));
+            FrozenReference = new double[selected.Length][];
+            switch (rule.EffectiveReference)
+            {
+                case DriftReferenceKind.First:
+                    ReferenceBlocks = new StepBlocks(rule.ReferenceSteps, rule.RowsPerStep, Math.Max(1, selected.Length));
+                    ReferenceDescription = $"the first {rule.ReferenceSteps} steps";
+                    break;
+                case DriftReferenceKind.Stored:
+                    for (int f = 0; f < selected.Length; f++)
+                    {
+                        FrozenReference[f] = Finite(rule.StoredReference!.Column(Names[f]));
+                    }
+
+                    ReferenceFrozen = true;
+                    ReferenceDescription = $"the reference {rule.StoredReference!.Source}";
+                    break;
+                default:
+                    ReferenceDescription = $"the {rule.ReferenceSteps} steps before";
+                    break;
+            }
+        }
+
+        public int[] Selected { get; }
+
+        public string[] Names { get; }
+
+        public FeatureKind[] Kinds { get; }
+
+        public StepBlocks Blocks { get; }
+
+        public StepBlocks? ReferenceBlocks { get; }
+
+        /// <summary>Per feature, the finite reference values, sorted (tests are order-free; sorted ones sort faster).</summary>
+        public double[][] FrozenReference { get; }
+
+        public bool ReferenceFrozen { get; private set; }
+
+        public string ReferenceDescription { get; private set; }
+
+        public long StepsSinceTest { get; set; }
+
+        /// <summary>Records still to skip before the reference (see <see cref="DataDriftRule.WarmupSteps"/>).</summary>
+        public int WarmupLeft;
+
+        /// <summary>Whether a record's tensor still has this series' layout (else the series starts again).</summary>
+        public bool Fits(TensorRecord tensor, int columns)
+        {
+            if (columns != _columns || tensor.FeatureNames.Count != _tensorNames.Length)
+            {
+                return false;
+            }
+
+            for (int i = 0; i < _tensorNames.Length; i++)
+            {
+                if (!string.Equals(tensor.FeatureNames[i], _tensorNames[i], StringComparison.Ordinal))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
+        public void Freeze()
+        {
+            StepBlocks reference = ReferenceBlocks!;
+            int rows = reference.RowsIn(0, reference.Count);
+            var buffer = new double[rows];
+            for (int f = 0; f < Selected.Length; f++)
+            {
+                int n = reference.GatherColumn(f, 0, reference.Count, buffer);
+                double[] values = buffer.AsSpan(0, n).ToArray();
+                Array.Sort(values);
+                FrozenReference[f] = values;
+            }
+
+            ReferenceFrozen = true;
+            ReferenceDescription = string.Create(CultureInfo.InvariantCulture,
+                $"the {(_rule.WarmupSteps > 0 ? "" : "first ")}{_rule.ReferenceSteps} steps {reference.StepOf(0)}-{reference.StepOf(reference.Count - 1)}");
+        }
+
+        private static double[] Finite(ReadOnlySpan<double> values)
+        {
+            var finite = new List<double>(values.Length);
+            foreach (double value in values)
+            {
+                if (double.IsFinite(value))
+                {
+                    finite.Add(value);
+                }
+            }
+
+            double[] sorted = [.. finite];
+            Array.Sort(sorted);
+            return sorted;
+        }
+
+        private static string ColumnName(TensorRecord tensor, int column, int columns) =>
+            tensor.FeatureNames.Count == columns ? tensor.FeatureNames[column]
+            : columns == 1 ? tensor.Name
+            : column.ToString(CultureInfo.InvariantCulture);
+    }
+}

@@ -1,0 +1,140 @@
+namespace Monitor.Analysis.Drift;
+
+/// <summary>
+/// The sampled examples of the last steps of one series: a ring of step blocks, each the rows one record contributed
+/// (row-major over the monitored columns). Arrays are reused as the ring turns, so a steady stream allocates nothing.
+/// </summary>
+/// <remarks>Plain data (arrays and counters), so the engine's state can be snapshotted. Not thread-safe.</remarks>
+internal sealed class StepBlocks
+{
+    private readonly float[][] _values;
+    private readonly int[] _rows;
+    private readonly long[] _steps;
+    private readonly int _columns;
+    private int _start;
+
+    public StepBlocks(int capacity, int rowsPerStep, int columns)
+    {
+        _values = new float[capacity][];
+        _rows = new int[capacity];
+        _steps = new long[capacity];
+        _columns = columns;
+        RowsPerStep = rowsPerStep;
+    }
+
+    /// <summary>Blocks held (at most the capacity).</summary>
+    public int Count { get; private set; }
+
+    /// <summary>Largest number of rows a block holds.</summary>
+    public int RowsPerStep { get; }
+
+    /// <summary>Appends a block for <paramref name="step"/>, dropping the oldest when full; returns its row buffer.</summary>
+    public Span<float> Append(long step, int rows)
+    {
+        int slot;
+        if (Count < _values.Length)
+        {
+            slot = (_start + Count) % _values.Length;
+            Count++;
+        }
+        else
+        {
+            slot = _start;
+            _start = (_start + 1) % _values.Length;
+        }
+
+        _values[slot] ??= new float[RowsPerStep * _columns];
+        _rows[slot] = rows;
+        _steps[slot] = step;
+        return _values[slot].AsSpan(0, rows * _columns);
+    }
+
+    /// <summary>The rows of the <paramref name="index"/>-th block, oldest first.</summary>
+    public ReadOnlySpan<float> Block(int index)
+    {
+        int slot = (_start + index) % _values.Length;
+        return _values[slot].AsSpan(0, _rows[slot] * _columns);
+    }
+
+    /// <summary>The step of the <paramref name="index"/>-th block, oldest first.</summary>
+    public long StepOf(int index) => _steps[(_start + index) % _values.Length];
+
+    /// <summary>Rows in blocks <paramref name="from"/> (inclusive) to <paramref name="to"/> (exclusive).</summary>
+    public int RowsIn(int from, int to)
+    {
+        int rows = 0;
+        for (int i = from; i < to; i++)
+        {
+            rows += _rows[(_start + i) % _values.Length];
+        }
+
+        return rows;
+    }
+
+    /// <summary>
+    /// Copies the finite values of column <paramref name="column"/> of blocks <paramref name="from"/> to
+    /// <paramref name="to"/> into <paramref name="destination"/> (at least <see cref="RowsIn"/> long); returns how many.
+    /// </summary>
+    public int GatherColumn(int column, int from, int to, Span<double> destination)
+    {
+        int n = 0;
+        for (int i = from; i < to; i++)
+        {
+            ReadOnlySpan<float> block = Block(i);
+            for (int at = column; at < block.Length; at += _columns)
+            {
+                float value = block[at];
+                if (float.IsFinite(value))
+                {
+                    destination[n++] = value;
+                }
+            }
+        }
+
+        return n;
+    }
+
+    /// <summary>
+    /// Copies the rows of blocks <paramref name="from"/> to <paramref name="to"/> whose every column is finite into
+    /// <paramref name="destination"/> (row-major); returns how many rows.
+    /// </summary>
+    public int GatherRows(int from, int to, Span<double> destination)
+    {
+        int rows = 0;
+        for (int i = from; i < to; i++)
+        {
+            ReadOnlySpan<float> block = Block(i);
+            for (int start = 0; start + _columns <= block.Length; start += _columns)
+            {
+                ReadOnlySpan<float> row = block.Slice(start, _columns);
+                if (!AllFinite(row))
+                {
+                    continue;
+                }
+
+                Span<double> target = destination.Slice(rows * _columns, _columns);
+                for (int c = 0; c < _columns; c++)
+                {
+                    target[c] = row[c];
+                }
+
+                rows++;
+            }
+        }
+
+        return rows;
+    }
+
+    private static bool AllFinite(ReadOnlySpan<float> row)
+    {
+        foreach (float value in row)
+        {
+            if (!float.IsFinite(value))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}
