@@ -182,7 +182,8 @@ internal sealed class ChildServer(string name)
         }
     }
 
-    private string Output()
+    /// <summary>The last lines the process wrote (stdout and stderr), for failure messages.</summary>
+    public string Output()
     {
         lock (_output)
         {
