@@ -20,8 +20,8 @@ public sealed class MonitorServiceOptions
     public string ListenUrl { get; init; } = "http://127.0.0.1:9464";
 
     /// <summary>
-    /// Most (run, rank, tensor) combinations exported as per-tensor gauges. Default 2,000 (each one is 9 Prometheus
-    /// series). Combinations beyond the cap are not exported and are counted in
+    /// Most (run, rank, tensor) combinations exported as per-tensor gauges. Default 2,000 (each one is 10 Prometheus
+    /// series, plus one <c>monitor_loss</c> per mode for tensors of the losses collection). Combinations beyond the cap are not exported and are counted in
     /// <c>monitor_tensor_series_rejected_total</c>; alerts are evaluated for every tensor regardless.
     /// </summary>
     public int MaxTensorSeries { get; init; } = 2_000;
