@@ -19,6 +19,7 @@ namespace Monitor.Service;
 /// Updated by the pipeline thread, except <see cref="Heartbeats"/> (the heartbeat poller's, one at a time); scraped
 /// from Kestrel threads (prometheus-net is thread-safe). Series that dashboards and alerts read from the start
 /// (decode failures by reason, actions, firings per rule) are created at 0, so a panel shows 0 rather than no data.
+/// <see cref="Record"/> allocates nothing once the record's rank and tensors have their series.
 /// </remarks>
 internal sealed class ServiceMetrics
 {
@@ -227,10 +228,10 @@ internal sealed class ServiceMetrics
     public void Record(StepRecord record)
     {
         _decoded.Inc();
-        string rank = record.Rank.ToString(CultureInfo.InvariantCulture);
         if (!_ranks.TryGetValue((record.RunId, record.Rank), out RankSeries? series))
         {
-            series = new RankSeries(_workerRecords.WithLabels(record.RunId, rank));
+            string rankLabel = record.Rank.ToString(CultureInfo.InvariantCulture);
+            series = new RankSeries(rankLabel, _workerRecords.WithLabels(record.RunId, rankLabel));
             _ranks[(record.RunId, record.Rank)] = series;
             _seenRanks.TryAdd((record.RunId, record.Rank), 0);
         }
@@ -242,6 +243,8 @@ internal sealed class ServiceMetrics
             return;
         }
 
+        // The rank's children are looked up once: a steady stream of records allocates nothing here.
+        string rank = series.Rank;
         series.Step ??= _step.WithLabels(record.RunId, rank);
         series.Dropped ??= _workerDropped.WithLabels(record.RunId, rank);
         series.Selection ??= _selectionVersion.WithLabels(record.RunId, rank);
@@ -266,8 +269,10 @@ internal sealed class ServiceMetrics
             mode = 0;
         }
 
-        foreach (TensorRecord tensor in record.Tensors)
+        // Indexed: RepeatedField's enumerator is a class, and this runs for every tensor of every record.
+        for (int t = 0; t < record.Tensors.Count; t++)
         {
+            TensorRecord tensor = record.Tensors[t];
             if (tensor.Summary is not { } summary)
             {
                 continue;
@@ -461,8 +466,9 @@ internal sealed class ServiceMetrics
         _tensorSeriesCount.Set(_tensorSeries.Count);
     }
 
-    private sealed class RankSeries(Counter.Child records)
+    private sealed class RankSeries(string rank, Counter.Child records)
     {
+        public readonly string Rank = rank;
         public readonly Counter.Child Records = records;
         public Gauge.Child? Step, Dropped, Selection;
         public long SelectionVersion = -1;

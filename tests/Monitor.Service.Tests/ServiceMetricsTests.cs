@@ -156,6 +156,29 @@ public sealed class ServiceMetricsTests
         Assert.DoesNotContain("monitor_worker_heartbeat_timestamp_seconds{", vanished, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Record_AllocatesNothing_ForARankAndTensorsAlreadyExported()
+    {
+        var metrics = new ServiceMetrics(Metrics.NewCustomRegistry(), new MonitorServiceOptions());
+        StepRecord record = ServiceHarness.Record("run-a", 0, 1, ("loss", Collection.Losses, 0.5), ("fc1.weight", Collection.Weights, 0.25), ("fc1.weight.grad", Collection.Gradients, 1e-3));
+        foreach (TensorRecord tensor in record.Tensors)
+        {
+            tensor.Summary.Histogram = Log2(first: 40, (40, 3), (60, 7));
+        }
+
+        metrics.Record(record);
+        metrics.Record(record);
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 100; i++)
+        {
+            record.Step = i + 2;
+            metrics.Record(record);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
     private static Histogram Log2(int first, params (int Bucket, ulong Count)[] counts)
     {
         var histogram = new Histogram { Layout = HistogramLayout.Log2Magnitude, FirstBucket = (uint)first };
