@@ -64,6 +64,8 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
             RecordFile = options.RecordFile,
             // Stalled ranks are noticed within seconds in a demo.
             TickInterval = TimeSpan.FromSeconds(1),
+            // The workers write a heartbeat every 2 s; read them as often.
+            HeartbeatInterval = TimeSpan.FromSeconds(2),
         };
         await using var service = new MonitorService(serviceOptions, consumer, deadLetters);
         service.AlertChanged += OnAlert;

@@ -93,6 +93,8 @@ internal static class MonitorCommand
         var deadLetterTopic = new Option<string>("--dead-letter-topic") { Description = "Topic for undecodable records.", DefaultValueFactory = _ => MonitorTopics.StepsDeadLetter };
         var listen = new Option<string>("--listen") { Description = "Address of /metrics, /healthz and /readyz.", DefaultValueFactory = _ => "http://0.0.0.0:9464" };
         var maxSeries = new Option<int>("--max-tensor-series") { Description = "Cap on exported (run, rank, tensor) combinations.", DefaultValueFactory = _ => 2_000 };
+        var histogramTensors = new Option<string?>("--histogram-tensors") { Description = "Regular expression on tensor names whose histograms are exported (monitor_tensor_histogram_elements). Default: every tensor, up to --max-histogram-tensors." };
+        var maxHistograms = new Option<int>("--max-histogram-tensors") { Description = "Cap on (run, rank, tensor) combinations with exported histograms (each is one series per bucket, 96 by default).", DefaultValueFactory = _ => 32 };
         var redis = new Option<string?>("--redis") { Description = $"Redis of the control plane; enables the /api endpoints (runs, catalogs, selections, history). Default: ${TraceCommands.RedisVariable}." , DefaultValueFactory = _ => Environment.GetEnvironmentVariable(TraceCommands.RedisVariable) };
         var alertmanager = new Option<Uri[]>("--alertmanager") { Description = "Alertmanager base URL to push alerts to (API v2), e.g. http://alertmanager:9093 (repeatable).", CustomParser = AbsoluteUrls };
         var webhook = new Option<Uri[]>("--webhook") { Description = "URL to POST alert notifications to as JSON (repeatable).", CustomParser = AbsoluteUrls };
@@ -101,7 +103,7 @@ internal static class MonitorCommand
         var apiToken = new Option<string?>("--api-token") { Description = "Bearer token that /api writes require (reads are open). Default: $MONITOR_API_TOKEN; none disables writes.", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("MONITOR_API_TOKEN") };
         var command = new Command("serve", "Run the monitor service alone: consume step records from Kafka, evaluate rules, serve /metrics.")
         {
-            kafka, group, topic, deadLetterTopic, listen, maxSeries, redis, apiToken, rulesFile, alertmanager, webhook, externalUrl,
+            kafka, group, topic, deadLetterTopic, listen, maxSeries, histogramTensors, maxHistograms, redis, apiToken, rulesFile, alertmanager, webhook, externalUrl,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -117,6 +119,8 @@ internal static class MonitorCommand
                     DeadLetterTopic = parse.GetValue(deadLetterTopic)!,
                     ListenUrl = parse.GetValue(listen)!,
                     MaxTensorSeries = parse.GetValue(maxSeries),
+                    HistogramTensors = parse.GetValue(histogramTensors),
+                    MaxHistogramTensors = parse.GetValue(maxHistograms),
                     Redis = parse.GetValue(redis),
                     ApiToken = parse.GetValue(apiToken),
                     RulesFile = parse.GetValue(rulesFile)?.FullName,

@@ -223,7 +223,7 @@ internal static class TraceCommands
             foreach (WorkerStatus w in workers)
             {
                 string rejected = w.RejectedVersion is { } v ? $"  refused v{v}: {w.RejectionReason}" : "";
-                await output.WriteLineAsync($"rank {w.Rank,-4} selection v{w.SelectionVersion,-4} steps {w.Steps,-8} heartbeat {w.At:HH:mm:ss}Z  {w.Host}/{w.ProcessId}{rejected}");
+                await output.WriteLineAsync($"rank {w.Rank,-4} selection v{w.SelectionVersion,-4} steps {w.Steps,-8} heartbeat {w.At:HH:mm:ss}Z  {w.Host}/{w.ProcessId}{rejected}{(w.Stopped ? "  stopped" : "")}");
             }
 
             if (workers.Count == 0)

@@ -121,6 +121,13 @@ public sealed record WorkerStatus
     /// <summary>Records lost so far (queue full, failed delivery).</summary>
     [JsonPropertyName("recordsLost")]
     public long RecordsLost { get; init; }
+
+    /// <summary>
+    /// True in the last heartbeat of a rank that stopped on purpose (its control loop was disposed), so its silence
+    /// afterwards is not taken for a lost worker. Default false (also for heartbeats of older workers).
+    /// </summary>
+    [JsonPropertyName("stopped")]
+    public bool Stopped { get; init; }
 }
 
 /// <summary>A traceable tensor of a rank, as published in its catalog.</summary>

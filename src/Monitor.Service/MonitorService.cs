@@ -60,6 +60,7 @@ public sealed class MonitorService : IAsyncDisposable
     private SelectionStore? _store;
     private ConnectionMultiplexer? _redis;
     private Task? _pipeline;
+    private Task? _heartbeats;
     private long _consumed, _processed, _decoded, _failed, _deadLettered, _alertsFired;
     private volatile bool _ready;
     private volatile string? _pipelineFault;
@@ -93,7 +94,8 @@ public sealed class MonitorService : IAsyncDisposable
 
         _engine = new AnalysisEngine(rules ?? RuleCatalog.DefaultRules(), options.TimeProvider, options.Engine);
         _recorder = options.RecordFile is { } recordTo ? StepRecordFile.CreateWriter(recordTo) : null;
-        _metrics = new ServiceMetrics(Metrics.NewCustomRegistry(), options.MaxTensorSeries);
+        _metrics = new ServiceMetrics(Metrics.NewCustomRegistry(), options);
+        _metrics.RulesLoaded(_engine.Rules);
         // Alert messages share the dead-letter producer (one Kafka producer per service); the dispatcher does not own it.
         _notifications = new AlertDispatcher(options.Notifications, deadLetterProducer, options.TimeProvider, _loggerFactory.CreateLogger<AlertDispatcher>());
         _metrics.Registry.AddBeforeCollectCallback(() => _metrics.Notifications(_notifications.Statistics));
@@ -160,6 +162,10 @@ public sealed class MonitorService : IAsyncDisposable
         string address = web.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         BaseAddress = new Uri(address.Replace("[::]", "localhost", StringComparison.Ordinal).Replace("0.0.0.0", "localhost", StringComparison.Ordinal));
         _pipeline = Task.Factory.StartNew(RunPipeline, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        if (_store is not null)
+        {
+            _heartbeats = PollHeartbeatsAsync(_store);
+        }
     }
 
     /// <summary>Stops the pipeline (processed offsets are committed), then the HTTP server. Idempotent.</summary>
@@ -174,6 +180,11 @@ public sealed class MonitorService : IAsyncDisposable
         if (_pipeline is not null)
         {
             await _pipeline.ConfigureAwait(false);
+        }
+
+        if (_heartbeats is not null)
+        {
+            await _heartbeats.ConfigureAwait(false);
         }
 
         // After the pipeline (no more Publish calls), before the producer it uses.
@@ -218,6 +229,7 @@ public sealed class MonitorService : IAsyncDisposable
                 if (_ruleFile?.TryTake(out IReadOnlyList<RuleBinding> reloaded) == true)
                 {
                     Handle(_engine.ReplaceRules(reloaded));
+                    _metrics.RulesLoaded(_engine.Rules);
                 }
 
                 _metrics.RuleReloads(_ruleFile?.Reloads ?? 0, _ruleFile?.Failures ?? 0);
@@ -245,6 +257,41 @@ public sealed class MonitorService : IAsyncDisposable
         finally
         {
             _ready = false;
+        }
+    }
+
+    /// <summary>
+    /// Reads the heartbeats of the runs this service has records of, every <see cref="MonitorServiceOptions.HeartbeatInterval"/>,
+    /// into <c>monitor_worker_heartbeat_timestamp_seconds</c>. Off the pipeline thread, so Redis latency never holds up
+    /// analysis; a Redis failure keeps the last values (their age grows, which is what the heartbeat alert watches) and
+    /// is logged at most once a minute.
+    /// </summary>
+    private async Task PollHeartbeatsAsync(SelectionStore store)
+    {
+        CancellationToken stopping = _stopping.Token;
+        var log = new RateLimitedLog(_logger, _options.TimeProvider, TimeSpan.FromMinutes(1));
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(_options.HeartbeatInterval, _options.TimeProvider, stopping).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            foreach (string run in _metrics.RunsSeen)
+            {
+                try
+                {
+                    _metrics.Heartbeats(run, await store.WorkersAsync(run).ConfigureAwait(false));
+                }
+                catch (Exception ex) when (ex is RedisException or TimeoutException or System.Text.Json.JsonException)
+                {
+                    log.Warning("heartbeats", ex, $"Could not read the worker heartbeats of run '{run}': {ex.Message}");
+                }
+            }
         }
     }
 

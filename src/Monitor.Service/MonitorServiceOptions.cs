@@ -20,12 +20,32 @@ public sealed class MonitorServiceOptions
     public string ListenUrl { get; init; } = "http://127.0.0.1:9464";
 
     /// <summary>
-    /// Most (run, rank, tensor) combinations exported as per-tensor gauges. Default 2,000 (each one is 9 Prometheus
-    /// series). Combinations beyond the cap are not exported and are counted in
+    /// Most (run, rank, tensor) combinations exported as per-tensor gauges. Default 2,000 (each one is 10 Prometheus
+    /// series, plus one <c>monitor_loss</c> per mode for tensors of the losses collection). Combinations beyond the cap are not exported and are counted in
     /// <c>monitor_tensor_series_rejected_total</c>; alerts are evaluated for every tensor regardless.
     /// </summary>
     public int MaxTensorSeries { get; init; } = 2_000;
 
+    /// <summary>
+    /// Regular expression (matched with <see cref="System.Text.RegularExpressions.RegexOptions.NonBacktracking"/>) on
+    /// tensor names whose histograms are exported as <c>monitor_tensor_histogram_elements</c>. Default none: every
+    /// tensor, up to <see cref="MaxHistogramTensors"/>.
+    /// </summary>
+    public string? HistogramTensors { get; init; }
+
+    /// <summary>
+    /// Most (run, rank, tensor) combinations whose histograms are exported, first come first served among the
+    /// tensors that have exported gauges (see <see cref="MaxTensorSeries"/>) and match <see cref="HistogramTensors"/>.
+    /// Default 32; each one is one series per histogram bucket (96 for the tracer's default log2 layout). 0 exports
+    /// none.
+    /// </summary>
+    public int MaxHistogramTensors { get; init; } = 32;
+
+    /// <summary>
+    /// How often the worker heartbeats of the control plane (<see cref="Redis"/>) are read for
+    /// <c>monitor_worker_heartbeat_timestamp_seconds</c>, off the pipeline thread. Default 5 s.
+    /// </summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// Redis (or Garnet) of the control plane, StackExchange.Redis syntax; enables the <c>/api</c> endpoints. Default
@@ -90,9 +110,26 @@ public sealed class MonitorServiceOptions
             throw new ArgumentException($"max tensor series is {MaxTensorSeries}; it must not be negative");
         }
 
-        if (LagInterval <= TimeSpan.Zero || TickInterval <= TimeSpan.Zero || RulesPollInterval <= TimeSpan.Zero)
+        if (MaxHistogramTensors < 0)
         {
-            throw new ArgumentException("lag, tick and rule-poll intervals must be positive");
+            throw new ArgumentException($"max histogram tensors is {MaxHistogramTensors}; it must not be negative");
+        }
+
+        if (HistogramTensors is not null)
+        {
+            try
+            {
+                _ = new System.Text.RegularExpressions.Regex(HistogramTensors, System.Text.RegularExpressions.RegexOptions.NonBacktracking);
+            }
+            catch (Exception ex) when (ex is ArgumentException or NotSupportedException)
+            {
+                throw new ArgumentException($"histogram tensor pattern '{HistogramTensors}' is not a supported regular expression: {ex.Message}", ex);
+            }
+        }
+
+        if (LagInterval <= TimeSpan.Zero || TickInterval <= TimeSpan.Zero || RulesPollInterval <= TimeSpan.Zero || HeartbeatInterval <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("lag, tick, rule-poll and heartbeat intervals must be positive");
         }
 
         if (RulesFile is not null && !File.Exists(RulesFile))

@@ -1,10 +1,13 @@
+using System.Collections.Concurrent;
 using System.Globalization;
+using System.Text.RegularExpressions;
 using Monitor.Analysis;
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Contracts.V1;
 using Monitor.Service.Notifications;
 using Prometheus;
+using Histogram = Monitor.Contracts.V1.Histogram;
 
 namespace Monitor.Service;
 
@@ -12,22 +15,44 @@ namespace Monitor.Service;
 /// The service's Prometheus metrics, in their own <see cref="CollectorRegistry"/> (so several services can live in one
 /// process, as in tests). Names and labels are listed in the README's metric reference.
 /// </summary>
-/// <remarks>Updated by the pipeline thread; scraped from Kestrel threads (prometheus-net is thread-safe).</remarks>
+/// <remarks>
+/// Updated by the pipeline thread, except <see cref="Heartbeats"/> (the heartbeat poller's, one at a time); scraped
+/// from Kestrel threads (prometheus-net is thread-safe). Series that dashboards and alerts read from the start
+/// (decode failures by reason, actions, firings per rule) are created at 0, so a panel shows 0 rather than no data.
+/// <see cref="Record"/> allocates nothing once the record's rank and tensors have their series.
+/// </remarks>
 internal sealed class ServiceMetrics
 {
+    /// <summary>Results of the stop action, created at 0 (see <see cref="Action"/>).</summary>
+    internal static readonly string[] ActionResults = ["issued", "failed", "no_control_plane"];
+
     private static readonly string[] TensorLabels = ["run", "rank", "tensor"];
     private static readonly string[] DriftLabels = ["run", "rank", "tensor", "feature", "test"];
+    private static readonly string[] HistogramLabels = ["run", "rank", "tensor", "le"];
+
+    // Indexed by Mode; a mode this build does not know is reported as unspecified.
+    private static readonly string[] ModeNames = ["unspecified", "train", "eval", "predict"];
 
     private readonly int _maxTensorSeries;
     private readonly Dictionary<SeriesKey, TensorGauges> _tensorSeries = [];
-    private readonly Gauge _tensorMin, _tensorMax, _tensorMean, _tensorVariance, _tensorAbsMean, _tensorL2;
+    private readonly Gauge _tensorMin, _tensorMax, _tensorMean, _tensorVariance, _tensorAbsMean, _tensorL1, _tensorL2;
     private readonly Gauge _tensorNan, _tensorInf, _tensorZeroFraction;
     private readonly Gauge _tensorSeriesCount;
     private readonly Counter _tensorSeriesRejected;
+    private readonly Regex? _histogramPattern;
+    private readonly int _maxHistogramTensors;
+    private readonly Gauge _histogram, _histogramCount;
+    private int _histogramTensors;
+    private readonly Gauge _loss;
     private readonly Counter _consumed, _decoded, _failed, _deadLettered, _deadLetterFailed;
     private readonly Gauge _lag;
-    private readonly Gauge _step, _workerDropped, _selectionVersion;
+    private readonly Gauge _step, _workerDropped, _selectionVersion, _heartbeat;
+    private readonly Counter _workerRecords;
     private readonly Dictionary<(string Run, uint Rank), RankSeries> _ranks = [];
+    // Written by the pipeline, read by the heartbeat poller: the ranks this service received records from.
+    private readonly ConcurrentDictionary<(string Run, uint Rank), byte> _seenRanks = new();
+    // Heartbeat poller only.
+    private readonly Dictionary<(string Run, int Rank), Gauge.Child> _heartbeats = [];
     private readonly Gauge _alerts;
     private readonly Counter _alertsFired;
     private readonly Gauge _ruleFaults;
@@ -39,10 +64,12 @@ internal sealed class ServiceMetrics
     private readonly Gauge _driftStatistic, _driftPValue, _driftDrifted, _driftSeriesCount;
     private readonly Counter _driftDetections, _driftSeriesRejected;
 
-    public ServiceMetrics(CollectorRegistry registry, int maxTensorSeries)
+    public ServiceMetrics(CollectorRegistry registry, MonitorServiceOptions options)
     {
         Registry = registry;
-        _maxTensorSeries = maxTensorSeries;
+        _maxTensorSeries = options.MaxTensorSeries;
+        _maxHistogramTensors = options.MaxHistogramTensors;
+        _histogramPattern = options.HistogramTensors is { } pattern ? new Regex(pattern, RegexOptions.NonBacktracking | RegexOptions.CultureInvariant) : null;
         MetricFactory factory = Metrics.WithCustomRegistry(registry);
         var tensor = new GaugeConfiguration { LabelNames = TensorLabels };
         _tensorMin = factory.CreateGauge("monitor_tensor_min", "Smallest finite element of the tensor at the last traced step.", tensor);
@@ -50,13 +77,20 @@ internal sealed class ServiceMetrics
         _tensorMean = factory.CreateGauge("monitor_tensor_mean", "Mean of the finite elements at the last traced step.", tensor);
         _tensorVariance = factory.CreateGauge("monitor_tensor_variance", "Population variance of the finite elements at the last traced step.", tensor);
         _tensorAbsMean = factory.CreateGauge("monitor_tensor_abs_mean", "Mean absolute value of the finite elements at the last traced step.", tensor);
+        _tensorL1 = factory.CreateGauge("monitor_tensor_l1_norm", "L1 norm (sum of |x|) of the finite elements at the last traced step.", tensor);
         _tensorL2 = factory.CreateGauge("monitor_tensor_l2_norm", "L2 norm of the finite elements at the last traced step.", tensor);
         _tensorNan = factory.CreateGauge("monitor_tensor_nan_elements", "NaN elements at the last traced step.", tensor);
         _tensorInf = factory.CreateGauge("monitor_tensor_inf_elements", "Infinite elements at the last traced step.", tensor);
         _tensorZeroFraction = factory.CreateGauge("monitor_tensor_zero_ratio", "Fraction of elements equal to zero at the last traced step.", tensor);
         _tensorSeriesCount = factory.CreateGauge("monitor_tensor_series", "(run, rank, tensor) combinations exported as monitor_tensor_* gauges.");
-        factory.CreateGauge("monitor_tensor_series_limit", "Cap on monitor_tensor_series (configuration).").Set(maxTensorSeries);
+        factory.CreateGauge("monitor_tensor_series_limit", "Cap on monitor_tensor_series (configuration).").Set(_maxTensorSeries);
         _tensorSeriesRejected = factory.CreateCounter("monitor_tensor_series_rejected_total", "Tensor summaries not exported because the series cap was reached.");
+        _histogram = factory.CreateGauge("monitor_tensor_histogram_elements",
+            "Elements in the histogram buckets up to the one whose upper edge is le, at the last traced step (cumulative, like a histogram's _bucket).",
+            new GaugeConfiguration { LabelNames = HistogramLabels });
+        _histogramCount = factory.CreateGauge("monitor_tensor_histograms", "(run, rank, tensor) combinations whose histograms are exported.");
+        factory.CreateGauge("monitor_tensor_histograms_limit", "Cap on monitor_tensor_histograms (configuration).").Set(_maxHistogramTensors);
+        _loss = factory.CreateGauge("monitor_loss", "Mean of a tensor of the losses collection at the rank's last step of the mode.", "run", "rank", "mode", "tensor");
 
         _consumed = factory.CreateCounter("monitor_records_consumed_total", "Records read from the steps topic.", "topic");
         _decoded = factory.CreateCounter("monitor_records_decoded_total", "Step records decoded and analysed.");
@@ -67,6 +101,9 @@ internal sealed class ServiceMetrics
         _step = factory.CreateGauge("monitor_worker_step", "Last step received from a rank.", "run", "rank");
         _workerDropped = factory.CreateGauge("monitor_worker_dropped_records", "Records the rank reports it dropped before sending (queue full, failed delivery).", "run", "rank");
         _selectionVersion = factory.CreateGauge("monitor_selection_version", "Version of the selection the rank's last record was traced under.", "run", "rank");
+        _workerRecords = factory.CreateCounter("monitor_worker_records_total", "Step records decoded from the rank.", "run", "rank");
+        _heartbeat = factory.CreateGauge("monitor_worker_heartbeat_timestamp_seconds",
+            "When the rank last wrote its control-plane heartbeat (Unix seconds, the worker's clock); gone once the rank stopped on purpose.", "run", "rank");
         _alerts = factory.CreateGauge("monitor_alerts", "Active alerts (1 while pending or firing), like Prometheus' ALERTS.",
             "alertname", "alertstate", "severity", "run", "rank", "tensor", "feature");
         _alertsFired = factory.CreateCounter("monitor_alerts_fired_total", "Alerts that started firing.", "alertname");
@@ -85,13 +122,24 @@ internal sealed class ServiceMetrics
         _notificationsRetries = factory.CreateCounter("monitor_notifications_retries_total", "Notification requests retried (network error, timeout, 5xx, 429).", "target");
         _notificationsTargetDropped = factory.CreateCounter("monitor_notifications_target_dropped_total", "Alerts dropped from a failing target's full backlog.", "target");
         _notificationsRequests = factory.CreateCounter("monitor_notifications_requests_total", "Notification HTTP requests (retries included) or Kafka messages produced.", "target");
+
+        foreach (DecodeErrorKind kind in Enum.GetValues<DecodeErrorKind>())
+        {
+            _failed.WithLabels(ReasonOf(kind));
+        }
+
+        foreach (string result in ActionResults)
+        {
+            _actions.WithLabels("stop", result);
+        }
+
         var drift = new GaugeConfiguration { LabelNames = DriftLabels };
         _driftStatistic = factory.CreateGauge("monitor_drift_statistic", "Statistic of the last drift test of the feature (for detectors: the mean of the values fed from the last record).", drift);
         _driftPValue = factory.CreateGauge("monitor_drift_p_value", "p-value of the last drift test of the feature (hypothesis tests only).", drift);
         _driftDrifted = factory.CreateGauge("monitor_drift_drifted", "1 when the last drift test of the feature (or the detector, on the last record) found drift, else 0.", drift);
         _driftDetections = factory.CreateCounter("monitor_drift_detections_total", "Drift tests that found drift and detector signals, per feature.", DriftLabels);
         _driftSeriesCount = factory.CreateGauge("monitor_drift_series", "(run, rank, tensor, feature, test) combinations exported as monitor_drift_* series.");
-        factory.CreateGauge("monitor_drift_series_limit", "Cap on monitor_drift_series (configuration: the same cap as monitor_tensor_series).").Set(maxTensorSeries);
+        factory.CreateGauge("monitor_drift_series_limit", "Cap on monitor_drift_series (configuration: the same cap as monitor_tensor_series).").Set(_maxTensorSeries);
         _driftSeriesRejected = factory.CreateCounter("monitor_drift_series_rejected_total", "Drift results not exported because the series cap was reached.");
     }
 
@@ -99,7 +147,50 @@ internal sealed class ServiceMetrics
 
     public void Consumed(string topic) => _consumed.WithLabels(topic).Inc();
 
-    public void Failed(DecodeError error) => _failed.WithLabels(error.Kind.ToString().ToLowerInvariant()).Inc();
+    /// <summary>Runs with a rank this service received records from (any thread).</summary>
+    public IReadOnlyCollection<string> RunsSeen => [.. _seenRanks.Keys.Select(k => k.Run).Distinct(StringComparer.Ordinal)];
+
+    public void Failed(DecodeError error) => _failed.WithLabels(ReasonOf(error.Kind)).Inc();
+
+    /// <summary>Creates <c>monitor_alerts_fired_total</c> at 0 for every rule in force (at start and after a reload).</summary>
+    public void RulesLoaded(IEnumerable<RuleBinding> rules)
+    {
+        foreach (RuleBinding rule in rules)
+        {
+            _alertsFired.WithLabels(rule.AlertName);
+        }
+    }
+
+    /// <summary>
+    /// Sets the heartbeat timestamps of <paramref name="run"/>'s ranks this service received records from; removes the
+    /// series of ranks that stopped on purpose or have no heartbeat any more. Called by the heartbeat poller only.
+    /// </summary>
+    public void Heartbeats(string run, IReadOnlyList<WorkerStatus> workers)
+    {
+        var present = new HashSet<int>();
+        foreach (WorkerStatus worker in workers)
+        {
+            if (worker.Stopped || worker.Rank < 0 || !_seenRanks.ContainsKey((run, (uint)worker.Rank)))
+            {
+                continue;
+            }
+
+            present.Add(worker.Rank);
+            if (!_heartbeats.TryGetValue((run, worker.Rank), out Gauge.Child? child))
+            {
+                child = _heartbeat.WithLabels(run, worker.Rank.ToString(CultureInfo.InvariantCulture));
+                _heartbeats[(run, worker.Rank)] = child;
+            }
+
+            child.Set(worker.At.ToUnixTimeMilliseconds() / 1000.0);
+        }
+
+        foreach ((string Run, int Rank) gone in _heartbeats.Keys.Where(k => k.Run == run && !present.Contains(k.Rank)).ToList())
+        {
+            _heartbeats.Remove(gone, out Gauge.Child? child);
+            child!.Remove();
+        }
+    }
 
     public void DeadLettered(bool accepted) => (accepted ? _deadLettered : _deadLetterFailed).Inc();
 
@@ -150,22 +241,29 @@ internal sealed class ServiceMetrics
     public void Record(StepRecord record)
     {
         _decoded.Inc();
+        if (!_ranks.TryGetValue((record.RunId, record.Rank), out RankSeries? series))
+        {
+            string rankLabel = record.Rank.ToString(CultureInfo.InvariantCulture);
+            series = new RankSeries(rankLabel, _workerRecords.WithLabels(record.RunId, rankLabel));
+            _ranks[(record.RunId, record.Rank)] = series;
+            _seenRanks.TryAdd((record.RunId, record.Rank), 0);
+        }
+
+        series.Records.Inc();
         if (record.AtBegin)
         {
             // A one-shot capture, not a step: it neither moves the step gauges nor replaces the rank's series.
             return;
         }
 
-        string rank = record.Rank.ToString(CultureInfo.InvariantCulture);
-        _step.WithLabels(record.RunId, rank).Set(record.Step);
-        _workerDropped.WithLabels(record.RunId, rank).Set(record.DroppedBefore);
-        _selectionVersion.WithLabels(record.RunId, rank).Set(record.SelectionVersion);
-        if (!_ranks.TryGetValue((record.RunId, record.Rank), out RankSeries? series))
-        {
-            series = new RankSeries();
-            _ranks[(record.RunId, record.Rank)] = series;
-        }
-
+        // The rank's children are looked up once: a steady stream of records allocates nothing here.
+        string rank = series.Rank;
+        series.Step ??= _step.WithLabels(record.RunId, rank);
+        series.Dropped ??= _workerDropped.WithLabels(record.RunId, rank);
+        series.Selection ??= _selectionVersion.WithLabels(record.RunId, rank);
+        series.Step.Set(record.Step);
+        series.Dropped.Set(record.DroppedBefore);
+        series.Selection.Set(record.SelectionVersion);
         if (series.SelectionVersion != record.SelectionVersion)
         {
             // A new selection: the tensors it no longer traces must not linger as stale series.
@@ -178,8 +276,16 @@ internal sealed class ServiceMetrics
             }
         }
 
-        foreach (TensorRecord tensor in record.Tensors)
+        int mode = (int)record.Mode;
+        if (mode < 0 || mode >= ModeNames.Length)
         {
+            mode = 0;
+        }
+
+        // Indexed: RepeatedField's enumerator is a class, and this runs for every tensor of every record.
+        for (int t = 0; t < record.Tensors.Count; t++)
+        {
+            TensorRecord tensor = record.Tensors[t];
             if (tensor.Summary is not { } summary)
             {
                 continue;
@@ -195,24 +301,38 @@ internal sealed class ServiceMetrics
                 }
 
                 string[] labels = [record.RunId, rank, tensor.Name];
-                gauges = new TensorGauges(
+                gauges = new TensorGauges(labels,
+                [
                     _tensorMin.WithLabels(labels), _tensorMax.WithLabels(labels), _tensorMean.WithLabels(labels),
-                    _tensorVariance.WithLabels(labels), _tensorAbsMean.WithLabels(labels), _tensorL2.WithLabels(labels),
-                    _tensorNan.WithLabels(labels), _tensorInf.WithLabels(labels), _tensorZeroFraction.WithLabels(labels));
+                    _tensorVariance.WithLabels(labels), _tensorAbsMean.WithLabels(labels), _tensorL1.WithLabels(labels),
+                    _tensorL2.WithLabels(labels), _tensorNan.WithLabels(labels), _tensorInf.WithLabels(labels),
+                    _tensorZeroFraction.WithLabels(labels),
+                ]);
                 _tensorSeries[key] = gauges;
                 _tensorSeriesCount.Set(_tensorSeries.Count);
                 series.Tensors.Add(tensor.Name);
             }
 
-            gauges.Min.Set(summary.Min);
-            gauges.Max.Set(summary.Max);
-            gauges.Mean.Set(summary.Mean);
-            gauges.Variance.Set(summary.Variance);
-            gauges.AbsMean.Set(summary.AbsMean);
-            gauges.L2.Set(summary.L2);
-            gauges.Nan.Set(summary.NanCount);
-            gauges.Inf.Set(summary.InfCount);
-            gauges.ZeroRatio.Set(summary.Count == 0 ? 0 : (double)summary.ZeroCount / summary.Count);
+            Gauge.Child[] g = gauges.Summary;
+            g[0].Set(summary.Min);
+            g[1].Set(summary.Max);
+            g[2].Set(summary.Mean);
+            g[3].Set(summary.Variance);
+            g[4].Set(summary.AbsMean);
+            g[5].Set(summary.L1);
+            g[6].Set(summary.L2);
+            g[7].Set(summary.NanCount);
+            g[8].Set(summary.InfCount);
+            g[9].Set(summary.Count == 0 ? 0 : (double)summary.ZeroCount / summary.Count);
+            if (tensor.Collections.Contains(Collection.Losses))
+            {
+                (gauges.Loss[mode] ??= _loss.WithLabels(record.RunId, rank, ModeNames[mode], tensor.Name)).Set(summary.Mean);
+            }
+
+            if (summary.Histogram is { } histogram)
+            {
+                ExportHistogram(gauges, histogram);
+            }
         }
     }
 
@@ -278,6 +398,99 @@ internal sealed class ServiceMetrics
         }
     }
 
+    private static string ReasonOf(DecodeErrorKind kind) => kind.ToString().ToLowerInvariant();
+
+    /// <summary>Prometheus' spelling of a bucket's upper edge: <c>+Inf</c>, else the shortest round-trip form.</summary>
+    private static string FormatEdge(double edge) =>
+        double.IsPositiveInfinity(edge) ? "+Inf" : edge == 0 ? "0" : edge.ToString("R", CultureInfo.InvariantCulture);
+
+    private void ExportHistogram(TensorGauges gauges, Histogram histogram)
+    {
+        if (gauges.Histogram is null)
+        {
+            if (gauges.HistogramExcluded || _histogramTensors >= _maxHistogramTensors)
+            {
+                return;
+            }
+
+            if (_histogramPattern is not null && !_histogramPattern.IsMatch(gauges.Labels[2]))
+            {
+                // The pattern is fixed for the service's life: decide once per series.
+                gauges.HistogramExcluded = true;
+                return;
+            }
+        }
+
+        int buckets = HistogramBuckets.CountOf(histogram);
+        if (buckets == 0)
+        {
+            return;
+        }
+
+        if (gauges.Histogram is not { } children || !SameLayout(gauges, histogram, buckets))
+        {
+            if (gauges.Histogram is not null)
+            {
+                RemoveHistogram(gauges);
+            }
+
+            // Explicit edges arrive in the record; only a change of layout or edges (rare) allocates here.
+            ReadOnlySpan<double> edges = HistogramEdges.Of(histogram);
+            children = new Gauge.Child[buckets];
+            for (int i = 0; i < buckets; i++)
+            {
+                children[i] = _histogram.WithLabels(gauges.Labels[0], gauges.Labels[1], gauges.Labels[2], FormatEdge(edges[i + 1]));
+            }
+
+            gauges.Histogram = children;
+            gauges.HistogramLayout = histogram.Layout;
+            gauges.ExplicitEdges = histogram.Layout == HistogramLayout.Explicit ? edges.ToArray() : null;
+            _histogramTensors++;
+            _histogramCount.Set(_histogramTensors);
+        }
+
+        ulong cumulative = 0;
+        for (int i = 0; i < children.Length; i++)
+        {
+            cumulative += HistogramBuckets.Get(histogram, i);
+            children[i].Set(cumulative);
+        }
+    }
+
+    private static bool SameLayout(TensorGauges gauges, Histogram histogram, int buckets)
+    {
+        if (gauges.HistogramLayout != histogram.Layout || gauges.Histogram!.Length != buckets)
+        {
+            return false;
+        }
+
+        if (gauges.ExplicitEdges is { } edges)
+        {
+            for (int i = 0; i < edges.Length; i++)
+            {
+                if (edges[i] != histogram.Edges[i])
+                {
+                    return false;
+                }
+            }
+        }
+
+        return true;
+    }
+
+    private void RemoveHistogram(TensorGauges gauges)
+    {
+        foreach (Gauge.Child child in gauges.Histogram!)
+        {
+            child.Remove();
+        }
+
+        gauges.Histogram = null;
+        gauges.ExplicitEdges = null;
+        _histogramTensors--;
+        _histogramCount.Set(_histogramTensors);
+    }
+
     private void RemoveTensorSeries(SeriesKey key)
     {
         if (!_tensorSeries.Remove(key, out TensorGauges? gauges))
@@ -285,16 +498,29 @@ internal sealed class ServiceMetrics
             return;
         }
 
-        foreach (Gauge.Child child in new[] { gauges.Min, gauges.Max, gauges.Mean, gauges.Variance, gauges.AbsMean, gauges.L2, gauges.Nan, gauges.Inf, gauges.ZeroRatio })
+        foreach (Gauge.Child child in gauges.Summary)
         {
             child.Remove();
+        }
+
+        foreach (Gauge.Child? child in gauges.Loss)
+        {
+            child?.Remove();
+        }
+
+        if (gauges.Histogram is not null)
+        {
+            RemoveHistogram(gauges);
         }
 
         _tensorSeriesCount.Set(_tensorSeries.Count);
     }
 
-    private sealed class RankSeries
+    private sealed class RankSeries(string rank, Counter.Child records)
     {
+        public readonly string Rank = rank;
+        public readonly Counter.Child Records = records;
+        public Gauge.Child? Step, Dropped, Selection;
         public long SelectionVersion = -1;
         public readonly HashSet<string> Tensors = new(StringComparer.Ordinal);
     }
@@ -304,7 +530,27 @@ internal sealed class ServiceMetrics
         public Gauge.Child? PValue { get; set; }
     }
 
-    private sealed record TensorGauges(
-        Gauge.Child Min, Gauge.Child Max, Gauge.Child Mean, Gauge.Child Variance, Gauge.Child AbsMean, Gauge.Child L2,
-        Gauge.Child Nan, Gauge.Child Inf, Gauge.Child ZeroRatio);
+    /// <summary>The exported series of one (run, rank, tensor).</summary>
+    /// <param name="labels">run, rank, tensor.</param>
+    /// <param name="summary">min, max, mean, variance, abs mean, L1, L2, NaN, Inf, zero ratio, in that order.</param>
+    private sealed class TensorGauges(string[] labels, Gauge.Child[] summary)
+    {
+        public string[] Labels { get; } = labels;
+
+        public Gauge.Child[] Summary { get; } = summary;
+
+        /// <summary>monitor_loss by mode, for tensors of the losses collection.</summary>
+        public Gauge.Child?[] Loss { get; } = new Gauge.Child?[ModeNames.Length];
+
+        /// <summary>Cumulative bucket gauges, one per bucket; null while not exported.</summary>
+        public Gauge.Child[]? Histogram { get; set; }
+
+        public HistogramLayout HistogramLayout { get; set; }
+
+        /// <summary>The explicit edges the children were made for; null for a named layout.</summary>
+        public double[]? ExplicitEdges { get; set; }
+
+        /// <summary>The name does not match the histogram pattern.</summary>
+        public bool HistogramExcluded { get; set; }
+    }
 }

@@ -154,13 +154,14 @@ public sealed class ControlPlaneKeysTests
             Steps = 1000,
             RecordsDelivered = 990,
             RecordsLost = 10,
+            Stopped = true,
         };
 
         string json = JsonSerializer.Serialize(status, SelectionJson.Options);
         WorkerStatus? back = JsonSerializer.Deserialize<WorkerStatus>(json, SelectionJson.Options);
 
         Assert.Equal(
-            ["at", "host", "pid", "rank", "recordsDelivered", "recordsLost", "rejectedVersion", "rejectionReason", "selectionVersion", "steps"],
+            ["at", "host", "pid", "rank", "recordsDelivered", "recordsLost", "rejectedVersion", "rejectionReason", "selectionVersion", "steps", "stopped"],
             PropertyNames(json));
         Assert.Equal(status, back);
     }

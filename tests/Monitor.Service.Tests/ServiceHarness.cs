@@ -34,6 +34,8 @@ internal sealed class ServiceHarness : IAsyncDisposable
         {
             ListenUrl = "http://127.0.0.1:0",
             MaxTensorSeries = options.MaxTensorSeries,
+            HistogramTensors = options.HistogramTensors,
+            MaxHistogramTensors = options.MaxHistogramTensors,
             StepsTopic = options.StepsTopic,
             DeadLetterTopic = options.DeadLetterTopic,
         };

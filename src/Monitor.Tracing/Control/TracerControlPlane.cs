@@ -49,6 +49,7 @@ public sealed record ControlPlaneStatistics(long Refreshes, long Applied, long R
 public sealed class TracerControlPlane : IAsyncDisposable
 {
     private static readonly TimeSpan ErrorLogInterval = TimeSpan.FromMinutes(1);
+    private static readonly TimeSpan FinalHeartbeatTimeout = TimeSpan.FromSeconds(2);
 
     private readonly StepTracer _tracer;
     private readonly ControlPlaneOptions _options;
@@ -116,7 +117,10 @@ public sealed class TracerControlPlane : IAsyncDisposable
         return new TracerControlPlane(tracer, options, catalog);
     }
 
-    /// <summary>Stops the loop and closes the connection. Idempotent.</summary>
+    /// <summary>
+    /// Stops the loop, writes a last heartbeat marked <see cref="WorkerStatus.Stopped"/> (when Redis is reachable; at
+    /// most 2 s), and closes the connection. Idempotent.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -183,6 +187,19 @@ public sealed class TracerControlPlane : IAsyncDisposable
             catch (OperationCanceledException)
             {
                 break;
+            }
+        }
+
+        if (_redis!.IsConnected)
+        {
+            try
+            {
+                // Bounded: disposing must not hang on a slow Redis. A missed last heartbeat only looks like a lost worker.
+                await store.HeartbeatAsync(_tracer.RunId, Heartbeat() with { Stopped = true }).WaitAsync(FinalHeartbeatTimeout, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            {
+                Error(ex.Message);
             }
         }
     }
