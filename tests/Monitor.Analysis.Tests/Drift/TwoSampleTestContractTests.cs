@@ -126,4 +126,29 @@ public sealed class TwoSampleTestContractTests
             Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
         }
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(511)]
+    [InlineData(512)]
+    [InlineData(5000)]
+    public void SortInto_SortsLikeArraySort_ForSignsZerosTiesAndExtremes(int n)
+    {
+        var random = new Random(n);
+        double[] special = [0.0, -0.0, double.Epsilon, -double.Epsilon, double.MaxValue, double.MinValue, 1e-310, -1e-310, 1, -1];
+        double[] values = [.. Enumerable.Range(0, n).Select(i => i % 7 == 0
+            ? special[random.Next(special.Length)]
+            : Math.Round((random.NextDouble() - 0.5) * Math.Pow(10, random.Next(-5, 6)), random.Next(0, 4)))];
+        double[] expected = [.. values];
+        Array.Sort(expected);
+        var sorted = new double[n];
+        TwoSampleScratch.SortInto(values, sorted, new DriftWorkspace());
+
+        // −0 and +0 compare equal, so either order between them is sorted.
+        Assert.Equal(expected, sorted);
+        for (int i = 1; i < n; i++)
+        {
+            Assert.True(sorted[i - 1] <= sorted[i]);
+        }
+    }
 }
