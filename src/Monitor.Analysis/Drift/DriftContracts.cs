@@ -11,6 +11,9 @@ public enum DriftVerdictRule
 
     /// <summary>A distance or divergence: drift when the statistic reaches the threshold (<c>statistic &gt;= threshold</c>).</summary>
     StatisticAtLeast,
+
+    /// <summary>A distance read as Evidently reads its energy distance: drift when <c>statistic &gt; threshold</c>.</summary>
+    StatisticAbove,
 }
 
 /// <summary>What a feature's values are, which decides the default test and the binning.</summary>
@@ -69,6 +72,7 @@ public static class DriftVerdict
     {
         DriftVerdictRule.PValueBelow => result.PValue < threshold,
         DriftVerdictRule.PValueAtMost => result.PValue <= threshold,
+        DriftVerdictRule.StatisticAbove => result.Statistic > threshold,
         _ => result.Statistic >= threshold,
     };
 }
