@@ -112,11 +112,9 @@ internal static class KolmogorovDistribution
             n1mxceil += 1;
         }
 
-        double sf;
         if (nxfl == 0 || (nxfl == 1 && alpha == 0))
         {
-            // x ≤ 1/n: cdf = x (1 + x)^(n-1).
-            // Returned unclipped, as cephes does for its special cases.
+            // x ≤ 1/n: cdf = x (1 + x)^(n-1). This and the next special cases return unclipped, as in cephes.
             double t = PowD(DoubleDouble.Add(1, x), n - 1).Hi;
             return 1 - (x * t);
         }
@@ -187,8 +185,7 @@ internal static class KolmogorovDistribution
         }
 
         double prob = (ajSum * x).Hi;
-        sf = step < 0 ? 1 - prob : prob;
-        return Clip(sf);
+        return Clip(step < 0 ? 1 - prob : prob);
     }
 
     // C's CLIP(x, 0, 1) macro, which maps NaN to 1.
