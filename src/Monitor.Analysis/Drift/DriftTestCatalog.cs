@@ -13,13 +13,18 @@ public static class DriftTestCatalog
 
     private static readonly IUnivariateDriftTest[] All =
     [
+        KolmogorovSmirnovTest.Instance,
+        CramerVonMisesTest.Instance,
+        AndersonDarlingTest.Instance,
+        EnergyDistanceTest.Instance,
+        WassersteinDistanceTest.Instance,
+        NormedWassersteinTest.Instance,
         PopulationStabilityIndexTest.Instance,
         KullbackLeiblerTest.Instance,
         JensenShannonDistanceTest.Instance,
         HellingerDistanceTest.Instance,
         ChiSquareTest.Instance,
         TwoProportionZTest.Instance,
-        NormedWassersteinTest.Instance,
     ];
 
     private static readonly FrozenDictionary<string, IUnivariateDriftTest> ByName = All.ToFrozenDictionary(t => t.Name, StringComparer.Ordinal);

@@ -7,7 +7,7 @@ namespace Monitor.Analysis.Drift;
 /// <c>Create("adwin", {"delta": "0.01", "clock": "1"})</c>.
 /// </summary>
 /// <remarks>
-/// Names: <c>adwin</c>, <c>page-hinkley</c>, <c>ddm</c>, <c>eddm</c>, <c>hddm-a</c>, <c>hddm-w</c> (see
+/// Names: <c>adwin</c>, <c>page-hinkley</c>, <c>kswin</c>, <c>ddm</c>, <c>eddm</c>, <c>hddm-a</c>, <c>hddm-w</c> (see
 /// <see cref="Names"/>). Parameters use river's names (<c>min_window_length</c>, <c>lambda_val</c>, ...); values are
 /// numbers in invariant culture (integers where river takes an int), <c>true</c>/<c>false</c>, or words
 /// (<c>mode</c>: <c>up</c>, <c>down</c>, <c>both</c>). Unset parameters take river's defaults. Thread-safe (no state).
@@ -34,6 +34,17 @@ public static class DriftDetectors
             Threshold = p.Number("threshold") ?? PageHinkleyDetector.DefaultThreshold,
             Alpha = p.Number("alpha") ?? PageHinkleyDetector.DefaultAlpha,
             Mode = p.Word("mode", PageHinkleyModes) ?? PageHinkleyDetector.DefaultMode,
+        }),
+        new("kswin", ["alpha", "window_size", "stat_size", "seed"], p =>
+        {
+            var kswin = new KswinDetector
+            {
+                Alpha = p.Number("alpha") ?? KswinDetector.DefaultAlpha,
+                WindowSize = p.Integer("window_size") ?? KswinDetector.DefaultWindowSize,
+                StatSize = p.Integer("stat_size") ?? KswinDetector.DefaultStatSize,
+                Seed = p.Integer("seed"),
+            };
+            return kswin.ParameterProblem() is { } problem ? throw new ArgumentException(problem, "stat_size") : kswin;
         }),
         new("ddm", ["warm_start", "warning_threshold", "drift_threshold"], p => new DdmDetector
         {
