@@ -16,6 +16,9 @@ namespace Monitor.Service;
 internal sealed class ServiceMetrics
 {
     private static readonly string[] TensorLabels = ["run", "rank", "tensor"];
+    // prometheus-net's own names for trace exemplars (Exemplar.FromTraceContext), which Grafana links to traces.
+    private static readonly Exemplar.LabelKey TraceIdKey = Exemplar.Key("trace_id");
+    private static readonly Exemplar.LabelKey SpanIdKey = Exemplar.Key("span_id");
 
     private readonly int _maxTensorSeries;
     private readonly Dictionary<SeriesKey, TensorGauges> _tensorSeries = [];
@@ -225,7 +228,19 @@ internal sealed class ServiceMetrics
 
         if (transition.State == AlertState.Firing)
         {
-            _alertsFired.WithLabels(id[AlertLabels.AlertName]).Inc();
+            // The exemplar (OpenMetrics exposition only) is the worker's trace of the record that fired the alert, not
+            // the span current here; without one, prometheus-net's default (the current span, if any) applies.
+            Counter.Child fired = _alertsFired.WithLabels(id[AlertLabels.AlertName]);
+            if (transition.TraceContext is { IsEmpty: false, TraceId: { } traceId } trace)
+            {
+                fired.Inc(trace.SpanId is { Length: > 0 } spanId
+                    ? Exemplar.From(TraceIdKey.WithValue(traceId), SpanIdKey.WithValue(spanId))
+                    : Exemplar.From(TraceIdKey.WithValue(traceId)));
+            }
+            else
+            {
+                fired.Inc();
+            }
         }
     }
 
