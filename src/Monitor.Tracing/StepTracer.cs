@@ -101,6 +101,14 @@ public sealed class StepTracer : IAsyncDisposable
     /// <summary>The source of the worker's spans (see <see cref="ActivitySourceName"/>).</summary>
     internal static ActivitySource Source { get; } = new(ActivitySourceName, typeof(StepTracer).Assembly.GetName().Version?.ToString());
 
+    /// <summary>
+    /// The parent of the next send span: the training thread's current span when someone listens. Only this runs on
+    /// the training thread (a field check, and an async-local read when someone listens); the span itself is started
+    /// by the sender.
+    /// </summary>
+    internal static ActivityContext CurrentParent() =>
+        Source.HasListeners() && Activity.Current is { IdFormat: ActivityIdFormat.W3C } current ? current.Context : default;
+
     /// <summary>Run id.</summary>
     public string RunId => _options.RunId;
 
@@ -381,10 +389,7 @@ public sealed class StepTracer : IAsyncDisposable
             record.DroppedBefore = (ulong)(Interlocked.Read(ref _droppedQueueFull) + Interlocked.Read(ref _deliveryFailed));
             Interlocked.Increment(ref _recordsCreated);
             Interlocked.Increment(ref _unfinished);
-            // Only the parent is taken here (a field check, and an async-local read when someone listens); the span
-            // itself is started by the sender, off the training thread.
-            ActivityContext parent = Source.HasListeners() && Activity.Current is { IdFormat: ActivityIdFormat.W3C } current ? current.Context : default;
-            if (!TryEnqueue(new QueuedRecord(record, parent)))
+            if (!TryEnqueue(new QueuedRecord(record, CurrentParent())))
             {
                 Interlocked.Decrement(ref _unfinished);
                 Interlocked.Increment(ref _droppedQueueFull);
