@@ -96,7 +96,7 @@ public sealed class AlertIdentity : IEquatable<AlertIdentity>
     }
 }
 
-/// <summary>A change of an alert's state, as emitted by <see cref="AnalysisEngine.Process"/>.</summary>
+/// <summary>A change of an alert's state, as emitted by <see cref="AnalysisEngine.Process(Contracts.V1.StepRecord, TraceContext)"/>.</summary>
 /// <param name="Identity">Labels and fingerprint.</param>
 /// <param name="State">The new state. A resolution is a transition to <see cref="AlertState.Inactive"/> from
 /// <see cref="AlertState.Firing"/> (see <see cref="IsResolution"/>).</param>
@@ -129,4 +129,11 @@ public sealed record AlertTransition(
 
     /// <summary>Actions the rule's binding asks for when the alert fires (e.g. <c>stop</c>).</summary>
     public IReadOnlyList<string> Actions { get; init; } = [];
+
+    /// <summary>
+    /// Trace context of the record that caused the transition, as passed to <see cref="AnalysisEngine.Process(Contracts.V1.StepRecord, TraceContext)"/>;
+    /// <see cref="TraceContext.None"/> when it carried none or the transition came from <see cref="AnalysisEngine.Tick"/>
+    /// or <see cref="AnalysisEngine.ReplaceRules"/>. Not part of the alert's identity or fingerprint.
+    /// </summary>
+    public TraceContext TraceContext { get; init; }
 }

@@ -43,6 +43,7 @@ public sealed class AnalysisEngine
     private readonly List<AlertTransition> _transitions = [];
     private readonly List<DriftObservation> _driftObservations = [];
     private DateTimeOffset _recordTime;
+    private TraceContext _recordTrace;
 
     /// <summary>Creates an engine over rules with default bindings (fire at once, severity warning).</summary>
     /// <exception cref="ArgumentException">Two rules share a name.</exception>
@@ -84,7 +85,7 @@ public sealed class AnalysisEngine
     public long DuplicateRecords { get; private set; }
 
     /// <summary>
-    /// The drift evaluations the last <see cref="Process"/> call made (drift rules report through
+    /// The drift evaluations the last <see cref="Process(StepRecord, TraceContext)"/> call made (drift rules report through
     /// <see cref="RuleContext.ReportDrift"/>), for the host's gauges. The list is reused by the next call.
     /// </summary>
     public IReadOnlyList<DriftObservation> DriftObservations => _driftObservations;
@@ -94,11 +95,19 @@ public sealed class AnalysisEngine
 
     /// <summary>Evaluates every rule on <paramref name="record"/>.</summary>
     /// <returns>The alert transitions it caused (empty most of the time). The list is reused by the next call.</returns>
-    public IReadOnlyList<AlertTransition> Process(StepRecord record)
+    public IReadOnlyList<AlertTransition> Process(StepRecord record) => Process(record, TraceContext.None);
+
+    /// <summary>
+    /// Evaluates every rule on <paramref name="record"/>; the transitions it causes carry <paramref name="traceContext"/>
+    /// (<see cref="AlertTransition.TraceContext"/>), which the engine only copies.
+    /// </summary>
+    /// <returns>The alert transitions it caused (empty most of the time). The list is reused by the next call.</returns>
+    public IReadOnlyList<AlertTransition> Process(StepRecord record, TraceContext traceContext)
     {
         ArgumentNullException.ThrowIfNull(record);
         _transitions.Clear();
         _driftObservations.Clear();
+        _recordTrace = traceContext;
         if (record.AtBegin)
         {
             return _transitions;
@@ -145,6 +154,7 @@ public sealed class AnalysisEngine
         _driftObservations.Clear();
         DateTimeOffset now = _timeProvider.GetUtcNow();
         _recordTime = now;
+        _recordTrace = TraceContext.None;
         foreach (RuleBinding binding in _rules)
         {
             if (binding.Rule is not ITimedTrainingRule timed)
@@ -180,6 +190,7 @@ public sealed class AnalysisEngine
         var byName = replacement.ToDictionary(r => r.AlertName, StringComparer.Ordinal);
         _transitions.Clear();
         _recordTime = _timeProvider.GetUtcNow();
+        _recordTrace = TraceContext.None;
         foreach (((string name, SeriesKey series, string feature), AlertTracker tracker) in _alerts.ToList())
         {
             if (byName.TryGetValue(name, out RuleBinding? binding))
@@ -188,7 +199,7 @@ public sealed class AnalysisEngine
                 continue;
             }
 
-            if (tracker.Update(false, tracker.Current?.Step ?? 0, double.NaN, double.NaN, "the rule was removed from the configuration", _recordTime) is { } resolved)
+            if (tracker.Update(false, tracker.Current?.Step ?? 0, double.NaN, double.NaN, "the rule was removed from the configuration", _recordTime, _recordTrace) is { } resolved)
             {
                 _transitions.Add(resolved);
             }
@@ -287,7 +298,7 @@ public sealed class AnalysisEngine
             _alerts[key] = tracker;
         }
 
-        if (tracker.Update(holds, step, value, threshold, description, _recordTime) is { } transition)
+        if (tracker.Update(holds, step, value, threshold, description, _recordTime, _recordTrace) is { } transition)
         {
             _transitions.Add(transition);
         }
@@ -319,7 +330,7 @@ public sealed class AnalysisEngine
 
         public AlertTransition? Current { get; private set; }
 
-        public AlertTransition? Update(bool holds, long step, double value, double threshold, string description, DateTimeOffset at)
+        public AlertTransition? Update(bool holds, long step, double value, double threshold, string description, DateTimeOffset at, TraceContext trace)
         {
             AlertState previous = State;
             if (holds)
@@ -352,6 +363,7 @@ public sealed class AnalysisEngine
             {
                 Annotations = Render(Binding, identity, step, value, threshold, description),
                 Actions = Binding.Actions,
+                TraceContext = trace,
             };
             if (State != AlertState.Inactive)
             {

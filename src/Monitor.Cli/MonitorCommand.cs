@@ -3,6 +3,7 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using Microsoft.Extensions.Logging;
 using Monitor.Contracts;
+using Monitor.Hosting;
 using Monitor.Samples.Training;
 using Monitor.Service;
 using Monitor.Service.Rules;
@@ -70,6 +71,8 @@ internal static class MonitorCommand
                 RulesFile = parse.GetValue(rules)?.FullName,
                 RecordFile = parse.GetValue(record)?.FullName,
             };
+            // The worker's and the service's spans in one process; exported only when an OTLP endpoint is set.
+            using OpenTelemetry.Trace.TracerProvider? tracing = OpenTelemetryExport.StartTracing("monitor-demo", StepTracer.ActivitySourceName, MonitorService.ActivitySourceName);
             var runner = new DemoRunner(options, Console.Out) { InteractiveProgress = !Console.IsOutputRedirected };
             try
             {
@@ -152,6 +155,7 @@ internal static class MonitorCommand
                 }
             }
 
+            using OpenTelemetry.Trace.TracerProvider? tracing = OpenTelemetryExport.StartTracing("monitor-service", MonitorService.ActivitySourceName);
             var consumer = new KafkaRecordConsumer(
                 new KafkaConsumerOptions { BootstrapServers = bootstrap, Topic = options.StepsTopic, GroupId = parse.GetValue(group)! },
                 logging.CreateLogger<KafkaRecordConsumer>());

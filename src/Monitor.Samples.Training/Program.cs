@@ -1,11 +1,13 @@
 using System.CommandLine;
 using Monitor.Contracts;
+using Monitor.Hosting;
 using Monitor.Samples.Training;
 using Monitor.Tracing;
 using Monitor.Tracing.TorchSharp;
 
 // The sample job on its own, tracing to a real Kafka cluster:
 //   dotnet run --project src/Monitor.Samples.Training -- --kafka localhost:9092 --steps 1000 --fault vanishing-gradients
+// With OTEL_EXPORTER_OTLP_ENDPOINT set, each record's `send monitor.steps` span is exported over OTLP.
 var kafka = new Option<string>("--kafka") { Description = "Kafka bootstrap servers, host:port[,host:port].", Required = true };
 var run = new Option<string>("--run") { Description = "Run id (letters, digits, '.', '_', '-').", DefaultValueFactory = _ => "sample" };
 var rank = new Option<int>("--rank") { Description = "This worker's rank.", DefaultValueFactory = _ => 0 };
@@ -23,6 +25,8 @@ var root = new RootCommand("Monitor sample training job: a TorchSharp MLP on syn
 };
 root.SetAction(async (parse, cancellationToken) =>
 {
+    // Spans of the tracer's sends go to OTLP only when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set.
+    using OpenTelemetry.Trace.TracerProvider? tracing = OpenTelemetryExport.StartTracing("monitor-sample-training", StepTracer.ActivitySourceName);
     var job = new TrainingJob(new TrainingJobOptions
     {
         Steps = parse.GetValue(steps),

@@ -36,12 +36,14 @@ public sealed class KafkaRecordConsumer : IRecordConsumer
 {
     private readonly IConsumer<string?, byte[]> _consumer;
     private readonly ILogger? _logger;
+    private readonly string _groupId;
 
     /// <summary>Creates the consumer and subscribes.</summary>
     public KafkaRecordConsumer(KafkaConsumerOptions options, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _logger = logger;
+        _groupId = options.GroupId;
         var config = new ConsumerConfig
         {
             BootstrapServers = options.BootstrapServers,
@@ -100,7 +102,8 @@ public sealed class KafkaRecordConsumer : IRecordConsumer
             {
                 foreach (IHeader header in message.Headers)
                 {
-                    headers.Add(new(header.Key, header.GetValueBytes()));
+                    // Kafka allows a header without a value; readers of TransportMessage expect bytes.
+                    headers.Add(new(header.Key, header.GetValueBytes() ?? []));
                 }
             }
 
@@ -113,6 +116,7 @@ public sealed class KafkaRecordConsumer : IRecordConsumer
                 Value = message.Value ?? [],
                 Headers = headers,
                 Timestamp = message.Timestamp.UtcDateTime,
+                ConsumerGroup = _groupId,
             };
         }
 

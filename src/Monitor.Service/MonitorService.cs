@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -40,9 +41,18 @@ public sealed record ServiceStatistics(long Consumed, long Processed, long Decod
 /// and must be quick; an exception from a handler is logged and ignored.</para>
 /// <para>Start once with <see cref="StartAsync"/>; <see cref="DisposeAsync"/> stops the pipeline, commits, and stops
 /// the HTTP server. The consumer and dead-letter producer are owned by the service.</para>
+/// <para><b>OpenTelemetry.</b> Every record's W3C trace context (its <c>traceparent</c> header, written by the worker's
+/// <c>send</c> span) is read whether or not anyone listens, and the alert transitions the record causes carry it
+/// (<see cref="AlertTransition.TraceContext"/>: in the notification payloads, and as the exemplar of
+/// <c>monitor_alerts_fired_total</c>). When a listener is attached to <see cref="ActivitySourceName"/>, each record is
+/// processed inside a <c>process {topic}</c> CONSUMER span linked to the worker's span, with one event per alert
+/// transition. A malformed <c>traceparent</c> is ignored.</para>
 /// </remarks>
 public sealed class MonitorService : IAsyncDisposable
 {
+    /// <summary>Name of the <see cref="System.Diagnostics.ActivitySource"/> of the service's spans (add it to a tracer provider).</summary>
+    public const string ActivitySourceName = "Monitor.Service";
+
     private readonly MonitorServiceOptions _options;
     private readonly IRecordConsumer _consumer;
     private readonly IRecordProducer _deadLetterProducer;
@@ -56,6 +66,7 @@ public sealed class MonitorService : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly RuleFileWatcher? _ruleFile;
     private readonly StepRecordWriter? _recorder;
+    private readonly string _processSpanName;
     private WebApplication? _web;
     private SelectionStore? _store;
     private ConnectionMultiplexer? _redis;
@@ -94,12 +105,16 @@ public sealed class MonitorService : IAsyncDisposable
 
         _engine = new AnalysisEngine(rules ?? RuleCatalog.DefaultRules(), options.TimeProvider, options.Engine);
         _recorder = options.RecordFile is { } recordTo ? StepRecordFile.CreateWriter(recordTo) : null;
+        _processSpanName = MessagingAttributes.ProcessSpanName(options.StepsTopic);
         _metrics = new ServiceMetrics(Metrics.NewCustomRegistry(), options);
         _metrics.RulesLoaded(_engine.Rules);
         // Alert messages share the dead-letter producer (one Kafka producer per service); the dispatcher does not own it.
         _notifications = new AlertDispatcher(options.Notifications, deadLetterProducer, options.TimeProvider, _loggerFactory.CreateLogger<AlertDispatcher>());
         _metrics.Registry.AddBeforeCollectCallback(() => _metrics.Notifications(_notifications.Statistics));
     }
+
+    /// <summary>The source of the service's spans (see <see cref="ActivitySourceName"/>).</summary>
+    internal static ActivitySource Source { get; } = new(ActivitySourceName, typeof(MonitorService).Assembly.GetName().Version?.ToString());
 
     /// <summary>Raised on the pipeline thread for every alert state change.</summary>
     public event Action<AlertTransition>? AlertChanged;
@@ -161,7 +176,13 @@ public sealed class MonitorService : IAsyncDisposable
         await web.StartAsync(cancellationToken).ConfigureAwait(false);
         string address = web.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         BaseAddress = new Uri(address.Replace("[::]", "localhost", StringComparison.Ordinal).Replace("0.0.0.0", "localhost", StringComparison.Ordinal));
-        _pipeline = Task.Factory.StartNew(RunPipeline, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        // The pipeline must not inherit the caller's ambient state: a current span there would become the parent of
+        // every process span, which are roots linked to the workers' spans.
+        using (ExecutionContext.SuppressFlow())
+        {
+            _pipeline = Task.Factory.StartNew(RunPipeline, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+
         if (_store is not null)
         {
             _heartbeats = PollHeartbeatsAsync(_store);
@@ -299,8 +320,15 @@ public sealed class MonitorService : IAsyncDisposable
     {
         Interlocked.Increment(ref _consumed);
         _metrics.Consumed(message.Topic);
+        // Read for every record (no allocation but the two ids), so alerts carry the worker's trace id also when this
+        // process exports no spans.
+        bool traced = TraceContextHeaders.TryExtract(message.Headers, out ActivityContext producer);
+        var trace = traced ? new TraceContext(producer.TraceId.ToHexString(), producer.SpanId.ToHexString()) : TraceContext.None;
+        using Activity? span = ProcessSpan.Start(
+            message.Topic == _options.StepsTopic ? _processSpanName : MessagingAttributes.ProcessSpanName(message.Topic), message, producer);
         if (!StepRecordDecoder.TryDecode(message.Value, out StepRecord? record, out DecodeError error))
         {
+            ProcessSpan.Undecodable(span, error);
             Interlocked.Increment(ref _failed);
             _metrics.Failed(error);
             bool accepted = _deadLetters.Send(message, error, out string? failure);
@@ -318,6 +346,7 @@ public sealed class MonitorService : IAsyncDisposable
         }
 
         Interlocked.Increment(ref _decoded);
+        ProcessSpan.Decoded(span, record);
         _recorder?.Write(record);
         _metrics.Record(record);
         if (record.AtBegin)
@@ -326,15 +355,16 @@ public sealed class MonitorService : IAsyncDisposable
             return;
         }
 
-        Handle(_engine.Process(record));
+        Handle(_engine.Process(record, trace), span);
         _metrics.Drift(_engine.DriftObservations);
         _metrics.Engine(_engine);
     }
 
-    private void Handle(IReadOnlyList<AlertTransition> transitions)
+    private void Handle(IReadOnlyList<AlertTransition> transitions, Activity? span = null)
     {
         foreach (AlertTransition transition in transitions)
         {
+            ProcessSpan.Alert(span, transition);
             if (transition.State == AlertState.Firing && transition.PreviousState != AlertState.Firing)
             {
                 RunActions(transition);

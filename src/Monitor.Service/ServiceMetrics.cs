@@ -33,6 +33,10 @@ internal sealed class ServiceMetrics
     // Indexed by Mode; a mode this build does not know is reported as unspecified.
     private static readonly string[] ModeNames = ["unspecified", "train", "eval", "predict"];
 
+    // prometheus-net's own names for trace exemplars (Exemplar.FromTraceContext), which Grafana links to traces.
+    private static readonly Exemplar.LabelKey TraceIdKey = Exemplar.Key("trace_id");
+    private static readonly Exemplar.LabelKey SpanIdKey = Exemplar.Key("span_id");
+
     private readonly int _maxTensorSeries;
     private readonly Dictionary<SeriesKey, TensorGauges> _tensorSeries = [];
     private readonly Gauge _tensorMin, _tensorMax, _tensorMean, _tensorVariance, _tensorAbsMean, _tensorL1, _tensorL2;
@@ -394,7 +398,19 @@ internal sealed class ServiceMetrics
 
         if (transition.State == AlertState.Firing)
         {
-            _alertsFired.WithLabels(id[AlertLabels.AlertName]).Inc();
+            // The exemplar (OpenMetrics exposition only) is the worker's trace of the record that fired the alert, not
+            // the span current here; without one, prometheus-net's default (the current span, if any) applies.
+            Counter.Child fired = _alertsFired.WithLabels(id[AlertLabels.AlertName]);
+            if (transition.TraceContext is { IsEmpty: false, TraceId: { } traceId } trace)
+            {
+                fired.Inc(trace.SpanId is { Length: > 0 } spanId
+                    ? Exemplar.From(TraceIdKey.WithValue(traceId), SpanIdKey.WithValue(spanId))
+                    : Exemplar.From(TraceIdKey.WithValue(traceId)));
+            }
+            else
+            {
+                fired.Inc();
+            }
         }
     }
 

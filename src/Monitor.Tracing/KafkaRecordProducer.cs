@@ -87,17 +87,17 @@ public sealed class KafkaRecordProducer : IRecordProducer
         try
         {
             _producer.Produce(topic, message, report => onDelivery(report.Error.IsError
-                ? new DeliveryReport(false, $"{report.Error.Code}: {report.Error.Reason}")
-                : new DeliveryReport(true, null)));
+                ? new DeliveryReport(false, $"{report.Error.Code}: {report.Error.Reason}") { ErrorType = report.Error.Code.ToString() }
+                : new DeliveryReport(true, null) { Partition = report.Partition.Value, Offset = report.Offset.Value }));
         }
         catch (ProduceException<string, byte[]> ex)
         {
             // Refused before queueing (local queue full, record too large): reported like a failed delivery.
-            onDelivery(new DeliveryReport(false, $"{ex.Error.Code}: {ex.Error.Reason}"));
+            onDelivery(new DeliveryReport(false, $"{ex.Error.Code}: {ex.Error.Reason}") { ErrorType = ex.Error.Code.ToString() });
         }
         catch (KafkaException ex)
         {
-            onDelivery(new DeliveryReport(false, $"{ex.Error.Code}: {ex.Error.Reason}"));
+            onDelivery(new DeliveryReport(false, $"{ex.Error.Code}: {ex.Error.Reason}") { ErrorType = ex.Error.Code.ToString() });
         }
     }
 

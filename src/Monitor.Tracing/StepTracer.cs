@@ -21,17 +21,26 @@ namespace Monitor.Tracing;
 /// <para><b>Failure.</b> No method throws into the training loop: every exception inside the tracer is caught,
 /// counted in <see cref="TracerStatistics.Faults"/> and logged at most once a minute per kind. A full queue drops
 /// the record (counted) instead of waiting longer than <see cref="TracerOptions.MaxEnqueueWait"/>.</para>
+/// <para><b>OpenTelemetry.</b> When a listener is attached to <see cref="ActivitySourceName"/> (an OpenTelemetry SDK
+/// that adds this source), the sender emits a <c>send {topic}</c> PRODUCER span per record, a child of the span that
+/// was current on the training thread at <see cref="EndStep"/> (if any), and writes its W3C trace context into the
+/// record's <c>traceparent</c>/<c>tracestate</c> headers (<see cref="TraceContextHeaders"/>). Without a listener no span
+/// is started and no header is written; the training thread then only checks for listeners.</para>
 /// </remarks>
 public sealed class StepTracer : IAsyncDisposable
 {
+    /// <summary>Name of the <see cref="System.Diagnostics.ActivitySource"/> of the worker's spans (add it to a tracer provider).</summary>
+    public const string ActivitySourceName = "Monitor.Tracing";
+
     private static readonly TimeSpan FaultLogInterval = TimeSpan.FromMinutes(1);
 
     private readonly TracerOptions _options;
     private readonly IRecordProducer _producer;
     private readonly bool _ownsProducer;
-    private readonly Channel<StepRecord> _queue;
+    private readonly Channel<QueuedRecord> _queue;
     private readonly Task _sender;
     private readonly string _key;
+    private readonly string _sendSpanName;
     private readonly Action<DeliveryReport> _onDelivery;
     private readonly HashSet<string> _namesThisStep = new(StringComparer.Ordinal);
     private readonly ulong[] _buckets = new ulong[TensorSummarizer.BucketCount];
@@ -70,18 +79,36 @@ public sealed class StepTracer : IAsyncDisposable
         _producer = producer;
         _ownsProducer = ownsProducer;
         _key = RecordKey.Format(options.RunId, options.Rank);
+        _sendSpanName = MessagingAttributes.SendSpanName(options.Topic);
         _selection = new CompiledSelection(options.Selection);
         _stepSelection = _selection;
         _onDelivery = OnDelivery;
-        _queue = Channel.CreateBounded<StepRecord>(new BoundedChannelOptions(options.QueueCapacity)
+        _queue = Channel.CreateBounded<QueuedRecord>(new BoundedChannelOptions(options.QueueCapacity)
         {
             SingleReader = true,
             SingleWriter = true,
             FullMode = BoundedChannelFullMode.Wait,
         });
-        _sender = Task.Factory.StartNew(SendLoopAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        // The sender must not inherit the constructing thread's ambient state (its current span above all: every
+        // send span would become that span's child).
+        using (ExecutionContext.SuppressFlow())
+        {
+            _sender = Task.Factory.StartNew(SendLoopAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        }
+
         TracerMetrics.Register(this);
     }
+
+    /// <summary>The source of the worker's spans (see <see cref="ActivitySourceName"/>).</summary>
+    internal static ActivitySource Source { get; } = new(ActivitySourceName, typeof(StepTracer).Assembly.GetName().Version?.ToString());
+
+    /// <summary>
+    /// The parent of the next send span: the training thread's current span when someone listens. Only this runs on
+    /// the training thread (a field check, and an async-local read when someone listens); the span itself is started
+    /// by the sender.
+    /// </summary>
+    internal static ActivityContext CurrentParent() =>
+        Source.HasListeners() && Activity.Current is { IdFormat: ActivityIdFormat.W3C } current ? current.Context : default;
 
     /// <summary>Run id.</summary>
     public string RunId => _options.RunId;
@@ -500,7 +527,7 @@ public sealed class StepTracer : IAsyncDisposable
             record.DroppedBefore = (ulong)(Interlocked.Read(ref _droppedQueueFull) + Interlocked.Read(ref _deliveryFailed));
             Interlocked.Increment(ref _recordsCreated);
             Interlocked.Increment(ref _unfinished);
-            if (!TryEnqueue(record))
+            if (!TryEnqueue(new QueuedRecord(record, CurrentParent())))
             {
                 Interlocked.Decrement(ref _unfinished);
                 Interlocked.Increment(ref _droppedQueueFull);
@@ -640,7 +667,7 @@ public sealed class StepTracer : IAsyncDisposable
         record.Tensors.Add(tensor);
     }
 
-    private bool TryEnqueue(StepRecord record)
+    private bool TryEnqueue(QueuedRecord record)
     {
         if (_queue.Writer.TryWrite(record))
         {
@@ -668,14 +695,14 @@ public sealed class StepTracer : IAsyncDisposable
 
     private async Task SendLoopAsync()
     {
-        ChannelReader<StepRecord> reader = _queue.Reader;
+        ChannelReader<QueuedRecord> reader = _queue.Reader;
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            while (reader.TryRead(out StepRecord? record))
+            while (reader.TryRead(out QueuedRecord queued))
             {
                 try
                 {
-                    _producer.Produce(_options.Topic, _key, record.ToByteArray(), null, _onDelivery);
+                    Send(queued);
                 }
 #pragma warning disable CA1031 // A record that cannot be sent is counted as failed; the sender must keep going.
                 catch (Exception ex)
@@ -686,6 +713,42 @@ public sealed class StepTracer : IAsyncDisposable
                     Fault("send", ex);
                 }
             }
+        }
+    }
+
+    private void Send(in QueuedRecord queued)
+    {
+        byte[] value = queued.Record.ToByteArray();
+        SendSpan? span = null;
+        if (Source.HasListeners())
+        {
+            try
+            {
+                span = SendSpan.Start(_sendSpanName, queued.Parent, _options.Topic, _key, queued.Record.Step, _options.RunId, _options.Rank, value.Length, _onDelivery);
+            }
+#pragma warning disable CA1031 // A listener's fault (a sampler, a processor) costs the span, never the record.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Fault("trace-span", ex);
+            }
+        }
+
+        if (span is null)
+        {
+            _producer.Produce(_options.Topic, _key, value, null, _onDelivery);
+            return;
+        }
+
+        try
+        {
+            _producer.Produce(_options.Topic, _key, value, TraceContextHeaders.Create(span.Activity.Context), span.OnDelivery);
+        }
+        catch (Exception ex)
+        {
+            // Ends the span; the send loop counts the failure.
+            span.Failed(ex);
+            throw;
         }
     }
 
@@ -737,3 +800,6 @@ public sealed class StepTracer : IAsyncDisposable
 #pragma warning restore CA1848, CA2254
     }
 }
+
+/// <summary>A record in the sender's queue, with the span context that was current when its step ended.</summary>
+internal readonly record struct QueuedRecord(StepRecord Record, ActivityContext Parent);

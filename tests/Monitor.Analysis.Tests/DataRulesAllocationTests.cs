@@ -7,7 +7,7 @@ namespace Monitor.Analysis.Tests;
 
 /// <summary>
 /// The loss and data rules allocate nothing per record once their state exists, while their condition does not hold
-/// (descriptions are built only for failing verdicts). Measured through <see cref="AnalysisEngine.Process"/>, so the
+/// (descriptions are built only for failing verdicts). Measured through <see cref="AnalysisEngine.Process(Monitor.Contracts.V1.StepRecord)"/>, so the
 /// engine's own path is included.
 /// </summary>
 /// <remarks>

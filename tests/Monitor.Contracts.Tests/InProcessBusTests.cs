@@ -53,7 +53,7 @@ public sealed class InProcessBusTests
 
         producer.Produce(MonitorTopics.Steps, "run-1/0", value, headers, r => report = r);
 
-        Assert.Equal(new DeliveryReport(true, null), report);
+        Assert.Equal(new DeliveryReport(true, null) { Partition = 0, Offset = 0 }, report);
         TransportMessage? message = consumer.Consume(MaxWait, TestContext.Current.CancellationToken);
         Assert.NotNull(message);
         Assert.Equal(MonitorTopics.Steps, message.Topic);

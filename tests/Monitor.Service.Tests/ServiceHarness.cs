@@ -81,10 +81,11 @@ internal sealed class ServiceHarness : IAsyncDisposable
         return record;
     }
 
-    public void Send(StepRecord record) => SendRaw(RecordKey.Format(record.RunId, (int)record.Rank), Google.Protobuf.MessageExtensions.ToByteArray(record));
+    public void Send(StepRecord record, IReadOnlyList<KeyValuePair<string, byte[]>>? headers = null) =>
+        SendRaw(RecordKey.Format(record.RunId, (int)record.Rank), Google.Protobuf.MessageExtensions.ToByteArray(record), headers);
 
-    public void SendRaw(string key, byte[] payload) =>
-        _producer.Produce(MonitorTopics.Steps, key, payload, null, report => Assert.True(report.Delivered, report.Error));
+    public void SendRaw(string key, byte[] payload, IReadOnlyList<KeyValuePair<string, byte[]>>? headers = null) =>
+        _producer.Produce(MonitorTopics.Steps, key, payload, headers, report => Assert.True(report.Delivered, report.Error));
 
     public async Task<string> ScrapeAsync(string path = "metrics")
     {

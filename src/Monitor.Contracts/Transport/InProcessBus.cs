@@ -86,13 +86,15 @@ public sealed class InProcessBus
         {
             Topic target = bus.GetTopic(topic);
             bool written;
+            long offset;
             lock (target.WriteLock)
             {
+                offset = target.NextOffset;
                 var message = new TransportMessage
                 {
                     Topic = topic,
                     Partition = 0,
-                    Offset = target.NextOffset,
+                    Offset = offset,
                     Key = key,
                     Value = value,
                     Headers = headers ?? [],
@@ -105,7 +107,9 @@ public sealed class InProcessBus
                 }
             }
 
-            onDelivery(written ? new DeliveryReport(true, null) : new DeliveryReport(false, $"in-process topic '{topic}' is full or closed"));
+            onDelivery(written
+                ? new DeliveryReport(true, null) { Partition = 0, Offset = offset }
+                : new DeliveryReport(false, $"in-process topic '{topic}' is full or closed") { ErrorType = "queue_full" });
         }
 
         public int Flush(TimeSpan timeout) => 0;

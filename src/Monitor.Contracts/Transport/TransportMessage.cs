@@ -23,12 +23,28 @@ public sealed class TransportMessage
 
     /// <summary>Broker or producer timestamp.</summary>
     public DateTimeOffset Timestamp { get; init; }
+
+    /// <summary>The consumer group that read it (for tracing); null when the transport has no groups (the in-process bus).</summary>
+    public string? ConsumerGroup { get; init; }
 }
 
 /// <summary>Outcome of one produce call, reported once per message.</summary>
 /// <param name="Delivered">True when the broker (or bus) accepted the message.</param>
 /// <param name="Error">Why not, when <paramref name="Delivered"/> is false.</param>
-public readonly record struct DeliveryReport(bool Delivered, string? Error);
+public readonly record struct DeliveryReport(bool Delivered, string? Error)
+{
+    /// <summary>Partition the message was written to; -1 when unknown (not delivered, or a transport that does not say).</summary>
+    public int Partition { get; init; } = -1;
+
+    /// <summary>Offset of the message in <see cref="Partition"/>; -1 when unknown.</summary>
+    public long Offset { get; init; } = -1;
+
+    /// <summary>
+    /// A low-cardinality name of the failure when <see cref="Delivered"/> is false (Kafka's error code, e.g.
+    /// <c>Local_MsgTimedOut</c>), for the <c>error.type</c> of a span; null when unknown or delivered.
+    /// </summary>
+    public string? ErrorType { get; init; }
+}
 
 /// <summary>The producing side of a transport.</summary>
 /// <remarks>Implementations are thread-safe. <see cref="Produce"/> never blocks on the network.</remarks>

@@ -404,7 +404,7 @@ public sealed class AlertDispatcher : IAsyncDisposable
         }
 
         return new PreparedAlert(transition.Identity.Fingerprint, resolved, labels, AlertPayloads.Sorted(transition.Annotations),
-            startsAt, endsAt, generatorUrl, transition.Step, transition.Value, transition.Threshold, transition.At);
+            startsAt, endsAt, generatorUrl, transition.Step, transition.Value, transition.Threshold, transition.At, transition.TraceContext);
     }
 
     /// <summary>The alert's labels plus the external labels it lacks, without empty values (empty = absent, as in Prometheus), sorted.</summary>

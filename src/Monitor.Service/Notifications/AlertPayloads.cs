@@ -22,6 +22,7 @@ namespace Monitor.Service.Notifications;
 /// <param name="Value">Observed value.</param>
 /// <param name="Threshold">Value compared with.</param>
 /// <param name="At">Event time of the record that caused the transition.</param>
+/// <param name="Trace">Trace context of the record that caused the transition (may be empty).</param>
 internal sealed record PreparedAlert(
     string Fingerprint,
     bool Resolved,
@@ -33,7 +34,8 @@ internal sealed record PreparedAlert(
     long Step,
     double Value,
     double Threshold,
-    DateTimeOffset At)
+    DateTimeOffset At,
+    TraceContext Trace)
 {
     public string Status => Resolved ? "resolved" : "firing";
 }
@@ -58,6 +60,13 @@ internal static class AlertPayloads
     /// <summary>Version of the Kafka alert message schema (<c>schemaVersion</c>).</summary>
     public const int KafkaSchemaVersion = 1;
 
+    /// <summary>Annotation with the trace id of the record that caused the transition, in Alertmanager alerts (which
+    /// take no other fields; annotations are not part of an alert's identity there either).</summary>
+    public const string TraceIdAnnotation = "trace_id";
+
+    /// <summary>Annotation with the span id of that record's producer span, in Alertmanager alerts.</summary>
+    public const string SpanIdAnnotation = "span_id";
+
     /// <summary>What Alertmanager's webhook sends as <c>endsAt</c> of a firing alert: Go's zero time.</summary>
     private const string ZeroTime = "0001-01-01T00:00:00Z";
 
@@ -80,7 +89,7 @@ internal static class AlertPayloads
                 DateTimeOffset endsAt = alert.EndsAt ?? now + (4 * resendInterval);
                 json.WriteStartObject();
                 WriteMap(json, "labels", alert.Labels);
-                WriteMap(json, "annotations", alert.Annotations);
+                WriteMap(json, "annotations", WithTrace(alert.Annotations, alert.Trace));
                 json.WriteString("startsAt", Time(alert.StartsAt));
                 json.WriteString("endsAt", Time(endsAt < alert.StartsAt ? alert.StartsAt : endsAt));
                 if (alert.GeneratorUrl is { } url)
@@ -133,6 +142,7 @@ internal static class AlertPayloads
                 WriteDouble(json, "value", alert.Value);
                 WriteDouble(json, "threshold", alert.Threshold);
                 json.WriteString("at", Time(alert.At));
+                WriteTrace(json, alert.Trace);
                 json.WriteEndObject();
             }
 
@@ -175,6 +185,8 @@ internal static class AlertPayloads
                 json.WriteString("generatorURL", generatorUrl);
             }
 
+            WriteTrace(json, transition.TraceContext);
+
             json.WriteEndObject();
         }
 
@@ -204,6 +216,40 @@ internal static class AlertPayloads
         AlertState.Pending => "pending",
         _ => "inactive",
     };
+
+    /// <summary><c>traceId</c> and <c>spanId</c> of the record that caused the transition, when it carried them.</summary>
+    private static void WriteTrace(Utf8JsonWriter json, TraceContext trace)
+    {
+        if (trace.IsEmpty)
+        {
+            return;
+        }
+
+        json.WriteString("traceId", trace.TraceId);
+        if (trace.SpanId is { Length: > 0 } spanId)
+        {
+            json.WriteString("spanId", spanId);
+        }
+    }
+
+    /// <summary>The annotations plus <see cref="TraceIdAnnotation"/> and <see cref="SpanIdAnnotation"/>, sorted; a rule's
+    /// own annotation of the same name wins.</summary>
+    private static IReadOnlyList<KeyValuePair<string, string>> WithTrace(IReadOnlyList<KeyValuePair<string, string>> annotations, TraceContext trace)
+    {
+        if (trace.IsEmpty)
+        {
+            return annotations;
+        }
+
+        var merged = new Dictionary<string, string>(annotations, StringComparer.Ordinal);
+        merged.TryAdd(TraceIdAnnotation, trace.TraceId!);
+        if (trace.SpanId is { Length: > 0 } spanId)
+        {
+            merged.TryAdd(SpanIdAnnotation, spanId);
+        }
+
+        return Sorted(merged);
+    }
 
     private static void WriteMap(Utf8JsonWriter json, string name, IEnumerable<KeyValuePair<string, string>> map)
     {
