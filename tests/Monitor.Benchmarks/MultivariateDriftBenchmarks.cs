@@ -8,6 +8,10 @@ namespace Monitor.Benchmarks;
 /// current rows, d = 16, 100 permutations; the reference kernel block is built once, as alibi keeps <c>k_xx</c>) and
 /// NannyML's PCA reconstruction error of one 64-row chunk with d = 64. Targets: MMD ≤ 50 ms; both allocate nothing.
 /// </summary>
+/// <remarks>
+/// Latest results (2026-12-02, AMD EPYC 2.60 GHz, 2 cores shared with other builds; .NET 10.0.12): MMD 16.1 ms (of which
+/// 3.9 ms kernel and statistic), PCA chunk 13.6 µs, 0 B allocated each. See the README.
+/// </remarks>
 [MemoryDiagnoser]
 [Config(typeof(Program.StandardConfig))]
 public class MultivariateDriftBenchmarks

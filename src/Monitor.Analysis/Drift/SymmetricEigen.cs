@@ -3,7 +3,7 @@ namespace Monitor.Analysis.Drift;
 /// <summary>
 /// Eigendecomposition of a real symmetric matrix: Householder reduction to tridiagonal form, then the implicit QL
 /// algorithm with Wilkinson-style shifts (Golub and Van Loan, "Matrix Computations", 8.3; the EISPACK tred2/tql2
-/// scheme). O(d³); about 10 ms for d = 200.
+/// scheme). O(d³) time and O(d²) memory, meant for a one-time fit with d up to a few hundred.
 /// </summary>
 internal static class SymmetricEigen
 {
