@@ -11,20 +11,12 @@ namespace Monitor.IntegrationTests;
 [Collection(SharedDemoWithPrometheus.Name)]
 public sealed class DashboardQueryTests(DemoWithPrometheus demo)
 {
-    /// <summary>
-    /// Dashboards whose data arrives with the drift metrics (monitor_drift_*), which the service does not export yet:
-    /// their variables and queries must be accepted by Prometheus (valid PromQL) but need not return data. Remove a
-    /// dashboard from this list once its metrics exist.
-    /// </summary>
-    private static readonly HashSet<string> DataArrivesWithDrift = new(StringComparer.Ordinal) { "drift.json" };
-
     private static readonly TimeSpan DataDeadline = TimeSpan.FromSeconds(90);
 
     [Fact]
     public async Task EveryPanelQuery_ReturnsData_WhileADemoRuns()
     {
         IReadOnlyList<GrafanaDashboard> dashboards = GrafanaDashboard.LoadAll();
-        Assert.Contains(dashboards, d => DataArrivesWithDrift.Contains(d.Name));
         var clock = Stopwatch.StartNew();
         List<string> missing;
         int checkedQueries;
@@ -65,8 +57,7 @@ public sealed class DashboardQueryTests(DemoWithPrometheus demo)
     }
 
     /// <summary>
-    /// One pass over every dashboard: the queries that return no data (or, for the drift list, that Prometheus
-    /// refuses), and how many were checked. Bad PromQL, or a variable left unresolved, fails at once.
+    /// One pass over every dashboard: the queries that return no data, and how many were checked. Bad PromQL, or a variable left unresolved, fails at once.
     /// </summary>
     private async Task<(List<string> Missing, int Checked)> CheckAsync(IReadOnlyList<GrafanaDashboard> dashboards)
     {
@@ -77,24 +68,16 @@ public sealed class DashboardQueryTests(DemoWithPrometheus demo)
         {
             DateTimeOffset end = DateTimeOffset.UtcNow;
             DateTimeOffset start = end - dashboard.Range;
-            bool needsData = !DataArrivesWithDrift.Contains(dashboard.Name);
             IReadOnlyDictionary<string, string> variables;
-            if (needsData)
+            try
             {
-                try
-                {
-                    variables = await GrafanaInterpolation.ResolveVariablesAsync(dashboard, demo.Prometheus, start, end, token);
-                }
-                catch (InvalidOperationException ex)
-                {
-                    missing.Add(ex.Message);
-                    checkedQueries += dashboard.Queries.Count;
-                    continue;
-                }
+                variables = await GrafanaInterpolation.ResolveVariablesAsync(dashboard, demo.Prometheus, start, end, token);
             }
-            else
+            catch (InvalidOperationException ex)
             {
-                variables = await PlaceholderVariablesAsync(dashboard, start, end, token);
+                missing.Add(ex.Message);
+                checkedQueries += dashboard.Queries.Count;
+                continue;
             }
 
             foreach (PanelQuery query in dashboard.Queries)
@@ -118,7 +101,7 @@ public sealed class DashboardQueryTests(DemoWithPrometheus demo)
                     throw;
                 }
 
-                if (needsData && !HasData(data))
+                if (!HasData(data))
                 {
                     missing.Add(what);
                 }
@@ -126,36 +109,6 @@ public sealed class DashboardQueryTests(DemoWithPrometheus demo)
         }
 
         return (missing, checkedQueries);
-    }
-
-    /// <summary>
-    /// Values for a dashboard whose metrics do not exist yet: each variable's label_values query must still be valid
-    /// (it runs, with earlier variables as placeholders), and stands for a placeholder value (All: its all value).
-    /// </summary>
-    private async Task<IReadOnlyDictionary<string, string>> PlaceholderVariablesAsync(GrafanaDashboard dashboard, DateTimeOffset start, DateTimeOffset end, CancellationToken token)
-    {
-        var values = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (TemplateVariable variable in dashboard.Variables)
-        {
-            if (variable.Type == "datasource")
-            {
-                values[variable.Name] = variable.Current ?? "prometheus";
-                continue;
-            }
-
-            System.Text.RegularExpressions.Match query = GrafanaDashboard.LabelValues().Match(GrafanaInterpolation.Interpolate(variable.Query!, values));
-            Assert.True(query.Success, $"{dashboard.Name}: variable {variable.Name}: '{variable.Query}' is not label_values(...)");
-            if (query.Groups["selector"].Success)
-            {
-                // Throws PrometheusQueryException for an invalid selector.
-                _ = await demo.Prometheus.ApiAsync(
-                    $"label/{query.Groups["label"].Value}/values?start={GrafanaInterpolation.Unix(start)}&end={GrafanaInterpolation.Unix(end)}&match[]={Uri.EscapeDataString(query.Groups["selector"].Value)}", token);
-            }
-
-            values[variable.Name] = variable.IncludeAll && variable.DefaultsToAll && variable.AllValue is { } all ? all : "placeholder";
-        }
-
-        return values;
     }
 
     private static bool HasData(JsonElement data) =>

@@ -108,7 +108,7 @@ public sealed class MonitorServiceTests
         await using ServiceHarness harness = await ServiceHarness.StartAsync(rules: [new RuleBinding { Rule = new Monitor.Analysis.Rules.VanishingGradientRule { WindowSteps = 2 } }]);
 
         void Send(int step, double absMean) => harness.Send(ServiceHarness.Record("run-f", 1, step, ("fc1.weight.grad", Collection.Gradients, absMean)));
-        const string series = "monitor_alerts{alertname=\"VanishingGradient\",alertstate=\"firing\",severity=\"warning\",run=\"run-f\",rank=\"1\",tensor=\"fc1.weight.grad\"}";
+        const string series = "monitor_alerts{alertname=\"VanishingGradient\",alertstate=\"firing\",severity=\"warning\",run=\"run-f\",rank=\"1\",tensor=\"fc1.weight.grad\",feature=\"\"}";
 
         Send(0, 1e-3);
         Send(1, 1e-3);

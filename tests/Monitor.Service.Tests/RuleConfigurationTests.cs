@@ -270,7 +270,7 @@ public sealed class RuleConfigurationTests : IDisposable
         string[] expected =
         [
             "extra: unknown field; known: rules, assemblies",
-            "rules[0] (Nope).rule: unknown rule 'Nope'. Built-in: AllZero, CheckInputImages, ClassImbalance, Confusion, DeadRelu,",
+            "rules[0] (Nope).rule: unknown rule 'Nope'. Built-in: AllZero, CheckInputImages, ClassImbalance, ConceptDrift, Confusion, DataDrift, DeadRelu,",
             "rules[1] (VanishingGradient).parameters.bogus: rule VanishingGradient has no parameter 'bogus'; its parameters: ",
             "rules[2] (VanishingGradient).parameters.threshold: expected a number, got \"abc\"",
             "rules[3] (VanishingGradient).parameters.threshold: Threshold must be positive",
@@ -649,7 +649,7 @@ public sealed class RuleConfigurationTests : IDisposable
     public void BuiltIn_NamesEveryBuiltInRule_CaseInsensitively()
     {
         Assert.Equal(
-            [.. BuiltInRules.TensorRules.Keys.Concat(BuiltInRules.DataRules.Keys).Append("Threshold").Distinct().Order(StringComparer.Ordinal)],
+            [.. BuiltInRules.TensorRules.Keys.Concat(BuiltInRules.DataRules.Keys).Concat(BuiltInRules.DriftRules.Keys).Append("Threshold").Distinct().Order(StringComparer.Ordinal)],
             RuleCatalog.BuiltIn.Keys.Order(StringComparer.Ordinal));
         Assert.IsType<VanishingGradientRule>(RuleCatalog.BuiltIn["vanishinggradient"]());
         Assert.All(RuleCatalog.BuiltIn, entry => Assert.Equal(entry.Key, entry.Value().Name));

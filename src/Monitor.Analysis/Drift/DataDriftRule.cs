@@ -18,6 +18,19 @@ public enum DriftReferenceKind
     Stored,
 }
 
+/// <summary>A test over all monitored features at once, beside (or instead of) the per-feature tests.</summary>
+public enum MultivariateDrift
+{
+    /// <summary>No multivariate test.</summary>
+    None,
+
+    /// <summary>alibi-detect's MMD drift on the feature vectors (<see cref="MaximumMeanDiscrepancyTest"/>): RBF kernel, median heuristic, permutation p-value.</summary>
+    Mmd,
+
+    /// <summary>NannyML's PCA reconstruction error (<see cref="PcaReconstructionDrift"/>): alert outside mean ± 3 std of the reference chunks' errors.</summary>
+    Pca,
+}
+
 /// <summary>
 /// Data drift (Evidently's column drift, alibi-detect's feature-wise tests): compares, per feature, the values of a
 /// batch tensor (inputs, predictions, labels; raw examples recorded with <c>RecordBatch</c>) in a reference window with
@@ -48,6 +61,12 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
         new(CollectionNames.Inputs, Raw: true, "sampled examples of the inputs (RecordBatch), compared per feature between windows"),
     ];
 
+    /// <summary>The <see cref="Test"/> that runs no per-feature test.</summary>
+    public const string NoTest = "none";
+
+    /// <summary>The feature a multivariate result is reported as.</summary>
+    public const string AllFeatures = "*";
+
     private readonly Dictionary<SeriesKey, SeriesState> _series = [];
     private readonly DriftWorkspace _workspace = new();
     private double[] _reference = [];
@@ -68,17 +87,40 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
     public IReadOnlyList<string> Categorical { get; init; } = [];
 
     /// <summary>
-    /// The test, as the CLI names it (<c>ks</c>, <c>psi</c>, <c>wasserstein-norm</c>, ...), or <c>auto</c> for Evidently's
-    /// choice per feature. Default <c>auto</c>.
+    /// The test, as the CLI names it (<c>ks</c>, <c>psi</c>, <c>wasserstein-norm</c>, ...), <c>auto</c> for Evidently's
+    /// choice per feature, or <c>none</c> for no per-feature test (only <see cref="Multivariate"/>). Default <c>auto</c>.
     /// </summary>
     /// <exception cref="ArgumentException">Not a known test.</exception>
     public string Test
     {
         get;
-        init => field = value == DriftTestCatalog.Auto || DriftTestCatalog.TryGet(value, out _)
+        init => field = value is DriftTestCatalog.Auto or NoTest || DriftTestCatalog.TryGet(value, out _)
             ? value
-            : throw new ArgumentException($"unknown drift test '{value}'; use {DriftTestCatalog.Auto} or one of: {string.Join(", ", DriftTestCatalog.Names)}", nameof(Test));
+            : throw new ArgumentException($"unknown drift test '{value}'; use {DriftTestCatalog.Auto}, {NoTest} or one of: {string.Join(", ", DriftTestCatalog.Names)}", nameof(Test));
     } = DriftTestCatalog.Auto;
+
+    /// <summary>
+    /// A test of all monitored features together, reported as the feature <c>*</c>: <c>mmd</c> (alibi-detect's MMD on
+    /// the feature vectors, drift when its permutation p-value is below <see cref="MultivariateThreshold"/>) or <c>pca</c>
+    /// (NannyML's PCA reconstruction error, drift outside the reference band), for many features or a layer's
+    /// activations. Rows with a non-finite value are left out; at most <see cref="MaxMultivariateRows"/> rows a side
+    /// are used (evenly spaced). Default none.
+    /// </summary>
+    public MultivariateDrift Multivariate { get; init; }
+
+    /// <summary>The p-value below which <c>mmd</c> signals (alibi-detect's <c>p_val</c>). Default 0.05.</summary>
+    public double MultivariateThreshold
+    {
+        get;
+        init => field = value is > 0 and < 1 ? value : throw new ArgumentOutOfRangeException(nameof(MultivariateThreshold), value, "MultivariateThreshold must be in (0, 1)");
+    } = MaximumMeanDiscrepancyTest.DefaultPValueThreshold;
+
+    /// <summary>Rows a side the multivariate test uses at most (MMD's kernel grows with their square). Default 500.</summary>
+    public int MaxMultivariateRows
+    {
+        get;
+        init => field = value is >= 20 and <= 20_000 ? value : throw new ArgumentOutOfRangeException(nameof(MaxMultivariateRows), value, "MaxMultivariateRows must be between 20 and 20000");
+    } = 500;
 
     /// <summary>The threshold: a p-value for hypothesis tests, a distance for the others. Default null: the test's own default.</summary>
     public double? Threshold
@@ -170,6 +212,11 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
             problems.Add($"features: '{missing}' is not a column of the reference {table.Source} (its columns: {string.Join(", ", table.Names)})");
         }
 
+        if (Test == NoTest && Multivariate == MultivariateDrift.None)
+        {
+            problems.Add("test: 'none' needs a multivariate test (multivariate: mmd or pca)");
+        }
+
         if (Categorical.FirstOrDefault(c => Features.Count > 0 && !Features.Contains(c)) is { } stray)
         {
             problems.Add($"categorical: '{stray}' is not one of the features");
@@ -215,7 +262,7 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
                 throw new InvalidOperationException($"{Name}: reference is 'stored' but no referenceFile was loaded");
             }
 
-            state = new SeriesState(this, tensor, columns);
+            state = new SeriesState(this, key, tensor, columns);
             _series[key] = state;
             if (state.Selected.Length == 0)
             {
@@ -277,7 +324,7 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
             EnsureLength(ref _reference, blocks.RowsIn(currentFrom - ReferenceSteps, currentFrom));
         }
 
-        for (int f = 0; f < features; f++)
+        for (int f = 0; f < features && Test != NoTest; f++)
         {
             ReadOnlySpan<double> reference;
             if (sliding)
@@ -308,7 +355,7 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
         long firstStep = blocks.StepOf(currentFrom);
         long lastStep = blocks.StepOf(blocks.Count - 1);
         double corrected = CorrectedThreshold(features);
-        for (int f = 0; f < features; f++)
+        for (int f = 0; f < features && Test != NoTest; f++)
         {
             if (_chosen[f] is not { } test)
             {
@@ -329,6 +376,78 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
                 $"{feature} of {tensorName} {(drift ? "drifted" : "has not drifted")}: {test.Name} {measured}; steps {firstStep}-{lastStep} against {state.ReferenceDescription}");
             context.ReportDrift(tensorName, feature, test.Name, drift, result.Statistic, result.PValue, threshold, description);
         }
+
+        if (Multivariate != MultivariateDrift.None)
+        {
+            TestAllFeatures(state, tensorName, firstStep, lastStep, context);
+        }
+    }
+
+    private void TestAllFeatures(SeriesState state, string tensorName, long firstStep, long lastStep, RuleContext context)
+    {
+        StepBlocks blocks = state.Blocks;
+        int currentFrom = blocks.Count - WindowSteps;
+        if (EffectiveReference == DriftReferenceKind.Sliding || state.Multivariate is null)
+        {
+            // A sliding reference moves with every window; a frozen one is fitted once.
+            double[] reference = EffectiveReference == DriftReferenceKind.Sliding
+                ? Rows(blocks, currentFrom - ReferenceSteps, currentFrom, state.Selected.Length, MaxMultivariateRows)
+                : state.ReferenceRows(MaxMultivariateRows);
+            state.Multivariate = Fit(reference, state.Selected.Length);
+        }
+
+        double[] current = Rows(blocks, currentFrom, blocks.Count, state.Selected.Length, MaxMultivariateRows);
+        int rows = current.Length / Math.Max(1, state.Selected.Length);
+        string against = string.Create(CultureInfo.InvariantCulture, $"steps {firstStep}-{lastStep} ({rows} rows) against {state.ReferenceDescription}");
+        switch (state.Multivariate)
+        {
+            case MaximumMeanDiscrepancyTest mmd when rows >= 2:
+                MaximumMeanDiscrepancyResult m = mmd.Test(current, state.Random, _workspace);
+                context.ReportDrift(tensorName, AllFeatures, "mmd", m.IsDrift, m.Statistic, m.PValue, MultivariateThreshold, string.Create(CultureInfo.InvariantCulture,
+                    $"the {state.Selected.Length} features of {tensorName} {(m.IsDrift ? "drifted" : "have not drifted")} together: MMD² {m.Statistic:G4}, permutation p-value {m.PValue:G3}, drift below {MultivariateThreshold:G3}; {against}"));
+                break;
+            case PcaReconstructionDrift pca when rows >= 1:
+                PcaReconstructionResult r = pca.Evaluate(current, _workspace);
+                context.ReportDrift(tensorName, AllFeatures, "pca", r.IsAlert, r.Error, double.NaN, pca.UpperThreshold, string.Create(CultureInfo.InvariantCulture,
+                    $"the {state.Selected.Length} features of {tensorName} {(r.IsAlert ? "drifted" : "have not drifted")} together: PCA reconstruction error {r.Error:G4} ({pca.Components} of {pca.Dimension} components), reference band {pca.LowerThreshold ?? double.NegativeInfinity:G4} to {pca.UpperThreshold:G4}; {against}"));
+                break;
+        }
+    }
+
+    /// <summary>The fitted multivariate test, or null when the reference cannot carry one (too few rows, no spread).</summary>
+    private object? Fit(double[] reference, int dimension)
+    {
+        try
+        {
+            return Multivariate == MultivariateDrift.Mmd
+                ? new MaximumMeanDiscrepancyTest(reference, dimension, pValueThreshold: MultivariateThreshold)
+                : new PcaReconstructionDrift(reference, dimension);
+        }
+        catch (ArgumentException)
+        {
+            // A degenerate reference (constant, or fewer rows than the test needs) cannot be tested against: no verdict.
+            return null;
+        }
+    }
+
+    /// <summary>At most <paramref name="limit"/> rows, evenly spaced, of the blocks' rows whose every column is finite.</summary>
+    private static double[] Rows(StepBlocks blocks, int from, int to, int columns, int limit)
+    {
+        var all = new double[blocks.RowsIn(from, to) * columns];
+        int rows = blocks.GatherRows(from, to, all);
+        return EvenlySpaced(all, rows, columns, limit);
+    }
+
+    internal static double[] EvenlySpaced(double[] all, int rows, int columns, int limit)
+    {
+        int kept = Math.Min(rows, limit);
+        var result = new double[kept * columns];
+        for (int i = 0; i < kept; i++)
+        {
+            all.AsSpan((int)BatchSample.Row(i, kept, rows) * columns, columns).CopyTo(result.AsSpan(i * columns, columns));
+        }
+
+        return result;
     }
 
     private string CorrectionNote() => Correction switch
@@ -382,7 +501,7 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
         private readonly int _columns;
         private readonly string[] _tensorNames;
 
-        public SeriesState(DataDriftRule rule, TensorRecord tensor, int columns)
+        public SeriesState(DataDriftRule rule, SeriesKey key, TensorRecord tensor, int columns)
         {
             _rule = rule;
             _columns = columns;
@@ -399,6 +518,7 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
 
             Selected = selected;
             WarmupLeft = rule.WarmupSteps;
+            Random = new Random(StableSeed($"{key.Run}/{key.Rank}/{key.Tensor}"));
             Names = [.. selected.Select(c => all[c])];
             Kinds = [.. Names.Select(n => rule.Categorical.Contains(n) ? FeatureKind.Categorical : FeatureKind.Numerical)];
             int capacity = rule.EffectiveReference == DriftReferenceKind.Sliding ? rule.ReferenceSteps + rule.WindowSteps : rule.WindowSteps;
@@ -444,6 +564,41 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
 
         public long StepsSinceTest { get; set; }
 
+        /// <summary>The fitted multivariate test (frozen references keep theirs), or null.</summary>
+        public object? Multivariate { get; set; }
+
+        /// <summary>The permutations' source, seeded per series so a replay gives the same p-values.</summary>
+        public Random Random { get; }
+
+        /// <summary>The reference's rows (finite ones; a stored table's rows where every column has a value).</summary>
+        public double[] ReferenceRows(int limit)
+        {
+            int columns = Selected.Length;
+            if (ReferenceBlocks is { } blocks)
+            {
+                return Rows(blocks, 0, blocks.Count, columns, limit);
+            }
+
+            DriftReferenceTable table = _rule.StoredReference!;
+            int rows = Names.Select(n => table.Column(n).Length).DefaultIfEmpty(0).Min();
+            var all = new double[rows * columns];
+            int kept = 0;
+            for (int r = 0; r < rows; r++)
+            {
+                bool finite = true;
+                for (int c = 0; c < columns; c++)
+                {
+                    double value = table.Column(Names[c])[r];
+                    finite &= double.IsFinite(value);
+                    all[(kept * columns) + c] = value;
+                }
+
+                kept += finite ? 1 : 0;
+            }
+
+            return EvenlySpaced(all, kept, columns, limit);
+        }
+
         /// <summary>Records still to skip before the reference (see <see cref="DataDriftRule.WarmupSteps"/>).</summary>
         public int WarmupLeft;
 
@@ -482,6 +637,18 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
             ReferenceFrozen = true;
             ReferenceDescription = string.Create(CultureInfo.InvariantCulture,
                 $"the {(_rule.WarmupSteps > 0 ? "" : "first ")}{_rule.ReferenceSteps} steps {reference.StepOf(0)}-{reference.StepOf(reference.Count - 1)}");
+        }
+
+        private static int StableSeed(string text)
+        {
+            // string.GetHashCode differs between processes; replays must draw the same permutations.
+            int hash = 17;
+            foreach (char c in text)
+            {
+                hash = unchecked((hash * 31) + c);
+            }
+
+            return hash;
         }
 
         private static double[] Finite(ReadOnlySpan<double> values)

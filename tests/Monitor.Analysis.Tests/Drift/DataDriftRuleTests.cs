@@ -221,4 +221,44 @@ public sealed class DataDriftRuleTests
         Assert.Contains("'z' is not a column of the reference ref.csv", Assert.Single(new DataDriftRule { StoredReference = table, Features = ["a", "z"] }.Validate()), StringComparison.Ordinal);
         Assert.Empty(new DataDriftRule().Validate());
     }
+
+    [Theory]
+    [InlineData(MultivariateDrift.Mmd, "mmd")]
+    [InlineData(MultivariateDrift.Pca, "pca")]
+    public void Evaluate_TestsAllFeaturesTogether_WithAMultivariateTest(MultivariateDrift method, string name)
+    {
+        var driver = Driver(new DataDriftRule { Test = DataDriftRule.NoTest, Multivariate = method, ReferenceSteps = 10, WindowSteps = 10, RowsPerStep = 30 });
+        var observed = new List<DriftObservation>();
+
+        // c follows a (c = a) until step 30, then goes its own way: each feature keeps its distribution, the vectors do
+        // not (NannyML's example of a drift only a multivariate test sees).
+        for (long step = 0; step < 50; step++)
+        {
+            TensorRecord batch = Batch(step, rows: 30);
+            if (step < 30)
+            {
+                float[] values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(batch.Raw.Float32Le.Span).ToArray();
+                for (int r = 0; r < 30; r++)
+                {
+                    values[(r * 3) + 2] = values[r * 3];
+                }
+
+                batch.Raw.Float32Le = Google.Protobuf.ByteString.CopyFrom(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()));
+            }
+
+            driver.Pipe(AnalysisTestDriver.Record(step, batch));
+            observed.AddRange(driver.Engine.DriftObservations);
+        }
+
+        Assert.All(observed, o => Assert.Equal((DataDriftRule.AllFeatures, name), (o.Feature, o.Test)));
+        Assert.Equal([19L, 29L, 39L, 49L], observed.Select(o => o.Step));
+        Assert.Equal([false, false, true, true], observed.Select(o => o.Drift));
+        AlertTransition fired = Assert.Single(driver.Transitions, t => t.State == AlertState.Firing);
+        Assert.Equal(("*", 39L), (fired.Identity[AlertLabels.Feature], fired.Step));
+        Assert.Contains("the 3 features of inputs drifted together", fired.Description, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Validate_AsksForAMultivariateTest_WhenThePerFeatureTestIsNone() =>
+        Assert.Contains("multivariate", Assert.Single(new DataDriftRule { Test = DataDriftRule.NoTest }.Validate()), StringComparison.Ordinal);
 }

@@ -9,7 +9,7 @@ public sealed class DriftDetectorsFactoryTests
 
     [Fact]
     public void Names_AreTheCliNames_InRiversOrder() =>
-        Assert.Equal(["adwin", "page-hinkley", "ddm", "eddm", "hddm-a", "hddm-w"], DriftDetectors.Names);
+        Assert.Equal(["adwin", "page-hinkley", "kswin", "ddm", "eddm", "hddm-a", "hddm-w"], DriftDetectors.Names);
 
     [Theory]
     [InlineData("adwin", typeof(AdwinDetector))]
@@ -89,7 +89,7 @@ public sealed class DriftDetectorsFactoryTests
     {
         var error = Assert.Throws<ArgumentException>(() => DriftDetectors.Create("adwn", None));
         Assert.Contains("'adwn'", error.Message, StringComparison.Ordinal);
-        Assert.Contains("adwin, page-hinkley, ddm, eddm, hddm-a, hddm-w", error.Message, StringComparison.Ordinal);
+        Assert.Contains("adwin, page-hinkley, kswin, ddm, eddm, hddm-a, hddm-w", error.Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentException>(() => DriftDetectors.Parameters("kswin-typo"));
     }
 
