@@ -32,25 +32,23 @@ internal static class DriftCommands
         {
             test, reference, current, columns, categorical, threshold, correction,
         };
-        command.Validators.Add(result =>
-        {
-            string? name = result.GetValue(test);
-            if (name != DriftTestCatalog.Auto && !DriftTestCatalog.TryGet(name, out _))
-            {
-                result.AddError($"--test: unknown test '{name}'; use {DriftTestCatalog.Auto} or one of: {string.Join(", ", DriftTestCatalog.Names)}");
-            }
-
-            if (result.GetValue(threshold) is { } t && !(t > 0 && double.IsFinite(t)))
-            {
-                result.AddError("--threshold must be a positive number");
-            }
-        });
         command.SetAction(parse =>
         {
             TextWriter output = parse.InvocationConfiguration.Output;
             TextWriter error = parse.InvocationConfiguration.Error;
             try
             {
+                string name = parse.GetValue(test)!;
+                if (name != DriftTestCatalog.Auto && !DriftTestCatalog.TryGet(name, out _))
+                {
+                    throw new ArgumentException($"--test: unknown test '{name}'; use {DriftTestCatalog.Auto} or one of: {string.Join(", ", DriftTestCatalog.Names)}");
+                }
+
+                if (parse.GetValue(threshold) is { } t && !(t > 0 && double.IsFinite(t)))
+                {
+                    throw new ArgumentException($"--threshold: {t} must be a positive number");
+                }
+
                 (IReadOnlyList<string> referenceNames, IReadOnlyDictionary<string, double[]> referenceColumns) = CsvColumns.Read(parse.GetValue(reference)!.FullName);
                 (_, IReadOnlyDictionary<string, double[]> currentColumns) = CsvColumns.Read(parse.GetValue(current)!.FullName);
                 string[] chosen = parse.GetValue(columns) is { Length: > 0 } named ? named : [.. referenceNames];

@@ -7,8 +7,8 @@ namespace Monitor.IntegrationTests;
 
 /// <summary>
 /// The control plane end to end in <c>monitor demo</c>: three data-parallel TorchSharp ranks, a real redis-server,
-/// and a selection stored for rank 1 while they train. Each rank traces 21 tensors: the 19 of the model and optimizer,
-/// labels and predictions.
+/// and a selection stored for rank 1 while they train. Each rank traces 22 tensors: the 18 of the model and optimizer,
+/// and the batch: inputs, labels, predictions and the per-example losses.
 /// </summary>
 public sealed class DemoReconfigurationTests
 {
@@ -37,7 +37,7 @@ public sealed class DemoReconfigurationTests
 
             await using ConnectionMultiplexer client = await RedisEndpoints.ConnectAsync(redis);
             var store = new SelectionStore(client);
-            await Eventually.TrueAsync(() => store.CatalogAsync("demo-3", 1).GetAwaiter().GetResult().Count == 21, "rank 1 published its 21 tensors");
+            await Eventually.TrueAsync(() => store.CatalogAsync("demo-3", 1).GetAwaiter().GetResult().Count == 22, "rank 1 published its 22 tensors");
             var selection = new TraceSelection
             {
                 Collections = new Dictionary<string, CollectionFilter> { ["gradients"] = new() { Include = ["^fc2\\."] } },
@@ -66,8 +66,8 @@ public sealed class DemoReconfigurationTests
         string[] rank1Series = [.. metrics.Split('\n').Where(l => l.StartsWith("monitor_tensor_mean{run=\"demo-3\",rank=\"1\"", StringComparison.Ordinal))];
         Assert.Equal(2, rank1Series.Length);
         Assert.All(rank1Series, l => Assert.Contains("tensor=\"fc2.", l, StringComparison.Ordinal));
-        Assert.Equal(21, metrics.Split('\n').Count(l => l.StartsWith("monitor_tensor_mean{run=\"demo-3\",rank=\"0\"", StringComparison.Ordinal)));
-        Assert.Equal(21, metrics.Split('\n').Count(l => l.StartsWith("monitor_tensor_mean{run=\"demo-3\",rank=\"2\"", StringComparison.Ordinal)));
+        Assert.Equal(22, metrics.Split('\n').Count(l => l.StartsWith("monitor_tensor_mean{run=\"demo-3\",rank=\"0\"", StringComparison.Ordinal)));
+        Assert.Equal(22, metrics.Split('\n').Count(l => l.StartsWith("monitor_tensor_mean{run=\"demo-3\",rank=\"2\"", StringComparison.Ordinal)));
         Assert.Equal(0, result.ExitCode);
         Assert.Contains("--rank 1 --include 'gradients:^fc2\\.'", output.ToString(), StringComparison.Ordinal);
         Assert.Contains("selection r0:v0 r1:v" + stored.Version + " r2:v0", output.ToString(), StringComparison.Ordinal);

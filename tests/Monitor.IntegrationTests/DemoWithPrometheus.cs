@@ -3,8 +3,8 @@ using System.Globalization;
 namespace Monitor.IntegrationTests;
 
 /// <summary>
-/// A running <c>monitor demo</c> (the real CLI as a child process: TorchSharp job with vanishing gradients from step 20,
-/// so alerts fire, in-process Garnet for heartbeats) and a real Prometheus that scrapes it every second and evaluates
+/// A running <c>monitor demo</c> (the real CLI as a child process: TorchSharp job whose inputs drift from step 100, so
+/// drift alerts fire and stay up, besides the training rules' own alerts; in-process Garnet for heartbeats) and a real Prometheus that scrapes it every second and evaluates
 /// dashboards/prometheus/monitor.rules.yaml every second. Both processes are killed
 /// on dispose (and by <see cref="ChildServer"/>'s exit hook should the test host die first). Shared by the classes of
 /// <see cref="SharedDemoWithPrometheus"/>, which therefore run one after the other.
@@ -41,7 +41,7 @@ public sealed class DemoWithPrometheus : IAsyncLifetime
         DemoMetrics = new Uri($"http://127.0.0.1:{portText}/metrics");
         _demo.Launch("dotnet", AppContext.BaseDirectory, [
             Path.Combine(AppContext.BaseDirectory, "monitor.dll"), "demo", "--run", Run, "--steps", "1000000", "--step-delay-ms", "25",
-            "--fault", "vanishing-gradients", "--fault-at", "20", "--metrics-port", portText]);
+            "--fault", "input-drift", "--fault-at", "100", "--metrics-port", portText]);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         await _demo.WaitUntilReadyAsync($"127.0.0.1:{portText}", async token =>
         {
