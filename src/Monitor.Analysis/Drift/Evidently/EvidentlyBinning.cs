@@ -38,8 +38,26 @@ internal static class EvidentlyBinning
     {
         ArgumentNullException.ThrowIfNull(workspace);
         EvidentlyNumerics.RequireSamples(reference, current);
-        Span<double> sortedReference = EvidentlyNumerics.SortedCopy(reference, workspace.Doubles(0, reference.Length));
-        Span<double> sortedCurrent = EvidentlyNumerics.SortedCopy(current, workspace.Doubles(1, current.Length));
+        int few = FewValueCounts(reference, current, kind, workspace, out referenceShares, out currentShares);
+        if (few > 0)
+        {
+            for (int bin = 0; bin < few; bin++)
+            {
+                referenceShares[bin] /= reference.Length;
+                currentShares[bin] /= current.Length;
+            }
+
+            if (fillEmptyBins)
+            {
+                FillEmptyBins(referenceShares);
+                FillEmptyBins(currentShares);
+            }
+
+            return few;
+        }
+
+        Span<double> sortedReference = EvidentlyNumerics.SortedCopy(reference, workspace.Doubles(0, reference.Length), workspace);
+        Span<double> sortedCurrent = EvidentlyNumerics.SortedCopy(current, workspace.Doubles(1, current.Length), workspace);
 
         int bins;
         if (kind == FeatureKind.Numerical && EvidentlyNumerics.CountDistinctSorted(sortedReference) > MaxDistinctForValueBins)
@@ -68,6 +86,77 @@ internal static class EvidentlyBinning
         }
 
         return bins;
+    }
+
+    /// <summary>Distinct values of the union up to which value bins are counted without sorting the samples.</summary>
+    private const int FewValues = 32;
+
+    /// <summary>
+    /// Value bins of samples with few distinct values (category codes, predicted classes), counted in one pass each,
+    /// without sorting them: the same bins, in the same ascending order, and the same counts as
+    /// <see cref="ValueCounts"/> on the sorted samples. Returns the number of bins, or 0 when the samples need the sorted
+    /// path (more than <see cref="FewValues"/> distinct values, or a numerical reference binned with Sturges' rule).
+    /// </summary>
+    private static int FewValueCounts(ReadOnlySpan<double> reference, ReadOnlySpan<double> current, FeatureKind kind, DriftWorkspace workspace,
+        out Span<double> referenceCounts, out Span<double> currentCounts)
+    {
+        Span<double> values = workspace.Doubles(4, FewValues);
+        referenceCounts = workspace.Doubles(2, FewValues);
+        currentCounts = workspace.Doubles(3, FewValues);
+        referenceCounts.Clear();
+        currentCounts.Clear();
+        int distinct = 0;
+        if (!Count(reference, values, referenceCounts, ref distinct)
+            || (kind == FeatureKind.Numerical && distinct > MaxDistinctForValueBins)
+            || !Count(current, values, currentCounts, ref distinct))
+        {
+            return 0;
+        }
+
+        // Ascending order of value, as the sorted path emits the bins (insertion sort: at most FewValues entries).
+        for (int i = 1; i < distinct; i++)
+        {
+            for (int j = i; j > 0 && values[j] < values[j - 1]; j--)
+            {
+                (values[j], values[j - 1]) = (values[j - 1], values[j]);
+                (referenceCounts[j], referenceCounts[j - 1]) = (referenceCounts[j - 1], referenceCounts[j]);
+                (currentCounts[j], currentCounts[j - 1]) = (currentCounts[j - 1], currentCounts[j]);
+            }
+        }
+
+        referenceCounts = referenceCounts[..distinct];
+        currentCounts = currentCounts[..distinct];
+        return distinct;
+    }
+
+    private static bool Count(ReadOnlySpan<double> sample, Span<double> values, Span<double> counts, ref int distinct)
+    {
+        int last = 0;
+        foreach (double value in sample)
+        {
+            // Consecutive values are often equal (a run of one class): check the last bin first.
+            if (distinct > 0 && values[last] == value)
+            {
+                counts[last]++;
+                continue;
+            }
+
+            last = values[..distinct].IndexOf(value);
+            if (last < 0)
+            {
+                if (distinct == values.Length)
+                {
+                    return false;
+                }
+
+                last = distinct++;
+                values[last] = value;
+            }
+
+            counts[last]++;
+        }
+
+        return true;
     }
 
     /// <summary>One bin per distinct value of the union, ascending: count / sample size on each side.</summary>

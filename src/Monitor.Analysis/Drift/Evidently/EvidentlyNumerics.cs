@@ -2,7 +2,7 @@ namespace Monitor.Analysis.Drift;
 
 /// <summary>
 /// The numerical pieces the Evidently tests need: log-gamma, the regularized incomplete gamma function, the chi-square
-/// and normal distribution functions as scipy evaluates them, the first Wasserstein distance and sorted-sample helpers.
+/// and normal distribution functions as scipy evaluates them, and sorted-sample helpers.
 /// </summary>
 /// <remarks>
 /// Our own implementations of textbook methods (Stirling series with upward recurrence; Legendre's series and continued
@@ -153,44 +153,6 @@ internal static class EvidentlyNumerics
         return x > 0 ? 1 - y : y;
     }
 
-    /// <summary>
-    /// The first Wasserstein distance between two sorted samples with equal weights, as scipy's
-    /// <c>wasserstein_distance</c> (<c>_cdf_distance(1, u, v)</c>) defines it: the integral of |F_u - F_v| over the
-    /// merged support, where F counts the values at or below each point (<c>searchsorted(..., 'right')</c>).
-    /// </summary>
-    public static double Wasserstein1(ReadOnlySpan<double> sortedU, ReadOnlySpan<double> sortedV)
-    {
-        int nu = sortedU.Length;
-        int nv = sortedV.Length;
-        double sum = 0;
-        int i = 0;
-        int j = 0;
-
-        // Walk the distinct values of the merged sample; between two consecutive ones both CDFs are constant.
-        double x = Math.Min(sortedU[0], sortedV[0]);
-        while (true)
-        {
-            while (i < nu && sortedU[i] <= x)
-            {
-                i++;
-            }
-
-            while (j < nv && sortedV[j] <= x)
-            {
-                j++;
-            }
-
-            if (i == nu && j == nv)
-            {
-                return sum;
-            }
-
-            double next = i == nu ? sortedV[j] : j == nv ? sortedU[i] : Math.Min(sortedU[i], sortedV[j]);
-            sum += Math.Abs(((double)i / nu) - ((double)j / nv)) * (next - x);
-            x = next;
-        }
-    }
-
     /// <summary>The population standard deviation (numpy <c>std</c>, ddof = 0), two-pass.</summary>
     public static double PopulationStandardDeviation(ReadOnlySpan<double> values)
     {
@@ -211,11 +173,13 @@ internal static class EvidentlyNumerics
         return Math.Sqrt(squares / values.Length);
     }
 
-    /// <summary>Copies <paramref name="values"/> into <paramref name="destination"/> and sorts it ascending.</summary>
-    public static Span<double> SortedCopy(ReadOnlySpan<double> values, Span<double> destination)
+    /// <summary>
+    /// Copies <paramref name="values"/> into <paramref name="destination"/> sorted ascending, with the scipy tests' sort
+    /// (a copy only when already sorted, a radix sort for large samples).
+    /// </summary>
+    public static Span<double> SortedCopy(ReadOnlySpan<double> values, Span<double> destination, DriftWorkspace workspace)
     {
-        values.CopyTo(destination);
-        destination.Sort();
+        TwoSampleScratch.SortInto(values, destination, workspace);
         return destination;
     }
 

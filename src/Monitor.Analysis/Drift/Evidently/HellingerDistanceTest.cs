@@ -43,8 +43,8 @@ public sealed class HellingerDistanceTest : IUnivariateDriftTest
     {
         ArgumentNullException.ThrowIfNull(workspace);
         EvidentlyNumerics.RequireSamples(reference, current);
-        Span<double> sortedReference = EvidentlyNumerics.SortedCopy(reference, workspace.Doubles(0, reference.Length));
-        Span<double> sortedCurrent = EvidentlyNumerics.SortedCopy(current, workspace.Doubles(1, current.Length));
+        Span<double> sortedReference = EvidentlyNumerics.SortedCopy(reference, workspace.Doubles(0, reference.Length), workspace);
+        Span<double> sortedCurrent = EvidentlyNumerics.SortedCopy(current, workspace.Doubles(1, current.Length), workspace);
         int keys = EvidentlyNumerics.CountDistinctUnionSorted(sortedReference, sortedCurrent);
 
         double coefficient = 0;
