@@ -344,23 +344,10 @@ public sealed class TorchSharpTracer : IDisposable
 
         long[] shape = tensor.shape;
         DType dtype = DTypeOf(tensor.dtype);
-        bool onHost = tensor.device_type == DeviceType.CPU && _options.SummaryLocation == SummaryLocation.Auto;
-        if (onHost)
+        if (SummarizesOnHost(tensor))
         {
             using var scope = NewDisposeScope();
-            Tensor values = tensor.detach();
-            if (values.dtype != ScalarType.Float32)
-            {
-                values = values.to_type(ScalarType.Float32);
-            }
-
-            if (!values.is_contiguous())
-            {
-                values = values.contiguous();
-            }
-
-            // Reads libtorch's buffer in place: no copy for contiguous float32 CPU tensors.
-            _tracer.AddValues(name, collections, dtype, shape, MemoryMarshal.Cast<byte, float>(values.bytes));
+            _tracer.AddValues(name, collections, dtype, shape, HostFloat32(tensor));
             return;
         }
 
@@ -377,6 +364,28 @@ public sealed class TorchSharpTracer : IDisposable
         _pending.Add(new PendingDeviceSummary(name, collections, dtype, shape, tensor.numel(), reductions, raw));
     }
 
+    private bool SummarizesOnHost(Tensor tensor) => tensor.device_type == DeviceType.CPU && _options.SummaryLocation == SummaryLocation.Auto;
+
+    /// <summary>
+    /// The tensor's values as float32 in libtorch's own buffer: read in place (no copy) for a contiguous float32 CPU
+    /// tensor, else through a converted copy. Call inside a dispose scope, and use the span before the scope ends.
+    /// </summary>
+    private static ReadOnlySpan<float> HostFloat32(Tensor tensor)
+    {
+        Tensor values = tensor.detach();
+        if (values.dtype != ScalarType.Float32)
+        {
+            values = values.to_type(ScalarType.Float32);
+        }
+
+        if (!values.is_contiguous())
+        {
+            values = values.contiguous();
+        }
+
+        return MemoryMarshal.Cast<byte, float>(values.bytes);
+    }
+
     private void CaptureBatch(string name, CollectionSet collections, Tensor tensor, IReadOnlyList<string>? featureNames)
     {
         if (!_catalog.ContainsKey(name))
@@ -391,21 +400,10 @@ public sealed class TorchSharpTracer : IDisposable
 
         long[] shape = tensor.shape;
         DType dtype = DTypeOf(tensor.dtype);
-        if (tensor.device_type == DeviceType.CPU && _options.SummaryLocation == SummaryLocation.Auto)
+        if (SummarizesOnHost(tensor))
         {
             using var scope = NewDisposeScope();
-            Tensor values = tensor.detach();
-            if (values.dtype != ScalarType.Float32)
-            {
-                values = values.to_type(ScalarType.Float32);
-            }
-
-            if (!values.is_contiguous())
-            {
-                values = values.contiguous();
-            }
-
-            _tracer.AddBatch(name, collections, dtype, shape, MemoryMarshal.Cast<byte, float>(values.bytes), featureNames);
+            _tracer.AddBatch(name, collections, dtype, shape, HostFloat32(tensor), featureNames);
             return;
         }
 
