@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 
 namespace Monitor.IntegrationTests;
@@ -70,25 +69,9 @@ internal sealed class AlertmanagerProcess : IAsyncDisposable
     /// <summary>Runs <c>amtool check-config</c> on the configuration file; returns its exit code and output.</summary>
     public async Task<(int ExitCode, string Output)> CheckConfigAsync(string amtool, CancellationToken cancellationToken)
     {
-        var start = new ProcessStartInfo(amtool) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add("check-config");
-        start.ArgumentList.Add(ConfigFile);
-        using Process process = Process.Start(start)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
-        Task<string> stderr = process.StandardError.ReadToEndAsync(cancellationToken);
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(TimeSpan.FromSeconds(30));
-        try
-        {
-            await process.WaitForExitAsync(deadline.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill();
-            throw;
-        }
-
-        return (process.ExitCode, await stdout + await stderr);
+        cancellationToken.ThrowIfCancellationRequested();
+        (int exitCode, string output, string error) = await Tool.RunAsync(amtool, Path.GetDirectoryName(ConfigFile) ?? ".", "check-config", ConfigFile);
+        return (exitCode, output + error);
     }
 
     public async ValueTask DisposeAsync()

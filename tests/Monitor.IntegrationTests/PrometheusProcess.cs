@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -59,34 +58,9 @@ internal sealed class PrometheusProcess : IAsyncDisposable
     /// <summary>Runs <c>promtool</c> with <paramref name="arguments"/>; returns its exit code and its output (stdout then stderr).</summary>
     public static async Task<(int ExitCode, string Output)> PromtoolAsync(IEnumerable<string> arguments, string workingDirectory, CancellationToken cancellationToken)
     {
-        var start = new ProcessStartInfo(FindBinary("promtool"))
-        {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = workingDirectory,
-        };
-        foreach (string argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        using Process process = Process.Start(start)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
-        Task<string> stderr = process.StandardError.ReadToEndAsync(cancellationToken);
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(TimeSpan.FromSeconds(60));
-        try
-        {
-            await process.WaitForExitAsync(deadline.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill();
-            throw;
-        }
-
-        return (process.ExitCode, await stdout + await stderr);
+        cancellationToken.ThrowIfCancellationRequested();
+        (int exitCode, string output, string error) = await Tool.RunAsync(FindBinary("promtool"), workingDirectory, [.. arguments]);
+        return (exitCode, output + error);
     }
 
     /// <summary>GET <c>/api/v1/{path}</c>; returns the <c>data</c> element, or throws with Prometheus' error.</summary>
