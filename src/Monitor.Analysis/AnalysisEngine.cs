@@ -266,6 +266,9 @@ public sealed class AnalysisEngine
 
     internal void OnDriftObservation(in DriftObservation observation) => _driftObservations.Add(observation);
 
+    internal bool IsActive(RuleBinding binding, string run, uint rank, string? tensor, string? feature) =>
+        _alerts.ContainsKey((binding.AlertName, new SeriesKey(run, rank, tensor ?? ""), feature ?? ""));
+
     internal void OnReport(RuleBinding binding, string run, uint rank, long step, string? tensor, string? feature, bool holds, double value, double threshold, string description)
     {
         var series = new SeriesKey(run, rank, tensor ?? "");

@@ -87,6 +87,12 @@ public sealed class RuleContext
         _engine.OnReport(Binding, run, rank, step, tensor, null, conditionHolds, value, threshold, description);
 
     /// <summary>
+    /// Whether this rule has a pending or firing alert for the tensor (and feature) of the current record's run and rank:
+    /// a rule can then skip formatting the description of a passing verdict that no alert will show.
+    /// </summary>
+    public bool IsActive(string? tensor, string? feature = null) => _engine.IsActive(Binding, Run, Rank, tensor, feature);
+
+    /// <summary>
     /// Reports a drift verdict for one feature of a tensor of the current record: an alert series of its own (label
     /// <c>feature</c>), and an observation the host exports (<see cref="AnalysisEngine.DriftObservations"/>: the
     /// <c>monitor_drift_*</c> gauges).

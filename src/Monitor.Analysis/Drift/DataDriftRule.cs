@@ -67,6 +67,8 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
     /// <summary>The feature a multivariate result is reported as.</summary>
     public const string AllFeatures = "*";
 
+    private const string NoDrift = "no drift";
+
     private readonly Dictionary<SeriesKey, SeriesState> _series = [];
     private readonly DriftWorkspace _workspace = new();
     private double[] _reference = [];
@@ -369,6 +371,13 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
             // A corrected threshold is read as alibi-detect reads it: p strictly below (NaN: nothing is).
             bool drift = correct ? result.PValue < threshold : DriftVerdict.IsDrift(test.VerdictRule, result, threshold);
             string feature = state.Names[f];
+            if (!drift && !context.IsActive(tensorName, feature))
+            {
+                // Nothing will show the words of a passing verdict without an alert: report the numbers only.
+                context.ReportDrift(tensorName, feature, test.Name, drift: false, result.Statistic, result.PValue, threshold, NoDrift);
+                continue;
+            }
+
             string measured = pTest
                 ? string.Create(CultureInfo.InvariantCulture, $"p-value {result.PValue:G4} (statistic {result.Statistic:G4}), drift {(correct || test.VerdictRule == DriftVerdictRule.PValueBelow ? "below" : "at or below")} {threshold:G4}{CorrectionNote()}")
                 : string.Create(CultureInfo.InvariantCulture, $"{result.Statistic:G4}, drift at or above {threshold:G4}");
