@@ -266,10 +266,6 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
 
             state = new SeriesState(this, key, tensor, columns);
             _series[key] = state;
-            if (state.Selected.Length == 0)
-            {
-                return;
-            }
         }
 
         if (state.Selected.Length == 0 || state.WarmupLeft-- > 0)
