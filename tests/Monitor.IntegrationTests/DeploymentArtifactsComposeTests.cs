@@ -302,7 +302,9 @@ public sealed partial class DeploymentArtifactsComposeTests
                 metrics = string.Join('\n', replicas.Select(r => Scrape(http, new Uri(r.Address, "metrics"))));
                 return Prometheus.Samples(metrics, "monitor_worker_step{run=\"compose\",rank=\"0\"}").Contains(steps - 1)
                     && Prometheus.Samples(metrics, "monitor_worker_step{run=\"compose\",rank=\"1\"}").Contains(steps - 1);
-            }, "both replicas together have analysed both ranks' last step", seconds: 60);
+            }, "both replicas together have analysed both ranks' last step", seconds: 90, explain: () =>
+                $"worker steps seen: {string.Join(", ", metrics.Split('\n').Where(l => l.StartsWith("monitor_worker_step", StringComparison.Ordinal) || l.StartsWith("monitor_records_", StringComparison.Ordinal)))}\n"
+                + string.Join('\n', replicas.Select((r, i) => $"monitor-{i + 1} output:\n{r.Server.Output()}")));
 
             // Rank 1's dead ReLUs reach the compose Alertmanager, from whichever replica analysed rank 1.
             string alerts = "";

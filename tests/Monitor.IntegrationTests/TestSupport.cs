@@ -8,12 +8,17 @@ namespace Monitor.IntegrationTests;
 /// <summary>Polling with a deadline instead of sleeping.</summary>
 internal static class Eventually
 {
-    public static async Task TrueAsync(Func<bool> condition, string what, double seconds = 60)
+    /// <param name="explain">What the failure message adds when the deadline passes (the servers' output, say).</param>
+    public static async Task TrueAsync(Func<bool> condition, string what, double seconds = 60, Func<string>? explain = null)
     {
         var clock = Stopwatch.StartNew();
         while (!condition())
         {
-            Assert.True(clock.Elapsed.TotalSeconds < seconds, $"timed out after {seconds} s waiting until {what}");
+            if (clock.Elapsed.TotalSeconds >= seconds)
+            {
+                Assert.Fail($"timed out after {seconds} s waiting until {what}" + (explain is null ? "" : "\n" + explain()));
+            }
+
             await Task.Delay(20, TestContext.Current.CancellationToken);
         }
     }
