@@ -8,6 +8,10 @@ namespace Monitor.IntegrationTests;
 /// <summary>Polling with a deadline instead of sleeping.</summary>
 internal static class Eventually
 {
+    /// <summary>Polls <paramref name="condition"/> every 20 ms until it holds; fails after <paramref name="seconds"/>.</summary>
+    /// <param name="condition">What must become true.</param>
+    /// <param name="what">The condition in words, for the failure message.</param>
+    /// <param name="seconds">The deadline.</param>
     /// <param name="explain">What the failure message adds when the deadline passes (the servers' output, say).</param>
     public static async Task TrueAsync(Func<bool> condition, string what, double seconds = 60, Func<string>? explain = null)
     {
