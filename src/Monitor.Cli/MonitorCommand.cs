@@ -170,7 +170,8 @@ internal static class MonitorCommand
         command.SetAction(async (parse, cancellationToken) =>
         {
             TextWriter error = parse.InvocationConfiguration.Error;
-            using ILoggerFactory logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
+            // ASP.NET Core's per-request information lines would drown the service's own.
+            using ILoggerFactory logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).AddFilter("Microsoft.AspNetCore", LogLevel.Warning));
             ILogger log = logging.CreateLogger("monitor");
             MonitorServiceOptions options;
             KafkaClientSettings kafkaSettings;

@@ -160,6 +160,8 @@ public sealed class MonitorService : IAsyncDisposable
         if (_options.TlsCertificateFile is { } certificateFile)
         {
             X509Certificate2 certificate = _certificate = ServerCertificate.Load(certificateFile, _options.TlsKeyFile);
+            // The slim builder leaves HTTPS out unless asked for.
+            builder.WebHost.UseKestrelHttpsConfiguration();
             builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureHttpsDefaults(https => https.ServerCertificate = certificate));
         }
 
