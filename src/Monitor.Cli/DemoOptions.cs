@@ -17,6 +17,9 @@ internal sealed class DemoOptions
     /// <summary>Null: the in-process bus. "mock": librdkafka's mock cluster. Else bootstrap servers of a real cluster.</summary>
     public string? Kafka { get; init; }
 
+    /// <summary>librdkafka properties of every Kafka client (with <see cref="Kafka"/>); default none.</summary>
+    public IReadOnlyDictionary<string, string> KafkaProperties { get; init; } = new Dictionary<string, string>();
+
     public string RunId { get; init; } = "demo";
 
     /// <summary>Data-parallel ranks, each with its own tracer, transport producer and control-plane connection.</summary>

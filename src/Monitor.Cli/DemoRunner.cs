@@ -49,10 +49,10 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
         string group = "monitor-demo-" + Guid.NewGuid().ToString("N")[..8];
         IRecordConsumer consumer = bootstrap is null
             ? bus.CreateConsumer(MonitorTopics.Steps)
-            : new KafkaRecordConsumer(new KafkaConsumerOptions { BootstrapServers = bootstrap, Topic = MonitorTopics.Steps, GroupId = group });
+            : new KafkaRecordConsumer(new KafkaConsumerOptions { BootstrapServers = bootstrap, Topic = MonitorTopics.Steps, GroupId = group, Properties = options.KafkaProperties });
         IRecordProducer deadLetters = bootstrap is null
             ? bus.CreateProducer()
-            : new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = bootstrap, ClientId = "monitor-demo-dlq" });
+            : new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = bootstrap, ClientId = "monitor-demo-dlq", Properties = options.KafkaProperties });
 
         string apiToken = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
         var serviceOptions = new MonitorServiceOptions
@@ -93,7 +93,7 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
             {
                 IRecordProducer producer = bootstrap is null
                     ? bus.CreateProducer()
-                    : new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = bootstrap, ClientId = $"monitor-demo-rank-{rank}" });
+                    : new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = bootstrap, ClientId = $"monitor-demo-rank-{rank}", Properties = options.KafkaProperties });
                 tracers[rank] = new StepTracer(
                     new TracerOptions { RunId = options.RunId, Rank = rank, WorldSize = options.Ranks, QueueCapacity = 1024, Selection = SampleSelection.Default },
                     producer,

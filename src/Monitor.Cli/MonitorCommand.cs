@@ -1,7 +1,8 @@
+using Confluent.Kafka;
 using Monitor.Service.Notifications;
 using System.CommandLine;
-using System.CommandLine.Parsing;
 using Microsoft.Extensions.Logging;
+using Monitor.Analysis;
 using Monitor.Contracts;
 using Monitor.Hosting;
 using Monitor.Samples.Training;
@@ -14,6 +15,15 @@ namespace Monitor.Cli;
 /// <summary>The <c>monitor</c> command line.</summary>
 internal static class MonitorCommand
 {
+    /// <summary>Environment variable that sets the default of <c>serve --api-token</c>.</summary>
+    public const string ApiTokenVariable = "MONITOR_API_TOKEN";
+
+    /// <summary>Environment variable that sets the default of <c>serve --api-read-token</c>.</summary>
+    public const string ApiReadTokenVariable = "MONITOR_API_READ_TOKEN";
+
+    /// <summary>Environment variable that sets the default of <c>serve --webhook-token</c>.</summary>
+    public const string WebhookTokenVariable = "MONITOR_WEBHOOK_TOKEN";
+
     public static RootCommand Create() => Create(Console.In);
 
     /// <summary>The command line, reading standard input (for <c>drift detect</c>) from <paramref name="input"/>.</summary>
@@ -33,21 +43,23 @@ internal static class MonitorCommand
 
     private static Command CreateDemo()
     {
-        var steps = new Option<int>("--steps") { Description = "Training steps to run.", DefaultValueFactory = _ => 300 };
-        var fault = new Option<string>("--fault") { Description = "Fault to inject into the sample job.", DefaultValueFactory = _ => "none" };
+        var defaults = new DemoOptions();
+        var steps = new Option<int>("--steps") { Description = "Training steps to run.", DefaultValueFactory = _ => defaults.Steps };
+        var fault = new Option<string>("--fault") { Description = "Fault to inject into the sample job.", DefaultValueFactory = _ => FaultNames.NameOf(defaults.Fault) };
         fault.AcceptOnlyFromAmong([.. FaultNames.All]);
-        var faultAt = new Option<int>("--fault-at") { Description = "First step with the fault.", DefaultValueFactory = _ => 150 };
-        var metricsPort = new Option<int>("--metrics-port") { Description = "Port of /metrics, /healthz and /readyz on 127.0.0.1 (0 = any free port).", DefaultValueFactory = _ => 9464 };
+        var faultAt = new Option<int>("--fault-at") { Description = "First step with the fault.", DefaultValueFactory = _ => defaults.FaultAt };
+        var metricsPort = new Option<int>("--metrics-port") { Description = "Port of /metrics, /healthz and /readyz on 127.0.0.1 (0 = any free port).", DefaultValueFactory = _ => defaults.MetricsPort };
         var kafka = new Option<string?>("--kafka") { Description = "Use Kafka instead of the in-process bus: bootstrap servers host:port[,...], or 'mock' for librdkafka's built-in mock cluster." };
-        var run = new Option<string>("--run") { Description = "Run id.", DefaultValueFactory = _ => "demo" };
-        var stepDelay = new Option<int>("--step-delay-ms") { Description = "Pause after each step, so the run lasts long enough to watch /metrics and change the selection.", DefaultValueFactory = _ => 0 };
-        var ranks = new Option<int>("--ranks") { Description = "Data-parallel ranks trained in the process, each with its own tracer and connections.", DefaultValueFactory = _ => 1 };
-        var redis = new Option<string?>("--redis") { Description = "Redis of the control plane (host:port). Default: an in-process Garnet server on a free port." };
+        var kafkaClient = new KafkaClientProperties(readEnvironment: false);
+        var run = new Option<string>("--run") { Description = "Run id.", DefaultValueFactory = _ => defaults.RunId };
+        var stepDelay = new Option<int>("--step-delay-ms") { Description = "Pause after each step, so the run lasts long enough to watch /metrics and change the selection.", DefaultValueFactory = _ => (int)defaults.StepDelay.TotalMilliseconds };
+        var ranks = new Option<int>("--ranks") { Description = "Data-parallel ranks trained in the process, each with its own tracer and connections.", DefaultValueFactory = _ => defaults.Ranks };
+        var redis = new Option<string?>("--redis") { Description = "Redis of the control plane, StackExchange.Redis syntax (host:port[,user=...,password=...,ssl=true]). Default: an in-process Garnet server on a free port." };
         var rules = new Option<FileInfo?>("--rules") { Description = "Rule file (YAML or .json). Default: the default rule set (`monitor rules default`)." };
         var record = new Option<FileInfo?>("--record") { Description = "Record every step record the service analyses to this file, for `monitor replay` (.pb/.bin: protobuf, else JSON lines)." };
         var command = new Command("demo", "Run the sample TorchSharp job and the monitor service in one process, with no external servers, and print alerts as they fire.")
         {
-            steps, fault, faultAt, metricsPort, kafka, run, stepDelay, ranks, redis, rules, record,
+            steps, fault, faultAt, metricsPort, kafka, kafkaClient.Property, kafkaClient.ConfigFile, run, stepDelay, ranks, redis, rules, record,
         };
         AddCheck(steps, value => value < 1 ? "--steps must be at least 1" : null);
         AddCheck(faultAt, value => value < 0 ? "--fault-at must not be negative" : null);
@@ -57,13 +69,33 @@ internal static class MonitorCommand
         AddCheck(ranks, value => value is < 1 or > 64 ? "--ranks must be between 1 and 64" : null);
         command.SetAction(async (parse, cancellationToken) =>
         {
+            TextWriter error = parse.InvocationConfiguration.Error;
+            KafkaClientSettings? kafkaSettings = null;
+            try
+            {
+                if (parse.GetValue(kafka) is { } bootstrap)
+                {
+                    kafkaSettings = kafkaClient.Resolve(parse, bootstrap);
+                }
+                else if (kafkaClient.IsGiven(parse))
+                {
+                    throw new KafkaClientPropertiesException("--kafka-property and --kafka-config need --kafka (the in-process bus has no client properties)");
+                }
+            }
+            catch (KafkaClientPropertiesException ex)
+            {
+                await error.WriteLineAsync("monitor demo: " + ex.Message);
+                return 2;
+            }
+
             var options = new DemoOptions
             {
                 Steps = parse.GetValue(steps),
                 Fault = FaultNames.Parse(parse.GetValue(fault)),
                 FaultAt = parse.GetValue(faultAt),
                 MetricsPort = parse.GetValue(metricsPort),
-                Kafka = parse.GetValue(kafka),
+                Kafka = kafkaSettings?.BootstrapServers,
+                KafkaProperties = kafkaSettings?.Properties ?? defaults.KafkaProperties,
                 RunId = parse.GetValue(run)!,
                 StepDelay = TimeSpan.FromMilliseconds(parse.GetValue(stepDelay)),
                 Ranks = parse.GetValue(ranks),
@@ -73,7 +105,7 @@ internal static class MonitorCommand
             };
             // The worker's and the service's spans in one process; exported only when an OTLP endpoint is set.
             using OpenTelemetry.Trace.TracerProvider? tracing = OpenTelemetryExport.StartTracing("monitor-demo", StepTracer.ActivitySourceName, MonitorService.ActivitySourceName);
-            var runner = new DemoRunner(options, Console.Out) { InteractiveProgress = !Console.IsOutputRedirected };
+            var runner = new DemoRunner(options, parse.InvocationConfiguration.Output) { InteractiveProgress = !Console.IsOutputRedirected };
             try
             {
                 DemoResult result = await runner.RunAsync(cancellationToken);
@@ -81,7 +113,12 @@ internal static class MonitorCommand
             }
             catch (IOException ex)
             {
-                await Console.Error.WriteLineAsync($"monitor demo: {ex.Message} (is port {options.MetricsPort} in use? try --metrics-port 0)");
+                await error.WriteLineAsync($"monitor demo: {ex.Message} (is port {options.MetricsPort} in use? try --metrics-port 0)");
+                return 2;
+            }
+            catch (Exception ex) when (KafkaClientProperties.Describe(ex, out string message))
+            {
+                await error.WriteLineAsync("monitor demo: " + message);
                 return 2;
             }
         });
@@ -90,55 +127,94 @@ internal static class MonitorCommand
 
     private static Command CreateServe()
     {
-        var kafka = new Option<string>("--kafka") { Description = "Kafka bootstrap servers, host:port[,...].", Required = true };
-        var group = new Option<string>("--group") { Description = "Consumer group; replicas with the same group share the partitions.", DefaultValueFactory = _ => "monitor-service" };
-        var topic = new Option<string>("--topic") { Description = "Topic of step records.", DefaultValueFactory = _ => MonitorTopics.Steps };
-        var deadLetterTopic = new Option<string>("--dead-letter-topic") { Description = "Topic for undecodable records.", DefaultValueFactory = _ => MonitorTopics.StepsDeadLetter };
-        var listen = new Option<string>("--listen") { Description = "Address of /metrics, /healthz and /readyz.", DefaultValueFactory = _ => "http://0.0.0.0:9464" };
-        var maxSeries = new Option<int>("--max-tensor-series") { Description = "Cap on exported (run, rank, tensor) combinations.", DefaultValueFactory = _ => 2_000 };
+        var defaults = new MonitorServiceOptions();
+        var consumerDefaults = new KafkaConsumerOptions { BootstrapServers = "", Topic = defaults.StepsTopic };
+        var kafka = new Option<string?>("--kafka") { Description = "Kafka bootstrap servers, host:port[,...]. Required unless bootstrap.servers comes with the client properties." };
+        var kafkaClient = new KafkaClientProperties(readEnvironment: true);
+        var group = new Option<string>("--group") { Description = "Consumer group; replicas with the same group share the partitions.", DefaultValueFactory = _ => consumerDefaults.GroupId };
+        var offsetReset = new Option<AutoOffsetReset>("--offset-reset") { Description = "Where a group without committed offsets starts: earliest (no record skipped), latest (only new records) or error.", DefaultValueFactory = _ => consumerDefaults.AutoOffsetReset };
+        var topic = new Option<string>("--topic") { Description = "Topic of step records.", DefaultValueFactory = _ => defaults.StepsTopic };
+        var deadLetterTopic = new Option<string>("--dead-letter-topic") { Description = "Topic for undecodable records.", DefaultValueFactory = _ => defaults.DeadLetterTopic };
+        var listen = new Option<string>("--listen") { Description = "Address of /metrics, /healthz, /readyz and /api: http://HOST:PORT, or https://HOST:PORT with --tls-cert. Use 0.0.0.0 to accept connections from other hosts.", DefaultValueFactory = _ => defaults.ListenUrl };
+        var tlsCertificate = new Option<FileInfo>("--tls-cert") { Description = "Server certificate for an https:// --listen: PEM (with --tls-key, or the key in the same file) or .pfx/.p12 without a password." };
+        var tlsKey = new Option<FileInfo>("--tls-key") { Description = "PEM private key of --tls-cert." };
+        var maxSeries = new Option<int>("--max-tensor-series") { Description = "Cap on exported (run, rank, tensor) combinations.", DefaultValueFactory = _ => defaults.MaxTensorSeries };
         var histogramTensors = new Option<string?>("--histogram-tensors") { Description = "Regular expression on tensor names whose histograms are exported (monitor_tensor_histogram_elements). Default: every tensor, up to --max-histogram-tensors." };
-        var maxHistograms = new Option<int>("--max-histogram-tensors") { Description = "Cap on (run, rank, tensor) combinations with exported histograms (each is one series per bucket, 96 by default).", DefaultValueFactory = _ => 32 };
-        var redis = new Option<string?>("--redis") { Description = $"Redis of the control plane; enables the /api endpoints (runs, catalogs, selections, history). Default: ${TraceCommands.RedisVariable}." , DefaultValueFactory = _ => Environment.GetEnvironmentVariable(TraceCommands.RedisVariable) };
-        var alertmanager = new Option<Uri[]>("--alertmanager") { Description = "Alertmanager base URL to push alerts to (API v2), e.g. http://alertmanager:9093 (repeatable).", CustomParser = AbsoluteUrls };
-        var webhook = new Option<Uri[]>("--webhook") { Description = "URL to POST alert notifications to as JSON (repeatable).", CustomParser = AbsoluteUrls };
-        var externalUrl = new Option<Uri?>("--external-url") { Description = "This service's URL as seen by users; alerts link to {url}/api/alerts/{fingerprint}.", CustomParser = r => AbsoluteUrls(r).FirstOrDefault() };
+        var maxHistograms = new Option<int>("--max-histogram-tensors") { Description = "Cap on (run, rank, tensor) combinations with exported histograms (each is one series per histogram bucket).", DefaultValueFactory = _ => defaults.MaxHistogramTensors };
+        var redis = new Option<string?>("--redis") { Description = $"Redis of the control plane, StackExchange.Redis syntax (host:port[,user=...,password=...,ssl=true]); enables the /api endpoints (runs, catalogs, selections, history). Default: ${TraceCommands.RedisVariable}." };
+        var alertmanager = new Option<Uri[]>("--alertmanager") { Description = "Alertmanager base URL to push alerts to (API v2), e.g. http://alertmanager:9093 (repeatable).", CustomParser = OptionValues.AbsoluteUrls };
+        var webhook = new Option<Uri[]>("--webhook") { Description = "URL to POST alert notifications to as JSON (repeatable).", CustomParser = OptionValues.AbsoluteUrls };
+        var webhookToken = new Option<string?>("--webhook-token") { Description = $"Bearer token sent to every --webhook (Authorization: Bearer TOKEN). Default: ${WebhookTokenVariable}." };
+        var webhookHeader = new Option<Dictionary<string, string>>("--webhook-header") { Description = "'Name: value' header sent to every --webhook (repeatable), e.g. 'X-Api-Key: abc'.", CustomParser = OptionValues.Headers };
+        var externalUrl = new Option<Uri?>("--external-url") { Description = "This service's URL as seen by users; alerts link to {url}/api/alerts/{fingerprint}.", CustomParser = r => OptionValues.AbsoluteUrls(r).FirstOrDefault() };
+        var externalLabels = new Option<Dictionary<string, string>>("--external-label") { Description = "key=value label added to every alert that lacks it, e.g. cluster=eu1 (repeatable; Prometheus' external_labels).", CustomParser = OptionValues.KeyValues };
+        var resendInterval = new Option<TimeSpan>("--resend-interval") { Description = "How often firing alerts are sent to Alertmanager again (endsAt = now + 4 x this), e.g. 30s, 5m.", DefaultValueFactory = _ => defaults.Notifications.ResendInterval, CustomParser = OptionValues.Duration };
+        var lateGrace = new Option<TimeSpan>("--late-grace") { Description = "How far in event time a rank's record may lag behind its newest and still be evaluated; older ones are counted as late.", DefaultValueFactory = _ => defaults.Engine.LateGrace, CustomParser = OptionValues.Duration };
         var rulesFile = new Option<FileInfo?>("--rules") { Description = "Rule file (YAML or .json), reloaded when it changes. Default: the default rule set (`monitor rules default`)." };
-        var apiToken = new Option<string?>("--api-token") { Description = "Bearer token that /api writes require (reads are open). Default: $MONITOR_API_TOKEN; none disables writes.", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("MONITOR_API_TOKEN") };
-        var command = new Command("serve", "Run the monitor service alone: consume step records from Kafka, evaluate rules, serve /metrics.")
+        var record = new Option<FileInfo?>("--record") { Description = "Record every decoded step record to this file, for `monitor replay` (.pb/.bin: protobuf, else JSON lines)." };
+        var apiToken = new Option<string?>("--api-token") { Description = $"Bearer token that /api writes require (it also allows reads). Default: ${ApiTokenVariable}; none disables writes." };
+        var apiTokenFile = new Option<FileInfo>("--api-token-file") { Description = "Read the --api-token from this file (trailing line break removed)." };
+        var apiReadToken = new Option<string?>("--api-read-token") { Description = $"Bearer token that /api reads require (the write token also reads). Default: ${ApiReadTokenVariable}; none leaves reads open." };
+        var apiReadTokenFile = new Option<FileInfo>("--api-read-token-file") { Description = "Read the --api-read-token from this file (trailing line break removed)." };
+        foreach (Option<FileInfo> file in (Option<FileInfo>[])[tlsCertificate, tlsKey, apiTokenFile, apiReadTokenFile])
         {
-            kafka, group, topic, deadLetterTopic, listen, maxSeries, histogramTensors, maxHistograms, redis, apiToken, rulesFile, alertmanager, webhook, externalUrl,
+            file.AcceptExistingOnly();
+        }
+
+        var command = new Command("serve", "Run the monitor service alone: consume step records from Kafka, evaluate rules, serve /metrics and /api, notify.")
+        {
+            kafka, kafkaClient.Property, kafkaClient.ConfigFile, group, offsetReset, topic, deadLetterTopic, listen, tlsCertificate, tlsKey,
+            maxSeries, histogramTensors, maxHistograms, redis, apiToken, apiTokenFile, apiReadToken, apiReadTokenFile, rulesFile, record,
+            alertmanager, webhook, webhookToken, webhookHeader, externalUrl, externalLabels, resendInterval, lateGrace,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            using ILoggerFactory logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
+            TextWriter error = parse.InvocationConfiguration.Error;
+            // ASP.NET Core's per-request information lines would drown the service's own.
+            using ILoggerFactory logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).AddFilter("Microsoft.AspNetCore", LogLevel.Warning));
             ILogger log = logging.CreateLogger("monitor");
-            string bootstrap = parse.GetValue(kafka)!;
             MonitorServiceOptions options;
+            KafkaClientSettings kafkaSettings;
             try
             {
+                kafkaSettings = kafkaClient.Resolve(parse, parse.GetValue(kafka));
+                string? token = OptionValues.Secret(parse, webhookToken, null, WebhookTokenVariable);
+                Dictionary<string, string> headers = parse.GetValue(webhookHeader) ?? [];
                 options = new MonitorServiceOptions
                 {
                     StepsTopic = parse.GetValue(topic)!,
                     DeadLetterTopic = parse.GetValue(deadLetterTopic)!,
                     ListenUrl = parse.GetValue(listen)!,
+                    TlsCertificateFile = parse.GetValue(tlsCertificate)?.FullName,
+                    TlsKeyFile = parse.GetValue(tlsKey)?.FullName,
                     MaxTensorSeries = parse.GetValue(maxSeries),
                     HistogramTensors = parse.GetValue(histogramTensors),
                     MaxHistogramTensors = parse.GetValue(maxHistograms),
-                    Redis = parse.GetValue(redis),
-                    ApiToken = parse.GetValue(apiToken),
+                    Redis = OptionValues.Secret(parse, redis, null, TraceCommands.RedisVariable),
+                    ApiToken = OptionValues.Secret(parse, apiToken, apiTokenFile, ApiTokenVariable),
+                    ApiReadToken = OptionValues.Secret(parse, apiReadToken, apiReadTokenFile, ApiReadTokenVariable),
                     RulesFile = parse.GetValue(rulesFile)?.FullName,
+                    RecordFile = parse.GetValue(record)?.FullName,
+                    Engine = new AnalysisEngineOptions { LateGrace = parse.GetValue(lateGrace) },
                     Notifications = new NotificationOptions
                     {
                         AlertmanagerUrls = parse.GetValue(alertmanager) ?? [],
-                        Webhooks = [.. (parse.GetValue(webhook) ?? []).Select(url => new WebhookTarget { Url = url })],
+                        Webhooks = [.. (parse.GetValue(webhook) ?? []).Select(url => new WebhookTarget { Url = url, BearerToken = string.IsNullOrEmpty(token) ? null : token, Headers = headers })],
                         GeneratorUrlBase = parse.GetValue(externalUrl),
+                        ExternalLabels = parse.GetValue(externalLabels) ?? [],
+                        ResendInterval = parse.GetValue(resendInterval),
                     },
                 };
+                if ((token is { Length: > 0 } || headers.Count > 0) && options.Notifications.Webhooks.Count == 0)
+                {
+                    throw new ArgumentException("--webhook-token and --webhook-header need a --webhook");
+                }
+
                 options.Validate();
             }
-            catch (ArgumentException ex)
+            catch (Exception ex) when (ex is ArgumentException or KafkaClientPropertiesException)
             {
-                await Console.Error.WriteLineAsync("monitor serve: " + ex.Message);
+                await error.WriteLineAsync("monitor serve: " + ex.Message);
                 return 2;
             }
 
@@ -150,16 +226,44 @@ internal static class MonitorCommand
                 }
                 catch (RuleConfigurationException ex)
                 {
-                    await Console.Error.WriteLineAsync("monitor serve: " + string.Join(Environment.NewLine + "  ", ["rule file " + path + ":", .. ex.Problems]));
+                    await error.WriteLineAsync("monitor serve: " + string.Join(Environment.NewLine + "  ", ["rule file " + path + ":", .. ex.Problems]));
                     return 2;
                 }
             }
 
             using OpenTelemetry.Trace.TracerProvider? tracing = OpenTelemetryExport.StartTracing("monitor-service", MonitorService.ActivitySourceName);
-            var consumer = new KafkaRecordConsumer(
-                new KafkaConsumerOptions { BootstrapServers = bootstrap, Topic = options.StepsTopic, GroupId = parse.GetValue(group)! },
-                logging.CreateLogger<KafkaRecordConsumer>());
-            var deadLetters = new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = bootstrap, ClientId = "monitor-service-dlq" });
+            KafkaRecordConsumer consumer;
+            KafkaRecordProducer deadLetters;
+            try
+            {
+                consumer = new KafkaRecordConsumer(
+                    new KafkaConsumerOptions
+                    {
+                        BootstrapServers = kafkaSettings.BootstrapServers,
+                        Topic = options.StepsTopic,
+                        GroupId = parse.GetValue(group)!,
+                        AutoOffsetReset = parse.GetValue(offsetReset),
+                        Properties = kafkaSettings.Properties,
+                    },
+                    logging.CreateLogger<KafkaRecordConsumer>());
+            }
+            catch (Exception ex) when (KafkaClientProperties.Describe(ex, out string message))
+            {
+                await error.WriteLineAsync("monitor serve: " + message);
+                return 2;
+            }
+
+            try
+            {
+                deadLetters = new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = kafkaSettings.BootstrapServers, ClientId = "monitor-service-dlq", Properties = kafkaSettings.Properties });
+            }
+            catch (Exception ex) when (KafkaClientProperties.Describe(ex, out string message))
+            {
+                consumer.Dispose();
+                await error.WriteLineAsync("monitor serve: " + message);
+                return 2;
+            }
+
             await using var service = new MonitorService(options, consumer, deadLetters, logging);
             service.AlertChanged += alert =>
             {
@@ -167,9 +271,23 @@ internal static class MonitorCommand
                 log.LogWarning($"alert {alert.RuleName} {alert.State} {alert.Identity} step={alert.Step}: {alert.Description}");
 #pragma warning restore CA1848, CA2254, CA1873
             };
-            await service.StartAsync(cancellationToken);
+            try
+            {
+                await service.StartAsync(cancellationToken);
+            }
+            catch (ArgumentException ex)
+            {
+                await error.WriteLineAsync("monitor serve: " + ex.Message);
+                return 2;
+            }
+            catch (IOException ex)
+            {
+                await error.WriteLineAsync($"monitor serve: cannot listen on {options.ListenUrl}: {ex.Message}");
+                return 2;
+            }
+
 #pragma warning disable CA1848, CA2254, CA1873
-            log.LogInformation($"monitor serve: consuming {options.StepsTopic} from {bootstrap} as group {parse.GetValue(group)}; metrics at {new Uri(service.BaseAddress!, "metrics")}");
+            log.LogInformation($"monitor serve: consuming {options.StepsTopic} from {kafkaSettings.BootstrapServers}{KafkaClientProperties.Summary(kafkaSettings)} as group {parse.GetValue(group)}; metrics at {new Uri(service.BaseAddress!, "metrics")}");
 #pragma warning restore CA1848, CA2254, CA1873
             try
             {
@@ -183,25 +301,6 @@ internal static class MonitorCommand
             return 0;
         });
         return command;
-    }
-
-    // System.CommandLine 3.0 has no built-in conversion to Uri: without this, any URL fails when the command runs.
-    private static Uri[] AbsoluteUrls(ArgumentResult result)
-    {
-        var urls = new List<Uri>(result.Tokens.Count);
-        foreach (Token token in result.Tokens)
-        {
-            if (Uri.TryCreate(token.Value, UriKind.Absolute, out Uri? url) && (url.Scheme == Uri.UriSchemeHttp || url.Scheme == Uri.UriSchemeHttps))
-            {
-                urls.Add(url);
-            }
-            else
-            {
-                result.AddError($"{token.Value} is not an absolute http(s) URL");
-            }
-        }
-
-        return [.. urls];
     }
 
     private static void AddCheck<T>(Option<T> option, Func<T?, string?> check) =>

@@ -24,10 +24,12 @@ internal static class TraceCommands
         };
     }
 
-    private static Option<string> RedisOption() => new("--redis")
+    private const string DefaultRedis = "localhost:6379";
+
+    // No DefaultValueFactory: --help would print the variable, which may hold a password.
+    private static Option<string?> RedisOption() => new("--redis")
     {
-        Description = $"Redis (or Garnet) of the control plane, StackExchange.Redis syntax (host:port[,password=...]). Default: ${RedisVariable}, else localhost:6379.",
-        DefaultValueFactory = _ => Environment.GetEnvironmentVariable(RedisVariable) is { Length: > 0 } value ? value : "localhost:6379",
+        Description = $"Redis (or Garnet) of the control plane, StackExchange.Redis syntax (host:port[,user=...,password=...,ssl=true]). Default: ${RedisVariable}, else {DefaultRedis}.",
     };
 
     private static Option<string> RunOption() => new("--run") { Description = "Run id.", Required = true };
@@ -36,7 +38,8 @@ internal static class TraceCommands
 
     private static Command Tensors()
     {
-        Option<string> redis = RedisOption(), run = RunOption();
+        Option<string?> redis = RedisOption();
+        Option<string> run = RunOption();
         Option<bool> json = JsonOption();
         var rank = new Option<int?>("--rank") { Description = "Only this rank (default: every rank with a heartbeat)." };
         var command = new Command("tensors", "List the tensors the run's ranks can trace (their catalogs), with shape, dtype and collections.") { redis, run, rank, json };
@@ -79,7 +82,8 @@ internal static class TraceCommands
 
     private static Command Get()
     {
-        Option<string> redis = RedisOption(), run = RunOption();
+        Option<string?> redis = RedisOption();
+        Option<string> run = RunOption();
         Option<bool> json = JsonOption();
         var rank = new Option<int?>("--rank") { Description = "The selection this rank applies (its own, else the run's)." };
         var command = new Command("get", "Print the stored selection of a run, or the one a rank applies.") { redis, run, rank, json };
@@ -106,7 +110,8 @@ internal static class TraceCommands
 
     private static Command Set()
     {
-        Option<string> redis = RedisOption(), run = RunOption();
+        Option<string?> redis = RedisOption();
+        Option<string> run = RunOption();
         Option<bool> json = JsonOption();
         var ranks = new Option<int[]>("--rank") { Description = "Give these ranks their own selection (repeatable); the other ranks keep theirs. Default: the whole run.", AllowMultipleArgumentsPerToken = true };
         var file = new Option<FileInfo?>("--file") { Description = "A selection JSON document (see `monitor trace schema`). Exclusive with the options that build one." };
@@ -161,7 +166,8 @@ internal static class TraceCommands
 
     private static Command Clear()
     {
-        Option<string> redis = RedisOption(), run = RunOption();
+        Option<string?> redis = RedisOption();
+        Option<string> run = RunOption();
         var rank = new Option<int>("--rank") { Description = "The rank whose own selection is removed; it falls back to the run's.", Required = true };
         var who = new Option<string>("--who") { Description = "Recorded in the audit trail.", DefaultValueFactory = _ => Environment.UserName };
         var command = new Command("clear", "Remove a rank's own selection; it goes back to the run's selection at its next step.") { redis, run, rank, who };
@@ -176,7 +182,8 @@ internal static class TraceCommands
 
     private static Command History()
     {
-        Option<string> redis = RedisOption(), run = RunOption();
+        Option<string?> redis = RedisOption();
+        Option<string> run = RunOption();
         Option<bool> json = JsonOption();
         var count = new Option<int>("--count") { Description = "Entries to show, newest first.", DefaultValueFactory = _ => 20 };
         var command = new Command("history", "Show who changed the run's selections, when, through what, and the versions.") { redis, run, count, json };
@@ -208,7 +215,8 @@ internal static class TraceCommands
 
     private static Command Workers()
     {
-        Option<string> redis = RedisOption(), run = RunOption();
+        Option<string?> redis = RedisOption();
+        Option<string> run = RunOption();
         Option<bool> json = JsonOption();
         var command = new Command("workers", "Show the run's ranks with their last heartbeat, selection version and any refused selection.") { redis, run, json };
         command.SetAction((parse, ct) => WithStoreAsync(parse, redis, async (store, output) =>
@@ -354,14 +362,18 @@ internal static class TraceCommands
         return new StepRange(start, end);
     }
 
-    private static async Task<int> WithStoreAsync(ParseResult parse, Option<string> redis, Func<SelectionStore, TextWriter, Task<int>> action, CancellationToken cancellationToken)
+    private static async Task<int> WithStoreAsync(ParseResult parse, Option<string?> redis, Func<SelectionStore, TextWriter, Task<int>> action, CancellationToken cancellationToken)
     {
         TextWriter error = parse.InvocationConfiguration.Error;
-        string connection = parse.GetValue(redis)!;
+        string connection = parse.GetValue(redis) is { Length: > 0 } given ? given
+            : Environment.GetEnvironmentVariable(RedisVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment : DefaultRedis;
+        string shown = connection;
         string name = parse.CommandResult.Command.Name;
         try
         {
             ConfigurationOptions configuration = ConfigurationOptions.Parse(connection);
+            // Messages name the server, never the password.
+            shown = configuration.ToString(includePassword: false);
             configuration.AbortOnConnectFail = true;
             configuration.ConnectTimeout = 5_000;
             configuration.ClientName = "monitor-cli";
@@ -380,7 +392,7 @@ internal static class TraceCommands
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            await error.WriteLineAsync($"monitor trace {name}: cannot reach Redis at '{connection}': {ex.Message}");
+            await error.WriteLineAsync($"monitor trace {name}: cannot reach Redis at '{shown}': {ex.Message}");
             return ExitUnavailable;
         }
     }

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -12,18 +11,18 @@ namespace Monitor.Service;
 
 /// <summary>
 /// The control plane over HTTP, under <c>/api</c>: runs and their ranks' heartbeats, catalogs, selections (read and
-/// write) and the audit trail. Reads are open; writes (<c>PUT</c>, <c>DELETE</c>) need
-/// <c>Authorization: Bearer {token}</c> with the configured token (401 otherwise; with no token configured every
-/// write is refused).
+/// write) and the audit trail. Writes (<c>PUT</c>, <c>DELETE</c>) need <c>Authorization: Bearer {token}</c> with the
+/// write token (401 otherwise; with no token configured every write is refused); reads are checked for the whole
+/// <c>/api</c> group by the caller (see <see cref="ApiAuthorization"/>).
 /// </summary>
 internal static class ControlPlaneApi
 {
     /// <summary>Header naming who makes a change (recorded in the audit trail); default <c>api</c>.</summary>
     public const string WhoHeader = "X-Monitor-Who";
 
-    public static void Map(IEndpointRouteBuilder routes, SelectionStore? store, string? token)
+    /// <summary>Maps the endpoints under <paramref name="api"/> (the <c>/api</c> group).</summary>
+    public static void Map(RouteGroupBuilder api, SelectionStore? store, ApiAuthorization authorization)
     {
-        RouteGroupBuilder api = routes.MapGroup("/api");
         api.MapGet("/runs", async () => await Guard(store, async s =>
         {
             var runs = new List<object>();
@@ -53,7 +52,7 @@ internal static class ControlPlaneApi
         api.MapGet("/runs/{run}/history", async (string run, int? count) => await Guard(store, async s => Json(await s.HistoryAsync(run, count ?? 100))));
         api.MapPut("/runs/{run}/selection", async (HttpContext context, string run, [FromQuery] int[]? rank) =>
         {
-            if (Unauthorized(context, token) is { } refusal)
+            if (authorization.RequireWrite(context) is { } refusal)
             {
                 return refusal;
             }
@@ -69,7 +68,7 @@ internal static class ControlPlaneApi
         });
         api.MapDelete("/runs/{run}/selection", async (HttpContext context, string run, int rank) =>
         {
-            if (Unauthorized(context, token) is { } refusal)
+            if (authorization.RequireWrite(context) is { } refusal)
             {
                 return refusal;
             }
@@ -82,24 +81,6 @@ internal static class ControlPlaneApi
 
     private static SelectionChange Change(HttpContext context) =>
         new(context.Request.Headers[WhoHeader] is { Count: > 0 } who ? who.ToString() : "api", "api");
-
-    private static IResult? Unauthorized(HttpContext context, string? token)
-    {
-        string header = context.Request.Headers.Authorization.ToString();
-        const string scheme = "Bearer ";
-        bool valid = !string.IsNullOrEmpty(token)
-            && header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase)
-            && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(header[scheme.Length..].Trim()), Encoding.UTF8.GetBytes(token));
-        if (valid)
-        {
-            return null;
-        }
-
-        context.Response.Headers.WWWAuthenticate = "Bearer";
-        return Results.Json(
-            new { error = string.IsNullOrEmpty(token) ? "writes are disabled: the service has no API token configured (--api-token / MONITOR_API_TOKEN)" : "a valid bearer token is required to change selections" },
-            statusCode: StatusCodes.Status401Unauthorized);
-    }
 
     private static async Task<IResult> Guard(SelectionStore? store, Func<SelectionStore, Task<IResult>> action)
     {

@@ -1,8 +1,10 @@
 using System.Diagnostics;
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -68,6 +70,7 @@ public sealed class MonitorService : IAsyncDisposable
     private readonly StepRecordWriter? _recorder;
     private readonly string _processSpanName;
     private WebApplication? _web;
+    private X509Certificate2? _certificate;
     private SelectionStore? _store;
     private ConnectionMultiplexer? _redis;
     private Task? _pipeline;
@@ -142,6 +145,7 @@ public sealed class MonitorService : IAsyncDisposable
     /// <summary>Starts the HTTP server, then the pipeline.</summary>
     /// <exception cref="InvalidOperationException">Already started.</exception>
     /// <exception cref="IOException">The listen address is in use.</exception>
+    /// <exception cref="ArgumentException">The TLS certificate cannot be loaded.</exception>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
         if (_web is not null)
@@ -153,6 +157,14 @@ public sealed class MonitorService : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(_loggerFactory);
         builder.WebHost.UseUrls(_options.ListenUrl);
+        if (_options.TlsCertificateFile is { } certificateFile)
+        {
+            X509Certificate2 certificate = _certificate = ServerCertificate.Load(certificateFile, _options.TlsKeyFile);
+            // The slim builder leaves HTTPS out unless asked for.
+            builder.WebHost.UseKestrelHttpsConfiguration();
+            builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureHttpsDefaults(https => https.ServerCertificate = certificate));
+        }
+
         WebApplication web = builder.Build();
         web.MapMetrics("/metrics", _metrics.Registry);
         web.MapGet("/healthz", () => _pipelineFault is { } fault
@@ -170,8 +182,11 @@ public sealed class MonitorService : IAsyncDisposable
         }
 
         _store = _redis is null ? null : new SelectionStore(_redis, _options.TimeProvider);
-        ControlPlaneApi.Map(web, _store, _options.ApiToken);
-        AlertsApi.Map(web, () => _activeAlerts.Values);
+        var authorization = new ApiAuthorization(_options.ApiToken, _options.ApiReadToken);
+        RouteGroupBuilder api = web.MapGroup("/api");
+        api.AddEndpointFilter(async (context, next) => authorization.RequireRead(context.HttpContext) ?? await next(context).ConfigureAwait(false));
+        ControlPlaneApi.Map(api, _store, authorization);
+        AlertsApi.Map(api, () => _activeAlerts.Values);
         _web = web;
         await web.StartAsync(cancellationToken).ConfigureAwait(false);
         string address = web.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
@@ -225,6 +240,7 @@ public sealed class MonitorService : IAsyncDisposable
             await _redis.DisposeAsync().ConfigureAwait(false);
         }
 
+        _certificate?.Dispose();
         _stopping.Dispose();
     }
 

@@ -14,10 +14,21 @@ public sealed class MonitorServiceOptions
     public string DeadLetterTopic { get; init; } = MonitorTopics.StepsDeadLetter;
 
     /// <summary>
-    /// Address the HTTP endpoints (<c>/metrics</c>, <c>/healthz</c>, <c>/readyz</c>) listen on. Default
-    /// <c>http://127.0.0.1:9464</c>; port 0 picks a free port (see <see cref="MonitorService.BaseAddress"/>).
+    /// Address the HTTP endpoints (<c>/metrics</c>, <c>/healthz</c>, <c>/readyz</c>, <c>/api</c>) listen on. Default
+    /// <c>http://127.0.0.1:9464</c>; port 0 picks a free port (see <see cref="MonitorService.BaseAddress"/>). An
+    /// <c>https://</c> address needs <see cref="TlsCertificateFile"/>.
     /// </summary>
     public string ListenUrl { get; init; } = "http://127.0.0.1:9464";
+
+    /// <summary>
+    /// Server certificate for an <c>https://</c> <see cref="ListenUrl"/>: a PEM file (with <see cref="TlsKeyFile"/>,
+    /// or with the private key in the same file) or a PKCS#12 file (<c>.pfx</c>/<c>.p12</c>, without a password).
+    /// Read once at <see cref="MonitorService.StartAsync"/>. Default none.
+    /// </summary>
+    public string? TlsCertificateFile { get; init; }
+
+    /// <summary>PEM private key of <see cref="TlsCertificateFile"/>. Default none (the key is in the certificate file).</summary>
+    public string? TlsKeyFile { get; init; }
 
     /// <summary>
     /// Most (run, rank, tensor) combinations exported as per-tensor gauges. Default 2,000 (each one is 10 Prometheus
@@ -54,10 +65,17 @@ public sealed class MonitorServiceOptions
     public string? Redis { get; init; }
 
     /// <summary>
-    /// Bearer token required by the <c>/api</c> endpoints that change something. Default none: writes are refused
-    /// (401); reads are open either way.
+    /// Bearer token required by the <c>/api</c> endpoints that change something (it also allows reads). Default none:
+    /// writes are refused (401).
     /// </summary>
     public string? ApiToken { get; init; }
+
+    /// <summary>
+    /// Bearer token that allows reading <c>/api</c> (runs, catalogs, selections, history, alerts); with one set, a read
+    /// needs it or <see cref="ApiToken"/>. <c>/metrics</c>, <c>/healthz</c> and <c>/readyz</c> stay open. Default none:
+    /// reads are open.
+    /// </summary>
+    public string? ApiReadToken { get; init; }
 
     /// <summary>
     /// Rule file (YAML, or JSON by extension): which rules run, with which parameters, windows, <c>for</c>, labels,
@@ -98,9 +116,40 @@ public sealed class MonitorServiceOptions
             throw new ArgumentException("topic names must not be empty");
         }
 
-        if (!Uri.TryCreate(ListenUrl, UriKind.Absolute, out Uri? listen) || listen.Scheme != Uri.UriSchemeHttp)
+        if (!Uri.TryCreate(ListenUrl, UriKind.Absolute, out Uri? listen) || (listen.Scheme != Uri.UriSchemeHttp && listen.Scheme != Uri.UriSchemeHttps))
         {
-            throw new ArgumentException($"listen URL '{ListenUrl}' is not an absolute http:// URL");
+            throw new ArgumentException($"listen URL '{ListenUrl}' is not an absolute http:// or https:// URL");
+        }
+
+        if (listen.Scheme == Uri.UriSchemeHttps && TlsCertificateFile is null)
+        {
+            throw new ArgumentException($"listen URL '{ListenUrl}' is https but no TLS certificate is given (--tls-cert)");
+        }
+
+        if (listen.Scheme == Uri.UriSchemeHttp && (TlsCertificateFile ?? TlsKeyFile) is not null)
+        {
+            throw new ArgumentException($"a TLS certificate is given but the listen URL '{ListenUrl}' is http://; use https://");
+        }
+
+        if (TlsKeyFile is not null && TlsCertificateFile is null)
+        {
+            throw new ArgumentException("a TLS key is given without a certificate (--tls-cert)");
+        }
+
+        foreach (string? file in (string?[])[TlsCertificateFile, TlsKeyFile])
+        {
+            if (file is not null && !File.Exists(file))
+            {
+                throw new ArgumentException($"TLS file '{file}' does not exist");
+            }
+        }
+
+        foreach (string? token in (string?[])[ApiToken, ApiReadToken])
+        {
+            if (token is not null && (token.Length == 0 || token.Any(char.IsControl) || token != token.Trim()))
+            {
+                throw new ArgumentException("an API token is empty, has surrounding spaces or contains control characters");
+            }
         }
 
         ArgumentNullException.ThrowIfNull(Notifications);

@@ -7,7 +7,7 @@ namespace Monitor.IntegrationTests;
 /// <summary>
 /// A real <c>redis-server</c> (Debian's package) run as a child process for one test: on 127.0.0.1 and a free port,
 /// with no persistence (<c>--save "" --appendonly no</c>) and its working directory (<c>--dir</c>) in a fresh temp
-/// directory, so it never writes into the repository. <see cref="StartNewAsync"/> returns once it answers PING.
+/// directory, so it never writes into the repository. <see cref="StartNewAsync(CancellationToken)"/> returns once it answers PING.
 /// <see cref="StopAsync"/> kills it (as a crash would) and <see cref="StartAsync"/> starts an empty one on the same
 /// port. Dispose kills it and deletes the directory; should the test
 /// host exit without disposing, a process-exit hook still kills it.
@@ -22,14 +22,16 @@ internal sealed class RedisServerProcess : IRedisEndpoint
     public static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(15);
 
     private readonly string _binary;
+    private readonly IReadOnlyList<string> _extraArguments;
     private readonly DirectoryInfo _directory;
     private readonly ChildServer _server = new("redis-server");
     private readonly SemaphoreSlim _lifecycle = new(1, 1);
     private bool _disposed;
 
-    private RedisServerProcess(string binary, int port)
+    private RedisServerProcess(string binary, int port, IReadOnlyList<string> extraArguments)
     {
         _binary = binary;
+        _extraArguments = extraArguments;
         Port = port;
         _directory = Directory.CreateTempSubdirectory("monitor-redis-");
     }
@@ -50,10 +52,17 @@ internal sealed class RedisServerProcess : IRedisEndpoint
 
     /// <summary>Starts a redis-server on a free port and waits until it answers PING.</summary>
     /// <exception cref="InvalidOperationException">No redis-server binary (see <see cref="NotFoundMessage"/>), or it did not come up.</exception>
-    public static Task<RedisServerProcess> StartNewAsync(CancellationToken cancellationToken = default)
+    public static Task<RedisServerProcess> StartNewAsync(CancellationToken cancellationToken = default) => StartNewAsync([], cancellationToken);
+
+    /// <summary>
+    /// As <see cref="StartNewAsync(CancellationToken)"/>, with more configuration on the command line, one directive
+    /// per <c>--name</c> followed by its arguments, e.g. <c>["--requirepass", "pw", "--user", "alice", "on", "&gt;pw", "~*", "&amp;*", "+@all"]</c>.
+    /// A server that requires a password still counts as up when it answers PING with NOAUTH.
+    /// </summary>
+    public static Task<RedisServerProcess> StartNewAsync(IReadOnlyList<string> extraArguments, CancellationToken cancellationToken = default)
     {
         string binary = FindBinary(ChildServer.SearchDirectories());
-        return ChildServer.StartOnFreePortAsync(port => new RedisServerProcess(binary, port), (server, token) => server.StartAsync(token), cancellationToken);
+        return ChildServer.StartOnFreePortAsync(port => new RedisServerProcess(binary, port, extraArguments), (server, token) => server.StartAsync(token), cancellationToken);
     }
 
     /// <summary>The first executable <c>redis-server</c> in <paramref name="directories"/>.</summary>
@@ -83,7 +92,8 @@ internal sealed class RedisServerProcess : IRedisEndpoint
                 "--dir", _directory.FullName,
                 "--daemonize", "no",
                 "--logfile", "",
-                "--loglevel", "warning"]);
+                "--loglevel", "warning",
+                .. _extraArguments]);
             await _server.WaitUntilReadyAsync(ConnectionString, AnswersPingAsync, "answering PING", StartTimeout, TimeSpan.FromMilliseconds(5), cancellationToken);
         }
         finally
@@ -135,9 +145,9 @@ internal sealed class RedisServerProcess : IRedisEndpoint
             using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, Port), attempt.Token);
             await socket.SendAsync("PING\r\n"u8.ToArray(), SocketFlags.None, attempt.Token);
-            var reply = new byte[16];
+            var reply = new byte[64];
             int read = 0;
-            while (read < 7)
+            while (read < reply.Length && reply.AsSpan(0, read).IndexOf("\r\n"u8) < 0)
             {
                 int n = await socket.ReceiveAsync(reply.AsMemory(read), SocketFlags.None, attempt.Token);
                 if (n == 0)
@@ -148,7 +158,8 @@ internal sealed class RedisServerProcess : IRedisEndpoint
                 read += n;
             }
 
-            return reply.AsSpan(0, read).SequenceEqual("+PONG\r\n"u8);
+            // NOAUTH: up, and asking for the password it was configured with.
+            return reply.AsSpan(0, read).SequenceEqual("+PONG\r\n"u8) || reply.AsSpan(0, read).StartsWith("-NOAUTH"u8);
         }
         catch (Exception e) when (e is SocketException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
