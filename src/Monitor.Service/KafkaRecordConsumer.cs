@@ -65,6 +65,8 @@ public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness
     // Environment.TickCount64 of the last broker answer (long.MinValue: none yet), and why the last probe failed.
     private long _brokerAnsweredAt = long.MinValue;
     private volatile string? _brokerProblem = "no broker has answered yet";
+    // The last probe found no such topic: there is nothing to assign until a worker creates it.
+    private volatile bool _topicMissing;
 
     /// <summary>Creates the consumer and subscribes; starts probing the brokers.</summary>
     /// <param name="options">The consumer's options.</param>
@@ -115,9 +117,11 @@ public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness
     }
 
     /// <summary>
-    /// Ready when the group has given this member its assignment (after the last rebalance; an empty one counts, so a
-    /// replica beyond the partition count is still ready to serve its HTTP API) and the brokers answered the last
-    /// metadata probe (every <see cref="KafkaConsumerOptions.BrokerProbeInterval"/>). Thread-safe, no network call.
+    /// Ready when the brokers answered the last metadata probe (every <see cref="KafkaConsumerOptions.BrokerProbeInterval"/>)
+    /// and the group has given this member its assignment (after the last rebalance; an empty one counts, so a replica
+    /// beyond the partition count is still ready to serve its HTTP API), or the probe found that the topic does not
+    /// exist yet (it appears with the first worker's record, and there is nothing to assign until then). Thread-safe,
+    /// no network call.
     /// </summary>
     public bool IsReady(out string detail)
     {
@@ -138,6 +142,12 @@ public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness
 
         lock (_assignmentLock)
         {
+            if (!_assigned && _topicMissing)
+            {
+                detail = $"topic '{_topic}' does not exist yet (nothing to assign); brokers answer";
+                return true;
+            }
+
             if (!_assigned)
             {
                 detail = $"consumer group '{_groupId}' has not assigned partitions of '{_topic}' to this member yet";
@@ -311,7 +321,9 @@ public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness
             try
             {
                 // A metadata request for the one topic is a real round trip to a broker, and cheap on big clusters.
-                _ = _probeClient.GetMetadata(_topic, _probeTimeout);
+                Metadata metadata = _probeClient.GetMetadata(_topic, _probeTimeout);
+                _topicMissing = metadata.Topics.Find(t => t.Topic == _topic) is not { } found
+                    || found.Error.Code == ErrorCode.UnknownTopicOrPart || found.Partitions.Count == 0;
                 Interlocked.Exchange(ref _brokerAnsweredAt, Environment.TickCount64);
                 _brokerProblem = null;
             }

@@ -13,6 +13,7 @@ namespace Monitor.Service;
 public sealed class MockKafkaCluster : IDisposable
 {
     private readonly IAdminClient _host;
+    private int _disposed;
 
     /// <summary>Starts <paramref name="brokers"/> mock brokers.</summary>
     /// <param name="brokers">How many; default 1.</param>
@@ -31,6 +32,12 @@ public sealed class MockKafkaCluster : IDisposable
     /// <summary>The mock brokers, <c>host:port,...</c>.</summary>
     public string BootstrapServers { get; }
 
-    /// <summary>Stops the brokers.</summary>
-    public void Dispose() => _host.Dispose();
+    /// <summary>Stops the brokers (clients connected to them see a broker outage). Idempotent.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _host.Dispose();
+        }
+    }
 }

@@ -28,6 +28,32 @@ public static class KafkaClientLog
     /// <remarks>librdkafka calls it on its own threads; it never throws (a failing logger loses the line).</remarks>
     public static Action<T, LogMessage> Handler<T>(ILogger? logger) => (_, message) => Write(logger, message);
 
+    /// <summary>
+    /// An error handler for a Confluent.Kafka builder (<c>SetErrorHandler</c>) that writes client errors (all brokers
+    /// down, authentication failed: state changes, so rare) to <paramref name="logger"/> as warnings, fatal ones as
+    /// errors; discarded when <paramref name="logger"/> is null.
+    /// </summary>
+    public static Action<T, Error> ErrorHandler<T>(ILogger? logger, string client) => (_, error) =>
+    {
+        if (logger is null)
+        {
+            return;
+        }
+
+        try
+        {
+#pragma warning disable CA1848, CA1873 // Rare by construction.
+            logger.Log(error.IsFatal ? LogLevel.Error : LogLevel.Warning, "Kafka {Client}: {Code}: {Reason}", client, error.Code, error.Reason);
+#pragma warning restore CA1848, CA1873
+        }
+#pragma warning disable CA1031 // An exception must not reach librdkafka's thread.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            // Nowhere left to report to.
+        }
+    };
+
     private static void Write(ILogger? logger, LogMessage message)
     {
         LogLevel level = LevelOf(message.Level);

@@ -107,15 +107,31 @@ public sealed record KafkaProducerStatistics(long Delivered, long RefusedQueueFu
 public sealed class KafkaRecordProducer : IRecordProducer
 {
     private readonly IProducer<string, byte[]> _producer;
-    private readonly ILogger? _logger;
     private long _delivered, _refusedQueueFull, _refusedOther, _deliveryFailed, _inFlight, _inFlightBytes;
+
+    /// <summary>Creates the producer (no connection is made until the first record); librdkafka's log lines and client
+    /// errors are discarded (never written to stderr).</summary>
+    /// <param name="options">Validated here.</param>
+    /// <exception cref="ArgumentException">An option is invalid.</exception>
+    public KafkaRecordProducer(KafkaProducerOptions options)
+        : this(options, static (_, _) => { }, static (_, _) => { })
+    {
+    }
 
     /// <summary>Creates the producer (no connection is made until the first record).</summary>
     /// <param name="options">Validated here.</param>
-    /// <param name="logger">Where librdkafka's log lines and client errors go, mapped from syslog levels
-    /// (<see cref="KafkaClientLog.LevelOf"/>); default none: they are discarded.</param>
+    /// <param name="logger">Where librdkafka's log lines (levels mapped by <see cref="KafkaClientLog.LevelOf"/>) and
+    /// client errors go; null discards them.</param>
     /// <exception cref="ArgumentException">An option is invalid.</exception>
-    public KafkaRecordProducer(KafkaProducerOptions options, ILogger? logger = null)
+    public KafkaRecordProducer(KafkaProducerOptions options, ILogger? logger)
+        : this(options, KafkaClientLog.Handler<IProducer<string, byte[]>>(logger),
+            KafkaClientLog.ErrorHandler<IProducer<string, byte[]>>(logger, "producer " + options?.ClientId))
+    {
+    }
+
+    // No ILogger in this signature or body: a process that never passes a logger (the sample job started from another
+    // application's output folder) must not need Microsoft.Extensions.Logging.Abstractions to be loadable.
+    private KafkaRecordProducer(KafkaProducerOptions options, Action<IProducer<string, byte[]>, LogMessage> log, Action<IProducer<string, byte[]>, Error> errors)
     {
         ArgumentNullException.ThrowIfNull(options);
         try
@@ -127,7 +143,6 @@ public sealed class KafkaRecordProducer : IRecordProducer
             throw new ArgumentException(ex.Message, nameof(options), ex);
         }
 
-        _logger = logger;
         ClientId = options.ClientId;
         var config = new ProducerConfig
         {
@@ -147,8 +162,8 @@ public sealed class KafkaRecordProducer : IRecordProducer
         }
 
         _producer = new ProducerBuilder<string, byte[]>(config)
-            .SetLogHandler(KafkaClientLog.Handler<IProducer<string, byte[]>>(logger))
-            .SetErrorHandler((_, error) => LogClientError(error))
+            .SetLogHandler(log)
+            .SetErrorHandler(errors)
             .Build();
         KafkaProducerMetrics.Register(this);
     }
@@ -241,17 +256,5 @@ public sealed class KafkaRecordProducer : IRecordProducer
         }
 
         onDelivery(new DeliveryReport(false, $"{error.Code}: {error.Reason}") { ErrorType = error.Code.ToString() });
-    }
-
-    private void LogClientError(Error error)
-    {
-        if (_logger is null)
-        {
-            return;
-        }
-
-#pragma warning disable CA1848, CA1873 // Client errors are state changes (all brokers down, authentication failed): rare.
-        _logger.Log(error.IsFatal ? LogLevel.Error : LogLevel.Warning, "Kafka producer {Client}: {Code}: {Reason}", ClientId, error.Code, error.Reason);
-#pragma warning restore CA1848, CA1873
     }
 }
