@@ -1,6 +1,8 @@
+using System.Globalization;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 using Monitor.Contracts.Transport;
+using Monitor.Tracing;
 
 namespace Monitor.Service;
 
@@ -22,6 +24,15 @@ public sealed class KafkaConsumerOptions
     /// <summary>How often processed offsets are committed. Default 1,000 ms.</summary>
     public int CommitIntervalMs { get; init; } = 1_000;
 
+    /// <summary>
+    /// How often the brokers are asked for the topic's metadata, off the consuming thread, to know they answer (see
+    /// <see cref="KafkaRecordConsumer.IsReady"/>). Default 2 s.
+    /// </summary>
+    public TimeSpan BrokerProbeInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long one broker probe may wait for an answer. Default 5 s.</summary>
+    public TimeSpan BrokerProbeTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Extra librdkafka properties, applied last.</summary>
     public IReadOnlyDictionary<string, string> Properties { get; init; } = new Dictionary<string, string>();
 }
@@ -31,19 +42,50 @@ public sealed class KafkaConsumerOptions
 /// to <see cref="MarkProcessed"/> are stored, and librdkafka commits stored offsets every
 /// <see cref="KafkaConsumerOptions.CommitIntervalMs"/>, on rebalance and on <see cref="Dispose"/>.
 /// </summary>
-/// <remarks>Not thread-safe (one consuming thread), like the underlying consumer.</remarks>
-public sealed class KafkaRecordConsumer : IRecordConsumer
+/// <remarks>
+/// <para>Not thread-safe (one consuming thread), like the underlying consumer; <see cref="IsReady"/> may be called from
+/// any thread.</para>
+/// <para>librdkafka's log lines and client errors go to the logger given to the constructor (never to stderr).</para>
+/// </remarks>
+public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness
 {
     private readonly IConsumer<string?, byte[]> _consumer;
+    private readonly IAdminClient _probeClient;
     private readonly ILogger? _logger;
     private readonly string _groupId;
+    private readonly string _topic;
+    private readonly string _bootstrapServers;
+    private readonly TimeSpan _probeInterval;
+    private readonly TimeSpan _probeTimeout;
+    private readonly CancellationTokenSource _closing = new();
+    private readonly Task _probe;
+    private readonly Lock _assignmentLock = new();
+    private readonly HashSet<TopicPartition> _assignment = [];
+    private bool _assigned;
+    // Environment.TickCount64 of the last broker answer (long.MinValue: none yet), and why the last probe failed.
+    private long _brokerAnsweredAt = long.MinValue;
+    private volatile string? _brokerProblem = "no broker has answered yet";
+    // The last probe found no such topic: there is nothing to assign until a worker creates it.
+    private volatile bool _topicMissing;
 
-    /// <summary>Creates the consumer and subscribes.</summary>
+    /// <summary>Creates the consumer and subscribes; starts probing the brokers.</summary>
+    /// <param name="options">The consumer's options.</param>
+    /// <param name="logger">Where librdkafka's log lines (levels mapped by <see cref="KafkaClientLog.LevelOf"/>),
+    /// client errors and consume errors go; default none: discarded.</param>
     public KafkaRecordConsumer(KafkaConsumerOptions options, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
+        if (options.BrokerProbeInterval <= TimeSpan.Zero || options.BrokerProbeTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("the broker probe interval and timeout must be positive", nameof(options));
+        }
+
         _logger = logger;
         _groupId = options.GroupId;
+        _topic = options.Topic;
+        _bootstrapServers = options.BootstrapServers;
+        _probeInterval = options.BrokerProbeInterval;
+        _probeTimeout = options.BrokerProbeTimeout;
         var config = new ConsumerConfig
         {
             BootstrapServers = options.BootstrapServers,
@@ -62,9 +104,59 @@ public sealed class KafkaRecordConsumer : IRecordConsumer
         }
 
         _consumer = new ConsumerBuilder<string?, byte[]>(config)
+            .SetLogHandler(KafkaClientLog.Handler<IConsumer<string?, byte[]>>(logger))
             .SetErrorHandler((_, error) => Log(error.IsFatal ? LogLevel.Error : LogLevel.Warning, $"Kafka consumer: {error.Code}: {error.Reason}"))
+            .SetPartitionsAssignedHandler((_, partitions) => Assigned(partitions))
+            .SetPartitionsRevokedHandler((_, partitions) => Revoked(partitions.Select(p => p.TopicPartition), lost: false))
+            .SetPartitionsLostHandler((_, partitions) => Revoked(partitions.Select(p => p.TopicPartition), lost: true))
             .Build();
+        // Shares the consumer's connections; metadata requests are thread-safe in librdkafka.
+        _probeClient = new DependentAdminClientBuilder(_consumer.Handle).Build();
         _consumer.Subscribe(options.Topic);
+        _probe = Task.Run(ProbeBrokersAsync);
+    }
+
+    /// <summary>
+    /// Ready when the brokers answered the last metadata probe (every <see cref="KafkaConsumerOptions.BrokerProbeInterval"/>)
+    /// and the group has given this member its assignment (after the last rebalance; an empty one counts, so a replica
+    /// beyond the partition count is still ready to serve its HTTP API), or the probe found that the topic does not
+    /// exist yet (it appears with the first worker's record, and there is nothing to assign until then). Thread-safe,
+    /// no network call.
+    /// </summary>
+    public bool IsReady(out string detail)
+    {
+        string? problem = _brokerProblem;
+        long answeredAt = Interlocked.Read(ref _brokerAnsweredAt);
+        // A probe thread that stopped answering (it cannot hang longer than its timeout) also means not ready.
+        long stale = (long)(_probeInterval + _probeTimeout + _probeTimeout).TotalMilliseconds;
+        if (problem is null && answeredAt != long.MinValue && Environment.TickCount64 - answeredAt > stale)
+        {
+            problem = $"no broker answer for {(Environment.TickCount64 - answeredAt) / 1000.0:F0} s";
+        }
+
+        if (problem is not null)
+        {
+            detail = $"Kafka brokers {_bootstrapServers} do not answer: {problem}";
+            return false;
+        }
+
+        lock (_assignmentLock)
+        {
+            if (!_assigned && _topicMissing)
+            {
+                detail = $"topic '{_topic}' does not exist yet (nothing to assign); brokers answer";
+                return true;
+            }
+
+            if (!_assigned)
+            {
+                detail = $"consumer group '{_groupId}' has not assigned partitions of '{_topic}' to this member yet";
+                return false;
+            }
+
+            detail = string.Create(CultureInfo.InvariantCulture, $"{_assignment.Count} partition(s) of '{_topic}' assigned by group '{_groupId}'; brokers answer");
+            return true;
+        }
     }
 
     /// <inheritdoc />
@@ -169,6 +261,10 @@ public sealed class KafkaRecordConsumer : IRecordConsumer
     /// <summary>Commits processed offsets, leaves the group and releases the client.</summary>
     public void Dispose()
     {
+        _closing.Cancel();
+        // The probe ends within one probe timeout; it uses the consumer's handle, so it must end first.
+        _probe.Wait(_probeTimeout + _probeTimeout);
+        _probeClient.Dispose();
         try
         {
             Commit();
@@ -181,6 +277,73 @@ public sealed class KafkaRecordConsumer : IRecordConsumer
         finally
         {
             _consumer.Dispose();
+            _closing.Dispose();
+        }
+    }
+
+    private void Assigned(List<TopicPartition> partitions)
+    {
+        lock (_assignmentLock)
+        {
+            _assignment.UnionWith(partitions);
+            _assigned = true;
+        }
+    }
+
+    private void Revoked(IEnumerable<TopicPartition> partitions, bool lost)
+    {
+        lock (_assignmentLock)
+        {
+            if (lost)
+            {
+                _assignment.Clear();
+            }
+            else
+            {
+                _assignment.ExceptWith(partitions);
+            }
+
+            // Eager rebalancing revokes everything and assigns afresh; until then this member owns nothing.
+            _assigned = _assignment.Count > 0;
+        }
+
+        if (lost)
+        {
+            Log(LogLevel.Warning, $"Kafka consumer lost its partitions of '{_topic}' (session timed out or brokers unreachable); it rejoins group '{_groupId}'");
+        }
+    }
+
+    private async Task ProbeBrokersAsync()
+    {
+        CancellationToken closing = _closing.Token;
+        while (!closing.IsCancellationRequested)
+        {
+            try
+            {
+                // A metadata request for the one topic is a real round trip to a broker, and cheap on big clusters.
+                Metadata metadata = _probeClient.GetMetadata(_topic, _probeTimeout);
+                _topicMissing = metadata.Topics.Find(t => t.Topic == _topic) is not { } found
+                    || found.Error.Code == ErrorCode.UnknownTopicOrPart || found.Partitions.Count == 0;
+                Interlocked.Exchange(ref _brokerAnsweredAt, Environment.TickCount64);
+                _brokerProblem = null;
+            }
+            catch (KafkaException ex)
+            {
+                _brokerProblem = $"{ex.Error.Code}: {ex.Error.Reason}";
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+
+            try
+            {
+                await Task.Delay(_probeInterval, closing).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
         }
     }
 

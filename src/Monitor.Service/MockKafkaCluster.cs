@@ -1,4 +1,6 @@
 using Confluent.Kafka;
+using Microsoft.Extensions.Logging;
+using Monitor.Tracing;
 
 namespace Monitor.Service;
 
@@ -11,15 +13,18 @@ namespace Monitor.Service;
 public sealed class MockKafkaCluster : IDisposable
 {
     private readonly IAdminClient _host;
+    private int _disposed;
 
     /// <summary>Starts <paramref name="brokers"/> mock brokers.</summary>
+    /// <param name="brokers">How many; default 1.</param>
+    /// <param name="logger">Where the hosting client's librdkafka log lines go; default none: discarded (never stderr).</param>
     /// <exception cref="KafkaException">The brokers did not come up within 10 seconds.</exception>
-    public MockKafkaCluster(int brokers = 1)
+    public MockKafkaCluster(int brokers = 1, ILogger? logger = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(brokers, 1);
         var config = new AdminClientConfig { ClientId = "monitor-mock-cluster-host" };
         config.Set("test.mock.num.brokers", brokers.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        _host = new AdminClientBuilder(config).Build();
+        _host = new AdminClientBuilder(config).SetLogHandler(KafkaClientLog.Handler<IAdminClient>(logger)).Build();
         Metadata metadata = _host.GetMetadata(TimeSpan.FromSeconds(10));
         BootstrapServers = string.Join(",", metadata.Brokers.Select(b => $"{b.Host}:{b.Port}"));
     }
@@ -27,6 +32,12 @@ public sealed class MockKafkaCluster : IDisposable
     /// <summary>The mock brokers, <c>host:port,...</c>.</summary>
     public string BootstrapServers { get; }
 
-    /// <summary>Stops the brokers.</summary>
-    public void Dispose() => _host.Dispose();
+    /// <summary>Stops the brokers (clients connected to them see a broker outage). Idempotent.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _host.Dispose();
+        }
+    }
 }

@@ -23,15 +23,21 @@ namespace Monitor.Service;
 /// <summary>Counters of a running service.</summary>
 /// <param name="Consumed">Records read.</param>
 /// <param name="Processed">
-/// Records done with: analysed (alert transitions raised and <see cref="MonitorService.AlertChanged"/> called) or sent to
-/// the dead-letter topic. Wait on this, not <paramref name="Consumed"/>, to know a record's alerts are out.
+/// Records done with: analysed (alert transitions raised and <see cref="MonitorService.AlertChanged"/> called), or
+/// their dead-letter write settled (accepted, or its loss counted in <paramref name="DeadLetterLost"/>). Wait on this,
+/// not <paramref name="Consumed"/>, to know a record's alerts are out.
 /// </param>
 /// <param name="Decoded">Records decoded and analysed.</param>
 /// <param name="Failed">Records that could not be decoded.</param>
-/// <param name="DeadLettered">Undecodable records accepted by the dead-letter topic.</param>
+/// <param name="DeadLettered">Records (undecodable, or whose processing threw) accepted by the dead-letter topic.</param>
 /// <param name="AlertsFired">Alerts that started firing.</param>
 /// <param name="RuleFaults">Exceptions thrown by rules.</param>
-public sealed record ServiceStatistics(long Consumed, long Processed, long Decoded, long Failed, long DeadLettered, long AlertsFired, long RuleFaults);
+/// <param name="ProcessingFailed">Records that decoded but whose processing threw: dead-lettered with the exception
+/// as reason, and the pipeline went on.</param>
+/// <param name="DeadLetterLost">Records the dead-letter topic did not accept after the retries (counted and logged;
+/// their offsets are then committed, so they are lost).</param>
+public sealed record ServiceStatistics(long Consumed, long Processed, long Decoded, long Failed, long DeadLettered, long AlertsFired, long RuleFaults,
+    long ProcessingFailed = 0, long DeadLetterLost = 0);
 
 /// <summary>
 /// The monitor service: consumes step records, decodes them (undecodable ones go to the dead-letter topic), runs
@@ -41,6 +47,11 @@ public sealed record ServiceStatistics(long Consumed, long Processed, long Decod
 /// <para>One pipeline thread consumes, analyses and marks records processed, in that order, so a record's offset is
 /// committed only after it has been analysed (or dead-lettered). <see cref="AlertChanged"/> handlers run on that thread
 /// and must be quick; an exception from a handler is logged and ignored.</para>
+/// <para><b>Bad records.</b> A record that cannot be decoded, or whose processing throws, is copied to the dead-letter
+/// topic with the reason in headers and the pipeline goes on with the next one: the write is not waited for (at most
+/// <see cref="MonitorServiceOptions.MaxDeadLettersInFlight"/> are outstanding), and the record's offset is committed
+/// only once the write is acknowledged, or its loss counted (<c>monitor_dead_letter_failures_total</c>). So a
+/// restart resumes after it instead of failing on it again.</para>
 /// <para>Start once with <see cref="StartAsync"/>; <see cref="DisposeAsync"/> stops the pipeline, commits, and stops
 /// the HTTP server. The consumer and dead-letter producer are owned by the service.</para>
 /// <para><b>OpenTelemetry.</b> Every record's W3C trace context (its <c>traceparent</c> header, written by the worker's
@@ -59,6 +70,8 @@ public sealed class MonitorService : IAsyncDisposable
     private readonly IRecordConsumer _consumer;
     private readonly IRecordProducer _deadLetterProducer;
     private readonly DeadLetterSink _deadLetters;
+    private readonly ProcessedOffsets _offsets;
+    private readonly RateLimitedLog _faultLog;
     private readonly AnalysisEngine _engine;
     private readonly ServiceMetrics _metrics;
     private readonly AlertDispatcher _notifications;
@@ -75,7 +88,7 @@ public sealed class MonitorService : IAsyncDisposable
     private ConnectionMultiplexer? _redis;
     private Task? _pipeline;
     private Task? _heartbeats;
-    private long _consumed, _processed, _decoded, _failed, _deadLettered, _alertsFired;
+    private long _consumed, _processed, _decoded, _failed, _deadLettered, _alertsFired, _processingFailed, _deadLetterLost;
     private volatile bool _ready;
     private volatile string? _pipelineFault;
     private int _disposed;
@@ -99,7 +112,10 @@ public sealed class MonitorService : IAsyncDisposable
         _deadLetterProducer = deadLetterProducer;
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<MonitorService>();
-        _deadLetters = new DeadLetterSink(deadLetterProducer, options.DeadLetterTopic, TimeSpan.FromSeconds(10));
+        _deadLetters = new DeadLetterSink(deadLetterProducer, options.DeadLetterTopic, options.MaxDeadLettersInFlight);
+        _deadLetters.Settled += DeadLetterSettled;
+        _offsets = new ProcessedOffsets(consumer);
+        _faultLog = new RateLimitedLog(_logger, options.TimeProvider, TimeSpan.FromMinutes(1));
         if (rules is null && options.RulesFile is { } file)
         {
             _ruleFile = new RuleFileWatcher(file, RuleCatalog.BuiltIn, options.TimeProvider, options.RulesPollInterval, _loggerFactory.CreateLogger<RuleFileWatcher>());
@@ -114,6 +130,7 @@ public sealed class MonitorService : IAsyncDisposable
         // Alert messages share the dead-letter producer (one Kafka producer per service); the dispatcher does not own it.
         _notifications = new AlertDispatcher(options.Notifications, deadLetterProducer, options.TimeProvider, _loggerFactory.CreateLogger<AlertDispatcher>());
         _metrics.Registry.AddBeforeCollectCallback(() => _metrics.Notifications(_notifications.Statistics));
+        _metrics.Registry.AddBeforeCollectCallback(() => _metrics.DeadLettersInFlight(_deadLetters.InFlight));
     }
 
     /// <summary>The source of the service's spans (see <see cref="ActivitySourceName"/>).</summary>
@@ -128,8 +145,11 @@ public sealed class MonitorService : IAsyncDisposable
     /// <summary>The analysis engine (for its active alerts; read it only from <see cref="AlertChanged"/> handlers).</summary>
     public AnalysisEngine Engine => _engine;
 
-    /// <summary>True while the pipeline runs.</summary>
-    public bool IsReady => _ready;
+    /// <summary>
+    /// True while the pipeline runs and the consumer is ready (a Kafka consumer: it has its partition assignment and
+    /// the brokers answer, see <see cref="KafkaRecordConsumer.IsReady"/>); what <c>/readyz</c> answers.
+    /// </summary>
+    public bool IsReady => Readiness(out _);
 
     /// <summary>Notification counters so far.</summary>
     public NotificationStatistics NotificationStatistics => _notifications.Statistics;
@@ -140,7 +160,8 @@ public sealed class MonitorService : IAsyncDisposable
     /// <summary>Counters so far.</summary>
     public ServiceStatistics Statistics => new(
         Interlocked.Read(ref _consumed), Interlocked.Read(ref _processed), Interlocked.Read(ref _decoded), Interlocked.Read(ref _failed),
-        Interlocked.Read(ref _deadLettered), Interlocked.Read(ref _alertsFired), _engine.RuleFaults);
+        Interlocked.Read(ref _deadLettered), Interlocked.Read(ref _alertsFired), _engine.RuleFaults,
+        Interlocked.Read(ref _processingFailed), Interlocked.Read(ref _deadLetterLost));
 
     /// <summary>Starts the HTTP server, then the pipeline.</summary>
     /// <exception cref="InvalidOperationException">Already started.</exception>
@@ -170,9 +191,9 @@ public sealed class MonitorService : IAsyncDisposable
         web.MapGet("/healthz", () => _pipelineFault is { } fault
             ? Results.Text("pipeline failed: " + fault, statusCode: StatusCodes.Status503ServiceUnavailable)
             : Results.Text("ok"));
-        web.MapGet("/readyz", () => _ready
-            ? Results.Text("ready")
-            : Results.Text("not ready", statusCode: StatusCodes.Status503ServiceUnavailable));
+        web.MapGet("/readyz", () => Readiness(out string detail)
+            ? Results.Text("ready: " + detail)
+            : Results.Text("not ready: " + detail, statusCode: StatusCodes.Status503ServiceUnavailable));
         if (_options.Redis is { Length: > 0 } redis)
         {
             ConfigurationOptions configuration = ConfigurationOptions.Parse(redis);
@@ -227,8 +248,17 @@ public sealed class MonitorService : IAsyncDisposable
         await _notifications.DisposeAsync().ConfigureAwait(false);
         _consumer.Dispose();
         _deadLetterProducer.Dispose();
+        _deadLetters.Dispose();
         _ruleFile?.Dispose();
-        _recorder?.Dispose();
+        try
+        {
+            _recorder?.Dispose();
+        }
+        catch (IOException ex)
+        {
+            // The disk filled up or went away: the records' analysis is done, only the recording is short.
+            LogError(ex, $"The record file {_options.RecordFile} could not be completed: {ex.Message}");
+        }
         if (_web is not null)
         {
             await _web.StopAsync().ConfigureAwait(false);
@@ -258,10 +288,10 @@ public sealed class MonitorService : IAsyncDisposable
                 TimeSpan wait = _options.LagInterval < _options.TickInterval ? _options.LagInterval : _options.TickInterval;
                 if (_consumer.Consume(wait, stopping) is { } message)
                 {
-                    Process(message);
-                    _consumer.MarkProcessed(message);
-                    Interlocked.Increment(ref _processed);
+                    Handle(message, stopping);
                 }
+
+                SettleDeadLetters();
 
                 if (_ruleFile?.TryTake(out IReadOnlyList<RuleBinding> reloaded) == true)
                 {
@@ -294,6 +324,97 @@ public sealed class MonitorService : IAsyncDisposable
         finally
         {
             _ready = false;
+            // Outstanding dead-letter writes get a last chance to settle, so their offsets are committed at close.
+            if (!_deadLetters.WaitForAll(TimeSpan.FromSeconds(10)))
+            {
+                LogError(null, $"{_deadLetters.InFlight} dead-letter writes were still outstanding at shutdown; their records are read again after a restart");
+            }
+
+            SettleDeadLetters();
+        }
+    }
+
+    private bool Readiness(out string detail)
+    {
+        if (!_ready)
+        {
+            detail = _pipelineFault is { } fault ? "pipeline failed: " + fault : "pipeline not running";
+            return false;
+        }
+
+        if (_consumer is IConsumerReadiness readiness)
+        {
+            return readiness.IsReady(out detail);
+        }
+
+        detail = "pipeline running";
+        return true;
+    }
+
+    /// <summary>
+    /// Processes one record; a record that cannot be decoded, or whose processing throws, starts its dead-letter write
+    /// and the pipeline goes on. Its offset is marked processed by <see cref="ProcessedOffsets"/> once safe.
+    /// </summary>
+    private void Handle(TransportMessage message, CancellationToken stopping)
+    {
+        DeadLetter? why;
+        try
+        {
+            why = Process(message);
+        }
+#pragma warning disable CA1031 // One record must not stop the pipeline: it is dead-lettered with the exception as reason.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            why = DeadLetter.Of(ex);
+            Interlocked.Increment(ref _processingFailed);
+            _metrics.Failed(DeadLetter.ProcessingLabel);
+            _faultLog.Error("processing", ex, $"Processing record {message.Topic}[{message.Partition}]@{message.Offset} threw; it goes to the dead-letter topic: {why.Value.Reason}");
+        }
+
+        if (why is not { } deadLetter)
+        {
+            _offsets.Done(message);
+            Interlocked.Increment(ref _processed);
+            return;
+        }
+
+        if (_deadLetters.Send(message, deadLetter, stopping))
+        {
+            _offsets.Started(message);
+        }
+        else
+        {
+            // Stopping while every dead-letter slot is taken: the record stays uncommitted and is read again.
+            _offsets.Abandoned(message);
+        }
+    }
+
+    /// <summary>On the transport's thread, once per dead-letter write: counters and the log.</summary>
+    private void DeadLetterSettled(DeadLetterOutcome outcome)
+    {
+        _metrics.DeadLettered(outcome.Why.Label, outcome.Accepted);
+        if (outcome.Accepted)
+        {
+            Interlocked.Increment(ref _deadLettered);
+        }
+        else
+        {
+            Interlocked.Increment(ref _deadLetterLost);
+            TransportMessage message = outcome.Message;
+            _faultLog.Error("dead-letter", null,
+                $"Record {message.Topic}[{message.Partition}]@{message.Offset} ({outcome.Why.Kind}: {outcome.Why.Reason}) was not accepted by the dead-letter topic: {outcome.Failure}; it is lost (counted in monitor_dead_letter_failures_total)");
+        }
+
+        Interlocked.Increment(ref _processed);
+    }
+
+    /// <summary>Marks the offsets of settled dead-letter writes (pipeline thread).</summary>
+    private void SettleDeadLetters()
+    {
+        while (_deadLetters.TryTake(out DeadLetterOutcome outcome))
+        {
+            _offsets.Settled(outcome.Message);
         }
     }
 
@@ -332,7 +453,8 @@ public sealed class MonitorService : IAsyncDisposable
         }
     }
 
-    private void Process(TransportMessage message)
+    /// <returns>Null when the record was analysed (or is a one-shot capture); else why it goes to the dead-letter topic.</returns>
+    private DeadLetter? Process(TransportMessage message)
     {
         Interlocked.Increment(ref _consumed);
         _metrics.Consumed(message.Topic);
@@ -346,19 +468,8 @@ public sealed class MonitorService : IAsyncDisposable
         {
             ProcessSpan.Undecodable(span, error);
             Interlocked.Increment(ref _failed);
-            _metrics.Failed(error);
-            bool accepted = _deadLetters.Send(message, error, out string? failure);
-            _metrics.DeadLettered(accepted);
-            if (accepted)
-            {
-                Interlocked.Increment(ref _deadLettered);
-            }
-            else
-            {
-                LogError(null, $"Undecodable record {message.Topic}[{message.Partition}]@{message.Offset} ({error}) was not accepted by the dead-letter topic: {failure}");
-            }
-
-            return;
+            _metrics.Failed(DeadLetter.LabelOf(error.Kind));
+            return DeadLetter.Of(error);
         }
 
         Interlocked.Increment(ref _decoded);
@@ -368,12 +479,13 @@ public sealed class MonitorService : IAsyncDisposable
         if (record.AtBegin)
         {
             // One-shot captures hold values, not a training step: rules do not see them.
-            return;
+            return null;
         }
 
         Handle(_engine.Process(record, trace), span);
         _metrics.Drift(_engine.DriftObservations);
         _metrics.Engine(_engine);
+        return null;
     }
 
     private void Handle(IReadOnlyList<AlertTransition> transitions, Activity? span = null)

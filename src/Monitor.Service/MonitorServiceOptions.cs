@@ -102,6 +102,14 @@ public sealed class MonitorServiceOptions
     /// <summary>Alert notifications (Alertmanager, webhooks, the alerts topic). Default: only the alerts topic.</summary>
     public NotificationOptions Notifications { get; init; } = new();
 
+    /// <summary>
+    /// Most dead-letter writes outstanding at once (records that could not be decoded or processed, sent to
+    /// <see cref="DeadLetterTopic"/> without waiting for the broker). Default 1,000. Only when that many are
+    /// outstanding does the pipeline wait for one to settle, so a flood of bad records cannot hold more than this many
+    /// copies in memory, and a single one never holds up analysis.
+    /// </summary>
+    public int MaxDeadLettersInFlight { get; init; } = 1_000;
+
     /// <summary>How often consumer lag is refreshed. Default 1 s.</summary>
     public TimeSpan LagInterval { get; init; } = TimeSpan.FromSeconds(1);
 
@@ -157,6 +165,11 @@ public sealed class MonitorServiceOptions
         if (MaxTensorSeries < 0)
         {
             throw new ArgumentException($"max tensor series is {MaxTensorSeries}; it must not be negative");
+        }
+
+        if (MaxDeadLettersInFlight < 1)
+        {
+            throw new ArgumentException($"max dead letters in flight is {MaxDeadLettersInFlight}; it must be at least 1");
         }
 
         if (MaxHistogramTensors < 0)

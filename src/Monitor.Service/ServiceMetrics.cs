@@ -49,7 +49,7 @@ internal sealed class ServiceMetrics
     private int _histogramTensors;
     private readonly Gauge _loss;
     private readonly Counter _consumed, _decoded, _failed, _deadLettered, _deadLetterFailed;
-    private readonly Gauge _lag;
+    private readonly Gauge _lag, _deadLettersInFlight;
     private readonly Gauge _step, _workerDropped, _selectionVersion, _heartbeat;
     private readonly Counter _workerRecords;
     private readonly Dictionary<(string Run, uint Rank), RankSeries> _ranks = [];
@@ -98,9 +98,10 @@ internal sealed class ServiceMetrics
 
         _consumed = factory.CreateCounter("monitor_records_consumed_total", "Records read from the steps topic.", "topic");
         _decoded = factory.CreateCounter("monitor_records_decoded_total", "Step records decoded and analysed.");
-        _failed = factory.CreateCounter("monitor_records_failed_total", "Records that could not be decoded, by reason.", "reason");
-        _deadLettered = factory.CreateCounter("monitor_records_dead_lettered_total", "Undecodable records written to the dead-letter topic.");
-        _deadLetterFailed = factory.CreateCounter("monitor_dead_letter_failures_total", "Undecodable records the dead-letter topic did not accept after retries (logged).");
+        _failed = factory.CreateCounter("monitor_records_failed_total", "Records that could not be decoded, or whose processing threw (reason processing), by reason.", "reason");
+        _deadLettered = factory.CreateCounter("monitor_records_dead_lettered_total", "Records written to the dead-letter topic (acknowledged), by reason.", "reason");
+        _deadLetterFailed = factory.CreateCounter("monitor_dead_letter_failures_total", "Records the dead-letter topic did not accept after retries, by reason: lost (logged).", "reason");
+        _deadLettersInFlight = factory.CreateGauge("monitor_dead_letters_in_flight", "Dead-letter writes outstanding (their records' offsets are not committed yet).");
         _lag = factory.CreateGauge("monitor_consumer_lag_records", "Records in the partition after the consumer's position.", "topic", "partition");
         _step = factory.CreateGauge("monitor_worker_step", "Last step received from a rank.", "run", "rank");
         _workerDropped = factory.CreateGauge("monitor_worker_dropped_records", "Records the rank reports it dropped before sending (queue full, failed delivery).", "run", "rank");
@@ -127,9 +128,11 @@ internal sealed class ServiceMetrics
         _notificationsTargetDropped = factory.CreateCounter("monitor_notifications_target_dropped_total", "Alerts dropped from a failing target's full backlog.", "target");
         _notificationsRequests = factory.CreateCounter("monitor_notifications_requests_total", "Notification HTTP requests (retries included) or Kafka messages produced.", "target");
 
-        foreach (DecodeErrorKind kind in Enum.GetValues<DecodeErrorKind>())
+        foreach (string reason in Enum.GetValues<DecodeErrorKind>().Select(DeadLetter.LabelOf).Append(DeadLetter.ProcessingLabel))
         {
-            _failed.WithLabels(ReasonOf(kind));
+            _failed.WithLabels(reason);
+            _deadLettered.WithLabels(reason);
+            _deadLetterFailed.WithLabels(reason);
         }
 
         foreach (string result in ActionResults)
@@ -154,7 +157,7 @@ internal sealed class ServiceMetrics
     /// <summary>Runs with a rank this service received records from (any thread).</summary>
     public IReadOnlyCollection<string> RunsSeen => [.. _seenRanks.Keys.Select(k => k.Run).Distinct(StringComparer.Ordinal)];
 
-    public void Failed(DecodeError error) => _failed.WithLabels(ReasonOf(error.Kind)).Inc();
+    public void Failed(string reason) => _failed.WithLabels(reason).Inc();
 
     /// <summary>Creates <c>monitor_alerts_fired_total</c> at 0 for every rule in force (at start and after a reload).</summary>
     public void RulesLoaded(IEnumerable<RuleBinding> rules)
@@ -196,7 +199,10 @@ internal sealed class ServiceMetrics
         }
     }
 
-    public void DeadLettered(bool accepted) => (accepted ? _deadLettered : _deadLetterFailed).Inc();
+    /// <summary>A dead-letter write settled; called on the transport's thread.</summary>
+    public void DeadLettered(string reason, bool accepted) => (accepted ? _deadLettered : _deadLetterFailed).WithLabels(reason).Inc();
+
+    public void DeadLettersInFlight(int count) => _deadLettersInFlight.Set(count);
 
     public void Engine(AnalysisEngine engine)
     {
@@ -413,8 +419,6 @@ internal sealed class ServiceMetrics
             }
         }
     }
-
-    private static string ReasonOf(DecodeErrorKind kind) => kind.ToString().ToLowerInvariant();
 
     /// <summary>Prometheus' spelling of a bucket's upper edge: <c>+Inf</c>, else the shortest round-trip form.</summary>
     private static string FormatEdge(double edge) =>

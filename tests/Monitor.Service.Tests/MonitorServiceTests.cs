@@ -48,7 +48,7 @@ public sealed class MonitorServiceTests
 
         string metrics = await harness.ScrapeAsync();
         Assert.Equal(1, ServiceHarness.Sample(metrics, "monitor_records_failed_total{reason=\"malformed\"}"));
-        Assert.Equal(1, ServiceHarness.Sample(metrics, "monitor_records_dead_lettered_total"));
+        Assert.Equal(1, ServiceHarness.Sample(metrics, "monitor_records_dead_lettered_total{reason=\"malformed\"}"));
         Assert.Equal(1, ServiceHarness.Sample(metrics, "monitor_records_decoded_total"));
         Assert.Equal(200, await harness.StatusAsync("healthz"));
     }
@@ -81,7 +81,8 @@ public sealed class MonitorServiceTests
         await harness.WaitForProcessedAsync(2);
 
         string metrics = await harness.ScrapeAsync();
-        Assert.Equal(1, ServiceHarness.Sample(metrics, "monitor_dead_letter_failures_total"));
+        Assert.Equal(1, ServiceHarness.Sample(metrics, "monitor_dead_letter_failures_total{reason=\"malformed\"}"));
+        Assert.Equal(1, harness.Service.Statistics.DeadLetterLost);
         Assert.Equal(1, ServiceHarness.Sample(metrics, "monitor_records_decoded_total"));
     }
 

@@ -38,6 +38,9 @@ internal sealed class ServiceHarness : IAsyncDisposable
             MaxHistogramTensors = options.MaxHistogramTensors,
             StepsTopic = options.StepsTopic,
             DeadLetterTopic = options.DeadLetterTopic,
+            RecordFile = options.RecordFile,
+            MaxDeadLettersInFlight = options.MaxDeadLettersInFlight,
+            LagInterval = options.LagInterval,
         };
         var service = new MonitorService(effective, bus.CreateConsumer(effective.StepsTopic), deadLetters ?? bus.CreateProducer(), rules: rules);
         var harness = new ServiceHarness(bus, service);

@@ -1,0 +1,92 @@
+using Monitor.Contracts.Transport;
+
+namespace Monitor.Service;
+
+/// <summary>
+/// Which offset of each partition may be committed while some of its records are still being dead-lettered: a
+/// partition's committed position must never pass a record whose dead-letter write is outstanding, or a crash would
+/// lose it. Records analysed at once advance the position; a dead-lettered one holds it back until it settles.
+/// </summary>
+/// <remarks>Pipeline thread only (it calls <see cref="IRecordConsumer.MarkProcessed"/>). A partition's records arrive
+/// in offset order; after a rebalance they may start again lower, and nothing below what was marked is marked again.</remarks>
+internal sealed class ProcessedOffsets(IRecordConsumer consumer)
+{
+    private readonly Dictionary<(string Topic, int Partition), PartitionState> _partitions = [];
+
+    /// <summary>Records (dead-letter writes) outstanding over all partitions.</summary>
+    public int Pending { get; private set; }
+
+    /// <summary>The record is done with (analysed, or skipped on purpose).</summary>
+    public void Done(TransportMessage message)
+    {
+        PartitionState state = StateOf(message);
+        state.Position = message.Offset;
+        Advance(message, state);
+    }
+
+    /// <summary>The record's dead-letter write started: its offset stays uncommitted until <see cref="Settled"/>.</summary>
+    public void Started(TransportMessage message)
+    {
+        PartitionState state = StateOf(message);
+        state.Position = message.Offset;
+        if (state.Outstanding.Add(message.Offset))
+        {
+            Pending++;
+        }
+    }
+
+    /// <summary>
+    /// The record will not be processed by this member (the service stops before its dead-letter write could start):
+    /// it holds its partition's position back, so whoever resumes the partition reads it again.
+    /// </summary>
+    public void Abandoned(TransportMessage message)
+    {
+        PartitionState state = StateOf(message);
+        state.Position = message.Offset;
+        state.Outstanding.Add(message.Offset);
+    }
+
+    /// <summary>The record's dead-letter write settled (accepted, or its loss counted).</summary>
+    public void Settled(TransportMessage message)
+    {
+        PartitionState state = StateOf(message);
+        if (state.Outstanding.Remove(message.Offset))
+        {
+            Pending--;
+        }
+
+        Advance(message, state);
+    }
+
+    private PartitionState StateOf(TransportMessage message)
+    {
+        if (!_partitions.TryGetValue((message.Topic, message.Partition), out PartitionState? state))
+        {
+            state = new PartitionState();
+            _partitions.Add((message.Topic, message.Partition), state);
+        }
+
+        return state;
+    }
+
+    private void Advance(TransportMessage message, PartitionState state)
+    {
+        long upTo = state.Outstanding.Count == 0 ? state.Position : Math.Min(state.Position, state.Outstanding.Min - 1);
+        if (upTo <= state.Marked)
+        {
+            return;
+        }
+
+        state.Marked = upTo;
+        consumer.MarkProcessed(upTo == message.Offset
+            ? message
+            : new TransportMessage { Topic = message.Topic, Partition = message.Partition, Offset = upTo, Value = [] });
+    }
+
+    private sealed class PartitionState
+    {
+        public readonly SortedSet<long> Outstanding = [];
+        public long Position = -1;
+        public long Marked = -1;
+    }
+}
