@@ -279,6 +279,8 @@ public sealed partial class DeploymentArtifactsComposeTests
             {
                 string[] arguments = [.. YamlJson.Strings(services[name]!["command"]).Select(Interpolated)];
                 SetOption(arguments, "--kafka", kafka.BootstrapServers);
+                Assert.Equal("redis:6379", arguments[Array.IndexOf(arguments, "--redis") + 1]);
+                SetOption(arguments, "--redis", redis.ConnectionString);
                 SetOption(arguments, "--steps", steps.ToString(CultureInfo.InvariantCulture));
                 SetOption(arguments, "--step-delay-ms", "0");
                 if (name == "sample-rank-1")
