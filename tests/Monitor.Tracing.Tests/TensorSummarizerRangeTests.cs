@@ -2,7 +2,7 @@ namespace Monitor.Tracing.Tests;
 
 public sealed class TensorSummarizerRangeTests
 {
-    private const double Tolerance = 1e-5;
+    private const double Tolerance = 1e-6;
 
     [Theory]
     [InlineData(1e18)]
