@@ -263,8 +263,9 @@ public sealed partial class DeploymentArtifactsComposeTests
                 await server.WaitUntilReadyAsync(address.ToString(), token => IsOkAsync(http, new Uri(address, "readyz"), token), "ready", TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(100), Cancellation);
             }
 
-            // MONITOR_API_TOKEN from compose authorises writes on a replica, whose /api stores them in Redis.
-            using (var put = new HttpRequestMessage(HttpMethod.Put, new Uri(replicas[0].Address, "api/runs/compose/selection")))
+            // MONITOR_API_TOKEN from compose authorises writes on a replica, whose /api stores them in Redis (for another run:
+            // the workers follow run compose's selection through Redis, and keep the sample job's default one).
+            using (var put = new HttpRequestMessage(HttpMethod.Put, new Uri(replicas[0].Address, "api/runs/compose-api-check/selection")))
             {
                 put.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Interpolated(services["monitor-1"]!["environment"]!["MONITOR_API_TOKEN"]!.ToString()));
                 put.Content = new StringContent("""{"schedule":{"everySteps":1}}""", Encoding.UTF8, "application/json");
