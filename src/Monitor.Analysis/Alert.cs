@@ -1,4 +1,4 @@
-using System.Collections.Frozen;
+using System.Buffers;
 using System.Globalization;
 using System.Text;
 
@@ -46,12 +46,14 @@ public sealed class AlertIdentity : IEquatable<AlertIdentity>
     public AlertIdentity(IReadOnlyDictionary<string, string> labels)
     {
         ArgumentNullException.ThrowIfNull(labels);
-        Labels = labels.ToFrozenDictionary(StringComparer.Ordinal);
+        // A private copy (the caller's dictionary may change); a plain dictionary, as a frozen one costs microseconds to
+        // build for the handful of labels an alert has, and an identity is built whenever an alert starts.
+        Labels = new Dictionary<string, string>(labels, StringComparer.Ordinal);
         Fingerprint = ComputeFingerprint(Labels);
     }
 
-    /// <summary>The labels.</summary>
-    public FrozenDictionary<string, string> Labels { get; }
+    /// <summary>The labels (a read-only copy of those given).</summary>
+    public IReadOnlyDictionary<string, string> Labels { get; }
 
     /// <summary>16 hex digits, stable across processes and restarts for the same labels.</summary>
     public string Fingerprint { get; }
@@ -71,28 +73,38 @@ public sealed class AlertIdentity : IEquatable<AlertIdentity>
     /// <inheritdoc />
     public override string ToString() => "{" + string.Join(", ", Labels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => $"{l.Key}=\"{l.Value}\"")) + "}";
 
-    private static string ComputeFingerprint(FrozenDictionary<string, string> labels)
+    private static string ComputeFingerprint(IReadOnlyDictionary<string, string> labels)
     {
         const ulong offset = 14695981039346656037UL;
         const ulong prime = 1099511628211UL;
+        string[] names = [.. labels.Keys];
+        Array.Sort(names, StringComparer.Ordinal);
         ulong hash = offset;
-        foreach ((string name, string value) in labels.OrderBy(l => l.Key, StringComparer.Ordinal))
+        foreach (string name in names)
         {
-            foreach (byte b in Encoding.UTF8.GetBytes(name))
-            {
-                hash = (hash ^ b) * prime;
-            }
-
-            hash = (hash ^ 0xFF) * prime;
-            foreach (byte b in Encoding.UTF8.GetBytes(value))
-            {
-                hash = (hash ^ b) * prime;
-            }
-
-            hash = (hash ^ 0xFF) * prime;
+            hash = (Hash(hash, name) ^ 0xFF) * prime;
+            hash = (Hash(hash, labels[name]) ^ 0xFF) * prime;
         }
 
         return hash.ToString("x16", CultureInfo.InvariantCulture);
+
+        static ulong Hash(ulong hash, string text)
+        {
+            int length = Encoding.UTF8.GetMaxByteCount(text.Length);
+            byte[]? rented = length > 256 ? ArrayPool<byte>.Shared.Rent(length) : null;
+            Span<byte> buffer = rented ?? stackalloc byte[256];
+            foreach (byte b in buffer[..Encoding.UTF8.GetBytes(text, buffer)])
+            {
+                hash = (hash ^ b) * prime;
+            }
+
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+
+            return hash;
+        }
     }
 }
 

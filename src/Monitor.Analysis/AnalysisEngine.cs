@@ -266,11 +266,17 @@ public sealed class AnalysisEngine
 
     internal void OnDriftObservation(in DriftObservation observation) => _driftObservations.Add(observation);
 
+    // Both skip the key's hashing while no alert at all is tracked: a healthy run's verdicts then cost nothing here.
     internal bool IsActive(RuleBinding binding, string run, uint rank, string? tensor, string? feature) =>
-        _alerts.ContainsKey((binding.AlertName, new SeriesKey(run, rank, tensor ?? ""), feature ?? ""));
+        _alerts.Count > 0 && _alerts.ContainsKey((binding.AlertName, new SeriesKey(run, rank, tensor ?? ""), feature ?? ""));
 
     internal void OnReport(RuleBinding binding, string run, uint rank, long step, string? tensor, string? feature, bool holds, double value, double threshold, string description)
     {
+        if (!holds && _alerts.Count == 0)
+        {
+            return;
+        }
+
         var series = new SeriesKey(run, rank, tensor ?? "");
         var key = (binding.AlertName, series, feature ?? "");
         if (!_alerts.TryGetValue(key, out AlertTracker? tracker))
@@ -331,7 +337,14 @@ public sealed class AnalysisEngine
 
         public AlertState State { get; private set; }
 
-        public AlertTransition? Current { get; private set; }
+        // The latest evaluation of an alert whose state did not change; its transition (annotations rendered) is built
+        // only when asked for (resends, ActiveAlerts), not on every evaluation of a firing alert.
+        private (AlertState State, long Step, double Value, double Threshold, string Description, DateTimeOffset At, TraceContext Trace) _latest;
+        private AlertTransition? _current;
+
+        /// <summary>The alert as of its latest evaluation; null before the first.</summary>
+        public AlertTransition? Current => _current ??= _latest.Description is null ? null : Transition(_latest.State, _latest.State, _latest.Step,
+            _latest.Value, _latest.Threshold, _latest.Description, _latest.At, _latest.Trace);
 
         public AlertTransition? Update(bool holds, long step, double value, double threshold, string description, DateTimeOffset at, TraceContext trace)
         {
@@ -362,19 +375,34 @@ public sealed class AnalysisEngine
                 State = AlertState.Inactive;
             }
 
-            var transition = new AlertTransition(identity, State, previous, step, value, threshold, description, _activeSince, at)
+            if (State == previous)
+            {
+                if (State != AlertState.Inactive)
+                {
+                    _latest = (State, step, value, threshold, description, at, trace);
+                    _current = null;
+                }
+
+                return null;
+            }
+
+            AlertTransition transition = Transition(State, previous, step, value, threshold, description, at, trace);
+            if (State != AlertState.Inactive)
+            {
+                _latest = (State, step, value, threshold, description, at, trace);
+                _current = transition;
+            }
+
+            return transition;
+        }
+
+        private AlertTransition Transition(AlertState state, AlertState previous, long step, double value, double threshold, string description, DateTimeOffset at, TraceContext trace) =>
+            new(identity, state, previous, step, value, threshold, description, _activeSince, at)
             {
                 Annotations = Render(Binding, identity, step, value, threshold, description),
                 Actions = Binding.Actions,
                 TraceContext = trace,
             };
-            if (State != AlertState.Inactive)
-            {
-                Current = transition;
-            }
-
-            return State == previous ? null : transition;
-        }
 
         private bool KeepsFiring(DateTimeOffset at)
         {

@@ -153,7 +153,7 @@ public sealed class DriftRuleConfigurationTests : IDisposable
         IReadOnlyList<RuleBinding> rules = RuleCatalog.DefaultRules();
 
         var input = Assert.IsType<DataDriftRule>(rules.Single(r => r.AlertName == "InputDrift").Rule);
-        Assert.Equal((DriftTestCatalog.Auto, 2, 200, 200, DriftCorrection.Bonferroni), (input.Test, input.RowsPerStep, input.ReferenceSteps, input.WindowSteps, input.Correction));
+        Assert.Equal((DriftTestCatalog.Auto, 1, 200, 200, DriftCorrection.Bonferroni), (input.Test, input.RowsPerStep, input.ReferenceSteps, input.WindowSteps, input.Correction));
         var predictions = Assert.IsType<DataDriftRule>(rules.Single(r => r.AlertName == "PredictionDrift").Rule);
         Assert.Equal((DriftReferenceKind.Sliding, 200, 8, 100), (predictions.Reference, predictions.WarmupSteps, predictions.RowsPerStep, predictions.WindowSteps));
         Assert.Equal("ddm", Assert.IsType<ConceptDriftRule>(rules.Single(r => r.AlertName == "ConceptDrift").Rule).Detector);

@@ -73,6 +73,8 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
     private readonly DriftWorkspace _workspace = new();
     private double[] _reference = [];
     private double[] _current = [];
+    private int[] _currentCounts = [];
+    private int[] _referenceCounts = [];
     private TwoSampleResult[] _results = [];
     private IUnivariateDriftTest?[] _chosen = [];
 
@@ -315,28 +317,28 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
         StepBlocks blocks = state.Blocks;
         int currentFrom = blocks.Count - WindowSteps;
         int currentRows = blocks.RowsIn(currentFrom, blocks.Count);
-        EnsureLength(ref _current, currentRows);
+        EnsureLength(ref _current, currentRows * features);
+        EnsureLength(ref _currentCounts, features);
         bool sliding = EffectiveReference == DriftReferenceKind.Sliding;
-        if (sliding)
+        int referenceRows = 0;
+        if (Test != NoTest)
         {
-            EnsureLength(ref _reference, blocks.RowsIn(currentFrom - ReferenceSteps, currentFrom));
+            blocks.GatherColumns(currentFrom, blocks.Count, _current, currentRows, _currentCounts);
+            if (sliding)
+            {
+                referenceRows = blocks.RowsIn(currentFrom - ReferenceSteps, currentFrom);
+                EnsureLength(ref _reference, referenceRows * features);
+                EnsureLength(ref _referenceCounts, features);
+                blocks.GatherColumns(currentFrom - ReferenceSteps, currentFrom, _reference, referenceRows, _referenceCounts);
+            }
         }
 
         for (int f = 0; f < features && Test != NoTest; f++)
         {
-            ReadOnlySpan<double> reference;
-            if (sliding)
-            {
-                int n = blocks.GatherColumn(f, currentFrom - ReferenceSteps, currentFrom, _reference);
-                reference = _reference.AsSpan(0, n);
-            }
-            else
-            {
-                reference = state.FrozenReference[f];
-            }
-
-            int m = blocks.GatherColumn(f, currentFrom, blocks.Count, _current);
-            ReadOnlySpan<double> current = _current.AsSpan(0, m);
+            ReadOnlySpan<double> reference = sliding
+                ? _reference.AsSpan(f * referenceRows, _referenceCounts[f])
+                : state.FrozenReference[f];
+            ReadOnlySpan<double> current = _current.AsSpan(f * currentRows, _currentCounts[f]);
             if (reference.IsEmpty || current.IsEmpty)
             {
                 _chosen[f] = null;
@@ -630,11 +632,13 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
         {
             StepBlocks reference = ReferenceBlocks!;
             int rows = reference.RowsIn(0, reference.Count);
-            var buffer = new double[rows];
-            for (int f = 0; f < Selected.Length; f++)
+            int features = Selected.Length;
+            var buffer = new double[rows * features];
+            var counts = new int[features];
+            reference.GatherColumns(0, reference.Count, buffer, rows, counts);
+            for (int f = 0; f < features; f++)
             {
-                int n = reference.GatherColumn(f, 0, reference.Count, buffer);
-                double[] values = buffer.AsSpan(0, n).ToArray();
+                double[] values = buffer.AsSpan(f * rows, counts[f]).ToArray();
                 Array.Sort(values);
                 FrozenReference[f] = values;
             }

@@ -72,26 +72,30 @@ internal sealed class StepBlocks
     }
 
     /// <summary>
-    /// Copies the finite values of column <paramref name="column"/> of blocks <paramref name="from"/> to
-    /// <paramref name="to"/> into <paramref name="destination"/> (at least <see cref="RowsIn"/> long); returns how many.
+    /// Copies the finite values of every column of blocks <paramref name="from"/> to <paramref name="to"/> in one pass:
+    /// column c goes to <c>destination[c·stride ..]</c> (<paramref name="stride"/> at least <see cref="RowsIn"/>), and
+    /// <c>counts[c]</c> says how many it got. One pass over the blocks instead of one per column, whose per-block
+    /// overhead (the ring's index, the span) would otherwise be paid per column.
     /// </summary>
-    public int GatherColumn(int column, int from, int to, Span<double> destination)
+    public void GatherColumns(int from, int to, Span<double> destination, int stride, Span<int> counts)
     {
-        int n = 0;
+        counts[.._columns].Clear();
         for (int i = from; i < to; i++)
         {
             ReadOnlySpan<float> block = Block(i);
-            for (int at = column; at < block.Length; at += _columns)
+            for (int start = 0; start + _columns <= block.Length; start += _columns)
             {
-                float value = block[at];
-                if (float.IsFinite(value))
+                ReadOnlySpan<float> row = block.Slice(start, _columns);
+                for (int c = 0; c < row.Length; c++)
                 {
-                    destination[n++] = value;
+                    float value = row[c];
+                    if (float.IsFinite(value))
+                    {
+                        destination[(c * stride) + counts[c]++] = value;
+                    }
                 }
             }
         }
-
-        return n;
     }
 
     /// <summary>

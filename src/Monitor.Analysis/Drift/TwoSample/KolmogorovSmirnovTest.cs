@@ -174,16 +174,19 @@ public sealed class KolmogorovSmirnovTest : IUnivariateDriftTest
             _scale = range > 0 && double.IsFinite(range) ? _cells / range : 0;
             // _start[c]: #a < the lower edge of cell c (cell c covers [low + c / scale, low + (c + 1) / scale)).
             _start = workspace.Ints(WorkspaceSlots.RankTable, _cells + 1);
-            int position = 0;
-            for (int c = 0; c <= _cells; c++)
+            // a is sorted, so Cell(a[p]) never decreases: every cell up to a[p]'s own that no earlier a reached starts
+            // at p. One Cell() per value.
+            int next = 0;
+            for (int position = 0; position < a.Length; position++)
             {
-                while (position < a.Length && Cell(a[position]) < c)
+                int cell = Cell(a[position]);
+                while (next <= cell)
                 {
-                    position++;
+                    _start[next++] = position;
                 }
-
-                _start[c] = position;
             }
+
+            _start[next..].Fill(a.Length);
         }
 
         public int CountAtMost(double x)
