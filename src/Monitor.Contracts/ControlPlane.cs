@@ -122,6 +122,10 @@ public sealed record WorkerStatus
     [JsonPropertyName("recordsLost")]
     public long RecordsLost { get; init; }
 
+    /// <summary>Raw parts left out of records so far to keep them within the tracer's byte budget (summaries were sent).</summary>
+    [JsonPropertyName("rawPartsTrimmed")]
+    public long RawPartsTrimmed { get; init; }
+
     /// <summary>
     /// True in the last heartbeat of a rank that stopped on purpose (its control loop was disposed), so its silence
     /// afterwards is not taken for a lost worker. Default false (also for heartbeats of older workers).

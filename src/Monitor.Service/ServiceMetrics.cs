@@ -50,7 +50,7 @@ internal sealed class ServiceMetrics
     private readonly Gauge _loss;
     private readonly Counter _consumed, _decoded, _failed, _deadLettered, _deadLetterFailed;
     private readonly Gauge _lag, _deadLettersInFlight;
-    private readonly Gauge _step, _workerDropped, _selectionVersion, _heartbeat;
+    private readonly Gauge _step, _workerDropped, _workerRawTrimmed, _selectionVersion, _heartbeat;
     private readonly Counter _workerRecords;
     private readonly Dictionary<(string Run, uint Rank), RankSeries> _ranks = [];
     // Written by the pipeline, read by the heartbeat poller: the ranks this service received records from.
@@ -105,6 +105,7 @@ internal sealed class ServiceMetrics
         _lag = factory.CreateGauge("monitor_consumer_lag_records", "Records in the partition after the consumer's position.", "topic", "partition");
         _step = factory.CreateGauge("monitor_worker_step", "Last step received from a rank.", "run", "rank");
         _workerDropped = factory.CreateGauge("monitor_worker_dropped_records", "Records the rank reports it dropped before sending (queue full, failed delivery).", "run", "rank");
+        _workerRawTrimmed = factory.CreateGauge("monitor_worker_raw_trimmed_parts", "Raw parts the rank left out of its records to keep them within its byte budget (summaries were sent).", "run", "rank");
         _selectionVersion = factory.CreateGauge("monitor_selection_version", "Version of the selection the rank's last record was traced under.", "run", "rank");
         _workerRecords = factory.CreateCounter("monitor_worker_records_total", "Step records decoded from the rank.", "run", "rank");
         _heartbeat = factory.CreateGauge("monitor_worker_heartbeat_timestamp_seconds",
@@ -273,6 +274,8 @@ internal sealed class ServiceMetrics
         series.Selection ??= _selectionVersion.WithLabels(record.RunId, rank);
         series.Step.Set(record.Step);
         series.Dropped.Set(record.DroppedBefore);
+        (series.RawTrimmed ??= _workerRawTrimmed.WithLabels(record.RunId, rank)).Set(record.RawPartsTrimmed);
+
         series.Selection.Set(record.SelectionVersion);
         if (series.SelectionVersion != record.SelectionVersion)
         {
@@ -540,7 +543,7 @@ internal sealed class ServiceMetrics
     {
         public readonly string Rank = rank;
         public readonly Counter.Child Records = records;
-        public Gauge.Child? Step, Dropped, Selection;
+        public Gauge.Child? Step, Dropped, RawTrimmed, Selection;
         public long SelectionVersion = -1;
         public readonly HashSet<string> Tensors = new(StringComparer.Ordinal);
     }

@@ -37,6 +37,9 @@ public sealed class StepTracer : IAsyncDisposable
     private readonly TracerOptions _options;
     private readonly IRecordProducer _producer;
     private readonly bool _ownsProducer;
+    // Room kept under the byte budget for raw_parts_trimmed, set after trimming (a 2-byte tag and a varint of up to 10).
+    private const int TrimmedCountReserve = 12;
+
     private readonly Channel<QueuedRecord> _queue;
     private readonly Task _sender;
     private readonly string _key;
@@ -59,6 +62,8 @@ public sealed class StepTracer : IAsyncDisposable
     private long _delivered;
     private long _deliveryFailed;
     private long _faults;
+    private long _rawPartsTrimmed;
+    private long _rawBytesTrimmed;
     // Records queued or handed to the transport and not yet delivered or failed: what FlushAsync waits for.
     private long _unfinished;
     private string? _lastFault;
@@ -136,7 +141,9 @@ public sealed class StepTracer : IAsyncDisposable
         Interlocked.Read(ref _faults),
         _queue.Reader.CanCount ? _queue.Reader.Count : -1,
         _selection.Version,
-        Volatile.Read(ref _lastFault));
+        Volatile.Read(ref _lastFault),
+        Interlocked.Read(ref _rawPartsTrimmed),
+        Interlocked.Read(ref _rawBytesTrimmed));
 
     /// <summary>
     /// Replaces the selection from the next <see cref="BeginStep"/> on; a step already begun finishes under the old
@@ -718,7 +725,15 @@ public sealed class StepTracer : IAsyncDisposable
 
     private void Send(in QueuedRecord queued)
     {
-        byte[] value = queued.Record.ToByteArray();
+        StepRecord record = queued.Record;
+        int size = record.CalculateSize();
+        if (size > _options.MaxRecordBytes - TrimmedCountReserve)
+        {
+            TrimRaw(record, size);
+        }
+
+        record.RawPartsTrimmed = (ulong)Interlocked.Read(ref _rawPartsTrimmed);
+        byte[] value = record.ToByteArray();
         SendSpan? span = null;
         if (Source.HasListeners())
         {
@@ -750,6 +765,46 @@ public sealed class StepTracer : IAsyncDisposable
             span.Failed(ex);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Leaves raw parts out of <paramref name="record"/>, the largest first, until it fits the byte budget (or none is
+    /// left): a record too large for the transport would lose its summaries with its raw values.
+    /// </summary>
+    private void TrimRaw(StepRecord record, int size)
+    {
+        var parts = new List<TensorRecord>();
+        foreach (TensorRecord tensor in record.Tensors)
+        {
+            if (tensor.Raw is { Float32Le.IsEmpty: false })
+            {
+                parts.Add(tensor);
+            }
+        }
+
+        parts.Sort((a, b) => b.Raw.Float32Le.Length.CompareTo(a.Raw.Float32Le.Length));
+        int budget = _options.MaxRecordBytes - TrimmedCountReserve;
+        long trimmed = 0, bytes = 0;
+        foreach (TensorRecord tensor in parts)
+        {
+            if (size <= budget)
+            {
+                break;
+            }
+
+            // A tensor is a length-delimited field of the record: its size and its length prefix both change.
+            int before = tensor.CalculateSize();
+            bytes += tensor.Raw.Float32Le.Length;
+            trimmed++;
+            tensor.Raw = new RawValues { TotalElements = tensor.Raw.TotalElements, Truncated = true, Trimmed = true };
+            int after = tensor.CalculateSize();
+            size -= CodedOutputStream.ComputeLengthSize(before) + before - CodedOutputStream.ComputeLengthSize(after) - after;
+        }
+
+        Interlocked.Add(ref _rawPartsTrimmed, trimmed);
+        Interlocked.Add(ref _rawBytesTrimmed, bytes);
+        LogRateLimited("byte-budget", null,
+            $"step {record.Step}: {trimmed} raw part(s) ({bytes} bytes) left out to keep the record within {nameof(TracerOptions.MaxRecordBytes)} ({_options.MaxRecordBytes} bytes); its summaries were sent");
     }
 
     private void OnDelivery(DeliveryReport report)

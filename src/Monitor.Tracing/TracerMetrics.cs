@@ -23,6 +23,7 @@ public static class TracerMetrics
         Meter.CreateObservableCounter("monitor.tracer.records.delivered", () => Observe(s => s.Delivered), "records", "Step records the transport confirmed.");
         Meter.CreateObservableCounter("monitor.tracer.records.dropped", () => Observe(s => s.DroppedQueueFull), "records", "Step records dropped because the send queue was full.");
         Meter.CreateObservableCounter("monitor.tracer.records.failed", () => Observe(s => s.DeliveryFailed), "records", "Step records the transport failed to deliver.");
+        Meter.CreateObservableCounter("monitor.tracer.raw.trimmed", () => Observe(s => s.RawPartsTrimmed), "parts", "Raw parts left out of step records to keep them within the byte budget (their summaries were sent).");
         Meter.CreateObservableCounter("monitor.tracer.faults", () => Observe(s => s.Faults), "faults", "Exceptions caught inside the tracer.");
         Meter.CreateObservableGauge("monitor.tracer.queue.length", () => Observe(s => s.QueueLength), "records", "Records waiting for the sender.");
     }

@@ -37,6 +37,20 @@ public sealed class TracerOptions
     /// </summary>
     public TimeSpan MaxEnqueueWait { get; init; } = TimeSpan.Zero;
 
+    /// <summary>
+    /// Largest serialized step record, in bytes. Default <see cref="DefaultMaxRecordBytes"/> (990,000: under the Kafka
+    /// producer's default 1,000,000-byte <c>message.max.bytes</c>, with room for the key and the trace headers; raise
+    /// both together). A record over it loses raw parts, the largest first, until it fits; every summary and
+    /// histogram stays. A trimmed part keeps its <c>total_elements</c> and says <c>trimmed</c>; the parts are counted
+    /// in <see cref="TracerStatistics.RawPartsTrimmed"/>, in the record (<c>raw_parts_trimmed</c>) and in the heartbeat.
+    /// Summaries alone over the budget are sent as they are (and fail at the transport if it has a lower limit).
+    /// At least 1,000.
+    /// </summary>
+    public int MaxRecordBytes { get; init; } = DefaultMaxRecordBytes;
+
+    /// <summary>Default of <see cref="MaxRecordBytes"/>: 990,000 bytes.</summary>
+    public const int DefaultMaxRecordBytes = 990_000;
+
     /// <summary>Clock for event times and the every-seconds schedule. Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
@@ -74,6 +88,11 @@ public sealed class TracerOptions
         if (MaxEnqueueWait < TimeSpan.Zero || MaxEnqueueWait > MaxEnqueueWaitLimit)
         {
             throw new ArgumentException($"{nameof(MaxEnqueueWait)} is {MaxEnqueueWait.TotalMilliseconds} ms; it must be between 0 and {MaxEnqueueWaitLimit.TotalMilliseconds} ms");
+        }
+
+        if (MaxRecordBytes < 1_000)
+        {
+            throw new ArgumentException($"{nameof(MaxRecordBytes)} is {MaxRecordBytes}; it must be at least 1,000");
         }
 
         ArgumentNullException.ThrowIfNull(Selection, nameof(Selection));

@@ -12,6 +12,9 @@ namespace Monitor.Tracing;
 /// <param name="QueueLength">Records waiting for the sender now.</param>
 /// <param name="SelectionVersion">Version of the selection in force.</param>
 /// <param name="LastFault">Text of the most recent fault or delivery error, if any.</param>
+/// <param name="RawPartsTrimmed">Raw parts left out of records to keep them within <see cref="TracerOptions.MaxRecordBytes"/>
+/// (their records were sent, with every summary).</param>
+/// <param name="RawBytesTrimmed">The raw value bytes those parts held.</param>
 public sealed record TracerStatistics(
     long StepsSeen,
     long StepsTraced,
@@ -22,7 +25,9 @@ public sealed record TracerStatistics(
     long Faults,
     int QueueLength,
     long SelectionVersion,
-    string? LastFault)
+    string? LastFault,
+    long RawPartsTrimmed = 0,
+    long RawBytesTrimmed = 0)
 {
     /// <summary>Records lost on the worker side: dropped at the queue plus failed deliveries.</summary>
     public long Lost => DroppedQueueFull + DeliveryFailed;

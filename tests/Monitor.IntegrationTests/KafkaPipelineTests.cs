@@ -134,6 +134,52 @@ public sealed class KafkaPipelineTests
         }
     }
 
+    [Fact]
+    public async Task RawCaptureOverKafkasMessageLimit_ArrivesWithEverySummary_AndTheLargestRawPartsLeftOut()
+    {
+        // 4 MB of raw values in one step, against the producer's default 1,000,000-byte limit: without the tracer's
+        // byte budget the whole record, summaries included, would fail its delivery.
+        using var cluster = new MockKafkaCluster();
+        string topic = "it-budget-" + Guid.NewGuid().ToString("N")[..8];
+        var selection = new TraceSelection
+        {
+            Collections = new Dictionary<string, CollectionFilter> { [CollectionNames.Weights] = new() { Raw = true } },
+            LimitSize = 250_000,
+        };
+        CollectionSet weights = CollectionSet.Of(Collection.Weights);
+        await using (var tracer = new StepTracer(
+            new TracerOptions { RunId = "it-budget", Topic = topic, Selection = selection },
+            new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = cluster.BootstrapServers }),
+            ownsProducer: true))
+        {
+            tracer.BeginStep(0);
+            tracer.AddValues("w.large", weights, DType.Float32, [250_000], Enumerable.Range(0, 250_000).Select(i => (float)i).ToArray());
+            foreach (string name in new[] { "w.a", "w.b", "w.c" })
+            {
+                tracer.AddValues(name, weights, DType.Float32, [200_000], Enumerable.Range(0, 200_000).Select(i => i * 0.5f).ToArray());
+            }
+
+            tracer.AddValues("w.small", weights, DType.Float32, [100], Enumerable.Range(0, 100).Select(i => (float)i).ToArray());
+            tracer.EndStep();
+            Assert.True(await tracer.FlushAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
+            Assert.Equal((1L, 0L, 3L), (tracer.Statistics.Delivered, tracer.Statistics.DeliveryFailed, tracer.Statistics.RawPartsTrimmed));
+        }
+
+        using var consumer = NewConsumer(cluster, topic, "it-group-" + topic);
+        TransportMessage? message = consumer.Consume(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+        Assert.NotNull(message);
+        Assert.True(StepRecordDecoder.TryDecode(message.Value, out StepRecord? record, out DecodeError error), error.ToString());
+        Assert.Equal(5, record.Tensors.Count);
+        Assert.All(record.Tensors, t => Assert.Equal(t.Raw.TotalElements, t.Summary.Count));
+        // The largest part and two of the three 800 KB ones gave way; one 800 KB part and the small one fit.
+        Assert.True(record.Tensors.Single(t => t.Name == "w.large").Raw.Trimmed);
+        Assert.Equal(2, record.Tensors.Count(t => t.Name is "w.a" or "w.b" or "w.c" && t.Raw.Trimmed));
+        Assert.Equal(message.Value.Length, record.CalculateSize());
+        Assert.True(message.Value.Length <= TracerOptions.DefaultMaxRecordBytes);
+        Assert.Equal(3ul, record.RawPartsTrimmed);
+        Assert.Equal(100 * sizeof(float), record.Tensors.Single(t => t.Name == "w.small").Raw.Float32Le.Length);
+    }
+
     private static KafkaRecordConsumer NewConsumer(MockKafkaCluster cluster, string topic, string group) =>
         new(new KafkaConsumerOptions
         {

@@ -16,8 +16,9 @@ internal static class TracerTestSupport
     public static readonly CollectionSet Gradients = CollectionSet.Of(Collection.Gradients);
     public static readonly CollectionSet Losses = CollectionSet.Of(Collection.Losses);
 
-    public static TracerOptions Options(TraceSelection selection, int rank = 0, int worldSize = 2) => new()
+    public static TracerOptions Options(TraceSelection selection, int rank = 0, int worldSize = 2, int maxRecordBytes = TracerOptions.DefaultMaxRecordBytes) => new()
     {
+        MaxRecordBytes = maxRecordBytes,
         RunId = RunId,
         Rank = rank,
         WorldSize = worldSize,

@@ -325,6 +325,7 @@ public sealed class TracerControlPlane : IAsyncDisposable
             Steps = stats.StepsSeen,
             RecordsDelivered = stats.Delivered,
             RecordsLost = stats.Lost,
+            RawPartsTrimmed = stats.RawPartsTrimmed,
         };
     }
 
