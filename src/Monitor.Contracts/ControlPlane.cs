@@ -31,6 +31,9 @@ public static class ControlPlaneKeys
     /// <summary>String: a command for the run's workers (e.g. stop).</summary>
     public static string Command(string run) => $"monitor:{{{run}}}:command";
 
+    /// <summary>Integer: the id of the run's latest command (INCR), so workers tell new commands from old ones without clocks.</summary>
+    public static string CommandSequence(string run) => $"monitor:{{{run}}}:command-seq";
+
     /// <summary>List: <see cref="AuditEntry"/> JSON, newest first, trimmed to <see cref="AuditLength"/>.</summary>
     public static string Audit(string run) => $"monitor:{{{run}}}:audit";
 
@@ -160,9 +163,19 @@ public sealed record RunCommand
     [JsonPropertyName("issuedBy")]
     public string IssuedBy { get; init; } = "";
 
-    /// <summary>When it was issued. Workers started after this ignore it, so a rerun under the same run id is not stopped by an old command.</summary>
+    /// <summary>When it was issued (the issuer's clock), for people and for commands without an <see cref="Id"/>.</summary>
     [JsonPropertyName("issuedAt")]
     public DateTimeOffset IssuedAt { get; init; }
+
+    /// <summary>
+    /// Redis-side sequence number (<see cref="ControlPlaneKeys.CommandSequence"/>), set when the command is stored. A
+    /// worker ignores commands whose id is not above the sequence it read when it first reached Redis, so a rerun under
+    /// the same run id is not stopped by an old command, whatever the clocks say (a command stored between a worker's
+    /// start and its first contact with Redis counts as older). 0: written by a version without ids; then the issue
+    /// time is compared with the worker's start.
+    /// </summary>
+    [JsonPropertyName("id")]
+    public long Id { get; init; }
 
     /// <summary>Only these ranks; empty: every rank.</summary>
     [JsonPropertyName("ranks")]

@@ -8,15 +8,26 @@ using System.Text.Json.Serialization;
 namespace Monitor.Contracts;
 
 /// <summary>
-/// The JSON form of <see cref="TraceSelection"/> (and of the control-plane documents): camelCase, unknown members
-/// refused so a misspelt field is an error instead of a silently ignored setting, and its published JSON Schema.
+/// The JSON form of <see cref="TraceSelection"/> (and of the control-plane documents): camelCase, unknown members of a
+/// selection refused so a misspelt field is an error instead of a silently ignored setting (status documents skip
+/// them, see <see cref="StatusOptions"/>), and its published JSON Schema.
 /// </summary>
 public static class SelectionJson
 {
-    /// <summary>Serializer options shared by every control-plane document. Thread-safe (read-only once built).</summary>
-    public static JsonSerializerOptions Options { get; } = CreateOptions(indented: false);
+    /// <summary>
+    /// Serializer options for selections, and for writing every control-plane document: unknown members are refused.
+    /// Thread-safe (read-only once built).
+    /// </summary>
+    public static JsonSerializerOptions Options { get; } = CreateOptions(indented: false, JsonUnmappedMemberHandling.Disallow);
 
-    private static readonly JsonSerializerOptions IndentedOptions = CreateOptions(indented: true);
+    /// <summary>
+    /// Serializer options for reading status documents (heartbeats, commands, audit entries, catalogs): as
+    /// <see cref="Options"/>, but members this version does not know are skipped, so a newer worker's heartbeat or a
+    /// newer service's stop command still reads. Selections stay strict: a misspelt setting must not be ignored.
+    /// </summary>
+    public static JsonSerializerOptions StatusOptions { get; } = CreateOptions(indented: false, JsonUnmappedMemberHandling.Skip);
+
+    private static readonly JsonSerializerOptions IndentedOptions = CreateOptions(indented: true, JsonUnmappedMemberHandling.Disallow);
 
     /// <summary>Serializes a selection.</summary>
     public static string Serialize(TraceSelection selection, bool indented = false) =>
@@ -72,12 +83,12 @@ public static class SelectionJson
         return schema;
     }
 
-    private static JsonSerializerOptions CreateOptions(bool indented)
+    private static JsonSerializerOptions CreateOptions(bool indented, JsonUnmappedMemberHandling unmapped)
     {
         var options = new JsonSerializerOptions(JsonSerializerDefaults.Web)
         {
             WriteIndented = indented,
-            UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+            UnmappedMemberHandling = unmapped,
             DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
             AllowTrailingCommas = true,
             NumberHandling = JsonNumberHandling.Strict,

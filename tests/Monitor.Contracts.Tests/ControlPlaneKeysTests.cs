@@ -154,14 +154,15 @@ public sealed class ControlPlaneKeysTests
             Steps = 1000,
             RecordsDelivered = 990,
             RecordsLost = 10,
+            RawPartsTrimmed = 3,
             Stopped = true,
         };
 
         string json = JsonSerializer.Serialize(status, SelectionJson.Options);
-        WorkerStatus? back = JsonSerializer.Deserialize<WorkerStatus>(json, SelectionJson.Options);
+        WorkerStatus? back = JsonSerializer.Deserialize<WorkerStatus>(json, SelectionJson.StatusOptions);
 
         Assert.Equal(
-            ["at", "host", "pid", "rank", "recordsDelivered", "recordsLost", "rejectedVersion", "rejectionReason", "selectionVersion", "steps", "stopped"],
+            ["at", "host", "pid", "rank", "rawPartsTrimmed", "recordsDelivered", "recordsLost", "rejectedVersion", "rejectionReason", "selectionVersion", "steps", "stopped"],
             PropertyNames(json));
         Assert.Equal(status, back);
     }

@@ -43,10 +43,12 @@ public sealed class SelectionStore
     private IDatabase Database => _redis.GetDatabase();
 
     /// <summary>
-    /// Validates and stores a selection for the whole run (<paramref name="ranks"/> empty) or as the own selection of
-    /// each rank listed (the other ranks keep theirs). Returns the stored selection with its new version.
+    /// Validates and stores a selection for the whole run (<paramref name="ranks"/> and the selection's own
+    /// <see cref="TraceSelection.Ranks"/> empty) or as the own selection of each rank listed, in either (the other
+    /// ranks keep theirs). Returns the stored selection with its new version.
     /// </summary>
-    /// <exception cref="SelectionValidationException">The selection is invalid; nothing was stored.</exception>
+    /// <exception cref="SelectionValidationException">The selection is invalid, or it names other ranks than
+    /// <paramref name="ranks"/>; nothing was stored.</exception>
     public async Task<TraceSelection> SetAsync(string run, TraceSelection selection, SelectionChange change,
         IReadOnlyList<int>? ranks = null, CancellationToken cancellationToken = default)
     {
@@ -54,6 +56,17 @@ public sealed class SelectionStore
         ArgumentNullException.ThrowIfNull(change);
         RunId.Validate(run);
         ranks ??= [];
+        if (ranks.Count == 0)
+        {
+            // The document's own "ranks" is honoured: a change meant for one rank must not be stored for all.
+            ranks = selection.Ranks;
+        }
+        else if (selection.Ranks.Count > 0 && !selection.Ranks.Distinct().Order().SequenceEqual(ranks.Distinct().Order()))
+        {
+            throw new SelectionValidationException(
+                $"ranks: the selection names ranks [{string.Join(", ", selection.Ranks)}] but it is being stored for ranks [{string.Join(", ", ranks)}]; give the ranks in one place");
+        }
+
         if (ranks.Any(r => r < 0))
         {
             throw new SelectionValidationException("ranks: a rank is negative");
@@ -180,7 +193,7 @@ public sealed class SelectionStore
     {
         RunId.Validate(run);
         RedisValue[] values = await Database.ListRangeAsync(ControlPlaneKeys.Audit(run), 0, Math.Max(0, count - 1)).ConfigureAwait(false);
-        return [.. values.Select(v => JsonSerializer.Deserialize<AuditEntry>(v.ToString(), SelectionJson.Options)!)];
+        return [.. values.Select(v => ParseStatus<AuditEntry>(v)).OfType<AuditEntry>()];
     }
 
     /// <summary>Runs that have control-plane state.</summary>
@@ -195,7 +208,7 @@ public sealed class SelectionStore
     {
         RunId.Validate(run);
         HashEntry[] entries = await Database.HashGetAllAsync(ControlPlaneKeys.Workers(run)).ConfigureAwait(false);
-        return [.. entries.Select(e => JsonSerializer.Deserialize<WorkerStatus>(e.Value.ToString(), SelectionJson.Options)!).OrderBy(w => w.Rank)];
+        return [.. entries.Select(e => ParseStatus<WorkerStatus>(e.Value)).OfType<WorkerStatus>().OrderBy(w => w.Rank)];
     }
 
     /// <summary>The catalog a rank published, by name.</summary>
@@ -203,7 +216,7 @@ public sealed class SelectionStore
     {
         RunId.Validate(run);
         HashEntry[] entries = await Database.HashGetAllAsync(ControlPlaneKeys.Catalog(run, rank)).ConfigureAwait(false);
-        return [.. entries.Select(e => JsonSerializer.Deserialize<CatalogEntry>(e.Value.ToString(), SelectionJson.Options)!).OrderBy(c => c.Name, StringComparer.Ordinal)];
+        return [.. entries.Select(e => ParseStatus<CatalogEntry>(e.Value)).OfType<CatalogEntry>().OrderBy(c => c.Name, StringComparer.Ordinal)];
     }
 
     /// <summary>Replaces a rank's catalog (worker side).</summary>
@@ -227,6 +240,8 @@ public sealed class SelectionStore
     {
         ArgumentNullException.ThrowIfNull(command);
         RunId.Validate(run);
+        long id = await Database.StringIncrementAsync(ControlPlaneKeys.CommandSequence(run)).ConfigureAwait(false);
+        command = command with { Id = id };
         await Database.StringSetAsync(ControlPlaneKeys.Command(run), JsonSerializer.Serialize(command, SelectionJson.Options)).ConfigureAwait(false);
         await Database.SetAddAsync(ControlPlaneKeys.Runs, run).ConfigureAwait(false);
         await NotifyAsync(run, new ControlNotice("command", command.Ranks.Count == 1 ? command.Ranks[0] : null, null)).ConfigureAwait(false);
@@ -240,11 +255,18 @@ public sealed class SelectionStore
         return value.IsNull ? null : ParseCommand(value);
     }
 
-    internal static RunCommand? ParseCommand(RedisValue value)
+    internal static RunCommand? ParseCommand(RedisValue value) => ParseStatus<RunCommand>(value);
+
+    /// <summary>
+    /// A status document (<see cref="SelectionJson.StatusOptions"/>: fields of newer versions skipped), or null when the
+    /// value is missing or not such a document: one unreadable entry must not hide the others.
+    /// </summary>
+    internal static T? ParseStatus<T>(RedisValue value)
+        where T : class
     {
         try
         {
-            return value.IsNull ? null : JsonSerializer.Deserialize<RunCommand>(value.ToString(), SelectionJson.Options);
+            return value.IsNull ? null : JsonSerializer.Deserialize<T>(value.ToString(), SelectionJson.StatusOptions);
         }
         catch (JsonException)
         {

@@ -60,6 +60,8 @@ public sealed class TracerControlPlane : IAsyncDisposable
     private ConnectionMultiplexer? _redis;
     private long _refreshes, _applied, _rejected, _errors;
     private readonly DateTimeOffset _startedAt;
+    // The run's command sequence at this worker's first read of Redis (-1 until then): later commands have larger ids.
+    private long _commandsBefore = -1;
     private volatile RunCommand? _stop;
     private long? _rejectedVersion;
     private string? _rejectionReason;
@@ -243,8 +245,9 @@ public sealed class TracerControlPlane : IAsyncDisposable
         Interlocked.Increment(ref _refreshes);
         IDatabase db = _redis!.GetDatabase();
         RedisValue[] values = await db.StringGetAsync(
-            [ControlPlaneKeys.RankSelection(_tracer.RunId, _tracer.Rank), ControlPlaneKeys.Selection(_tracer.RunId), ControlPlaneKeys.Command(_tracer.RunId)]).ConfigureAwait(false);
-        CheckCommand(SelectionStore.ParseCommand(values[2]));
+            [ControlPlaneKeys.RankSelection(_tracer.RunId, _tracer.Rank), ControlPlaneKeys.Selection(_tracer.RunId), ControlPlaneKeys.Command(_tracer.RunId),
+                ControlPlaneKeys.CommandSequence(_tracer.RunId)]).ConfigureAwait(false);
+        CheckCommand(SelectionStore.ParseCommand(values[2]), values[3].TryParse(out long sequence) ? sequence : 0);
         EffectiveSelection? effective;
         try
         {
@@ -276,9 +279,17 @@ public sealed class TracerControlPlane : IAsyncDisposable
         Interlocked.Increment(ref _applied);
     }
 
-    private void CheckCommand(RunCommand? command)
+    private void CheckCommand(RunCommand? command, long sequence)
     {
-        if (_stop is not null || command is null || command.Command != "stop" || command.IssuedAt < _startedAt
+        if (_commandsBefore < 0)
+        {
+            _commandsBefore = sequence;
+        }
+
+        // A command stored after this worker first reached Redis has a larger id than the sequence it read then; no
+        // clock is compared. Only a command without an id (from an issuer of an older version) falls back to its issue time.
+        bool issuedSinceStart = command is not null && (command.Id == 0 ? command.IssuedAt >= _startedAt : command.Id > _commandsBefore);
+        if (_stop is not null || command is null || command.Command != "stop" || !issuedSinceStart
             || (command.Ranks.Count > 0 && !command.Ranks.Contains(_tracer.Rank)))
         {
             return;
