@@ -2,6 +2,7 @@ using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using Monitor.Testing;
 
 namespace Monitor.Contracts.Tests;
 
@@ -343,6 +344,32 @@ public sealed class SelectionJsonTests
     }
 
     /// <summary>Every field set to something other than its default.</summary>
+    [Fact]
+    public void Fuzz_Parse_ReturnsAValidSelectionOrAValidationError_WhenTheDocumentIsMutated()
+    {
+        Random random = Fuzz.NewRandom(31_415);
+        string[] valid = [SelectionJson.Serialize(FullSelection()), SelectionJson.Serialize(FullSelection(), indented: true), SelectionJson.Serialize(new TraceSelection())];
+        string[] tokens = ["{", "}", "[", "]", "\"", ":", ",", "null", "true", "1e999", "-0", "99999999999999999999", "\"\\u0000\"",
+            "\"everySteps\":", "\"collections\":{", "\"include\":[\"(a+)+$\"]", "\"limitSize\":-1,", "/* c */", new string('[', 2_000), "\"ranks\":[-1]"];
+        Dictionary<string, int> outcomes = Fuzz.Run("selection JSON", Fuzz.Inputs(10_000), i =>
+        {
+            string json = random.Next(10) == 0 ? Fuzz.RandomText(random, 200) : Fuzz.MutateText(valid[random.Next(valid.Length)], random, tokens);
+            try
+            {
+                TraceSelection parsed = SelectionJson.Parse(json);
+                Assert.Empty(parsed.Validate());
+                return "parsed";
+            }
+            catch (SelectionValidationException ex)
+            {
+                Assert.False(string.IsNullOrWhiteSpace(ex.Message), $"input #{i} was refused without a reason: {json}");
+                return "refused";
+            }
+        }, TimeSpan.FromSeconds(2));
+
+        Assert.True(outcomes.GetValueOrDefault("parsed") > 0 && outcomes.GetValueOrDefault("refused") > 0, "the mutations reach both sides");
+    }
+
     private static TraceSelection FullSelection() => new()
     {
         Version = 12,

@@ -86,6 +86,35 @@ public sealed class AlertmanagerNotificationTests
     }
 
     [Fact]
+    public async Task Alertmanager_DownAndBack_ReceivesTheFiringAlert_AfterItReturns()
+    {
+        await using WebhookReceiver receiver = await WebhookReceiver.StartAsync();
+        await using AlertmanagerProcess alertmanager = await AlertmanagerProcess.StartNewAsync(Configuration(receiver.Url), Cancellation);
+        await alertmanager.StopAsync();
+        await using var dispatcher = new AlertDispatcher(new NotificationOptions
+        {
+            AlertmanagerUrls = [alertmanager.BaseAddress],
+            ResendInterval = TimeSpan.FromSeconds(1),
+            Retry = new NotificationRetryPolicy { MaxAttempts = 2, InitialBackoff = TimeSpan.FromMilliseconds(50), MaxBackoff = TimeSpan.FromMilliseconds(200) },
+        });
+        string run = "run-" + Guid.NewGuid().ToString("N")[..8];
+        DateTimeOffset now = TimeProvider.System.GetUtcNow();
+        var identity = new AlertIdentity(new Dictionary<string, string>
+        {
+            [AlertLabels.AlertName] = "ExplodingTensor", [AlertLabels.Run] = run, [AlertLabels.Rank] = "0", [AlertLabels.Severity] = "critical",
+        });
+
+        dispatcher.Publish(new AlertTransition(identity, AlertState.Firing, AlertState.Pending, 40, 1e9, 1e6, "max 1e9 > 1e6", now, now));
+        await Eventually.TrueAsync(() => dispatcher.Statistics.Alertmanager.Failed > 0, "the send to the stopped Alertmanager failed");
+        await alertmanager.RestartAsync(Cancellation);
+
+        // The resend of firing alerts (every ResendInterval) carries it to the Alertmanager that came back.
+        JsonElement fired = await receiver.WaitForAsync(run, "firing", Deadline);
+        Assert.Equal("ExplodingTensor", Assert.Single(fired.GetProperty("alerts").EnumerateArray().ToList()).GetProperty("labels").GetProperty("alertname").GetString());
+        Assert.Equal(1, dispatcher.Statistics.FiringAlerts);
+    }
+
+    [Fact]
     public async Task AlertmanagerProcess_LeavesNoProcessOrDirectory_WhenDisposed()
     {
         AlertmanagerProcess alertmanager = await AlertmanagerProcess.StartNewAsync(Configuration(new Uri("http://127.0.0.1:1/unused")), Cancellation);

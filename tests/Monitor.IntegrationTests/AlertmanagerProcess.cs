@@ -74,6 +74,12 @@ internal sealed class AlertmanagerProcess : IAsyncDisposable
         return (exitCode, output + error);
     }
 
+    /// <summary>Stops the server (its port stays this instance's); <see cref="RestartAsync"/> brings it back.</summary>
+    public Task StopAsync() => _server.StopAsync();
+
+    /// <summary>Starts the server again on the same port and configuration; returns once it is ready.</summary>
+    public Task RestartAsync(CancellationToken cancellationToken = default) => StartAsync(FindBinary(BinaryNames), cancellationToken);
+
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)

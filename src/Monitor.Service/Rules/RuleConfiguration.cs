@@ -103,6 +103,12 @@ public static partial class RuleConfiguration
         {
             throw new RuleConfigurationException($"not valid {(json ? "JSON" : "YAML")}: {ex.Message}");
         }
+        catch (Exception ex) when (!json && ex is InvalidOperationException or ArgumentException)
+        {
+            // YamlDotNet throws these on some malformed input instead of a YamlException (its scanner on plain scalars,
+            // its node loader on unexpected events; found by InputFuzzTests): still a file that is not YAML.
+            throw new RuleConfigurationException($"not valid YAML: {ex.Message}");
+        }
 
         var problems = new List<string>();
         if (root is not JsonObject document)
