@@ -121,6 +121,9 @@ public sealed class StepTracer : IAsyncDisposable
     /// <summary>Rank.</summary>
     public int Rank => _options.Rank;
 
+    /// <summary>Ranks in the run (<see cref="TracerOptions.WorldSize"/>).</summary>
+    public int WorldSize => _options.WorldSize;
+
     /// <summary>The step most recently begun (-1 before the first).</summary>
     public long LastStep => Volatile.Read(ref _lastStep);
 

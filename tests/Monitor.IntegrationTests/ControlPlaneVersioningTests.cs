@@ -101,4 +101,41 @@ public sealed class ControlPlaneVersioningTests
         Assert.Null(await store.GetAsync(keys.Run, 2));
         Assert.Contains("the selection names ranks [1] but it is being stored for ranks [2]", error.Message, StringComparison.Ordinal);
     }
+
+    [Theory, RedisBackends]
+    public async Task FinishedRunsKeys_Expire_OnceEveryRankStopped_AndARerunKeepsThem(string backend)
+    {
+        await using IRedisEndpoint redis = await RedisEndpoints.StartAsync(backend, TestContext.Current.CancellationToken);
+        await using ConnectionMultiplexer client = await RedisEndpoints.ConnectAsync(redis);
+        var keys = new RunKeys();
+        var store = new SelectionStore(client);
+        IDatabase db = client.GetDatabase();
+        await store.SetAsync(keys.Run, new TraceSelection(), Alice, cancellationToken: TestContext.Current.CancellationToken);
+        var bus = new InProcessBus();
+        var options = new ControlPlaneOptions { Redis = redis.ConnectionString, PollInterval = TimeSpan.FromMilliseconds(100), FinishedRunRetention = TimeSpan.FromHours(1) };
+        await using var tracer0 = new StepTracer(new TracerOptions { RunId = keys.Run, Rank = 0, WorldSize = 2 }, bus.CreateProducer());
+        await using var tracer1 = new StepTracer(new TracerOptions { RunId = keys.Run, Rank = 1, WorldSize = 2 }, bus.CreateProducer());
+        TracerControlPlane rank0 = TracerControlPlane.Start(tracer0, options), rank1 = TracerControlPlane.Start(tracer1, options);
+        await Eventually.TrueAsync(() => rank0.Statistics.Refreshes > 0 && rank1.Statistics.Refreshes > 0, "both ranks read the control plane");
+
+        await rank0.DisposeAsync();
+        Assert.Null(await db.KeyTimeToLiveAsync(ControlPlaneKeys.Workers(keys.Run)));
+        await rank1.DisposeAsync();
+        TimeSpan? left = await db.KeyTimeToLiveAsync(ControlPlaneKeys.Workers(keys.Run));
+        Assert.InRange(left ?? TimeSpan.Zero, TimeSpan.FromMinutes(59), TimeSpan.FromHours(1));
+        Assert.NotNull(await db.KeyTimeToLiveAsync(ControlPlaneKeys.Selection(keys.Run)));
+
+        // A rerun under the same id takes the keys back; once they are gone the run leaves the runs list.
+        await using (var rerun = TracerControlPlane.Start(tracer0, options))
+        {
+            await Eventually.TrueAsync(() => rerun.Statistics.Refreshes > 0, "the rerun read the control plane");
+            Assert.Null(await db.KeyTimeToLiveAsync(ControlPlaneKeys.Workers(keys.Run)));
+            Assert.Null(await db.KeyTimeToLiveAsync(ControlPlaneKeys.Selection(keys.Run)));
+        }
+
+        Assert.Contains(keys.Run, await store.RunsAsync());
+        await db.KeyDeleteAsync([ControlPlaneKeys.Workers(keys.Run), ControlPlaneKeys.Selection(keys.Run), ControlPlaneKeys.Audit(keys.Run)]);
+        Assert.DoesNotContain(keys.Run, await store.RunsAsync());
+        Assert.False(await db.SetContainsAsync(ControlPlaneKeys.Runs, keys.Run));
+    }
 }

@@ -196,12 +196,60 @@ public sealed class SelectionStore
         return [.. values.Select(v => ParseStatus<AuditEntry>(v)).OfType<AuditEntry>()];
     }
 
-    /// <summary>Runs that have control-plane state.</summary>
+    /// <summary>Runs that have control-plane state; runs whose keys have all expired are dropped from the set.</summary>
     public async Task<IReadOnlyList<string>> RunsAsync()
     {
-        RedisValue[] members = await Database.SetMembersAsync(ControlPlaneKeys.Runs).ConfigureAwait(false);
-        return [.. members.Select(m => m.ToString()).Order(StringComparer.Ordinal)];
+        IDatabase db = Database;
+        RedisValue[] members = await db.SetMembersAsync(ControlPlaneKeys.Runs).ConfigureAwait(false);
+        string[] runs = [.. members.Select(m => m.ToString()).Where(r => RunId.Check(r) is null)];
+        bool[] present = await Task.WhenAll(runs.Select(async run =>
+            await db.KeyExistsAsync(ControlPlaneKeys.Workers(run)).ConfigureAwait(false)
+            || await db.KeyExistsAsync(ControlPlaneKeys.Selection(run)).ConfigureAwait(false)
+            || await db.KeyExistsAsync(ControlPlaneKeys.Audit(run)).ConfigureAwait(false)
+            || await db.KeyExistsAsync(ControlPlaneKeys.Command(run)).ConfigureAwait(false))).ConfigureAwait(false);
+        string[] gone = [.. runs.Where((_, i) => !present[i])];
+        if (gone.Length > 0)
+        {
+            await db.SetRemoveAsync(ControlPlaneKeys.Runs, [.. gone.Select(r => (RedisValue)r)]).ConfigureAwait(false);
+        }
+
+        return [.. runs.Where((_, i) => present[i]).Order(StringComparer.Ordinal)];
     }
+
+    /// <summary>
+    /// Gives the run's keys <paramref name="retention"/> to live once every rank of a run of
+    /// <paramref name="worldSize"/> has written a stopped heartbeat (worker side, at the end of each rank); returns
+    /// whether the run was finished.
+    /// </summary>
+    public async Task<bool> ExpireIfFinishedAsync(string run, int worldSize, TimeSpan retention)
+    {
+        RunId.Validate(run);
+        HashEntry[] entries = await Database.HashGetAllAsync(ControlPlaneKeys.Workers(run)).ConfigureAwait(false);
+        HashSet<int> stopped = [.. entries.Select(e => ParseStatus<WorkerStatus>(e.Value)).OfType<WorkerStatus>().Where(w => w.Stopped).Select(w => w.Rank)];
+        if (Enumerable.Range(0, worldSize).Any(rank => !stopped.Contains(rank)))
+        {
+            return false;
+        }
+
+        await Task.WhenAll(RunKeys(run, worldSize).Select(key => Database.KeyExpireAsync(key, retention))).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>Removes an expiry a finished earlier run under the same id left on the run's keys and this rank's (worker side, at start).</summary>
+    public async Task KeepRunAsync(string run, int rank)
+    {
+        RunId.Validate(run);
+        RedisKey[] keys = [.. RunKeys(run, 0), ControlPlaneKeys.RankSelection(run, rank), ControlPlaneKeys.Catalog(run, rank)];
+        await Task.WhenAll(keys.Select(key => Database.KeyPersistAsync(key))).ConfigureAwait(false);
+    }
+
+    /// <summary>The run's keys, and those of ranks 0 ... <paramref name="ranks"/> - 1.</summary>
+    private static IEnumerable<RedisKey> RunKeys(string run, int ranks) =>
+        new RedisKey[]
+        {
+            ControlPlaneKeys.Selection(run), ControlPlaneKeys.Version(run), ControlPlaneKeys.Workers(run), ControlPlaneKeys.Audit(run),
+            ControlPlaneKeys.Command(run), ControlPlaneKeys.CommandSequence(run),
+        }.Concat(Enumerable.Range(0, ranks).SelectMany(rank => new RedisKey[] { ControlPlaneKeys.RankSelection(run, rank), ControlPlaneKeys.Catalog(run, rank) }));
 
     /// <summary>The heartbeats of the run's ranks, by rank.</summary>
     public async Task<IReadOnlyList<WorkerStatus>> WorkersAsync(string run)

@@ -22,6 +22,13 @@ public sealed class ControlPlaneOptions
 
     /// <summary>Where connection problems are logged (at most once a minute). Default none.</summary>
     public ILogger? Logger { get; init; }
+
+    /// <summary>
+    /// How long a finished run's control-plane keys stay in Redis: when the last of its ranks stops (every rank of
+    /// <see cref="StepTracer.WorldSize"/> has written its stopped heartbeat), its keys get this expiry. Default 7 days.
+    /// A worker that starts under the run id again removes the expiry. <see cref="TimeSpan.Zero"/>: keys never expire.
+    /// </summary>
+    public TimeSpan FinishedRunRetention { get; init; } = TimeSpan.FromDays(7);
 }
 
 /// <summary>Counters of a worker's control loop.</summary>
@@ -152,12 +159,20 @@ public sealed class TracerControlPlane : IAsyncDisposable
 
         int publishedCatalog = -1;
         long lastHeartbeat = long.MinValue;
+        bool kept = false;
         while (!stopping.IsCancellationRequested)
         {
             if (_redis!.IsConnected)
             {
                 try
                 {
+                    if (!kept)
+                    {
+                        // A run id used again after its run finished: its keys must not expire under this run.
+                        await store.KeepRunAsync(_tracer.RunId, _tracer.Rank).ConfigureAwait(false);
+                        kept = true;
+                    }
+
                     await RefreshSelectionAsync(stopping).ConfigureAwait(false);
                     if (_catalog?.Invoke() is { } entries && entries.Count != publishedCatalog)
                     {
@@ -198,6 +213,11 @@ public sealed class TracerControlPlane : IAsyncDisposable
             {
                 // Bounded: disposing must not hang on a slow Redis. A missed last heartbeat only looks like a lost worker.
                 await store.HeartbeatAsync(_tracer.RunId, Heartbeat() with { Stopped = true }).WaitAsync(FinalHeartbeatTimeout, CancellationToken.None).ConfigureAwait(false);
+                if (_options.FinishedRunRetention > TimeSpan.Zero)
+                {
+                    await store.ExpireIfFinishedAsync(_tracer.RunId, _tracer.WorldSize, _options.FinishedRunRetention)
+                        .WaitAsync(FinalHeartbeatTimeout, CancellationToken.None).ConfigureAwait(false);
+                }
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
