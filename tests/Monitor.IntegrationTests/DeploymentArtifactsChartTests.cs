@@ -247,6 +247,7 @@ public sealed partial class DeploymentArtifactsChartTests
         Assert.Equal("monitor-redis", Env(env, "MONITOR_REDIS_PASSWORD")["valueFrom"]!["secretKeyRef"]!["name"]!.ToString());
         Assert.Equal("redis-password", Env(env, "MONITOR_REDIS_PASSWORD")["valueFrom"]!["secretKeyRef"]!["key"]!.ToString());
         Assert.Equal("monitor-api", Env(env, "MONITOR_API_TOKEN")["valueFrom"]!["secretKeyRef"]!["name"]!.ToString());
+        Assert.Equal(("monitor-api", "read-token"), (Env(env, "MONITOR_API_READ_TOKEN")["valueFrom"]!["secretKeyRef"]!["name"]!.ToString(), Env(env, "MONITOR_API_READ_TOKEN")["valueFrom"]!["secretKeyRef"]!["key"]!.ToString()));
         Assert.Equal("monitor-kafka-user", Env(env, "MONITOR_KAFKA_SASL_PASSWORD")["valueFrom"]!["secretKeyRef"]!["name"]!.ToString());
         Assert.Equal("SASL_SSL", Env(env, "MONITOR_KAFKA_SECURITY_PROTOCOL")["value"]!.ToString());
         Assert.Contains(Single(resources, "Deployment")["spec"]!["template"]!["spec"]!["volumes"]!.AsArray(), v => v!["secret"]?["secretName"]?.ToString() == "monitor-kafka-ca");
@@ -276,11 +277,13 @@ public sealed partial class DeploymentArtifactsChartTests
         JsonNode[] secrets = [.. resources.Where(r => Kind(r) == "Secret")];
         JsonNode credentials = secrets.Single(s => s["data"]!["redis-password"] is not null);
         Assert.Equal("not-a-real-token", Encoding.UTF8.GetString(Convert.FromBase64String(credentials["data"]!["api-token"]!.ToString())));
+        Assert.Equal("not-a-real-read-token", Encoding.UTF8.GetString(Convert.FromBase64String(credentials["data"]!["api-read-token"]!.ToString())));
         Assert.NotNull(credentials["data"]!["kafka-sasl-password"]);
         JsonNode tls = secrets.Single(s => s["data"]!["ca.crt"] is not null);
         Assert.NotNull(tls["data"]!["tls.key"]);
         JsonArray env = deployment["spec"]!["template"]!["spec"]!["containers"]![0]!["env"]!.AsArray();
         Assert.Equal(credentials["metadata"]!["name"]!.ToString(), Env(env, "MONITOR_API_TOKEN")["valueFrom"]!["secretKeyRef"]!["name"]!.ToString());
+        Assert.Equal("api-read-token", Env(env, "MONITOR_API_READ_TOKEN")["valueFrom"]!["secretKeyRef"]!["key"]!.ToString());
         Assert.Equal("/etc/monitor/kafka-tls/tls.crt", Env(env, "MONITOR_KAFKA_SSL_CERTIFICATE_LOCATION")["value"]!.ToString());
         // The pods roll when the credentials change.
         Assert.Matches("^[0-9a-f]{64}$", deployment["spec"]!["template"]!["metadata"]!["annotations"]!["checksum/secret"]!.ToString());

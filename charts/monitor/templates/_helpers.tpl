@@ -64,7 +64,7 @@ release: {{ . | quote }}
 {{/* Whether the chart's own Secret has anything to hold. */}}
 {{- define "monitor.ownSecretNeeded" -}}
 {{- $k := .Values.kafka.sasl }}
-{{- if or (and $k.enabled (not $k.existingSecret)) (and .Values.redis.password (not .Values.redis.existingSecret)) (and .Values.api.token (not .Values.api.existingSecret)) -}}
+{{- if or (and $k.enabled (not $k.existingSecret)) (and .Values.redis.password (not .Values.redis.existingSecret)) (and .Values.api.token (not .Values.api.existingSecret)) (and .Values.api.readToken (not .Values.api.existingSecret)) -}}
 true
 {{- end }}
 {{- end }}
@@ -84,6 +84,13 @@ true
 {{/* Whether /api writes have a token: given as a value or in an existing Secret. */}}
 {{- define "monitor.apiHasToken" -}}
 {{- if or .Values.api.token .Values.api.existingSecret -}}
+true
+{{- end }}
+{{- end }}
+
+{{/* Whether /api reads need a token: one in the chart's Secret, or a key of existingSecret. */}}
+{{- define "monitor.apiHasReadToken" -}}
+{{- if or (and .Values.api.readToken (not .Values.api.existingSecret)) (and .Values.api.existingSecret .Values.api.readTokenKey) -}}
 true
 {{- end }}
 {{- end }}
