@@ -371,7 +371,7 @@ internal static class TraceCommands
         string name = parse.CommandResult.Command.Name;
         try
         {
-            ConfigurationOptions configuration = ConfigurationOptions.Parse(connection);
+            ConfigurationOptions configuration = RedisConnection.Parse(connection);
             // Messages name the server, never the password.
             shown = configuration.ToString(includePassword: false);
             configuration.AbortOnConnectFail = true;

@@ -196,7 +196,7 @@ public sealed class MonitorService : IAsyncDisposable
             : Results.Text("not ready: " + detail, statusCode: StatusCodes.Status503ServiceUnavailable));
         if (_options.Redis is { Length: > 0 } redis)
         {
-            ConfigurationOptions configuration = ConfigurationOptions.Parse(redis);
+            ConfigurationOptions configuration = RedisConnection.Parse(redis);
             configuration.AbortOnConnectFail = false;
             configuration.ClientName ??= "monitor-service";
             _redis = await ConnectionMultiplexer.ConnectAsync(configuration).ConfigureAwait(false);

@@ -180,7 +180,11 @@ internal static class Tool
         ?? throw new InvalidOperationException($"{name} not found: {install} (tests/install-test-servers.sh installs it)");
 
     /// <summary>Runs <paramref name="binary"/>; returns its exit code, stdout and stderr. Fails the test after 2 minutes.</summary>
-    public static async Task<(int ExitCode, string Output, string Error)> RunAsync(string binary, string workingDirectory, params string[] arguments)
+    public static Task<(int ExitCode, string Output, string Error)> RunAsync(string binary, string workingDirectory, params string[] arguments) =>
+        RunAsync(binary, workingDirectory, new Dictionary<string, string>(), arguments);
+
+    /// <summary>As <see cref="RunAsync(string, string, string[])"/>, with <paramref name="environment"/> added to the child's environment.</summary>
+    public static async Task<(int ExitCode, string Output, string Error)> RunAsync(string binary, string workingDirectory, IReadOnlyDictionary<string, string> environment, params string[] arguments)
     {
         var start = new ProcessStartInfo(binary)
         {
@@ -190,6 +194,10 @@ internal static class Tool
             RedirectStandardInput = true,
             WorkingDirectory = workingDirectory,
         };
+        foreach ((string name, string value) in environment)
+        {
+            start.Environment[name] = value;
+        }
         foreach (string argument in arguments)
         {
             start.ArgumentList.Add(argument);

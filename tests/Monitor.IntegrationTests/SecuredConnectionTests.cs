@@ -110,6 +110,55 @@ public sealed class SecuredConnectionTests : IDisposable
     }
 
     [Fact]
+    public async Task TraceSetAndGet_OverRedisTls_TrustTheServersPrivateCa_GivenInMonitorRedisCa()
+    {
+        // A private CA and a server certificate it signed, as an operator's Redis has them.
+        using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var caRequest = new CertificateRequest("CN=Monitor test CA", caKey, HashAlgorithmName.SHA256);
+        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(certificateAuthority: true, hasPathLengthConstraint: false, pathLengthConstraint: 0, critical: true));
+        caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, critical: true));
+        DateTimeOffset now = DateTimeOffset.UtcNow;
+        using X509Certificate2 ca = caRequest.CreateSelfSigned(now.AddDays(-1), now.AddDays(2));
+        using var serverKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var serverRequest = new CertificateRequest("CN=localhost", serverKey, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddDnsName("localhost");
+        names.AddIpAddress(IPAddress.Loopback);
+        serverRequest.CertificateExtensions.Add(names.Build());
+        serverRequest.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], critical: false));
+        using X509Certificate2 server = serverRequest.Create(ca, now.AddDays(-1), now.AddDays(1), [1, 2, 3, 4, 5, 6, 7, 8]);
+        string caFile = Path.Combine(_directory.FullName, "redis-ca.pem");
+        string certificateFile = Path.Combine(_directory.FullName, "redis.crt");
+        string keyFile = Path.Combine(_directory.FullName, "redis.key");
+        await File.WriteAllTextAsync(caFile, ca.ExportCertificatePem(), TestContext.Current.CancellationToken);
+        await File.WriteAllTextAsync(certificateFile, server.ExportCertificatePem(), TestContext.Current.CancellationToken);
+        await File.WriteAllTextAsync(keyFile, serverKey.ExportPkcs8PrivateKeyPem(), TestContext.Current.CancellationToken);
+        int tlsPort = Ports.Free();
+        await using RedisServerProcess redis = await RedisServerProcess.StartNewAsync(
+            ["--tls-port", tlsPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "--tls-cert-file", certificateFile, "--tls-key-file", keyFile,
+                "--tls-ca-cert-file", caFile, "--tls-auth-clients", "no"], TestContext.Current.CancellationToken);
+        var keys = new RunKeys();
+        string overTls = $"127.0.0.1:{tlsPort},ssl=true,sslHost=localhost";
+        string monitor = Path.Combine(AppContext.BaseDirectory, "monitor.dll");
+        var trusting = new Dictionary<string, string> { [RedisConnection.CaVariable] = caFile };
+
+        (int setExit, string setOutput, string setError) = await Tool.RunAsync("dotnet", _directory.FullName, trusting, monitor, "trace", "set", "--redis", overTls, "--run", keys.Run, "--collection", "losses");
+        (int getExit, string getOutput, _) = await Tool.RunAsync("dotnet", _directory.FullName, trusting, monitor, "trace", "get", "--redis", overTls, "--run", keys.Run, "--json");
+        (int untrustedExit, _, string untrustedError) = await Tool.RunAsync("dotnet", _directory.FullName, monitor, "trace", "get", "--redis", overTls, "--run", keys.Run);
+        (int missingExit, _, string missingError) = await Tool.RunAsync("dotnet", _directory.FullName, new Dictionary<string, string> { [RedisConnection.CaVariable] = caFile + ".missing" },
+            monitor, "trace", "get", "--redis", overTls, "--run", keys.Run);
+
+        Assert.True(setExit == 0, setError);
+        Assert.Contains("Stored selection version 1", setOutput, StringComparison.Ordinal);
+        Assert.Equal(0, getExit);
+        Assert.True(SelectionJson.Parse(getOutput).Collections.ContainsKey("losses"));
+        Assert.True(untrustedExit == 3, untrustedError);
+        Assert.Contains("cannot reach Redis", untrustedError, StringComparison.Ordinal);
+        Assert.Equal(2, missingExit);
+        Assert.Contains($"{RedisConnection.CaVariable} names '{caFile}.missing', which does not exist", missingError, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Serve_ListensOverHttps_WithAPemCertificateAndKey()
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);

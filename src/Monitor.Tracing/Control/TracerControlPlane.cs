@@ -230,7 +230,7 @@ public sealed class TracerControlPlane : IAsyncDisposable
     {
         try
         {
-            ConfigurationOptions configuration = ConfigurationOptions.Parse(_options.Redis);
+            ConfigurationOptions configuration = RedisConnection.Parse(_options.Redis);
             // Never give up: a worker outlives Redis restarts and starts even before Redis is up.
             configuration.AbortOnConnectFail = false;
             configuration.ClientName ??= $"monitor-worker-{_tracer.RunId}-{_tracer.Rank}";
