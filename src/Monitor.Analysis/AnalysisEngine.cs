@@ -42,6 +42,8 @@ public sealed class AnalysisEngine
     private readonly Dictionary<(string Run, uint Rank, Mode Mode), StreamPosition> _streams = [];
     private readonly List<AlertTransition> _transitions = [];
     private readonly List<DriftObservation> _driftObservations = [];
+    // Alerts tracked per rule (by index in _rules): a passing verdict of a rule with none is not looked up at all.
+    private int[] _alertsPerRule;
     private DateTimeOffset _recordTime;
     private TraceContext _recordTrace;
 
@@ -58,6 +60,7 @@ public sealed class AnalysisEngine
     {
         ArgumentNullException.ThrowIfNull(rules);
         _rules = Unique(rules);
+        _alertsPerRule = new int[_rules.Length];
         _timeProvider = timeProvider ?? TimeProvider.System;
         _options = options ?? new AnalysisEngineOptions();
         _context = new RuleContext(this);
@@ -125,9 +128,11 @@ public sealed class AnalysisEngine
         _context.Run = record.RunId;
         _context.Rank = record.Rank;
         _context.Step = record.Step;
-        foreach (RuleBinding binding in _rules)
+        for (int index = 0; index < _rules.Length; index++)
         {
+            RuleBinding binding = _rules[index];
             _context.Binding = binding;
+            _context.RuleIndex = index;
             try
             {
                 binding.Rule.Evaluate(record, _context);
@@ -155,14 +160,16 @@ public sealed class AnalysisEngine
         DateTimeOffset now = _timeProvider.GetUtcNow();
         _recordTime = now;
         _recordTrace = TraceContext.None;
-        foreach (RuleBinding binding in _rules)
+        for (int index = 0; index < _rules.Length; index++)
         {
+            RuleBinding binding = _rules[index];
             if (binding.Rule is not ITimedTrainingRule timed)
             {
                 continue;
             }
 
             _context.Binding = binding;
+            _context.RuleIndex = index;
             try
             {
                 timed.Tick(now, _context);
@@ -208,6 +215,18 @@ public sealed class AnalysisEngine
         }
 
         _rules = replacement;
+        _alertsPerRule = new int[replacement.Length];
+        var indexOf = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int index = 0; index < replacement.Length; index++)
+        {
+            indexOf[replacement[index].AlertName] = index;
+        }
+
+        foreach ((string name, _, _) in _alerts.Keys)
+        {
+            _alertsPerRule[indexOf[name]]++;
+        }
+
         return _transitions;
     }
 
@@ -266,8 +285,11 @@ public sealed class AnalysisEngine
 
     internal void OnDriftObservation(in DriftObservation observation) => _driftObservations.Add(observation);
 
-    internal bool IsActive(RuleBinding binding, string run, uint rank, string? tensor, string? feature) =>
-        _alerts.ContainsKey((binding.AlertName, new SeriesKey(run, rank, tensor ?? ""), feature ?? ""));
+    /// <summary>Whether the rule being evaluated has any alert tracked (pending, firing or kept firing).</summary>
+    internal bool RuleHasAlerts(int ruleIndex) => _alertsPerRule[ruleIndex] != 0;
+
+    internal bool IsActive(int ruleIndex, RuleBinding binding, string run, uint rank, string? tensor, string? feature) =>
+        _alertsPerRule[ruleIndex] != 0 && _alerts.ContainsKey((binding.AlertName, new SeriesKey(run, rank, tensor ?? ""), feature ?? ""));
 
     internal void OnReport(RuleBinding binding, string run, uint rank, long step, string? tensor, string? feature, bool holds, double value, double threshold, string description)
     {
@@ -299,6 +321,7 @@ public sealed class AnalysisEngine
 
             tracker = new AlertTracker(new AlertIdentity(labels), binding);
             _alerts[key] = tracker;
+            _alertsPerRule[_context.RuleIndex]++;
         }
 
         if (tracker.Update(holds, step, value, threshold, description, _recordTime, _recordTrace) is { } transition)
@@ -310,6 +333,7 @@ public sealed class AnalysisEngine
         {
             // Only active alerts keep state; memory stays bounded by what is pending or firing.
             _alerts.Remove(key);
+            _alertsPerRule[_context.RuleIndex]--;
         }
     }
 

@@ -312,30 +312,6 @@ internal static partial class RuleSupport
     };
 }
 
-/// <summary>
-/// The series a rule last reported as holding. A healthy verdict needs reporting only for those (to resolve their
-/// alerts); for every other series the engine has no alert state, so the report, its key hash and its description
-/// are skipped. With no series holding (the normal case) the check is a count comparison.
-/// </summary>
-internal sealed class ActiveSeries
-{
-    private readonly HashSet<SeriesKey> _holding = [];
-
-    public int Count => _holding.Count;
-
-    /// <summary>Whether the verdict must be reported; records it.</summary>
-    public bool ShouldReport(SeriesKey key, bool holds)
-    {
-        if (holds)
-        {
-            _holding.Add(key);
-            return true;
-        }
-
-        return _holding.Count != 0 && _holding.Remove(key);
-    }
-}
-
 /// <summary>A copy of a tensor's raw values, kept from one traced step to the next (buffer reused).</summary>
 internal sealed class ValueSnapshot
 {
