@@ -21,7 +21,7 @@ public sealed class AnalysisEngineOptions
 /// </summary>
 /// <remarks>
 /// <para>Pure: no I/O; event times come from the records, and the injected <see cref="TimeProvider"/> serves records
-/// without one and <see cref="Tick"/>. The same engine serves the live service, replays and tests.</para>
+/// without one and <see cref="Tick(bool)"/>. The same engine serves the live service, replays and tests.</para>
 /// <para><b>Ordering policy.</b> Each rank's records arrive in order (one Kafka partition per key); train, eval and
 /// predict steps are separate streams. A record whose step is not after the newest step of its rank and mode is
 /// either a redelivery (its producer sequence number is not above the newest seen: dropped, counted as duplicate), a
@@ -44,8 +44,16 @@ public sealed class AnalysisEngine
     private readonly List<DriftObservation> _driftObservations = [];
     // Alerts tracked per rule (by index in _rules): a passing verdict of a rule with none is not looked up at all.
     private int[] _alertsPerRule;
+    // Ranks whose end-of-run record was processed (bounded, oldest forgotten first): their redelivered records are
+    // duplicates, not a new series.
+    private readonly Dictionary<(string Run, uint Rank), EndedRank> _ended = [];
+    private readonly Queue<(string Run, uint Rank)> _endedOrder = new();
     private DateTimeOffset _recordTime;
     private TraceContext _recordTrace;
+    private DateTimeOffset _newestEventTime = DateTimeOffset.MinValue;
+
+    /// <summary>Ended ranks remembered to recognise their redelivered records.</summary>
+    private const int EndedRanksKept = 10_000;
 
     /// <summary>Creates an engine over rules with default bindings (fire at once, severity warning).</summary>
     /// <exception cref="ArgumentException">Two rules share a name.</exception>
@@ -87,6 +95,18 @@ public sealed class AnalysisEngine
     /// <summary>Records dropped because they repeat a step and sequence number already evaluated.</summary>
     public long DuplicateRecords { get; private set; }
 
+    /// <summary>End-of-run records processed (<see cref="StepRecord.RunEnd"/>): ranks whose run ended.</summary>
+    public long RanksEnded { get; private set; }
+
+    /// <summary>Times a rank's training steps started over (a job resumed from a checkpoint): a new series began.</summary>
+    public long SeriesRestarts { get; private set; }
+
+    /// <summary>
+    /// The rank the last <see cref="Process(StepRecord, TraceContext)"/> call ended (its end-of-run record), for the host
+    /// to remove the rank's series; null for every other record.
+    /// </summary>
+    public RankEnded? LastRankEnded { get; private set; }
+
     /// <summary>
     /// The drift evaluations the last <see cref="Process(StepRecord, TraceContext)"/> call made (drift rules report through
     /// <see cref="RuleContext.ReportDrift"/>), for the host's gauges. The list is reused by the next call.
@@ -110,6 +130,7 @@ public sealed class AnalysisEngine
         ArgumentNullException.ThrowIfNull(record);
         _transitions.Clear();
         _driftObservations.Clear();
+        LastRankEnded = null;
         _recordTrace = traceContext;
         if (record.AtBegin)
         {
@@ -119,9 +140,20 @@ public sealed class AnalysisEngine
         _recordTime = record.EventTimeUnixNanos > 0
             ? DateTimeOffset.UnixEpoch.AddTicks(record.EventTimeUnixNanos / 100)
             : _timeProvider.GetUtcNow();
+        if (record.RunEnd is { } end)
+        {
+            EndRank(record, end.Reason);
+            return _transitions;
+        }
+
         if (!Admit(record))
         {
             return _transitions;
+        }
+
+        if (_recordTime > _newestEventTime)
+        {
+            _newestEventTime = _recordTime;
         }
 
         RecordsEvaluated++;
@@ -151,13 +183,38 @@ public sealed class AnalysisEngine
     /// <summary>
     /// Lets time-driven rules (<see cref="ITimedTrainingRule"/>) evaluate at the injected clock's current time, e.g.
     /// to notice that a run stopped sending records. Call it periodically; the service does every few seconds.
+    /// Same as <see cref="Tick(bool)"/> with <c>caughtUp</c> true.
     /// </summary>
     /// <returns>The alert transitions it caused. The list is reused by the next call.</returns>
-    public IReadOnlyList<AlertTransition> Tick()
+    public IReadOnlyList<AlertTransition> Tick() => Tick(caughtUp: true);
+
+    /// <summary>
+    /// Lets time-driven rules (<see cref="ITimedTrainingRule"/>) evaluate. When the host has read everything its input
+    /// holds (<paramref name="caughtUp"/>), at the injected clock's current time; while it lags behind (records waiting
+    /// in the topic), at the newest event time evaluated so far (never later than the clock), so that ranks whose
+    /// records are merely unread do not look silent. Lagging before any record was evaluated, nothing is evaluated.
+    /// </summary>
+    /// <param name="caughtUp">Whether the host has processed every record available to it (e.g. consumer lag 0).</param>
+    /// <returns>The alert transitions it caused. The list is reused by the next call.</returns>
+    public IReadOnlyList<AlertTransition> Tick(bool caughtUp)
     {
         _transitions.Clear();
         _driftObservations.Clear();
+        LastRankEnded = null;
         DateTimeOffset now = _timeProvider.GetUtcNow();
+        if (!caughtUp)
+        {
+            if (_newestEventTime == DateTimeOffset.MinValue)
+            {
+                return _transitions;
+            }
+
+            if (_newestEventTime < now)
+            {
+                now = _newestEventTime;
+            }
+        }
+
         _recordTime = now;
         _recordTrace = TraceContext.None;
         for (int index = 0; index < _rules.Length; index++)
@@ -215,19 +272,104 @@ public sealed class AnalysisEngine
         }
 
         _rules = replacement;
-        _alertsPerRule = new int[replacement.Length];
-        var indexOf = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (int index = 0; index < replacement.Length; index++)
+        RecountAlerts();
+        return _transitions;
+    }
+
+    /// <summary>Recounts the alerts per rule (after a reload or the end of a rank: rare).</summary>
+    private void RecountAlerts()
+    {
+        _alertsPerRule = new int[_rules.Length];
+        var indexOf = new Dictionary<string, int>(_rules.Length, StringComparer.Ordinal);
+        for (int index = 0; index < _rules.Length; index++)
         {
-            indexOf[replacement[index].AlertName] = index;
+            indexOf[_rules[index].AlertName] = index;
         }
 
         foreach ((string name, _, _) in _alerts.Keys)
         {
             _alertsPerRule[indexOf[name]]++;
         }
+    }
 
-        return _transitions;
+    /// <summary>
+    /// An end-of-run record: the rank's alerts resolve as "run ended" (whatever <c>keepFiringFor</c>), its stream
+    /// positions and the rules' state for it are forgotten, and it is remembered so its redelivered records are
+    /// recognised as duplicates.
+    /// </summary>
+    private void EndRank(StepRecord record, RunEndReason reason)
+    {
+        var rank = (record.RunId, record.Rank);
+        if (_ended.TryGetValue(rank, out EndedRank seen) && record.Sequence <= seen.Sequence && _recordTime <= seen.At)
+        {
+            DuplicateRecords++;
+            return;
+        }
+
+        string description = string.Create(CultureInfo.InvariantCulture, $"run ended ({Words(reason)}) at step {record.Step}");
+        foreach ((var key, AlertTracker tracker) in _alerts)
+        {
+            if (key.Series.Run != record.RunId || key.Series.Rank != record.Rank)
+            {
+                continue;
+            }
+
+            if (tracker.End(record.Step, description, _recordTime, _recordTrace) is { } resolved)
+            {
+                _transitions.Add(resolved);
+            }
+
+            // Removing while enumerating is allowed for Dictionary since .NET Core 3.0.
+            _alerts.Remove(key);
+        }
+
+        RecountAlerts();
+        foreach (Mode mode in (ReadOnlySpan<Mode>)[Mode.Unspecified, Mode.Train, Mode.Eval, Mode.Predict])
+        {
+            _streams.Remove((record.RunId, record.Rank, mode));
+        }
+
+        ForgetRank(record.RunId, record.Rank);
+        if (_ended.TryAdd(rank, new EndedRank(record.Sequence, _recordTime)))
+        {
+            _endedOrder.Enqueue(rank);
+            if (_endedOrder.Count > EndedRanksKept)
+            {
+                _ended.Remove(_endedOrder.Dequeue());
+            }
+        }
+        else
+        {
+            _ended[rank] = new EndedRank(record.Sequence, _recordTime);
+        }
+
+        RanksEnded++;
+        LastRankEnded = new RankEnded(record.RunId, record.Rank, record.Step, reason);
+    }
+
+    private static string Words(RunEndReason reason) => reason switch
+    {
+        RunEndReason.Done => "done",
+        RunEndReason.Stopped => "stopped by the monitor",
+        RunEndReason.Cancelled => "cancelled",
+        _ => "no reason given",
+    };
+
+    private void ForgetRank(string run, uint rank)
+    {
+        foreach (RuleBinding binding in _rules)
+        {
+            try
+            {
+                binding.Rule.ForgetRank(run, rank);
+            }
+#pragma warning disable CA1031 // See Process.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Fault(binding, ex);
+            }
+        }
     }
 
     private static RuleBinding[] Unique(IEnumerable<RuleBinding> rules)
@@ -248,6 +390,19 @@ public sealed class AnalysisEngine
 
     private bool Admit(StepRecord record)
     {
+        if (_ended.Count != 0 && _ended.TryGetValue((record.RunId, record.Rank), out EndedRank ended))
+        {
+            if (record.Sequence <= ended.Sequence && _recordTime <= ended.At)
+            {
+                // A redelivered record of a rank whose run has ended: it must not bring the rank back.
+                DuplicateRecords++;
+                return false;
+            }
+
+            // A new job under the same run id (its sequence starts again, its clock has moved on).
+            _ended.Remove((record.RunId, record.Rank));
+        }
+
         // Train and eval steps of a rank are separate streams: an eval step shares the train step's number.
         var key = (record.RunId, record.Rank, record.Mode);
         if (!_streams.TryGetValue(key, out StreamPosition? position))
@@ -256,9 +411,18 @@ public sealed class AnalysisEngine
             return true;
         }
 
-        if (record.Step > position.Step || (_recordTime > position.EventTime && record.Sequence < position.Sequence))
+        if (record.Step > position.Step
+            || (_recordTime > position.EventTime && (record.Sequence < position.Sequence || record.Step < position.Step)))
         {
-            // Newer, or a restarted worker (its sequence starts again, its clock has moved on): a fresh position.
+            // Newer, or a restarted worker (its sequence starts again) or a job resumed from a checkpoint (its steps go
+            // back), its clock having moved on: a fresh position. Steps that go back begin a new series: the rules
+            // forget the rank, as its windows would mix the abandoned steps with the repeated ones.
+            if (record.Step < position.Step && record.Mode is Mode.Train or Mode.Unspecified)
+            {
+                SeriesRestarts++;
+                ForgetRank(record.RunId, record.Rank);
+            }
+
             position.Step = record.Step;
             position.Sequence = record.Sequence;
             position.EventTime = _recordTime > position.EventTime ? _recordTime : position.EventTime;
@@ -337,6 +501,8 @@ public sealed class AnalysisEngine
         }
     }
 
+    private readonly record struct EndedRank(ulong Sequence, DateTimeOffset At);
+
     private sealed class StreamPosition
     {
         public long Step;
@@ -400,6 +566,23 @@ public sealed class AnalysisEngine
             return State == previous ? null : transition;
         }
 
+        /// <summary>Resolves the alert whatever its keep-firing settings (the rank's run ended).</summary>
+        public AlertTransition? End(long step, string description, DateTimeOffset at, TraceContext trace)
+        {
+            AlertState previous = State;
+            _consecutive = 0;
+            _passing = 0;
+            State = AlertState.Inactive;
+            return previous == AlertState.Inactive
+                ? null
+                : new AlertTransition(identity, State, previous, step, double.NaN, double.NaN, description, _activeSince, at)
+                {
+                    Annotations = Render(Binding, identity, step, double.NaN, double.NaN, description),
+                    Actions = Binding.Actions,
+                    TraceContext = trace,
+                };
+        }
+
         private bool KeepsFiring(DateTimeOffset at)
         {
             if (_passing++ == 0)
@@ -438,3 +621,10 @@ public sealed class AnalysisEngine
         return annotations;
     }
 }
+
+/// <summary>A rank whose run ended (its end-of-run record was processed).</summary>
+/// <param name="Run">Run id.</param>
+/// <param name="Rank">Rank.</param>
+/// <param name="Step">The last step the rank began.</param>
+/// <param name="Reason">Why the run ended.</param>
+public readonly record struct RankEnded(string Run, uint Rank, long Step, RunEndReason Reason);

@@ -32,6 +32,16 @@ public interface ITrainingRule
 
     /// <summary>Evaluates one record, reporting through <paramref name="context"/>.</summary>
     void Evaluate(StepRecord record, RuleContext context);
+
+    /// <summary>
+    /// Forgets whatever the rule keeps for <paramref name="rank"/> of <paramref name="run"/>: the engine calls it when
+    /// the rank's run ended (its end-of-run record) and when the rank's training steps start over (a job resumed from
+    /// a checkpoint: a new series). Called between records, on the engine's thread. Default: nothing (a rule without
+    /// per-rank state).
+    /// </summary>
+    void ForgetRank(string run, uint rank)
+    {
+    }
 }
 
 /// <summary>
@@ -48,7 +58,7 @@ public interface IValidatedRule
 public interface ITimedTrainingRule : ITrainingRule
 {
     /// <summary>
-    /// Called by <see cref="AnalysisEngine.Tick"/> with the current time of the injected clock; report as from
+    /// Called by <see cref="AnalysisEngine.Tick(bool)"/> with the current time of the injected clock; report as from
     /// <see cref="ITrainingRule.Evaluate"/> (the record-less reports carry the last step seen).
     /// </summary>
     void Tick(DateTimeOffset now, RuleContext context);

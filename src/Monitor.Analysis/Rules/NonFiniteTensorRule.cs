@@ -36,6 +36,9 @@ public sealed class NonFiniteTensorRule : ITrainingRule
         RuleSupport.Requirements(Selector, raw: false, "summary nan_count and inf_count");
 
     /// <inheritdoc />
+    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_firstSeen, run, rank);
+
+    /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
     {
         ArgumentNullException.ThrowIfNull(record);

@@ -35,6 +35,11 @@ public abstract class PerTensorRule : ITrainingRule
     private protected abstract string Healthy { get; }
 
     /// <inheritdoc />
+    public virtual void ForgetRank(string run, uint rank)
+    {
+    }
+
+    /// <inheritdoc />
     /// <exception cref="ArgumentNullException"><paramref name="record"/> or <paramref name="context"/> is null.</exception>
     public void Evaluate(StepRecord record, RuleContext context)
     {

@@ -4,7 +4,7 @@ using Monitor.Contracts.V1;
 namespace Monitor.Analysis.Rules;
 
 /// <summary>
-/// Stalled training (smdebug <c>StalledTrainingRule</c>): fires, from <see cref="AnalysisEngine.Tick"/>, for a rank of a
+/// Stalled training (smdebug <c>StalledTrainingRule</c>): fires, from <see cref="AnalysisEngine.Tick(bool)"/>, for a rank of a
 /// run that has sent no new step for <see cref="Threshold"/>; resolves when its steps resume.
 /// </summary>
 /// <remarks>
@@ -12,8 +12,13 @@ namespace Monitor.Analysis.Rules;
 /// the record that brought the newest step (records without an event time count from the first tick after them) and
 /// <c>now</c> is the engine's clock at the tick. The condition holds while <c>silence &gt;= Threshold</c>; the rule
 /// reports its verdict at every tick and every record with a newer step (so a binding's <c>for</c> and
-/// <c>keepFiringFor</c> durations and evaluations apply). A rank silent for <see cref="ForgetAfter"/> is taken to have finished: its
-/// alert is resolved and its state dropped, which keeps memory bounded by the ranks of live runs.</para>
+/// <c>keepFiringFor</c> durations and evaluations apply). A rank whose run ended (its end-of-run record, <see cref="ITrainingRule.ForgetRank"/>) is forgotten at
+/// once, so a finished run never looks stalled; one whose end record never came (a crashed worker) and that stays
+/// silent for <see cref="ForgetAfter"/> is taken to have finished: its alert is resolved and its state dropped, which
+/// keeps memory bounded by the ranks of live runs. Steps that go back with a newer event time (a job resumed from a
+/// checkpoint) start the rank afresh. While the host lags behind its topic it ticks at the newest event time read
+/// instead of the clock (<see cref="AnalysisEngine.Tick(bool)"/>), so records still waiting to be read are not
+/// silence.</para>
 /// <para>Parameters and defaults follow the SageMaker developer guide, "List of Debugger Built-in Rules",
 /// StalledTrainingRule (<c>threshold</c>, in seconds → <see cref="Threshold"/>). <c>stop_training_on_fire</c> and
 /// <c>training_job_name_prefix</c> are the binding's <c>stop</c> action here (<see cref="RuleBinding.Actions"/>).</para>
@@ -50,6 +55,9 @@ public sealed class StalledTrainingRule : ITimedTrainingRule
 
     /// <summary>Ranks tracked now (for diagnostics and tests).</summary>
     public int TrackedRanks => _streams.Count;
+
+    /// <inheritdoc />
+    public void ForgetRank(string run, uint rank) => _streams.Remove((run, rank));
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)

@@ -74,6 +74,9 @@ public sealed class UnchangedTensorRule : PerTensorRule
     public override IReadOnlyList<TensorRequirement> Requirements =>
         RuleSupport.Requirements(Selector, raw: true, "allclose between traced steps needs raw values; without them equal summaries stand in");
 
+    /// <inheritdoc />
+    public override void ForgetRank(string run, uint rank) => RuleSupport.Forget(_history, run, rank);
+
     private protected override string Healthy => "tensor is changing";
 
     private protected override bool TrainingStepsOnly => true;

@@ -48,6 +48,9 @@ public sealed class VanishingGradientRule : PerTensorRule
     public override IReadOnlyList<TensorRequirement> Requirements =>
         RuleSupport.Requirements(Selector, raw: false, "mean |g| (summary abs_mean) over the last traced steps");
 
+    /// <inheritdoc />
+    public override void ForgetRank(string run, uint rank) => RuleSupport.Forget(_windows, run, rank);
+
     private protected override string Healthy => "mean |gradient| is at or above the threshold";
 
     private protected override void EvaluateTensor(StepRecord record, TensorRecord tensor, RuleContext context)

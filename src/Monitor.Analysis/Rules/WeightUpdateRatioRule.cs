@@ -82,6 +82,9 @@ public sealed class WeightUpdateRatioRule : PerTensorRule
     public override IReadOnlyList<TensorRequirement> Requirements =>
         RuleSupport.Requirements(Selector, raw: true, "the update w_t - w_prev needs raw values of consecutive traced steps; summaries only bound it from below");
 
+    /// <inheritdoc />
+    public override void ForgetRank(string run, uint rank) => RuleSupport.Forget(_previous, run, rank);
+
     private protected override string Healthy => "update/weight ratio within bounds";
 
     private protected override bool TrainingStepsOnly => true;
