@@ -12,14 +12,15 @@ namespace Monitor.Analysis.Tests;
 /// </summary>
 public sealed class BuiltInRulesResolutionTests
 {
-    private const int MaxFaultySteps = 60;
-    private const int MaxHealthySteps = 120;
+    private const int MaxFaultySteps = 400;
+    private const int MaxHealthySteps = 600;
 
     /// <summary>Built-in rules with a record-driven scenario: a faulty phase that makes them fire, then a healthy one.</summary>
     public static TheoryData<string> Rules =>
     [
-        "AllZero", "DeadRelu", "ExplodingTensor", "LossNotDecreasing", "NonFiniteTensor", "SaturatedActivation",
-        "TensorVariance", "UnchangedTensor", "VanishingGradient", "WeightUpdateRatio",
+        "AllZero", "ClassImbalance", "Confusion", "DeadRelu", "ExplodingTensor", "LossNotDecreasing", "NonFiniteTensor",
+        "Overfit", "Overtraining", "SaturatedActivation", "TensorVariance", "UnchangedTensor", "VanishingGradient",
+        "WeightUpdateRatio",
     ];
 
     [Theory]
@@ -158,13 +159,34 @@ public sealed class BuiltInRulesResolutionTests
 
     private static ITrainingRule Make(string name) => name switch
     {
-        "LossNotDecreasing" => new LossNotDecreasingRule(),
-        _ => BuiltInRules.TensorRules[name](),
+        // A window of one record's samples, so each record is a verdict.
+        "Confusion" => new ConfusionRule { Samples = 10 },
+        _ => BuiltInRules.TensorRules.TryGetValue(name, out Func<ITrainingRule>? tensorRule) ? tensorRule() : BuiltInRules.DataRules[name](),
     };
 
     // One record per step; the faulty one has the rule's problem, the healthy one not (values vary with the step).
     private static StepRecord At(string name, long step, bool faulty)
     {
+        switch (name)
+        {
+            case "ClassImbalance":
+                // 50 labels a record: 44 of class 0 and 2 each of three others (ratio 22 > 10), or 13/13/12/12.
+                return Record(step, RuleTestRecords.Labels(faulty ? Batch(44, 2, 2, 2) : Batch(13, 13, 12, 12)));
+            case "Confusion":
+                // Class 7 predicted right half of the time (below MinDiag 0.9), or every digit right.
+                return Record(step, RuleTestRecords.Labels(Digits), RuleTestRecords.Predictions(faulty ? [0, 1, 2, 3, 7, 5, 6, 7, 8, 9] : Digits));
+            case "Overfit":
+                // Epochs of 100 steps: 90 training steps at loss 1.0, then a validation pass at 1.5 (overfitting) or 1.0.
+                return step % 100 < 90
+                    ? RuleTestRecords.InMode(Mode.Train, step, Loss("loss", 1.0))
+                    : RuleTestRecords.InMode(Mode.Eval, step, Loss("loss", faulty ? 1.5 : 1.0));
+            case "Overtraining":
+                // A flat training loss finds no new optimum (patience 5); a falling one finds one every step.
+                return Record(step, Loss("loss", faulty ? 6.0 : 6.0 - (0.2 * step)));
+            default:
+                break;
+        }
+
         var random = new Random((int)step);
         float[] normal = Normal(random, 128);
         TensorRecord tensor = name switch
@@ -182,4 +204,8 @@ public sealed class BuiltInRulesResolutionTests
         };
         return Record(step, tensor);
     }
+
+    private static readonly int[] Digits = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+
+    private static int[] Batch(params int[] perClass) => [.. perClass.SelectMany((n, c) => Enumerable.Repeat(c, n))];
 }
