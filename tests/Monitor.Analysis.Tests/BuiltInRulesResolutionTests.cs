@@ -18,9 +18,9 @@ public sealed class BuiltInRulesResolutionTests
     /// <summary>Built-in rules with a record-driven scenario: a faulty phase that makes them fire, then a healthy one.</summary>
     public static TheoryData<string> Rules =>
     [
-        "AllZero", "ClassImbalance", "Confusion", "DeadRelu", "ExplodingTensor", "LossNotDecreasing", "NonFiniteTensor",
-        "Overfit", "Overtraining", "SaturatedActivation", "TensorVariance", "UnchangedTensor", "VanishingGradient",
-        "WeightUpdateRatio",
+        "AllZero", "CheckInputImages", "ClassImbalance", "Confusion", "DeadRelu", "ExplodingTensor", "LossNotDecreasing",
+        "NLPSequenceRatio", "NonFiniteTensor", "Overfit", "Overtraining", "SaturatedActivation", "TensorVariance",
+        "UnchangedTensor", "VanishingGradient", "WeightUpdateRatio",
     ];
 
     [Theory]
@@ -180,6 +180,12 @@ public sealed class BuiltInRulesResolutionTests
                 return step % 100 < 90
                     ? RuleTestRecords.InMode(Mode.Train, step, Loss("loss", 1.0))
                     : RuleTestRecords.InMode(Mode.Eval, step, Loss("loss", faulty ? 1.5 : 1.0));
+            case "CheckInputImages":
+                // Channel 0 in [0, 1] (mean 0.5, not normalized), or every channel at -1 / +1 (mean 0, std 1).
+                return Record(step, CheckInputImagesRuleTests.Images(10, faulty ? CheckInputImagesRuleTests.Unnormalized : (_, p) => p % 2 == 0 ? -1f : 1f));
+            case "NLPSequenceRatio":
+                // 80% of every sequence is padding (above 50%), or 10%.
+                return Record(step, NLPSequenceRatioRuleTests.Tokens(8, _ => faulty ? 8 : 1));
             case "Overtraining":
                 // A flat training loss finds no new optimum (patience 5); a falling one finds one every step.
                 return Record(step, Loss("loss", faulty ? 6.0 : 6.0 - (0.2 * step)));
