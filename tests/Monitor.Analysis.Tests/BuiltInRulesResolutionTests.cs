@@ -1,3 +1,4 @@
+using Monitor.Analysis.Drift;
 using Monitor.Analysis.Rules;
 using Monitor.Contracts.V1;
 using static Monitor.Analysis.Tests.AnalysisTestDriver;
@@ -15,12 +16,17 @@ public sealed class BuiltInRulesResolutionTests
     private const int MaxFaultySteps = 400;
     private const int MaxHealthySteps = 600;
 
-    /// <summary>Built-in rules with a record-driven scenario: a faulty phase that makes them fire, then a healthy one.</summary>
+    /// <summary>
+    /// Built-in rules with a record-driven scenario: a faulty phase that makes them fire, then a healthy one.
+    /// StalledTraining (time-driven) has its own tests below. Not here: PoorWeightInitialization, whose verdict is
+    /// latched for the rest of the run by design (only a re-initialization resolves it), and SimilarAcrossRuns, which
+    /// needs two runs (it reports every comparison, passing ones included).
+    /// </summary>
     public static TheoryData<string> Rules =>
     [
-        "AllZero", "CheckInputImages", "ClassImbalance", "Confusion", "DeadRelu", "ExplodingTensor", "LossNotDecreasing",
-        "NLPSequenceRatio", "NonFiniteTensor", "Overfit", "Overtraining", "SaturatedActivation", "TensorVariance",
-        "UnchangedTensor", "VanishingGradient", "WeightUpdateRatio",
+        "AllZero", "CheckInputImages", "ClassImbalance", "ConceptDrift", "Confusion", "DataDrift", "DeadRelu",
+        "ExplodingTensor", "LossNotDecreasing", "NLPSequenceRatio", "NonFiniteTensor", "Overfit", "Overtraining",
+        "SaturatedActivation", "TensorVariance", "Threshold", "UnchangedTensor", "VanishingGradient", "WeightUpdateRatio",
     ];
 
     [Theory]
@@ -161,6 +167,9 @@ public sealed class BuiltInRulesResolutionTests
     {
         // A window of one record's samples, so each record is a verdict.
         "Confusion" => new ConfusionRule { Samples = 10 },
+        "ConceptDrift" => new ConceptDriftRule(),
+        "DataDrift" => new DataDriftRule { Test = "psi", ReferenceSteps = 10, WindowSteps = 10, RowsPerStep = 100 },
+        "Threshold" => new ThresholdRule(),
         _ => BuiltInRules.TensorRules.TryGetValue(name, out Func<ITrainingRule>? tensorRule) ? tensorRule() : BuiltInRules.DataRules[name](),
     };
 
@@ -186,6 +195,15 @@ public sealed class BuiltInRulesResolutionTests
             case "NLPSequenceRatio":
                 // 80% of every sequence is padding (above 50%), or 10%.
                 return Record(step, NLPSequenceRatioRuleTests.Tokens(8, _ => faulty ? 8 : 1));
+            case "ConceptDrift":
+                // 10% of the predictions wrong for 200 steps, then 60%: drift; healthy, the rate stays where it went.
+                return Drift.ConceptDriftRuleTests.Step(step, faulty && step < 200 ? 6 : 38);
+            case "DataDrift":
+                // Reference: the first 10 steps; faulty, feature c shifted by 2 after them.
+                return Record(step, Drift.DataDriftRuleTests.Batch(step, shiftC: faulty && step >= 10 ? 2 : 0));
+            case "Threshold":
+                // Default: the mean of any tensor above 0, a window of one step.
+                return Record(step, Tensor("w", faulty ? 1 : -1, 1, Collection.Weights));
             case "Overtraining":
                 // A flat training loss finds no new optimum (patience 5); a falling one finds one every step.
                 return Record(step, Loss("loss", faulty ? 6.0 : 6.0 - (0.2 * step)));
