@@ -25,10 +25,16 @@ public sealed class AnalysisEngineOptions
 /// <para><b>Ordering policy.</b> Each rank's records arrive in order (one Kafka partition per key); train, eval and
 /// predict steps are separate streams. A record whose step is not after the newest step of its rank and mode is
 /// either a redelivery (its producer sequence number is not above the newest seen: dropped, counted as duplicate), a
-/// restarted worker (its sequence starts again but its event time is newer: accepted as the new position), or out
-/// of order: within <see cref="AnalysisEngineOptions.LateGrace"/> of the newest event time it is evaluated and counted,
-/// beyond it it is late (dropped, counted).
+/// restarted worker (its sequence starts again but its event time is newer: accepted as the new position), a job
+/// resumed from a checkpoint (a lower training step with a newer event time: a new series, every rule forgets the rank
+/// through <see cref="ITrainingRule.ForgetRank"/>, counted in <see cref="SeriesRestarts"/>), or out of order: within
+/// <see cref="AnalysisEngineOptions.LateGrace"/> of the newest event time it is evaluated and counted, beyond it it is
+/// late (dropped, counted).
 /// One-shot <c>at_begin</c> captures are not steps and are not evaluated.</para>
+/// <para><b>Runs that end.</b> A record with <see cref="StepRecord.RunEnd"/> (the tracer's last for the rank) resolves
+/// every alert of that run and rank as "run ended", whatever <c>keepFiringFor</c>; the rank's stream positions and
+/// every rule's state for it are forgotten (<see cref="LastRankEnded"/> tells the host), and its redelivered records are
+/// duplicates. A later record of the rank with a restarted sequence and a newer event time is a new job.</para>
 /// <para>Not thread-safe: one consumer thread feeds it. Rule exceptions are counted in <see cref="RuleFaults"/> and
 /// skip that rule for that record only.</para>
 /// </remarks>
