@@ -112,6 +112,9 @@ public sealed class RuleContext
     /// <paramref name="rank"/> (for <see cref="ReportFor"/> and <see cref="ITimedTrainingRule.Tick"/>).</summary>
     public bool IsActiveFor(string run, uint rank, string? tensor) => _engine.IsActive(RuleIndex, Binding, run, rank, tensor, null);
 
+    /// <summary>Whether the engine tracks any alert of the rule being evaluated (else a passing verdict needs no report).</summary>
+    internal bool RuleHasAlerts => _engine.RuleHasAlerts(RuleIndex);
+
     /// <summary>
     /// Reports a passing verdict (the condition does not hold) for one series of the current record. The engine
     /// needs it only while it tracks an alert for the series (pending, firing, or kept firing by the binding's

@@ -71,6 +71,12 @@ public abstract class PerTensorRule : ITrainingRule
         context.Report(tensor.Name, true, value, threshold, description);
 
     /// <summary>Reports that the condition does not hold for <paramref name="tensor"/> (nothing unless an alert is tracked).</summary>
-    private protected void Passing(RuleContext context, TensorRecord tensor, double value, double threshold) =>
-        context.ReportPassing(tensor.Name, value, threshold, Healthy);
+    private protected void Passing(RuleContext context, TensorRecord tensor, double value, double threshold)
+    {
+        // Checked here, before the arguments: this runs for every healthy tensor, and Healthy is a virtual call.
+        if (context.RuleHasAlerts)
+        {
+            context.ReportPassing(tensor.Name, value, threshold, Healthy);
+        }
+    }
 }
