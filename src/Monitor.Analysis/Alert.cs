@@ -144,7 +144,7 @@ public sealed record AlertTransition(
 
     /// <summary>
     /// Trace context of the record that caused the transition, as passed to <see cref="AnalysisEngine.Process(Contracts.V1.StepRecord, TraceContext)"/>;
-    /// <see cref="TraceContext.None"/> when it carried none or the transition came from <see cref="AnalysisEngine.Tick"/>
+    /// <see cref="TraceContext.None"/> when it carried none or the transition came from <see cref="AnalysisEngine.Tick(bool)"/>
     /// or <see cref="AnalysisEngine.ReplaceRules"/>. Not part of the alert's identity or fingerprint.
     /// </summary>
     public TraceContext TraceContext { get; init; }

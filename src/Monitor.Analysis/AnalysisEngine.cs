@@ -21,14 +21,20 @@ public sealed class AnalysisEngineOptions
 /// </summary>
 /// <remarks>
 /// <para>Pure: no I/O; event times come from the records, and the injected <see cref="TimeProvider"/> serves records
-/// without one and <see cref="Tick"/>. The same engine serves the live service, replays and tests.</para>
+/// without one and <see cref="Tick(bool)"/>. The same engine serves the live service, replays and tests.</para>
 /// <para><b>Ordering policy.</b> Each rank's records arrive in order (one Kafka partition per key); train, eval and
 /// predict steps are separate streams. A record whose step is not after the newest step of its rank and mode is
 /// either a redelivery (its producer sequence number is not above the newest seen: dropped, counted as duplicate), a
-/// restarted worker (its sequence starts again but its event time is newer: accepted as the new position), or out
-/// of order: within <see cref="AnalysisEngineOptions.LateGrace"/> of the newest event time it is evaluated and counted,
-/// beyond it it is late (dropped, counted).
+/// restarted worker (its sequence starts again but its event time is newer: accepted as the new position), a job
+/// resumed from a checkpoint (a lower training step with a newer event time: a new series, every rule forgets the rank
+/// through <see cref="ITrainingRule.ForgetRank"/>, counted in <see cref="SeriesRestarts"/>), or out of order: within
+/// <see cref="AnalysisEngineOptions.LateGrace"/> of the newest event time it is evaluated and counted, beyond it it is
+/// late (dropped, counted).
 /// One-shot <c>at_begin</c> captures are not steps and are not evaluated.</para>
+/// <para><b>Runs that end.</b> A record with <see cref="StepRecord.RunEnd"/> (the tracer's last for the rank) resolves
+/// every alert of that run and rank as "run ended", whatever <c>keepFiringFor</c>; the rank's stream positions and
+/// every rule's state for it are forgotten (<see cref="LastRankEnded"/> tells the host), and its redelivered records are
+/// duplicates. A later record of the rank with a restarted sequence and a newer event time is a new job.</para>
 /// <para>Not thread-safe: one consumer thread feeds it. Rule exceptions are counted in <see cref="RuleFaults"/> and
 /// skip that rule for that record only.</para>
 /// </remarks>
@@ -42,8 +48,18 @@ public sealed class AnalysisEngine
     private readonly Dictionary<(string Run, uint Rank, Mode Mode), StreamPosition> _streams = [];
     private readonly List<AlertTransition> _transitions = [];
     private readonly List<DriftObservation> _driftObservations = [];
+    // Alerts tracked per rule (by index in _rules): a passing verdict of a rule with none is not looked up at all.
+    private int[] _alertsPerRule;
+    // Ranks whose end-of-run record was processed (bounded, oldest forgotten first): their redelivered records are
+    // duplicates, not a new series.
+    private readonly Dictionary<(string Run, uint Rank), EndedRank> _ended = [];
+    private readonly Queue<(string Run, uint Rank)> _endedOrder = new();
     private DateTimeOffset _recordTime;
     private TraceContext _recordTrace;
+    private DateTimeOffset _newestEventTime = DateTimeOffset.MinValue;
+
+    /// <summary>Ended ranks remembered to recognise their redelivered records.</summary>
+    private const int EndedRanksKept = 10_000;
 
     /// <summary>Creates an engine over rules with default bindings (fire at once, severity warning).</summary>
     /// <exception cref="ArgumentException">Two rules share a name.</exception>
@@ -58,6 +74,7 @@ public sealed class AnalysisEngine
     {
         ArgumentNullException.ThrowIfNull(rules);
         _rules = Unique(rules);
+        _alertsPerRule = new int[_rules.Length];
         _timeProvider = timeProvider ?? TimeProvider.System;
         _options = options ?? new AnalysisEngineOptions();
         _context = new RuleContext(this);
@@ -84,6 +101,18 @@ public sealed class AnalysisEngine
     /// <summary>Records dropped because they repeat a step and sequence number already evaluated.</summary>
     public long DuplicateRecords { get; private set; }
 
+    /// <summary>End-of-run records processed (<see cref="StepRecord.RunEnd"/>): ranks whose run ended.</summary>
+    public long RanksEnded { get; private set; }
+
+    /// <summary>Times a rank's training steps started over (a job resumed from a checkpoint): a new series began.</summary>
+    public long SeriesRestarts { get; private set; }
+
+    /// <summary>
+    /// The rank the last <see cref="Process(StepRecord, TraceContext)"/> call ended (its end-of-run record), for the host
+    /// to remove the rank's series; null for every other record.
+    /// </summary>
+    public RankEnded? LastRankEnded { get; private set; }
+
     /// <summary>
     /// The drift evaluations the last <see cref="Process(StepRecord, TraceContext)"/> call made (drift rules report through
     /// <see cref="RuleContext.ReportDrift"/>), for the host's gauges. The list is reused by the next call.
@@ -107,6 +136,7 @@ public sealed class AnalysisEngine
         ArgumentNullException.ThrowIfNull(record);
         _transitions.Clear();
         _driftObservations.Clear();
+        LastRankEnded = null;
         _recordTrace = traceContext;
         if (record.AtBegin)
         {
@@ -116,18 +146,31 @@ public sealed class AnalysisEngine
         _recordTime = record.EventTimeUnixNanos > 0
             ? DateTimeOffset.UnixEpoch.AddTicks(record.EventTimeUnixNanos / 100)
             : _timeProvider.GetUtcNow();
+        if (record.RunEnd is { } end)
+        {
+            EndRank(record, end.Reason);
+            return _transitions;
+        }
+
         if (!Admit(record))
         {
             return _transitions;
+        }
+
+        if (_recordTime > _newestEventTime)
+        {
+            _newestEventTime = _recordTime;
         }
 
         RecordsEvaluated++;
         _context.Run = record.RunId;
         _context.Rank = record.Rank;
         _context.Step = record.Step;
-        foreach (RuleBinding binding in _rules)
+        for (int index = 0; index < _rules.Length; index++)
         {
+            RuleBinding binding = _rules[index];
             _context.Binding = binding;
+            _context.RuleIndex = index;
             try
             {
                 binding.Rule.Evaluate(record, _context);
@@ -146,23 +189,50 @@ public sealed class AnalysisEngine
     /// <summary>
     /// Lets time-driven rules (<see cref="ITimedTrainingRule"/>) evaluate at the injected clock's current time, e.g.
     /// to notice that a run stopped sending records. Call it periodically; the service does every few seconds.
+    /// Same as <see cref="Tick(bool)"/> with <c>caughtUp</c> true.
     /// </summary>
     /// <returns>The alert transitions it caused. The list is reused by the next call.</returns>
-    public IReadOnlyList<AlertTransition> Tick()
+    public IReadOnlyList<AlertTransition> Tick() => Tick(caughtUp: true);
+
+    /// <summary>
+    /// Lets time-driven rules (<see cref="ITimedTrainingRule"/>) evaluate. When the host has read everything its input
+    /// holds (<paramref name="caughtUp"/>), at the injected clock's current time; while it lags behind (records waiting
+    /// in the topic), at the newest event time evaluated so far (never later than the clock), so that ranks whose
+    /// records are merely unread do not look silent. Lagging before any record was evaluated, nothing is evaluated.
+    /// </summary>
+    /// <param name="caughtUp">Whether the host has processed every record available to it (e.g. consumer lag 0).</param>
+    /// <returns>The alert transitions it caused. The list is reused by the next call.</returns>
+    public IReadOnlyList<AlertTransition> Tick(bool caughtUp)
     {
         _transitions.Clear();
         _driftObservations.Clear();
+        LastRankEnded = null;
         DateTimeOffset now = _timeProvider.GetUtcNow();
+        if (!caughtUp)
+        {
+            if (_newestEventTime == DateTimeOffset.MinValue)
+            {
+                return _transitions;
+            }
+
+            if (_newestEventTime < now)
+            {
+                now = _newestEventTime;
+            }
+        }
+
         _recordTime = now;
         _recordTrace = TraceContext.None;
-        foreach (RuleBinding binding in _rules)
+        for (int index = 0; index < _rules.Length; index++)
         {
+            RuleBinding binding = _rules[index];
             if (binding.Rule is not ITimedTrainingRule timed)
             {
                 continue;
             }
 
             _context.Binding = binding;
+            _context.RuleIndex = index;
             try
             {
                 timed.Tick(now, _context);
@@ -208,7 +278,104 @@ public sealed class AnalysisEngine
         }
 
         _rules = replacement;
+        RecountAlerts();
         return _transitions;
+    }
+
+    /// <summary>Recounts the alerts per rule (after a reload or the end of a rank: rare).</summary>
+    private void RecountAlerts()
+    {
+        _alertsPerRule = new int[_rules.Length];
+        var indexOf = new Dictionary<string, int>(_rules.Length, StringComparer.Ordinal);
+        for (int index = 0; index < _rules.Length; index++)
+        {
+            indexOf[_rules[index].AlertName] = index;
+        }
+
+        foreach ((string name, _, _) in _alerts.Keys)
+        {
+            _alertsPerRule[indexOf[name]]++;
+        }
+    }
+
+    /// <summary>
+    /// An end-of-run record: the rank's alerts resolve as "run ended" (whatever <c>keepFiringFor</c>), its stream
+    /// positions and the rules' state for it are forgotten, and it is remembered so its redelivered records are
+    /// recognised as duplicates.
+    /// </summary>
+    private void EndRank(StepRecord record, RunEndReason reason)
+    {
+        var rank = (record.RunId, record.Rank);
+        if (_ended.TryGetValue(rank, out EndedRank seen) && record.Sequence <= seen.Sequence && _recordTime <= seen.At)
+        {
+            DuplicateRecords++;
+            return;
+        }
+
+        string description = string.Create(CultureInfo.InvariantCulture, $"run ended ({Words(reason)}) at step {record.Step}");
+        foreach ((var key, AlertTracker tracker) in _alerts)
+        {
+            if (key.Series.Run != record.RunId || key.Series.Rank != record.Rank)
+            {
+                continue;
+            }
+
+            if (tracker.End(record.Step, description, _recordTime, _recordTrace) is { } resolved)
+            {
+                _transitions.Add(resolved);
+            }
+
+            // Removing while enumerating is allowed for Dictionary since .NET Core 3.0.
+            _alerts.Remove(key);
+        }
+
+        RecountAlerts();
+        foreach (Mode mode in (ReadOnlySpan<Mode>)[Mode.Unspecified, Mode.Train, Mode.Eval, Mode.Predict])
+        {
+            _streams.Remove((record.RunId, record.Rank, mode));
+        }
+
+        ForgetRank(record.RunId, record.Rank);
+        if (_ended.TryAdd(rank, new EndedRank(record.Sequence, _recordTime)))
+        {
+            _endedOrder.Enqueue(rank);
+            if (_endedOrder.Count > EndedRanksKept)
+            {
+                _ended.Remove(_endedOrder.Dequeue());
+            }
+        }
+        else
+        {
+            _ended[rank] = new EndedRank(record.Sequence, _recordTime);
+        }
+
+        RanksEnded++;
+        LastRankEnded = new RankEnded(record.RunId, record.Rank, record.Step, reason);
+    }
+
+    private static string Words(RunEndReason reason) => reason switch
+    {
+        RunEndReason.Done => "done",
+        RunEndReason.Stopped => "stopped by the monitor",
+        RunEndReason.Cancelled => "cancelled",
+        _ => "no reason given",
+    };
+
+    private void ForgetRank(string run, uint rank)
+    {
+        foreach (RuleBinding binding in _rules)
+        {
+            try
+            {
+                binding.Rule.ForgetRank(run, rank);
+            }
+#pragma warning disable CA1031 // See Process.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Fault(binding, ex);
+            }
+        }
     }
 
     private static RuleBinding[] Unique(IEnumerable<RuleBinding> rules)
@@ -229,6 +396,19 @@ public sealed class AnalysisEngine
 
     private bool Admit(StepRecord record)
     {
+        if (_ended.Count != 0 && _ended.TryGetValue((record.RunId, record.Rank), out EndedRank ended))
+        {
+            if (record.Sequence <= ended.Sequence && _recordTime <= ended.At)
+            {
+                // A redelivered record of a rank whose run has ended: it must not bring the rank back.
+                DuplicateRecords++;
+                return false;
+            }
+
+            // A new job under the same run id (its sequence starts again, its clock has moved on).
+            _ended.Remove((record.RunId, record.Rank));
+        }
+
         // Train and eval steps of a rank are separate streams: an eval step shares the train step's number.
         var key = (record.RunId, record.Rank, record.Mode);
         if (!_streams.TryGetValue(key, out StreamPosition? position))
@@ -237,9 +417,18 @@ public sealed class AnalysisEngine
             return true;
         }
 
-        if (record.Step > position.Step || (_recordTime > position.EventTime && record.Sequence < position.Sequence))
+        if (record.Step > position.Step
+            || (_recordTime > position.EventTime && (record.Sequence < position.Sequence || record.Step < position.Step)))
         {
-            // Newer, or a restarted worker (its sequence starts again, its clock has moved on): a fresh position.
+            // Newer, or a restarted worker (its sequence starts again) or a job resumed from a checkpoint (its steps go
+            // back), its clock having moved on: a fresh position. Steps that go back begin a new series: the rules
+            // forget the rank, as its windows would mix the abandoned steps with the repeated ones.
+            if (record.Step < position.Step && record.Mode is Mode.Train or Mode.Unspecified)
+            {
+                SeriesRestarts++;
+                ForgetRank(record.RunId, record.Rank);
+            }
+
             position.Step = record.Step;
             position.Sequence = record.Sequence;
             position.EventTime = _recordTime > position.EventTime ? _recordTime : position.EventTime;
@@ -266,12 +455,15 @@ public sealed class AnalysisEngine
 
     internal void OnDriftObservation(in DriftObservation observation) => _driftObservations.Add(observation);
 
-    // Both skip the key's hashing while no alert at all is tracked: a healthy run's verdicts then cost nothing here.
-    internal bool IsActive(RuleBinding binding, string run, uint rank, string? tensor, string? feature) =>
-        _alerts.Count > 0 && _alerts.ContainsKey((binding.AlertName, new SeriesKey(run, rank, tensor ?? ""), feature ?? ""));
+    /// <summary>Whether the rule being evaluated has any alert tracked (pending, firing or kept firing).</summary>
+    internal bool RuleHasAlerts(int ruleIndex) => _alertsPerRule[ruleIndex] != 0;
+
+    internal bool IsActive(int ruleIndex, RuleBinding binding, string run, uint rank, string? tensor, string? feature) =>
+        _alertsPerRule[ruleIndex] != 0 && _alerts.ContainsKey((binding.AlertName, new SeriesKey(run, rank, tensor ?? ""), feature ?? ""));
 
     internal void OnReport(RuleBinding binding, string run, uint rank, long step, string? tensor, string? feature, bool holds, double value, double threshold, string description)
     {
+        // No key hashing for a passing verdict while no alert at all is tracked: a healthy run's verdicts cost nothing here.
         if (!holds && _alerts.Count == 0)
         {
             return;
@@ -305,6 +497,7 @@ public sealed class AnalysisEngine
 
             tracker = new AlertTracker(new AlertIdentity(labels), binding);
             _alerts[key] = tracker;
+            _alertsPerRule[_context.RuleIndex]++;
         }
 
         if (tracker.Update(holds, step, value, threshold, description, _recordTime, _recordTrace) is { } transition)
@@ -316,8 +509,11 @@ public sealed class AnalysisEngine
         {
             // Only active alerts keep state; memory stays bounded by what is pending or firing.
             _alerts.Remove(key);
+            _alertsPerRule[_context.RuleIndex]--;
         }
     }
+
+    private readonly record struct EndedRank(ulong Sequence, DateTimeOffset At);
 
     private sealed class StreamPosition
     {
@@ -404,6 +600,23 @@ public sealed class AnalysisEngine
                 TraceContext = trace,
             };
 
+        /// <summary>Resolves the alert whatever its keep-firing settings (the rank's run ended).</summary>
+        public AlertTransition? End(long step, string description, DateTimeOffset at, TraceContext trace)
+        {
+            AlertState previous = State;
+            _consecutive = 0;
+            _passing = 0;
+            State = AlertState.Inactive;
+            return previous == AlertState.Inactive
+                ? null
+                : new AlertTransition(identity, State, previous, step, double.NaN, double.NaN, description, _activeSince, at)
+                {
+                    Annotations = Render(Binding, identity, step, double.NaN, double.NaN, description),
+                    Actions = Binding.Actions,
+                    TraceContext = trace,
+                };
+        }
+
         private bool KeepsFiring(DateTimeOffset at)
         {
             if (_passing++ == 0)
@@ -442,3 +655,10 @@ public sealed class AnalysisEngine
         return annotations;
     }
 }
+
+/// <summary>A rank whose run ended (its end-of-run record was processed).</summary>
+/// <param name="Run">Run id.</param>
+/// <param name="Rank">Rank.</param>
+/// <param name="Step">The last step the rank began.</param>
+/// <param name="Reason">Why the run ended.</param>
+public readonly record struct RankEnded(string Run, uint Rank, long Step, RunEndReason Reason);

@@ -11,7 +11,10 @@ namespace Monitor.Analysis;
 /// <remarks>
 /// <para>A rule instance belongs to one <see cref="AnalysisEngine"/> and keeps its own state (windows) per series; the
 /// engine calls it from one thread at a time, in record order per rank. A rule reports only when it has a verdict
-/// (e.g. once its window is full); a series it does not report on keeps its alert state. An exception from a rule is
+/// (e.g. once its window is full); a series it does not report on keeps its alert state. It reports every verdict
+/// it has, passing ones too (through <see cref="RuleContext.ReportPassing"/>, which costs nothing while no alert is
+/// tracked): whether an alert still needs resolving, after <c>keepFiringFor</c> or a reload, is the engine's to know,
+/// not the rule's. An exception from a rule is
 /// counted by the engine and skips that rule for that record; it is never fatal.</para>
 /// <para>Custom rules implement this interface in their own assembly; the rule configuration loads them by type
 /// name and sets their public properties from the configured parameters.</para>
@@ -29,6 +32,16 @@ public interface ITrainingRule
 
     /// <summary>Evaluates one record, reporting through <paramref name="context"/>.</summary>
     void Evaluate(StepRecord record, RuleContext context);
+
+    /// <summary>
+    /// Forgets whatever the rule keeps for <paramref name="rank"/> of <paramref name="run"/>: the engine calls it when
+    /// the rank's run ended (its end-of-run record) and when the rank's training steps start over (a job resumed from
+    /// a checkpoint: a new series). Called between records, on the engine's thread. Default: nothing (a rule without
+    /// per-rank state).
+    /// </summary>
+    void ForgetRank(string run, uint rank)
+    {
+    }
 }
 
 /// <summary>
@@ -45,7 +58,7 @@ public interface IValidatedRule
 public interface ITimedTrainingRule : ITrainingRule
 {
     /// <summary>
-    /// Called by <see cref="AnalysisEngine.Tick"/> with the current time of the injected clock; report as from
+    /// Called by <see cref="AnalysisEngine.Tick(bool)"/> with the current time of the injected clock; report as from
     /// <see cref="ITrainingRule.Evaluate"/> (the record-less reports carry the last step seen).
     /// </summary>
     void Tick(DateTimeOffset now, RuleContext context);
@@ -72,6 +85,8 @@ public sealed class RuleContext
 
     internal long Step { get; set; }
 
+    internal int RuleIndex { get; set; }
+
     /// <summary>Reports the rule's verdict for one series of the current record (or tick).</summary>
     /// <param name="tensor">The tensor the verdict is about, or null for the rank as a whole.</param>
     /// <param name="conditionHolds">Whether the problem is present.</param>
@@ -90,7 +105,50 @@ public sealed class RuleContext
     /// Whether this rule has a pending or firing alert for the tensor (and feature) of the current record's run and rank:
     /// a rule can then skip formatting the description of a passing verdict that no alert will show.
     /// </summary>
-    public bool IsActive(string? tensor, string? feature = null) => _engine.IsActive(Binding, Run, Rank, tensor, feature);
+    /// <remarks>Costs one comparison while the rule has no alert at all (the normal case).</remarks>
+    public bool IsActive(string? tensor, string? feature = null) => _engine.IsActive(RuleIndex, Binding, Run, Rank, tensor, feature);
+
+    /// <summary>Whether this rule has a pending or firing alert for the tensor of <paramref name="run"/> and
+    /// <paramref name="rank"/> (for <see cref="ReportFor"/> and <see cref="ITimedTrainingRule.Tick"/>).</summary>
+    public bool IsActiveFor(string run, uint rank, string? tensor) => _engine.IsActive(RuleIndex, Binding, run, rank, tensor, null);
+
+    /// <summary>Whether the engine tracks any alert of the rule being evaluated (else a passing verdict needs no report).</summary>
+    internal bool RuleHasAlerts => _engine.RuleHasAlerts(RuleIndex);
+
+    /// <summary>
+    /// Reports a passing verdict (the condition does not hold) for one series of the current record. The engine
+    /// needs it only while it tracks an alert for the series (pending, firing, or kept firing by the binding's
+    /// <c>keepFiringFor</c>); otherwise the call costs one comparison and reports nothing.
+    /// </summary>
+    /// <remarks>
+    /// Call it on every evaluation whose condition does not hold, not once after the condition cleared: an alert
+    /// with <c>keepFiringFor</c>/<c>keepFiringForEvaluations</c> resolves only after that many passing reports, and
+    /// after <see cref="AnalysisEngine.ReplaceRules"/> a new rule instance has never seen the problem its
+    /// predecessor reported. Whether an alert is tracked is the engine's state, not the rule's, so rules keep no copy.
+    /// </remarks>
+    /// <param name="tensor">The tensor the verdict is about, or null for the rank as a whole.</param>
+    /// <param name="value">The observed value.</param>
+    /// <param name="threshold">What it was compared with.</param>
+    /// <param name="description">The observation in words (a constant string: it is not shown unless an alert resolves).</param>
+    public void ReportPassing(string? tensor, double value, double threshold, string description)
+    {
+        if (_engine.RuleHasAlerts(RuleIndex))
+        {
+            _engine.OnReport(Binding, Run, Rank, Step, tensor, null, false, value, threshold, description);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="ReportPassing"/> about another run/rank than the current record's (for
+    /// <see cref="ITimedTrainingRule.Tick"/> and rules that compare runs).
+    /// </summary>
+    public void ReportPassingFor(string run, uint rank, long step, string? tensor, double value, double threshold, string description)
+    {
+        if (_engine.RuleHasAlerts(RuleIndex))
+        {
+            _engine.OnReport(Binding, run, rank, step, tensor, null, false, value, threshold, description);
+        }
+    }
 
     /// <summary>
     /// Reports a drift verdict for one feature of a tensor of the current record: an alert series of its own (label

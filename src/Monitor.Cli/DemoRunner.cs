@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using Monitor.Analysis;
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
+using Monitor.Contracts.V1;
 using Monitor.Samples.Training;
 using Monitor.Service;
 using Monitor.Tracing;
@@ -134,8 +135,11 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
             double trainingSeconds = clock.Elapsed.TotalSeconds;
 
             bool flushed = true;
+            RunEndReason ended = cancellationToken.IsCancellationRequested ? RunEndReason.Cancelled
+                : stop is not null ? RunEndReason.Stopped : RunEndReason.Done;
             foreach (StepTracer tracer in tracers)
             {
+                tracer.Complete(ended);
                 flushed &= await tracer.FlushAsync(options.DrainTimeout, CancellationToken.None);
             }
 

@@ -122,6 +122,11 @@ public static class StepRecordDecoder
             return $"step {record.Step} is negative";
         }
 
+        if (record.RunEnd is not null && (record.Tensors.Count > 0 || record.AtBegin))
+        {
+            return "a run_end record carries no tensors and is not at_begin";
+        }
+
         for (int i = 0; i < record.Tensors.Count; i++)
         {
             TensorRecord tensor = record.Tensors[i];

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Monitor.Contracts.V1;
 using Monitor.Hosting;
 using Monitor.Tracing;
 using Monitor.Tracing.Control;
@@ -123,6 +124,10 @@ public static class SampleJobCommand
                 {
                     await output.WriteLineAsync($"stopped at step {done} on the monitor's request ({stop.IssuedBy}): {stop.Reason}");
                 }
+
+                // The end of the run, so the monitor resolves its alerts and never takes it for a stalled one.
+                tracer.Complete(cancellationToken.IsCancellationRequested ? RunEndReason.Cancelled
+                    : control?.StopCommand is not null ? RunEndReason.Stopped : RunEndReason.Done);
 
                 bool flushed = await tracer.FlushAsync(TimeSpan.FromSeconds(30), cancellationToken);
                 TracerStatistics stats = tracer.Statistics;

@@ -303,7 +303,9 @@ public sealed class MonitorService : IAsyncDisposable
                 if (time.GetElapsedTime(lastTick) >= _options.TickInterval)
                 {
                     lastTick = time.GetTimestamp();
-                    Handle(_engine.Tick());
+                    // Silence is judged against the clock only when nothing is waiting in the topic: while the service
+                    // lags behind, against the newest event time read, so unread records do not look like a stall.
+                    Handle(_engine.Tick(caughtUp: !_consumer.GetLag().Any(l => l.Lag > 0)));
                 }
 
                 // Also when idle, so the gauge falls to 0 once the consumer has caught up.
@@ -439,6 +441,7 @@ public sealed class MonitorService : IAsyncDisposable
                 return;
             }
 
+            _metrics.ForgetEndedHeartbeats();
             foreach (string run in _metrics.RunsSeen)
             {
                 try
@@ -484,6 +487,12 @@ public sealed class MonitorService : IAsyncDisposable
 
         Handle(_engine.Process(record, trace), span);
         _metrics.Drift(_engine.DriftObservations);
+        if (_engine.LastRankEnded is { } ended)
+        {
+            // After the resolutions: the rank's per-run series go with its state.
+            _metrics.RankEnded(ended.Run, ended.Rank);
+        }
+
         _metrics.Engine(_engine);
         return null;
     }

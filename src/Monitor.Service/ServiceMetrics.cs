@@ -60,7 +60,7 @@ internal sealed class ServiceMetrics
     private readonly Gauge _alerts;
     private readonly Counter _alertsFired;
     private readonly Gauge _ruleFaults;
-    private readonly Counter _outOfOrder, _late, _duplicate, _reloads, _actions;
+    private readonly Counter _outOfOrder, _late, _duplicate, _reloads, _actions, _ranksEnded, _seriesRestarts;
     private readonly Counter _notificationsQueued, _notificationsDropped;
     private readonly Gauge _notificationsQueueLength, _notificationsFiring;
     private readonly Counter _notificationsSent, _notificationsFailed, _notificationsRetries, _notificationsTargetDropped, _notificationsRequests;
@@ -117,6 +117,8 @@ internal sealed class ServiceMetrics
         _outOfOrder = factory.CreateCounter("monitor_records_out_of_order_total", "Records older than their rank's newest, evaluated within the late grace.");
         _late = factory.CreateCounter("monitor_records_late_total", "Records older than their rank's newest beyond the late grace: not evaluated.");
         _duplicate = factory.CreateCounter("monitor_records_duplicate_total", "Records repeating a step and sequence number already evaluated: not evaluated.");
+        _ranksEnded = factory.CreateCounter("monitor_ranks_ended_total", "End-of-run records processed: ranks whose run ended (their alerts resolved, their series removed).");
+        _seriesRestarts = factory.CreateCounter("monitor_series_restarts_total", "Times a rank's training steps went back (a job resumed from a checkpoint): a new series began.");
         _reloads = factory.CreateCounter("monitor_rule_reloads_total", "Rule file reloads, by result (a failed reload keeps the rules in force).", "result");
         _actions = factory.CreateCounter("monitor_actions_total", "Actions of firing alerts (e.g. stop), by result.", "action", "result");
         _notificationsQueued = factory.CreateCounter("monitor_notifications_queued_total", "Alert transitions queued for notification.");
@@ -200,6 +202,53 @@ internal sealed class ServiceMetrics
         }
     }
 
+    /// <summary>
+    /// Drops the heartbeat series of ranks whose run ended (<see cref="RankEnded"/>). Called by the heartbeat poller
+    /// only, before it reads the runs still seen.
+    /// </summary>
+    public void ForgetEndedHeartbeats()
+    {
+        foreach ((string Run, int Rank) gone in _heartbeats.Keys.Where(k => !_seenRanks.ContainsKey((k.Run, (uint)k.Rank))).ToList())
+        {
+            _heartbeats.Remove(gone, out Gauge.Child? child);
+            child!.Remove();
+        }
+    }
+
+    /// <summary>
+    /// Removes every series of a rank whose run ended: its records, step, dropped and selection series, its tensor,
+    /// loss and histogram series and its drift series. Its heartbeat goes at the poller's next round
+    /// (<see cref="ForgetEndedHeartbeats"/>); its alert series went with the alerts' resolutions. Pipeline thread.
+    /// </summary>
+    public void RankEnded(string run, uint rank)
+    {
+        if (_ranks.Remove((run, rank), out RankSeries? series))
+        {
+            foreach (string tensor in series.Tensors)
+            {
+                RemoveTensorSeries(new SeriesKey(run, rank, tensor));
+            }
+
+            series.Records.Remove();
+            series.Step?.Remove();
+            series.Dropped?.Remove();
+            series.RawTrimmed?.Remove();
+            series.Selection?.Remove();
+        }
+
+        foreach (var key in _driftSeries.Keys.Where(k => k.Run == run && k.Rank == rank).ToList())
+        {
+            _driftSeries.Remove(key, out DriftGauges? gauges);
+            gauges!.Statistic.Remove();
+            gauges.Drifted.Remove();
+            gauges.Detections.Remove();
+            gauges.PValue?.Remove();
+        }
+
+        _driftSeriesCount.Set(_driftSeries.Count);
+        _seenRanks.TryRemove((run, rank), out _);
+    }
+
     /// <summary>A dead-letter write settled; called on the transport's thread.</summary>
     public void DeadLettered(string reason, bool accepted) => (accepted ? _deadLettered : _deadLetterFailed).WithLabels(reason).Inc();
 
@@ -211,6 +260,8 @@ internal sealed class ServiceMetrics
         _outOfOrder.IncTo(engine.OutOfOrderRecords);
         _late.IncTo(engine.LateRecords);
         _duplicate.IncTo(engine.DuplicateRecords);
+        _ranksEnded.IncTo(engine.RanksEnded);
+        _seriesRestarts.IncTo(engine.SeriesRestarts);
     }
 
     public void Notifications(NotificationStatistics statistics)
@@ -252,6 +303,12 @@ internal sealed class ServiceMetrics
     public void Record(StepRecord record)
     {
         _decoded.Inc();
+        if (record.RunEnd is not null)
+        {
+            // The rank's end: RankEnded removes its series; a redelivered end must not bring them back.
+            return;
+        }
+
         if (!_ranks.TryGetValue((record.RunId, record.Rank), out RankSeries? series))
         {
             string rankLabel = record.Rank.ToString(CultureInfo.InvariantCulture);

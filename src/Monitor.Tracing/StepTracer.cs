@@ -68,6 +68,8 @@ public sealed class StepTracer : IAsyncDisposable
     private long _unfinished;
     private string? _lastFault;
     private int _disposed;
+    private int _completed;
+    private volatile bool _stopRequested;
 
     /// <summary>Creates a tracer and starts its sender.</summary>
     /// <param name="options">Validated here; see <see cref="TracerOptions"/> for defaults.</param>
@@ -173,6 +175,13 @@ public sealed class StepTracer : IAsyncDisposable
     {
         try
         {
+            if (Volatile.Read(ref _completed) != 0)
+            {
+                // The end-of-run record is sent: nothing may follow it.
+                _current = null;
+                return false;
+            }
+
             Interlocked.Increment(ref _stepsSeen);
             Volatile.Write(ref _lastStep, step);
             _stepSelection = _selection;
@@ -532,22 +541,79 @@ public sealed class StepTracer : IAsyncDisposable
 
         try
         {
-            record.EventTimeUnixNanos = (_options.TimeProvider.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100;
-            record.Sequence = (ulong)Interlocked.Increment(ref _sequence);
-            record.DroppedBefore = (ulong)(Interlocked.Read(ref _droppedQueueFull) + Interlocked.Read(ref _deliveryFailed));
-            Interlocked.Increment(ref _recordsCreated);
-            Interlocked.Increment(ref _unfinished);
-            if (!TryEnqueue(new QueuedRecord(record, CurrentParent())))
-            {
-                Interlocked.Decrement(ref _unfinished);
-                Interlocked.Increment(ref _droppedQueueFull);
-            }
+            Queue(record);
         }
 #pragma warning disable CA1031 // See BeginStep.
         catch (Exception ex)
 #pragma warning restore CA1031
         {
             Fault("end-step", ex);
+        }
+    }
+
+    /// <summary>
+    /// Ends the rank's run: queues the end-of-run record (<see cref="StepRecord.RunEnd"/> with
+    /// <paramref name="reason"/>, no tensors, the last step begun) behind every record already queued, so the monitor
+    /// resolves the rank's alerts as "run ended", forgets its state and removes its metric series (a finished run is
+    /// never taken for a stalled one). Only the first call counts; steps begun after it are not traced.
+    /// <see cref="DisposeAsync"/> calls it when it was not called, with <see cref="RunEndReason.Stopped"/> when the
+    /// control plane received a stop command for this rank, else <see cref="RunEndReason.Done"/>.
+    /// </summary>
+    /// <remarks>
+    /// Call it from the training thread (or once it has stopped stepping), like <see cref="EndStep"/>; a step begun and
+    /// not ended is discarded. The record goes through the queue like a step's: when the queue stays full past
+    /// <see cref="TracerOptions.MaxEnqueueWait"/> it is dropped and counted, and the monitor then forgets the rank only
+    /// after its rules' own timeouts. Never throws.
+    /// </remarks>
+    /// <param name="reason">Why the run ended. Default <see cref="RunEndReason.Done"/>; <see cref="RunEndReason.Unspecified"/>
+    /// is sent as <see cref="RunEndReason.Done"/>.</param>
+    public void Complete(RunEndReason reason = RunEndReason.Done)
+    {
+        if (Interlocked.Exchange(ref _completed, 1) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            _current = null;
+            Queue(new StepRecord
+            {
+                SchemaVersion = StepRecordDecoder.CurrentSchemaVersion,
+                RunId = _options.RunId,
+                Rank = (uint)_options.Rank,
+                WorldSize = (uint)_options.WorldSize,
+                Step = Math.Max(0, Volatile.Read(ref _lastStep)),
+                SelectionVersion = _selection.Version,
+                RunEnd = new RunEnd { Reason = reason == RunEndReason.Unspecified ? RunEndReason.Done : reason },
+            });
+        }
+#pragma warning disable CA1031 // See BeginStep.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Fault("complete", ex);
+        }
+    }
+
+    /// <summary>Whether <see cref="Complete"/> (or <see cref="DisposeAsync"/>) has sent the end of the run.</summary>
+    public bool IsCompleted => Volatile.Read(ref _completed) != 0;
+
+    /// <summary>The control plane received a stop command for this rank: the end of the run is then "stopped".</summary>
+    internal void NoteStopRequested() => _stopRequested = true;
+
+    // Stamps the event time and sequence number and queues the record for the sender.
+    private void Queue(StepRecord record)
+    {
+        record.EventTimeUnixNanos = (_options.TimeProvider.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100;
+        record.Sequence = (ulong)Interlocked.Increment(ref _sequence);
+        record.DroppedBefore = (ulong)(Interlocked.Read(ref _droppedQueueFull) + Interlocked.Read(ref _deliveryFailed));
+        Interlocked.Increment(ref _recordsCreated);
+        Interlocked.Increment(ref _unfinished);
+        if (!TryEnqueue(new QueuedRecord(record, CurrentParent())))
+        {
+            Interlocked.Decrement(ref _unfinished);
+            Interlocked.Increment(ref _droppedQueueFull);
         }
     }
 
@@ -578,7 +644,11 @@ public sealed class StepTracer : IAsyncDisposable
         return true;
     }
 
-    /// <summary>Stops accepting records, sends what is queued (up to 10 seconds), and releases the transport if owned.</summary>
+    /// <summary>
+    /// Ends the run unless <see cref="Complete"/> did (reason <see cref="RunEndReason.Stopped"/> after a stop command of
+    /// the control plane, else <see cref="RunEndReason.Done"/>), stops accepting records, sends what is queued (up to
+    /// 10 seconds), and releases the transport if owned. Call it once training has stopped stepping.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -586,6 +656,7 @@ public sealed class StepTracer : IAsyncDisposable
             return;
         }
 
+        Complete(_stopRequested ? RunEndReason.Stopped : RunEndReason.Done);
         _queue.Writer.TryComplete();
         try
         {

@@ -8,7 +8,7 @@ namespace Monitor.Analysis.Tests;
 public sealed class CheckInputImagesRuleTests
 {
     /// <summary>A batch of <paramref name="n"/> images of 3 channels of 4 × 4 pixels, NCHW or NHWC.</summary>
-    private static TensorRecord Images(int n, Func<int, int, float> pixel, bool nhwc = false, DType dtype = DType.Float32)
+    internal static TensorRecord Images(int n, Func<int, int, float> pixel, bool nhwc = false, DType dtype = DType.Float32)
     {
         const int Channels = 3;
         const int Pixels = 16;
@@ -30,7 +30,7 @@ public sealed class CheckInputImagesRuleTests
     }
 
     // Channel 0 in [0, 1] (0.3 / 0.7, mean 0.5): not normalized. Channels 1 and 2: -1 / +1 (mean 0, std 1).
-    private static float Unnormalized(int channel, int pixel) => channel == 0 ? (pixel % 2 == 0 ? 0.3f : 0.7f) : (pixel % 2 == 0 ? -1f : 1f);
+    internal static float Unnormalized(int channel, int pixel) => channel == 0 ? (pixel % 2 == 0 ? 0.3f : 0.7f) : (pixel % 2 == 0 ? -1f : 1f);
 
     [Fact]
     public void Evaluate_FiresWhenTheWindowOfImagesHasAChannelMeanAboveTheThreshold()

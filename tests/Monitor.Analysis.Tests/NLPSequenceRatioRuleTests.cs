@@ -8,7 +8,7 @@ namespace Monitor.Analysis.Tests;
 public sealed class NLPSequenceRatioRuleTests
 {
     /// <summary>A batch of <paramref name="sequences"/> token sequences of length 10, each with <paramref name="padding"/> trailing zeros.</summary>
-    private static TensorRecord Tokens(int sequences, Func<int, int> padding, int unknown = 0)
+    internal static TensorRecord Tokens(int sequences, Func<int, int> padding, int unknown = 0)
     {
         const int Length = 10;
         float[] values = new float[sequences * Length];

@@ -1,4 +1,5 @@
 using Monitor.Analysis.Rules;
+using Monitor.Contracts.V1;
 using static Monitor.Analysis.Tests.AnalysisTestDriver;
 
 namespace Monitor.Analysis.Tests;
@@ -78,14 +79,29 @@ public sealed class StalledTrainingRuleTests
     }
 
     [Fact]
-    public void Evaluate_DoesNotCountAnOlderStep_AsProgress()
+    public void Evaluate_CountsAnOlderStepWithALaterEventTime_AsTheStartOfANewSeries()
     {
         var driver = new AnalysisTestDriver(new StalledTrainingRule { Threshold = TimeSpan.FromSeconds(60) });
         driver.Pipe(Record(10));
 
-        // A record of an older step, with a later event time (the engine passes it on as a restarted worker's): not a
-        // new step for the rule.
+        // A record of an older step, with a later event time: a job resumed from a checkpoint. The engine starts a new
+        // series, so the rule counts the silence from it, not from step 10.
         driver.Pipe(Record(DefaultRun, 0, 9, TimeOfStep(40)));
+
+        Assert.Empty(TickAt(driver, TimeOfStep(10).AddSeconds(60)));
+        Assert.Single(TickAt(driver, TimeOfStep(40).AddSeconds(60)));
+    }
+
+    [Fact]
+    public void Evaluate_DoesNotCountARepeatedStep_AsProgress()
+    {
+        var driver = new AnalysisTestDriver(new StalledTrainingRule { Threshold = TimeSpan.FromSeconds(60) });
+        driver.Pipe(Record(10));
+
+        // The same step again, later and with a lower sequence number (a restarted worker repeating it): no new step.
+        StepRecord repeated = Record(DefaultRun, 0, 10, TimeOfStep(40));
+        repeated.Sequence = 1;
+        driver.Pipe(repeated);
 
         Assert.Single(TickAt(driver, TimeOfStep(10).AddSeconds(60)));
     }

@@ -107,8 +107,8 @@ public sealed partial class DemoCommandTests
         DemoResult result = await runner.RunAsync(TestContext.Current.CancellationToken);
 
         Assert.True(result.ExitCode == 0, output.ToString());
-        // 60 training steps and a validation pass every 10.
-        Assert.Equal(66, result.Service.Decoded);
+        // 60 training steps, a validation pass every 10, and the end-of-run record.
+        Assert.Equal(67, result.Service.Decoded);
         Assert.Contains("librdkafka mock cluster", output.ToString(), StringComparison.Ordinal);
         Assert.Contains(result.Fired, a => a.RuleName == "VanishingGradient" && a.Step is >= 20 and <= 30);
     }

@@ -57,21 +57,38 @@ public sealed class KafkaPipelineTests
             await job.RunAsync((model, optimizer) => TorchSharpTracer.Attach(tracer, model, optimizer), cancellationToken: TestContext.Current.CancellationToken);
             Assert.True(await tracer.FlushAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
             Assert.Equal(steps, tracer.Statistics.Delivered);
+
+            await Eventually.TrueAsync(() => service.Statistics.Processed >= steps, $"the service processed {steps} records");
+            using var http = new HttpClient();
+            string metrics = await http.GetStringAsync(new Uri(service.BaseAddress!, "metrics"), TestContext.Current.CancellationToken);
+
+            Assert.Equal(steps, service.Statistics.Decoded);
+            Assert.Equal(0, service.Statistics.Failed);
+            Assert.Single(Prometheus.Samples(metrics, "monitor_tensor_abs_mean{run=\"it-kafka\",rank=\"0\",tensor=\"fc1.weight.grad\"}"));
+            Assert.Equal([59.0], Prometheus.Samples(metrics, "monitor_worker_step{run=\"it-kafka\",rank=\"0\"}"));
+            Assert.Contains(1.0, Prometheus.Samples(metrics, "monitor_alerts{alertname=\"VanishingGradient\",alertstate=\"firing\""));
+            AlertTransition first = alerts.First(a => a.State == AlertState.Firing);
+            Assert.Equal("VanishingGradient", first.RuleName);
+            Assert.Equal(32, first.Step);
+            Assert.DoesNotContain(alerts, a => a.Step < 30);
         }
 
-        await Eventually.TrueAsync(() => service.Statistics.Processed >= steps, $"the service processed {steps} records");
-        using var http = new HttpClient();
-        string metrics = await http.GetStringAsync(new Uri(service.BaseAddress!, "metrics"), TestContext.Current.CancellationToken);
+        // Disposing the tracer sent the end of the run: its alert resolves as "run ended" and its series go.
+        await Eventually.TrueAsync(() => service.Statistics.Processed >= steps + 1, "the service processed the end-of-run record");
+        using var client = new HttpClient();
+        string ended = await client.GetStringAsync(new Uri(service.BaseAddress!, "metrics"), TestContext.Current.CancellationToken);
+        AlertTransition resolved;
+        lock (alerts)
+        {
+            resolved = alerts[^1];
+        }
 
-        Assert.Equal(steps, service.Statistics.Decoded);
-        Assert.Equal(0, service.Statistics.Failed);
-        Assert.Single(Prometheus.Samples(metrics, "monitor_tensor_abs_mean{run=\"it-kafka\",rank=\"0\",tensor=\"fc1.weight.grad\"}"));
-        Assert.Equal([59.0], Prometheus.Samples(metrics, "monitor_worker_step{run=\"it-kafka\",rank=\"0\"}"));
-        Assert.Contains(1.0, Prometheus.Samples(metrics, "monitor_alerts{alertname=\"VanishingGradient\",alertstate=\"firing\""));
-        AlertTransition first = alerts.First(a => a.State == AlertState.Firing);
-        Assert.Equal("VanishingGradient", first.RuleName);
-        Assert.Equal(32, first.Step);
-        Assert.DoesNotContain(alerts, a => a.Step < 30);
+        Assert.True(resolved.IsResolution);
+        Assert.Equal("run ended (done) at step 59", resolved.Description);
+        Assert.Empty(service.ActiveAlerts);
+        Assert.Empty(Prometheus.Samples(ended, "monitor_worker_step{run=\"it-kafka\",rank=\"0\"}"));
+        Assert.Empty(Prometheus.Samples(ended, "monitor_tensor_abs_mean{run=\"it-kafka\",rank=\"0\",tensor=\"fc1.weight.grad\"}"));
+        Assert.Empty(Prometheus.Samples(ended, "monitor_alerts{alertname=\"VanishingGradient\",alertstate=\"firing\""));
     }
 
     [Fact]

@@ -37,6 +37,8 @@ public sealed class KafkaTraceContextTests
         string run = "it-otel-" + suffix;
         const int Steps = 6;
         const int NaNStep = 3;
+        // The steps and the end-of-run record disposing the tracer sends (at the last step).
+        const int Records = Steps + 1;
         var exported = new LockedList<Activity>();
         using TracerProvider provider = Sdk.CreateTracerProviderBuilder()
             .AddSource(StepTracer.ActivitySourceName, MonitorService.ActivitySourceName)
@@ -86,12 +88,12 @@ public sealed class KafkaTraceContextTests
             Assert.Equal(Steps, tracer.Statistics.Delivered);
         }
 
-        await Eventually.TrueAsync(() => service.Statistics.Processed >= Steps, $"the service processed {Steps} records");
+        await Eventually.TrueAsync(() => service.Statistics.Processed >= Records, $"the service processed {Records} records");
         await Eventually.TrueAsync(() => service.NotificationStatistics.Kafka.Sent >= 1, "the alert message was delivered");
 
         // The worker's PRODUCER spans: one per record, ended by the delivery report.
         Activity[] sends = [.. exported.Snapshot().Where(a => a.Source.Name == StepTracer.ActivitySourceName && Equals(a.GetTagItem("monitor.run"), run))];
-        Assert.Equal(Steps, sends.Length);
+        Assert.Equal(Records, sends.Length);
         foreach (Activity send in sends)
         {
             Assert.Equal("send " + topic, send.DisplayName);
@@ -105,13 +107,13 @@ public sealed class KafkaTraceContextTests
             Assert.IsType<long>(send.GetTagItem("messaging.kafka.offset"));
         }
 
-        Assert.Equal([.. Enumerable.Range(0, Steps).Select(s => (long)s)], sends.Select(s => (long)s.GetTagItem("monitor.step")!).Order());
+        Assert.Equal([.. Enumerable.Range(0, Steps).Select(s => (long)s), Steps - 1], sends.Select(s => (long)s.GetTagItem("monitor.step")!).Order());
         Activity nanSend = sends.Single(s => Equals(s.GetTagItem("monitor.step"), (long)NaNStep));
 
         // The headers on the wire: read the topic again with a group of its own.
         using (var reader = new KafkaRecordConsumer(new KafkaConsumerOptions { BootstrapServers = cluster.BootstrapServers, Topic = topic, GroupId = group + "-reader" }))
         {
-            for (int i = 0; i < Steps; i++)
+            for (int i = 0; i < Records; i++)
             {
                 TransportMessage message = reader.Consume(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken)
                     ?? throw new Xunit.Sdk.XunitException($"record {i} was not read back");
@@ -124,7 +126,7 @@ public sealed class KafkaTraceContextTests
 
         // The service's CONSUMER spans: a root each, linked to exactly the producer span of its record.
         Activity[] processes = [.. exported.Snapshot().Where(a => a.Source.Name == MonitorService.ActivitySourceName && Equals(a.GetTagItem("messaging.destination.name"), topic))];
-        Assert.Equal(Steps, processes.Length);
+        Assert.Equal(Records, processes.Length);
         foreach (Activity process in processes)
         {
             Assert.Equal("process " + topic, process.DisplayName);

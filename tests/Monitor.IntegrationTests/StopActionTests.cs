@@ -24,6 +24,14 @@ public sealed class StopActionTests
         await using var service = new MonitorService(
             new MonitorServiceOptions { ListenUrl = "http://127.0.0.1:0", Redis = redis.ConnectionString },
             bus.CreateConsumer(MonitorTopics.Steps), bus.CreateProducer(), rules: rules);
+        var alerts = new List<AlertTransition>();
+        service.AlertChanged += a =>
+        {
+            lock (alerts)
+            {
+                alerts.Add(a);
+            }
+        };
         await service.StartAsync(TestContext.Current.CancellationToken);
         await using var tracer = new StepTracer(new TracerOptions { RunId = keys.Run }, bus.CreateProducer());
         await using var control = TracerControlPlane.Start(tracer, new ControlPlaneOptions { Redis = redis.ConnectionString });
@@ -50,6 +58,17 @@ public sealed class StopActionTests
         using var http = new HttpClient();
         string metrics = await http.GetStringAsync(new Uri(service.BaseAddress!, "metrics"), TestContext.Current.CancellationToken);
         Assert.Equal([1.0], Prometheus.Samples(metrics, "monitor_actions_total{action=\"stop\",result=\"issued\"}"));
+
+        // The job ends by disposing its tracer: the end-of-run record says the monitor stopped it, and the alert that
+        // stopped it resolves as the run's end.
+        await tracer.DisposeAsync();
+        await Eventually.TrueAsync(() => service.ActiveAlerts.Count == 0, "the alert resolved by the run's end");
+        lock (alerts)
+        {
+            AlertTransition resolved = alerts[^1];
+            Assert.True(resolved.IsResolution);
+            Assert.StartsWith("run ended (stopped by the monitor) at step ", resolved.Description, StringComparison.Ordinal);
+        }
     }
 
     [Fact]
@@ -77,6 +96,9 @@ public sealed class StopActionTests
             Assert.InRange(result.Steps, 33, 4999);
             Assert.Contains("Stopped:  training ended at step", output.ToString(), StringComparison.Ordinal);
             Assert.Contains("VanishingGradient fired at step 32", output.ToString(), StringComparison.Ordinal);
+            // The demo ended the run as stopped: its alert resolved as the run's end.
+            Assert.Contains("ALERT RESOLVED VanishingGradient run=stop-demo", output.ToString(), StringComparison.Ordinal);
+            Assert.Contains("run ended (stopped by the monitor) at step", output.ToString(), StringComparison.Ordinal);
         }
         finally
         {

@@ -572,7 +572,8 @@ public sealed class StepTracerTests
 
             producer.ReleaseHeld();
             await disposal.WaitAsync(FlushTimeout, TestContext.Current.CancellationToken);
-            Assert.Equal(3, tracer.Statistics.Delivered);
+            // The three steps and the end-of-run record DisposeAsync sent before flushing.
+            Assert.Equal(4, tracer.Statistics.Delivered);
             Assert.Equal(1, producer.DisposeCalls);
 
             ValueTask again = tracer.DisposeAsync();
@@ -611,7 +612,9 @@ public sealed class StepTracerTests
         tracer.AddScalar("loss", Losses, 1);
         tracer.EndStep();
 
-        Assert.Equal(0, producer.ProduceCalls);
+        // Only the end-of-run record DisposeAsync sent.
+        Assert.Equal(1, producer.ProduceCalls);
+        Assert.NotNull(Decode(producer.Messages[0].Value).RunEnd);
         Assert.Equal(0, tracer.Statistics.Faults);
     }
 

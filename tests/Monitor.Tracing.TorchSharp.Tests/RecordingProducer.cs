@@ -10,7 +10,11 @@ internal sealed class RecordingProducer : IRecordProducer
 {
     private readonly ConcurrentQueue<(string Key, byte[] Value)> _messages = new();
 
-    public IReadOnlyList<StepRecord> Records => _messages.Select(m =>
+    /// <summary>The step records (one-shot captures included), not the end-of-run record disposing a tracer sends.</summary>
+    public IReadOnlyList<StepRecord> Records => [.. AllRecords.Where(r => r.RunEnd is null)];
+
+    /// <summary>Every record, in order.</summary>
+    public IReadOnlyList<StepRecord> AllRecords => _messages.Select(m =>
     {
         Assert.True(StepRecordDecoder.TryDecode(m.Value, out StepRecord? record, out DecodeError error), error.ToString());
         return record;

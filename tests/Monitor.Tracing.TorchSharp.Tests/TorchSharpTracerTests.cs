@@ -24,6 +24,8 @@ public sealed class TorchSharpTracerTests
             Assert.Equal(0, tracer.Statistics.Faults);
         }
 
+        // Disposing the tracer ended the run: its last record says so.
+        Assert.Equal(RunEndReason.Done, producer.AllRecords[^1].RunEnd?.Reason);
         return producer.Records;
     }
 

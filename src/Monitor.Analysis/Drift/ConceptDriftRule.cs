@@ -115,6 +115,9 @@ public sealed class ConceptDriftRule : ITrainingRule, IValidatedRule
     }
 
     /// <inheritdoc />
+    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_detectors, run, rank);
+
+    /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
     {
         ArgumentNullException.ThrowIfNull(record);

@@ -230,6 +230,9 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
     }
 
     /// <inheritdoc />
+    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_series, run, rank);
+
+    /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
     {
         ArgumentNullException.ThrowIfNull(record);

@@ -16,10 +16,8 @@ namespace Monitor.Analysis.Rules;
 /// <c>tensor_regex</c> → <see cref="Selector"/> (smdebug requires one of them; its example uses every tensor, which
 /// is our default), <c>threshold</c> (percent, default 100) → <see cref="Threshold"/>.</para>
 /// </remarks>
-public sealed class AllZeroRule : ITrainingRule
+public sealed class AllZeroRule : PerTensorRule
 {
-    private const string Healthy = "enough non-zero values";
-    private readonly ActiveSeries _active = new();
 
     /// <summary>
     /// Percentage of zero elements at which the rule fires, in (0, 100]. Default 100: every element is zero
@@ -32,43 +30,37 @@ public sealed class AllZeroRule : ITrainingRule
     } = 100;
 
     /// <summary>Tensors looked at. Default every traced tensor.</summary>
-    public TensorSelector Selector
+    public override TensorSelector Selector
     {
         get;
         init => field = value ?? throw new ArgumentNullException(nameof(Selector));
     } = new TensorSelector([]);
 
     /// <inheritdoc />
-    public string Name { get; init; } = "AllZero";
+    public override string Name { get; init; } = "AllZero";
 
     /// <inheritdoc />
-    public IReadOnlyList<TensorRequirement> Requirements =>
+    public override IReadOnlyList<TensorRequirement> Requirements =>
         RuleSupport.Requirements(Selector, raw: false, "summary zero_count");
 
-    /// <inheritdoc />
-    public void Evaluate(StepRecord record, RuleContext context)
-    {
-        ArgumentNullException.ThrowIfNull(record);
-        ArgumentNullException.ThrowIfNull(context);
-        var tensors = record.Tensors;
-        for (int i = 0; i < tensors.Count; i++)
-        {
-            TensorRecord tensor = tensors[i];
-            if (tensor.Summary is not { Count: > 0 } summary || !Selector.Matches(tensor))
-            {
-                continue;
-            }
+    private protected override string Healthy => "enough non-zero values";
 
-            double percent = RuleSupport.Percent(summary.ZeroCount, summary.Count);
-            bool holds = percent >= Threshold;
-            var key = new SeriesKey(record.RunId, record.Rank, tensor.Name);
-            if (_active.ShouldReport(key, holds))
-            {
-                context.Report(tensor.Name, holds, percent, Threshold, holds
-                    ? string.Create(CultureInfo.InvariantCulture,
-                        $"{percent:G4}% of {tensor.Name}'s {summary.Count} elements are zero at step {record.Step} (threshold {Threshold:G4}%)")
-                    : Healthy);
-            }
+    private protected override void EvaluateTensor(StepRecord record, TensorRecord tensor, RuleContext context)
+    {
+        if (tensor.Summary is not { Count: > 0 } summary)
+        {
+            return;
+        }
+
+        double percent = RuleSupport.Percent(summary.ZeroCount, summary.Count);
+        if (percent >= Threshold)
+        {
+            Problem(context, tensor, percent, Threshold, string.Create(CultureInfo.InvariantCulture,
+                $"{percent:G4}% of {tensor.Name}'s {summary.Count} elements are zero at step {record.Step} (threshold {Threshold:G4}%)"));
+        }
+        else
+        {
+            Passing(context, tensor, percent, Threshold);
         }
     }
 }

@@ -30,10 +30,8 @@ namespace Monitor.Analysis.Rules;
 /// module is a ReLU: the default selects activations whose name contains <c>relu</c>; point the selector at your
 /// ReLU modules otherwise. No window: a verdict per traced step, like smdebug.</para>
 /// </remarks>
-public sealed class DeadReluRule : ITrainingRule
+public sealed class DeadReluRule : PerTensorRule
 {
-    private const string Healthy = "enough active units";
-    private readonly ActiveSeries _active = new();
     private int[] _scratch = [];
 
     /// <summary>Activity, in percent of the samples, below which a unit is dead. Default 1.0 (smdebug's
@@ -56,65 +54,53 @@ public sealed class DeadReluRule : ITrainingRule
     /// Tensors looked at. Default collection activations, names containing <c>relu</c> (any case) but not
     /// <c>leaky</c> or <c>prelu</c>, whose negative side is not flat.
     /// </summary>
-    public TensorSelector Selector
+    public override TensorSelector Selector
     {
         get;
         init => field = value ?? throw new ArgumentNullException(nameof(Selector));
     } = new TensorSelector([Collection.Activations], [@"(?i)relu"], [@"(?i)leaky|prelu"]);
 
     /// <inheritdoc />
-    public string Name { get; init; } = "DeadRelu";
+    public override string Name { get; init; } = "DeadRelu";
 
     /// <inheritdoc />
-    public IReadOnlyList<TensorRequirement> Requirements =>
+    public override IReadOnlyList<TensorRequirement> Requirements =>
         RuleSupport.Requirements(Selector, raw: true, "per-unit activity over the batch needs raw values; summaries only prove near-total death");
 
-    /// <inheritdoc />
-    public void Evaluate(StepRecord record, RuleContext context)
-    {
-        ArgumentNullException.ThrowIfNull(record);
-        ArgumentNullException.ThrowIfNull(context);
-        var tensors = record.Tensors;
-        for (int i = 0; i < tensors.Count; i++)
-        {
-            TensorRecord tensor = tensors[i];
-            if (!Selector.Matches(tensor))
-            {
-                continue;
-            }
+    private protected override string Healthy => "enough active units";
 
-            bool holds;
-            double value;
-            double threshold;
-            if (RuleSupport.TryCountInactiveNeurons(tensor, 0, double.PositiveInfinity, ThresholdInactivity, ref _scratch,
-                out long dead, out long units, out long samples))
+    private protected override void EvaluateTensor(StepRecord record, TensorRecord tensor, RuleContext context)
+    {
+        double value;
+        double threshold;
+        if (RuleSupport.TryCountInactiveNeurons(tensor, 0, double.PositiveInfinity, ThresholdInactivity, ref _scratch,
+            out long dead, out long units, out long samples))
+        {
+            value = RuleSupport.Percent(dead, units);
+            threshold = ThresholdLayer;
+            if (value > threshold)
             {
-                value = RuleSupport.Percent(dead, units);
-                threshold = ThresholdLayer;
-                holds = value > threshold;
-                Report(context, record, tensor, holds, value, threshold, holds
-                    ? string.Create(CultureInfo.InvariantCulture,
-                        $"{value:G4}% of {tensor.Name}'s {units} units are dead at step {record.Step} (active in fewer than {ThresholdInactivity:G4}% of {samples} samples; threshold {ThresholdLayer:G4}%)")
-                    : null);
-            }
-            else if (tensor.Summary is { Count: > 0 } summary)
-            {
-                value = RuleSupport.Percent(RuleSupport.CountAtMostLowerBound(summary, 0), summary.Count);
-                threshold = RuleSupport.ProvenInactivePercent(ThresholdInactivity, ThresholdLayer);
-                holds = value > threshold;
-                Report(context, record, tensor, holds, value, threshold, holds
-                    ? string.Create(CultureInfo.InvariantCulture,
-                        $"at least {value:G4}% of {tensor.Name}'s elements are inactive (<= 0) at step {record.Step}, which proves more than {ThresholdLayer:G4}% of its units dead (summary only: above {threshold:G4}%)")
-                    : null);
+                Problem(context, tensor, value, threshold, string.Create(CultureInfo.InvariantCulture,
+                    $"{value:G4}% of {tensor.Name}'s {units} units are dead at step {record.Step} (active in fewer than {ThresholdInactivity:G4}% of {samples} samples; threshold {ThresholdLayer:G4}%)"));
+                return;
             }
         }
-    }
-
-    private void Report(RuleContext context, StepRecord record, TensorRecord tensor, bool holds, double value, double threshold, string? description)
-    {
-        if (_active.ShouldReport(new SeriesKey(record.RunId, record.Rank, tensor.Name), holds))
+        else if (tensor.Summary is { Count: > 0 } summary)
         {
-            context.Report(tensor.Name, holds, value, threshold, description ?? Healthy);
+            value = RuleSupport.Percent(RuleSupport.CountAtMostLowerBound(summary, 0), summary.Count);
+            threshold = RuleSupport.ProvenInactivePercent(ThresholdInactivity, ThresholdLayer);
+            if (value > threshold)
+            {
+                Problem(context, tensor, value, threshold, string.Create(CultureInfo.InvariantCulture,
+                    $"at least {value:G4}% of {tensor.Name}'s elements are inactive (<= 0) at step {record.Step}, which proves more than {ThresholdLayer:G4}% of its units dead (summary only: above {threshold:G4}%)"));
+                return;
+            }
         }
+        else
+        {
+            return;
+        }
+
+        Passing(context, tensor, value, threshold);
     }
 }

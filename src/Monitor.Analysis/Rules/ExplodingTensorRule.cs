@@ -17,52 +17,44 @@ namespace Monitor.Analysis.Rules;
 /// <c>tensor_regex</c> (default none: every tensor) → <see cref="Selector"/>, <c>only_nan</c> (default False) →
 /// <see cref="OnlyNan"/>. See also <see cref="NonFiniteTensorRule"/>, one alert per rank instead of per tensor.</para>
 /// </remarks>
-public sealed class ExplodingTensorRule : ITrainingRule
+public sealed class ExplodingTensorRule : PerTensorRule
 {
-    private const string Healthy = "no non-finite values";
-    private readonly ActiveSeries _active = new();
 
     /// <summary>Only NaN counts as exploding, not infinities. Default false (smdebug's <c>only_nan</c>).</summary>
     public bool OnlyNan { get; init; }
 
     /// <summary>Tensors looked at. Default every traced tensor (smdebug: no collection, no regex).</summary>
-    public TensorSelector Selector
+    public override TensorSelector Selector
     {
         get;
         init => field = value ?? throw new ArgumentNullException(nameof(Selector));
     } = new TensorSelector([]);
 
     /// <inheritdoc />
-    public string Name { get; init; } = "ExplodingTensor";
+    public override string Name { get; init; } = "ExplodingTensor";
 
     /// <inheritdoc />
-    public IReadOnlyList<TensorRequirement> Requirements =>
+    public override IReadOnlyList<TensorRequirement> Requirements =>
         RuleSupport.Requirements(Selector, raw: false, "summary nan_count and inf_count");
 
-    /// <inheritdoc />
-    public void Evaluate(StepRecord record, RuleContext context)
-    {
-        ArgumentNullException.ThrowIfNull(record);
-        ArgumentNullException.ThrowIfNull(context);
-        var tensors = record.Tensors;
-        for (int i = 0; i < tensors.Count; i++)
-        {
-            TensorRecord tensor = tensors[i];
-            if (tensor.Summary is not { } summary || !Selector.Matches(tensor))
-            {
-                continue;
-            }
+    private protected override string Healthy => "no non-finite values";
 
-            ulong bad = OnlyNan ? summary.NanCount : summary.NanCount + summary.InfCount;
-            bool holds = bad > 0;
-            var key = new SeriesKey(record.RunId, record.Rank, tensor.Name);
-            if (_active.ShouldReport(key, holds))
-            {
-                context.Report(tensor.Name, holds, bad, 0, holds
-                    ? string.Create(CultureInfo.InvariantCulture,
-                        $"{tensor.Name} holds {summary.NanCount} NaN and {summary.InfCount} Inf of {summary.Count} elements at step {record.Step}")
-                    : Healthy);
-            }
+    private protected override void EvaluateTensor(StepRecord record, TensorRecord tensor, RuleContext context)
+    {
+        if (tensor.Summary is not { } summary)
+        {
+            return;
+        }
+
+        ulong bad = OnlyNan ? summary.NanCount : summary.NanCount + summary.InfCount;
+        if (bad > 0)
+        {
+            Problem(context, tensor, bad, 0, string.Create(CultureInfo.InvariantCulture,
+                $"{tensor.Name} holds {summary.NanCount} NaN and {summary.InfCount} Inf of {summary.Count} elements at step {record.Step}"));
+        }
+        else
+        {
+            Passing(context, tensor, 0, 0);
         }
     }
 }

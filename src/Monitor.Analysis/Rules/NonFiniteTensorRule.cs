@@ -36,6 +36,9 @@ public sealed class NonFiniteTensorRule : ITrainingRule
         RuleSupport.Requirements(Selector, raw: false, "summary nan_count and inf_count");
 
     /// <inheritdoc />
+    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_firstSeen, run, rank);
+
+    /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
     {
         ArgumentNullException.ThrowIfNull(record);
@@ -72,11 +75,13 @@ public sealed class NonFiniteTensorRule : ITrainingRule
         var key = new SeriesKey(record.RunId, record.Rank, "");
         if (first is null)
         {
-            if (_firstSeen.Count != 0 && _firstSeen.Remove(key))
+            if (_firstSeen.Count != 0)
             {
-                context.Report(null, false, 0, 0, Healthy);
+                _firstSeen.Remove(key);
             }
 
+            // Also when this instance never saw the NaN: keepFiringFor and reloads leave alerts only the engine knows.
+            context.ReportPassing(null, 0, 0, Healthy);
             return;
         }
 

@@ -62,6 +62,9 @@ public sealed class OvertrainingRule : ITrainingRule
     public IReadOnlyList<TensorRequirement> Requirements => Needs;
 
     /// <inheritdoc />
+    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_series, run, rank);
+
+    /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
     {
         ArgumentNullException.ThrowIfNull(record);

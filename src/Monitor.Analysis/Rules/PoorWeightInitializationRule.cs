@@ -136,6 +136,9 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
     ];
 
     /// <inheritdoc />
+    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_ranks, run, rank);
+
+    /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
     {
         ArgumentNullException.ThrowIfNull(record);
@@ -243,12 +246,12 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
         }
 
         // Within a window the verdict only goes from healthy to latched, so a healthy step has no alert to resolve,
-        // except the previous window's after a re-initialization.
+        // except the previous window's after a re-initialization, or one this instance never saw (a reload).
         if (state.Verdict is not null)
         {
             context.Report(null, true, state.Value, state.Threshold, state.Verdict);
         }
-        else if (hadVerdict)
+        else if (hadVerdict || context.IsActive(null))
         {
             context.Report(null, false, double.NaN, double.NaN, string.Create(CultureInfo.InvariantCulture,
                 $"new window from step {record.Step} ({state.Reason}); the new initialization is being judged"));

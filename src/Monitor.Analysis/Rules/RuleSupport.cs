@@ -257,6 +257,21 @@ internal static partial class RuleSupport
     public static double ProvenInactivePercent(double thresholdInactivity, double thresholdLayer) =>
         100 * (1 - thresholdInactivity / 100 * (1 - thresholdLayer / 100));
 
+    /// <summary>
+    /// Removes the entries of one rank of a run (<see cref="ITrainingRule.ForgetRank"/>: rare, so a scan is fine).
+    /// </summary>
+    public static void Forget<T>(Dictionary<SeriesKey, T> series, string run, uint rank)
+    {
+        foreach (SeriesKey key in series.Keys)
+        {
+            if (key.Rank == rank && key.Run == run)
+            {
+                // Removing while enumerating is allowed for Dictionary since .NET Core 3.0.
+                series.Remove(key);
+            }
+        }
+    }
+
     /// <summary>One requirement per collection of the selector (none when it looks at every tensor).</summary>
     public static IReadOnlyList<TensorRequirement> Requirements(TensorSelector selector, bool raw, string why)
     {
@@ -310,30 +325,6 @@ internal static partial class RuleSupport
         HistogramLayout.Explicit when index < histogram.Edges.Count => histogram.Edges[index],
         _ => missing,
     };
-}
-
-/// <summary>
-/// The series a rule last reported as holding. A healthy verdict needs reporting only for those (to resolve their
-/// alerts); for every other series the engine has no alert state, so the report, its key hash and its description
-/// are skipped. With no series holding (the normal case) the check is a count comparison.
-/// </summary>
-internal sealed class ActiveSeries
-{
-    private readonly HashSet<SeriesKey> _holding = [];
-
-    public int Count => _holding.Count;
-
-    /// <summary>Whether the verdict must be reported; records it.</summary>
-    public bool ShouldReport(SeriesKey key, bool holds)
-    {
-        if (holds)
-        {
-            _holding.Add(key);
-            return true;
-        }
-
-        return _holding.Count != 0 && _holding.Remove(key);
-    }
 }
 
 /// <summary>A copy of a tensor's raw values, kept from one traced step to the next (buffer reused).</summary>

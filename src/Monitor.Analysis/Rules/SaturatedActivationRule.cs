@@ -37,10 +37,8 @@ namespace Monitor.Analysis.Rules;
 /// <c>threshold_inactivity</c> (percent, 1.0), <c>threshold_layer</c> (percent, 50.0). Module names need not say the
 /// module is a tanh or sigmoid (<c>layer1.output</c>): point the selector at them when they do not. No window.</para>
 /// </remarks>
-public sealed class SaturatedActivationRule : ITrainingRule
+public sealed class SaturatedActivationRule : PerTensorRule
 {
-    private const string Healthy = "enough units in the active band";
-    private readonly ActiveSeries _active = new();
     private int[] _scratch = [];
     private Bands? _bands;
 
@@ -82,75 +80,68 @@ public sealed class SaturatedActivationRule : ITrainingRule
 
     /// <summary>Tensors looked at. Default collection activations, names containing <c>tanh</c> or <c>sigmoid</c> (any
     /// case).</summary>
-    public TensorSelector Selector
+    public override TensorSelector Selector
     {
         get;
         init => field = value ?? throw new ArgumentNullException(nameof(Selector));
     } = new TensorSelector([Collection.Activations], [@"(?i)tanh|sigmoid"]);
 
     /// <inheritdoc />
-    public string Name { get; init; } = "SaturatedActivation";
+    public override string Name { get; init; } = "SaturatedActivation";
 
     /// <inheritdoc />
-    public IReadOnlyList<TensorRequirement> Requirements =>
+    public override IReadOnlyList<TensorRequirement> Requirements =>
         RuleSupport.Requirements(Selector, raw: true, "per-unit share of inputs near the saturation bounds needs raw values; the log2 histogram cannot resolve the bounds");
 
-    /// <inheritdoc />
+    private protected override string Healthy => "enough units in the active band";
+
     /// <exception cref="InvalidOperationException">A band's minimum is not below its maximum.</exception>
-    public void Evaluate(StepRecord record, RuleContext context)
+    private protected override void EvaluateTensor(StepRecord record, TensorRecord tensor, RuleContext context)
     {
-        ArgumentNullException.ThrowIfNull(record);
-        ArgumentNullException.ThrowIfNull(context);
         Bands bands = _bands ??= BuildBands();
-        var tensors = record.Tensors;
-        for (int i = 0; i < tensors.Count; i++)
+        bool sigmoid = tensor.Name.Contains("sigmoid", StringComparison.OrdinalIgnoreCase);
+        double lower = sigmoid ? bands.SigmoidLower : bands.TanhLower;
+        double upper = sigmoid ? bands.SigmoidUpper : bands.TanhUpper;
+        bool holds;
+        double value;
+        double threshold;
+        string? description = null;
+        if (RuleSupport.TryCountInactiveNeurons(tensor, lower, upper, ThresholdInactivity, ref _scratch,
+            out long saturated, out long units, out long samples))
         {
-            TensorRecord tensor = tensors[i];
-            if (!Selector.Matches(tensor))
+            value = RuleSupport.Percent(saturated, units);
+            threshold = ThresholdLayer;
+            holds = value > threshold;
+            if (holds)
             {
-                continue;
+                description = string.Create(CultureInfo.InvariantCulture,
+                    $"{value:G4}% of {tensor.Name}'s {units} units are saturated at step {record.Step} (inside the {(sigmoid ? "sigmoid" : "tanh")} band ({lower:G8}, {upper:G8}) in fewer than {ThresholdInactivity:G4}% of {samples} samples; threshold {ThresholdLayer:G4}%)");
             }
+        }
+        else if (tensor.Summary is { Count: > 0 } summary)
+        {
+            ulong outside = RuleSupport.CountAtMostLowerBound(summary, lower) + RuleSupport.CountAtLeastLowerBound(summary, upper);
+            value = Math.Min(100, RuleSupport.Percent(outside, summary.Count));
+            threshold = RuleSupport.ProvenInactivePercent(ThresholdInactivity, ThresholdLayer);
+            holds = value > threshold;
+            if (holds)
+            {
+                description = string.Create(CultureInfo.InvariantCulture,
+                    $"at least {value:G4}% of {tensor.Name}'s elements are outside the {(sigmoid ? "sigmoid" : "tanh")} band ({lower:G8}, {upper:G8}) at step {record.Step}, which proves more than {ThresholdLayer:G4}% of its units saturated (summary only: above {threshold:G4}%)");
+            }
+        }
+        else
+        {
+            return;
+        }
 
-            bool sigmoid = tensor.Name.Contains("sigmoid", StringComparison.OrdinalIgnoreCase);
-            double lower = sigmoid ? bands.SigmoidLower : bands.TanhLower;
-            double upper = sigmoid ? bands.SigmoidUpper : bands.TanhUpper;
-            bool holds;
-            double value;
-            double threshold;
-            string? description = null;
-            if (RuleSupport.TryCountInactiveNeurons(tensor, lower, upper, ThresholdInactivity, ref _scratch,
-                out long saturated, out long units, out long samples))
-            {
-                value = RuleSupport.Percent(saturated, units);
-                threshold = ThresholdLayer;
-                holds = value > threshold;
-                if (holds)
-                {
-                    description = string.Create(CultureInfo.InvariantCulture,
-                        $"{value:G4}% of {tensor.Name}'s {units} units are saturated at step {record.Step} (inside the {(sigmoid ? "sigmoid" : "tanh")} band ({lower:G8}, {upper:G8}) in fewer than {ThresholdInactivity:G4}% of {samples} samples; threshold {ThresholdLayer:G4}%)");
-                }
-            }
-            else if (tensor.Summary is { Count: > 0 } summary)
-            {
-                ulong outside = RuleSupport.CountAtMostLowerBound(summary, lower) + RuleSupport.CountAtLeastLowerBound(summary, upper);
-                value = Math.Min(100, RuleSupport.Percent(outside, summary.Count));
-                threshold = RuleSupport.ProvenInactivePercent(ThresholdInactivity, ThresholdLayer);
-                holds = value > threshold;
-                if (holds)
-                {
-                    description = string.Create(CultureInfo.InvariantCulture,
-                        $"at least {value:G4}% of {tensor.Name}'s elements are outside the {(sigmoid ? "sigmoid" : "tanh")} band ({lower:G8}, {upper:G8}) at step {record.Step}, which proves more than {ThresholdLayer:G4}% of its units saturated (summary only: above {threshold:G4}%)");
-                }
-            }
-            else
-            {
-                continue;
-            }
-
-            if (_active.ShouldReport(new SeriesKey(record.RunId, record.Rank, tensor.Name), holds))
-            {
-                context.Report(tensor.Name, holds, value, threshold, description ?? Healthy);
-            }
+        if (description is not null)
+        {
+            Problem(context, tensor, value, threshold, description);
+        }
+        else
+        {
+            Passing(context, tensor, value, threshold);
         }
     }
 

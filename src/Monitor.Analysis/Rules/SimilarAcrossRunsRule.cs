@@ -70,6 +70,9 @@ public sealed class SimilarAcrossRunsRule : ITrainingRule
     public string Name { get; init; } = "SimilarAcrossRuns";
 
     /// <inheritdoc />
+    public void ForgetRank(string run, uint rank) => _sides.Remove((run, rank));
+
+    /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
     {
         ArgumentNullException.ThrowIfNull(record);

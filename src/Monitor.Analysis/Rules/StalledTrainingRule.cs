@@ -4,16 +4,21 @@ using Monitor.Contracts.V1;
 namespace Monitor.Analysis.Rules;
 
 /// <summary>
-/// Stalled training (smdebug <c>StalledTrainingRule</c>): fires, from <see cref="AnalysisEngine.Tick"/>, for a rank of a
+/// Stalled training (smdebug <c>StalledTrainingRule</c>): fires, from <see cref="AnalysisEngine.Tick(bool)"/>, for a rank of a
 /// run that has sent no new step for <see cref="Threshold"/>; resolves when its steps resume.
 /// </summary>
 /// <remarks>
 /// <para>Formula, per (run, rank): <c>silence = now - lastProgress</c>, where <c>lastProgress</c> is the event time of
 /// the record that brought the newest step (records without an event time count from the first tick after them) and
 /// <c>now</c> is the engine's clock at the tick. The condition holds while <c>silence &gt;= Threshold</c>; the rule
-/// reports it at every tick (so a binding's <c>for</c> duration and evaluations apply) and reports the resolution from
-/// the first record with a newer step. A rank silent for <see cref="ForgetAfter"/> is taken to have finished: its
-/// alert is resolved and its state dropped, which keeps memory bounded by the ranks of live runs.</para>
+/// reports its verdict at every tick and every record with a newer step (so a binding's <c>for</c> and
+/// <c>keepFiringFor</c> durations and evaluations apply). A rank whose run ended (its end-of-run record, <see cref="ITrainingRule.ForgetRank"/>) is forgotten at
+/// once, so a finished run never looks stalled; one whose end record never came (a crashed worker) and that stays
+/// silent for <see cref="ForgetAfter"/> is taken to have finished: its alert is resolved and its state dropped, which
+/// keeps memory bounded by the ranks of live runs. Steps that go back with a newer event time (a job resumed from a
+/// checkpoint) start the rank afresh. While the host lags behind its topic it ticks at the newest event time read
+/// instead of the clock (<see cref="AnalysisEngine.Tick(bool)"/>), so records still waiting to be read are not
+/// silence.</para>
 /// <para>Parameters and defaults follow the SageMaker developer guide, "List of Debugger Built-in Rules",
 /// StalledTrainingRule (<c>threshold</c>, in seconds → <see cref="Threshold"/>). <c>stop_training_on_fire</c> and
 /// <c>training_job_name_prefix</c> are the binding's <c>stop</c> action here (<see cref="RuleBinding.Actions"/>).</para>
@@ -52,6 +57,9 @@ public sealed class StalledTrainingRule : ITimedTrainingRule
     public int TrackedRanks => _streams.Count;
 
     /// <inheritdoc />
+    public void ForgetRank(string run, uint rank) => _streams.Remove((run, rank));
+
+    /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
     {
         ArgumentNullException.ThrowIfNull(record);
@@ -71,11 +79,7 @@ public sealed class StalledTrainingRule : ITimedTrainingRule
         stream.LastProgress = record.EventTimeUnixNanos > 0
             ? DateTimeOffset.UnixEpoch.AddTicks(record.EventTimeUnixNanos / 100)
             : null;
-        if (stream.Stalled)
-        {
-            stream.Stalled = false;
-            context.Report(null, false, 0, Threshold.TotalSeconds, Progressing);
-        }
+        context.ReportPassing(null, 0, Threshold.TotalSeconds, Progressing);
     }
 
     /// <inheritdoc />
@@ -88,7 +92,7 @@ public sealed class StalledTrainingRule : ITimedTrainingRule
             TimeSpan silence = now - stream.LastProgress.Value;
             if (silence >= ForgetAfter)
             {
-                if (stream.Stalled)
+                if (context.IsActiveFor(run, rank, null))
                 {
                     context.ReportFor(run, rank, stream.Step, null, false, silence.TotalSeconds, Threshold.TotalSeconds, string.Create(CultureInfo.InvariantCulture,
                         $"no new step for {silence.TotalHours:F1} h: taken to have finished (forgotten after {ForgetAfter.TotalHours:F1} h)"));
@@ -99,15 +103,13 @@ public sealed class StalledTrainingRule : ITimedTrainingRule
             }
             else if (silence >= Threshold)
             {
-                stream.Stalled = true;
                 context.ReportFor(run, rank, stream.Step, null, true, silence.TotalSeconds, Threshold.TotalSeconds, string.Create(CultureInfo.InvariantCulture,
                     $"no new step from run {run} rank {rank} for {silence.TotalSeconds:F0} s (last step {stream.Step}, threshold {Threshold.TotalSeconds:F0} s)"));
             }
-            else if (stream.Stalled)
+            else
             {
-                // Only when the clock went back: the silence is below the threshold again.
-                stream.Stalled = false;
-                context.ReportFor(run, rank, stream.Step, null, false, silence.TotalSeconds, Threshold.TotalSeconds, Progressing);
+                // Resolves what keepFiringFor holds, and an alert raised before a reload by the previous instance.
+                context.ReportPassingFor(run, rank, stream.Step, null, silence.TotalSeconds, Threshold.TotalSeconds, Progressing);
             }
         }
     }
@@ -116,6 +118,5 @@ public sealed class StalledTrainingRule : ITimedTrainingRule
     {
         public long Step;
         public DateTimeOffset? LastProgress;
-        public bool Stalled;
     }
 }

@@ -19,10 +19,8 @@ namespace Monitor.Analysis.Rules;
 /// does nothing until given one) and it needs a collection or regex; our defaults are the guide's example
 /// configuration (collection weights, max 10, min 1e-5), and null switches a side off.</para>
 /// </remarks>
-public sealed class TensorVarianceRule : ITrainingRule
+public sealed class TensorVarianceRule : PerTensorRule
 {
-    private const string Healthy = "variance within bounds";
-    private readonly ActiveSeries _active = new();
 
     /// <summary>Upper bound on the variance; null for none. Default 10 (the guide's example; smdebug: None).</summary>
     public double? MaxThreshold
@@ -39,48 +37,41 @@ public sealed class TensorVarianceRule : ITrainingRule
     } = 1e-5;
 
     /// <summary>Tensors looked at. Default every tensor of collection weights.</summary>
-    public TensorSelector Selector
+    public override TensorSelector Selector
     {
         get;
         init => field = value ?? throw new ArgumentNullException(nameof(Selector));
     } = TensorSelector.Of(Collection.Weights);
 
     /// <inheritdoc />
-    public string Name { get; init; } = "TensorVariance";
+    public override string Name { get; init; } = "TensorVariance";
 
     /// <inheritdoc />
-    public IReadOnlyList<TensorRequirement> Requirements =>
+    public override IReadOnlyList<TensorRequirement> Requirements =>
         RuleSupport.Requirements(Selector, raw: false, "summary variance");
 
-    /// <inheritdoc />
-    public void Evaluate(StepRecord record, RuleContext context)
+    private protected override string Healthy => "variance within bounds";
+
+    private protected override void EvaluateTensor(StepRecord record, TensorRecord tensor, RuleContext context)
     {
-        ArgumentNullException.ThrowIfNull(record);
-        ArgumentNullException.ThrowIfNull(context);
+        if (tensor.Summary is not { } summary || RuleSupport.FiniteCount(summary) < 2 || double.IsNaN(summary.Variance))
+        {
+            return;
+        }
+
         double max = MaxThreshold ?? double.PositiveInfinity;
         double min = MinThreshold ?? double.NegativeInfinity;
-        var tensors = record.Tensors;
-        for (int i = 0; i < tensors.Count; i++)
+        double variance = summary.Variance;
+        bool tooHigh = variance > max;
+        double bound = tooHigh || MinThreshold is null ? max : min;
+        if (tooHigh || variance < min)
         {
-            TensorRecord tensor = tensors[i];
-            if (tensor.Summary is not { } summary || RuleSupport.FiniteCount(summary) < 2 || double.IsNaN(summary.Variance)
-                || !Selector.Matches(tensor))
-            {
-                continue;
-            }
-
-            double variance = summary.Variance;
-            bool tooHigh = variance > max;
-            bool holds = tooHigh || variance < min;
-            var key = new SeriesKey(record.RunId, record.Rank, tensor.Name);
-            if (_active.ShouldReport(key, holds))
-            {
-                double bound = tooHigh || MinThreshold is null ? max : min;
-                context.Report(tensor.Name, holds, variance, bound, holds
-                    ? string.Create(CultureInfo.InvariantCulture,
-                        $"variance of {tensor.Name} is {variance:G4} at step {record.Step}, {(tooHigh ? "above the maximum" : "below the minimum")} {bound:G4}")
-                    : Healthy);
-            }
+            Problem(context, tensor, variance, bound, string.Create(CultureInfo.InvariantCulture,
+                $"variance of {tensor.Name} is {variance:G4} at step {record.Step}, {(tooHigh ? "above the maximum" : "below the minimum")} {bound:G4}"));
+        }
+        else
+        {
+            Passing(context, tensor, variance, bound);
         }
     }
 }

@@ -86,6 +86,9 @@ public sealed class ThresholdRule : ITrainingRule
     public double Threshold { get; init; }
 
     /// <inheritdoc />
+    public void ForgetRank(string run, uint rank) => _windows?.Forget(run, rank);
+
+    /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
     {
         _windows ??= new WindowedSeries(Window, Aggregate);

@@ -32,11 +32,9 @@ namespace Monitor.Analysis.Rules;
 /// <c>num_steps</c> (3) → <see cref="NumSteps"/>, <c>rtol</c> (1e-5) → <see cref="Rtol"/>, <c>atol</c> (1e-8) →
 /// <see cref="Atol"/>, <c>equal_nan</c> (False) → <see cref="EqualNan"/>.</para>
 /// </remarks>
-public sealed class UnchangedTensorRule : ITrainingRule
+public sealed class UnchangedTensorRule : PerTensorRule
 {
-    private const string Healthy = "tensor is changing";
     private readonly Dictionary<SeriesKey, History> _history = [];
-    private readonly ActiveSeries _active = new();
 
     /// <summary>Traced steps that must all be unchanged, at least 2. Default 3 (smdebug's <c>num_steps</c>).</summary>
     public int NumSteps
@@ -63,76 +61,71 @@ public sealed class UnchangedTensorRule : ITrainingRule
     public bool EqualNan { get; init; }
 
     /// <summary>Tensors looked at. Default every tensor of collections weights and biases.</summary>
-    public TensorSelector Selector
+    public override TensorSelector Selector
     {
         get;
         init => field = value ?? throw new ArgumentNullException(nameof(Selector));
     } = TensorSelector.Of(Collection.Weights, Collection.Biases);
 
     /// <inheritdoc />
-    public string Name { get; init; } = "UnchangedTensor";
+    public override string Name { get; init; } = "UnchangedTensor";
 
     /// <inheritdoc />
-    public IReadOnlyList<TensorRequirement> Requirements =>
+    public override IReadOnlyList<TensorRequirement> Requirements =>
         RuleSupport.Requirements(Selector, raw: true, "allclose between traced steps needs raw values; without them equal summaries stand in");
 
     /// <inheritdoc />
-    public void Evaluate(StepRecord record, RuleContext context)
+    public override void ForgetRank(string run, uint rank) => RuleSupport.Forget(_history, run, rank);
+
+    private protected override string Healthy => "tensor is changing";
+
+    private protected override bool TrainingStepsOnly => true;
+
+    private protected override void EvaluateTensor(StepRecord record, TensorRecord tensor, RuleContext context)
     {
-        ArgumentNullException.ThrowIfNull(record);
-        ArgumentNullException.ThrowIfNull(context);
-        if (!RuleSupport.IsTraining(record))
+        ReadOnlySpan<float> raw = TensorValues.Raw(tensor);
+        TensorSummary? summary = tensor.Summary;
+        if (raw.IsEmpty && summary is null)
         {
             return;
         }
 
-        var tensors = record.Tensors;
-        for (int i = 0; i < tensors.Count; i++)
+        var key = new SeriesKey(record.RunId, record.Rank, tensor.Name);
+        ref History? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_history, key, out _);
+        History history = slot ??= new History();
+        if (record.Step <= history.Step)
         {
-            TensorRecord tensor = tensors[i];
-            ReadOnlySpan<float> raw = TensorValues.Raw(tensor);
-            TensorSummary? summary = tensor.Summary;
-            if ((raw.IsEmpty && summary is null) || !Selector.Matches(tensor))
+            return;
+        }
+
+        bool complete = TensorValues.IsComplete(tensor);
+        bool? unchanged = history.Step == History.None ? null : Unchanged(history, raw, complete, summary);
+        if (unchanged is { } same)
+        {
+            if (!same || history.Unchanged == 0)
             {
-                continue;
+                history.Since = history.Step;
             }
 
-            var key = new SeriesKey(record.RunId, record.Rank, tensor.Name);
-            ref History? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_history, key, out _);
-            History history = slot ??= new History();
-            if (record.Step <= history.Step)
+            history.Unchanged = same ? history.Unchanged + 1 : 0;
+            if (history.Unchanged >= NumSteps - 1)
             {
-                continue;
-            }
-
-            bool complete = TensorValues.IsComplete(tensor);
-            bool? unchanged = history.Step == History.None ? null : Unchanged(history, raw, complete, summary);
-            if (unchanged is { } same)
-            {
-                if (!same || history.Unchanged == 0)
-                {
-                    history.Since = history.Step;
-                }
-
-                history.Unchanged = same ? history.Unchanged + 1 : 0;
-                bool holds = history.Unchanged >= NumSteps - 1;
-                if (_active.ShouldReport(key, holds))
-                {
-                    context.Report(tensor.Name, holds, history.Unchanged + 1, NumSteps, holds
-                        ? string.Create(CultureInfo.InvariantCulture,
-                            $"{tensor.Name} has not changed over the last {history.Unchanged + 1} traced steps ({history.Since} to {record.Step}; allclose rtol {Rtol:G3}, atol {Atol:G3}{(raw.IsEmpty ? "; judged from equal summaries, raw values not traced" : "")})")
-                        : Healthy);
-                }
+                Problem(context, tensor, history.Unchanged + 1, NumSteps, string.Create(CultureInfo.InvariantCulture,
+                    $"{tensor.Name} has not changed over the last {history.Unchanged + 1} traced steps ({history.Since} to {record.Step}; allclose rtol {Rtol:G3}, atol {Atol:G3}{(raw.IsEmpty ? "; judged from equal summaries, raw values not traced" : "")})"));
             }
             else
             {
-                history.Unchanged = 0;
+                Passing(context, tensor, history.Unchanged + 1, NumSteps);
             }
-
-            history.Step = record.Step;
-            history.Values.Store(raw, complete);
-            history.Summary.Store(summary);
         }
+        else
+        {
+            history.Unchanged = 0;
+        }
+
+        history.Step = record.Step;
+        history.Values.Store(raw, complete);
+        history.Summary.Store(summary);
     }
 
     private bool Unchanged(History history, ReadOnlySpan<float> raw, bool complete, TensorSummary? summary)

@@ -16,11 +16,9 @@ namespace Monitor.Analysis.Rules;
 /// VanishingGradient (awsdocs/amazon-sagemaker-developer-guide, doc_source/debugger-built-in-rules.md):
 /// <c>threshold</c> → <see cref="Threshold"/>.</para>
 /// </remarks>
-public sealed class VanishingGradientRule : ITrainingRule
+public sealed class VanishingGradientRule : PerTensorRule
 {
-    private const string Healthy = "mean |gradient| is at or above the threshold";
     private readonly Dictionary<SeriesKey, StepWindow> _windows = [];
-    private readonly ActiveSeries _active = new();
 
     /// <summary>Threshold on the mean absolute gradient. Default 1e-7 (smdebug's <c>threshold</c> default).</summary>
     public double Threshold
@@ -37,55 +35,53 @@ public sealed class VanishingGradientRule : ITrainingRule
     } = 5;
 
     /// <summary>Tensors looked at. Default every tensor of collection gradients.</summary>
-    public TensorSelector Selector
+    public override TensorSelector Selector
     {
         get;
         init => field = value ?? throw new ArgumentNullException(nameof(Selector));
     } = TensorSelector.Of(Collection.Gradients);
 
     /// <inheritdoc />
-    public string Name { get; init; } = "VanishingGradient";
+    public override string Name { get; init; } = "VanishingGradient";
 
     /// <inheritdoc />
-    public IReadOnlyList<TensorRequirement> Requirements =>
+    public override IReadOnlyList<TensorRequirement> Requirements =>
         RuleSupport.Requirements(Selector, raw: false, "mean |g| (summary abs_mean) over the last traced steps");
 
     /// <inheritdoc />
-    public void Evaluate(StepRecord record, RuleContext context)
+    public override void ForgetRank(string run, uint rank) => RuleSupport.Forget(_windows, run, rank);
+
+    private protected override string Healthy => "mean |gradient| is at or above the threshold";
+
+    private protected override void EvaluateTensor(StepRecord record, TensorRecord tensor, RuleContext context)
     {
-        ArgumentNullException.ThrowIfNull(record);
-        ArgumentNullException.ThrowIfNull(context);
-        var tensors = record.Tensors;
-        for (int i = 0; i < tensors.Count; i++)
+        if (tensor.Summary is not { } summary || double.IsNaN(summary.AbsMean))
         {
-            TensorRecord tensor = tensors[i];
-            if (tensor.Summary is not { } summary || double.IsNaN(summary.AbsMean) || !Selector.Matches(tensor))
-            {
-                continue;
-            }
+            return;
+        }
 
-            var key = new SeriesKey(record.RunId, record.Rank, tensor.Name);
-            if (!_windows.TryGetValue(key, out StepWindow? window))
-            {
-                window = new StepWindow(WindowSteps);
-                _windows[key] = window;
-            }
+        var key = new SeriesKey(record.RunId, record.Rank, tensor.Name);
+        if (!_windows.TryGetValue(key, out StepWindow? window))
+        {
+            window = new StepWindow(WindowSteps);
+            _windows[key] = window;
+        }
 
-            window.Add(summary.AbsMean);
-            if (!window.IsFull)
-            {
-                continue;
-            }
+        window.Add(summary.AbsMean);
+        if (!window.IsFull)
+        {
+            return;
+        }
 
-            double mean = window.Mean;
-            bool holds = mean < Threshold;
-            if (_active.ShouldReport(key, holds))
-            {
-                context.Report(tensor.Name, holds, mean, Threshold, holds
-                    ? string.Create(CultureInfo.InvariantCulture,
-                        $"mean |gradient| of {tensor.Name} over the last {WindowSteps} traced steps is {mean:G3} (threshold {Threshold:G3})")
-                    : Healthy);
-            }
+        double mean = window.Mean;
+        if (mean < Threshold)
+        {
+            Problem(context, tensor, mean, Threshold, string.Create(CultureInfo.InvariantCulture,
+                $"mean |gradient| of {tensor.Name} over the last {WindowSteps} traced steps is {mean:G3} (threshold {Threshold:G3})"));
+        }
+        else
+        {
+            Passing(context, tensor, mean, Threshold);
         }
     }
 }

@@ -31,11 +31,9 @@ namespace Monitor.Analysis.Rules;
 /// (1e-9) → <see cref="Epsilon"/>; the collection is weights. The guide does not say which weights the update is
 /// divided by; we take the weights before the update.</para>
 /// </remarks>
-public sealed class WeightUpdateRatioRule : ITrainingRule
+public sealed class WeightUpdateRatioRule : PerTensorRule
 {
-    private const string Healthy = "update/weight ratio within bounds";
     private readonly Dictionary<SeriesKey, Previous> _previous = [];
-    private readonly ActiveSeries _active = new();
 
     /// <summary>
     /// Largest gap, in steps, between the two traced steps compared; null: any gap, the previous traced step
@@ -71,68 +69,62 @@ public sealed class WeightUpdateRatioRule : ITrainingRule
     } = 1e-9;
 
     /// <summary>Tensors looked at. Default every tensor of collection weights.</summary>
-    public TensorSelector Selector
+    public override TensorSelector Selector
     {
         get;
         init => field = value ?? throw new ArgumentNullException(nameof(Selector));
     } = TensorSelector.Of(Collection.Weights);
 
     /// <inheritdoc />
-    public string Name { get; init; } = "WeightUpdateRatio";
+    public override string Name { get; init; } = "WeightUpdateRatio";
 
     /// <inheritdoc />
-    public IReadOnlyList<TensorRequirement> Requirements =>
+    public override IReadOnlyList<TensorRequirement> Requirements =>
         RuleSupport.Requirements(Selector, raw: true, "the update w_t - w_prev needs raw values of consecutive traced steps; summaries only bound it from below");
 
     /// <inheritdoc />
-    public void Evaluate(StepRecord record, RuleContext context)
+    public override void ForgetRank(string run, uint rank) => RuleSupport.Forget(_previous, run, rank);
+
+    private protected override string Healthy => "update/weight ratio within bounds";
+
+    private protected override bool TrainingStepsOnly => true;
+
+    private protected override void EvaluateTensor(StepRecord record, TensorRecord tensor, RuleContext context)
     {
-        ArgumentNullException.ThrowIfNull(record);
-        ArgumentNullException.ThrowIfNull(context);
-        if (!RuleSupport.IsTraining(record))
+        ReadOnlySpan<float> raw = TensorValues.Raw(tensor);
+        TensorSummary? summary = tensor.Summary;
+        if (raw.IsEmpty && summary is null)
         {
             return;
         }
 
-        var tensors = record.Tensors;
-        for (int i = 0; i < tensors.Count; i++)
+        var key = new SeriesKey(record.RunId, record.Rank, tensor.Name);
+        ref Previous? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_previous, key, out _);
+        Previous previous = slot ??= new Previous();
+        if (record.Step <= previous.Step)
         {
-            TensorRecord tensor = tensors[i];
-            ReadOnlySpan<float> raw = TensorValues.Raw(tensor);
-            TensorSummary? summary = tensor.Summary;
-            if ((raw.IsEmpty && summary is null) || !Selector.Matches(tensor))
-            {
-                continue;
-            }
+            return;
+        }
 
-            var key = new SeriesKey(record.RunId, record.Rank, tensor.Name);
-            ref Previous? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_previous, key, out _);
-            Previous previous = slot ??= new Previous();
-            if (record.Step <= previous.Step)
-            {
-                continue;
-            }
+        if (previous.Step != Previous.None && (NumSteps is not { } gap || record.Step - previous.Step <= gap))
+        {
+            Compare(record, context, tensor, raw, summary, previous);
+        }
 
-            if (previous.Step != Previous.None && (NumSteps is not { } gap || record.Step - previous.Step <= gap))
-            {
-                Compare(record, context, tensor, raw, summary, previous, key);
-            }
-
-            previous.Step = record.Step;
-            previous.Values.Store(raw, TensorValues.IsComplete(tensor));
-            previous.HasSummary = summary is not null;
-            if (summary is not null)
-            {
-                previous.L2 = summary.L2;
-                previous.Mean = summary.Mean;
-                previous.Count = summary.Count;
-                previous.AllFinite = summary.NanCount + summary.InfCount == 0;
-            }
+        previous.Step = record.Step;
+        previous.Values.Store(raw, TensorValues.IsComplete(tensor));
+        previous.HasSummary = summary is not null;
+        if (summary is not null)
+        {
+            previous.L2 = summary.L2;
+            previous.Mean = summary.Mean;
+            previous.Count = summary.Count;
+            previous.AllFinite = summary.NanCount + summary.InfCount == 0;
         }
     }
 
     private void Compare(StepRecord record, RuleContext context, TensorRecord tensor, ReadOnlySpan<float> raw, TensorSummary? summary,
-        Previous previous, SeriesKey key)
+        Previous previous)
     {
         bool holds;
         double ratio;
@@ -166,12 +158,14 @@ public sealed class WeightUpdateRatioRule : ITrainingRule
             return;
         }
 
-        if (_active.ShouldReport(key, holds))
+        if (holds)
         {
-            context.Report(tensor.Name, holds, ratio, bound, holds
-                ? string.Create(CultureInfo.InvariantCulture,
-                    $"update/weight ratio of {tensor.Name} from step {previous.Step} to {record.Step} is {method}{ratio:G4}, {(ratio > LargeThreshold ? "above the large" : "below the small")} threshold {bound:G4}{(method.Length > 0 ? " (summary bound; raw values not traced)" : "")}")
-                : Healthy);
+            Problem(context, tensor, ratio, bound, string.Create(CultureInfo.InvariantCulture,
+                $"update/weight ratio of {tensor.Name} from step {previous.Step} to {record.Step} is {method}{ratio:G4}, {(ratio > LargeThreshold ? "above the large" : "below the small")} threshold {bound:G4}{(method.Length > 0 ? " (summary bound; raw values not traced)" : "")}"));
+        }
+        else
+        {
+            Passing(context, tensor, ratio, bound);
         }
     }
 

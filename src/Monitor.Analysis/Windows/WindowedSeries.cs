@@ -22,6 +22,18 @@ public sealed class WindowedSeries
     /// <summary>Values dropped because their window had already closed (late beyond the grace).</summary>
     public long LateValues { get; private set; }
 
+    /// <summary>Forgets the windows of one rank of a run (its run ended, or its steps started over).</summary>
+    public void Forget(string run, uint rank)
+    {
+        foreach (SeriesKey key in _series.Keys)
+        {
+            if (key.Rank == rank && key.Run == run)
+            {
+                _series.Remove(key);
+            }
+        }
+    }
+
     /// <summary>
     /// Adds a value of <paramref name="key"/> at <paramref name="step"/> / <paramref name="time"/>; the windows it closes
     /// are appended to <paramref name="closed"/>, oldest first.

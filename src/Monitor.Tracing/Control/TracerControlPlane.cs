@@ -316,6 +316,8 @@ public sealed class TracerControlPlane : IAsyncDisposable
         }
 
         _stop = command;
+        // The run's end record then says it was stopped by the monitor, also when the job just disposes the tracer.
+        _tracer.NoteStopRequested();
         try
         {
             StopRequested?.Invoke(command);

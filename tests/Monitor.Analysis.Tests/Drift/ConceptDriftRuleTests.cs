@@ -7,7 +7,7 @@ namespace Monitor.Analysis.Tests.Drift;
 public sealed class ConceptDriftRuleTests
 {
     /// <summary>A step of 64 labelled examples of which <paramref name="wrong"/>, spread over the batch, are mispredicted.</summary>
-    private static StepRecord Step(long step, int wrong)
+    internal static StepRecord Step(long step, int wrong)
     {
         int[] labels = [.. Enumerable.Range(0, 64).Select(i => i % 4)];
         // Example i is wrong when the count of wrong ones up to it rises: wrong of 64, evenly spaced.

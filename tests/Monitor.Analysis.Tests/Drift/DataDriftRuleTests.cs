@@ -13,7 +13,7 @@ public sealed class DataDriftRuleTests
     /// where PSI without drift stays near 0.02, far from its 0.1) of three named features: a and b standard normal, c too unless
     /// <paramref name="shiftC"/> moves it; every step draws new values from its own seed.
     /// </summary>
-    private static TensorRecord Batch(long step, int rows = 100, double shiftC = 0, double shiftA = 0)
+    internal static TensorRecord Batch(long step, int rows = 100, double shiftC = 0, double shiftA = 0)
     {
         var random = new Random((int)step + 1);
         float[] values = new float[rows * 3];
