@@ -287,11 +287,12 @@ public sealed class ArchiveWriter : IAsyncDisposable
     /// <summary>Closes every open file.</summary>
     public async ValueTask DisposeAsync() => await CloseAllAsync().ConfigureAwait(false);
 
+    /// <summary>The directory name of a run: the run id, except that "." and ".." (valid run ids) get a leading "_".</summary>
+    internal static string DirectoryOf(string run) => run is "." or ".." ? "_" + run : run;
+
     private async Task<ArchiveFile> OpenAsync(string run, uint rank, CancellationToken cancellationToken)
     {
-        // Run ids are [A-Za-z0-9._-] (RunId.Check); ".." or "." alone would leave the directory.
-        string runDirectory = run is "." or ".." ? "_" + run : run;
-        string directory = Path.Combine(_options.Directory, runDirectory, "rank-" + rank.ToString(CultureInfo.InvariantCulture));
+        string directory = Path.Combine(_options.Directory, DirectoryOf(run), "rank-" + rank.ToString(CultureInfo.InvariantCulture));
         System.IO.Directory.CreateDirectory(directory);
         DateTimeOffset now = _options.TimeProvider.GetUtcNow();
         string name = ArchiveFileName.Format(now, _writerId, ++_fileNumber);
