@@ -119,9 +119,9 @@ public sealed class ArchiveCommandTests : IDisposable
         (int exitCode, _, string error) = await InvokeAsync("export", "--from", archive, "--rank", "0", "--steps", "10:", "--format", "csv", "--out", csv);
         Assert.True(exitCode == 0, error);
         Assert.Contains("60 rows written", error, StringComparison.Ordinal);
-        (exitCode, _, error) = await InvokeAsync("export", "--from", archive, "--tensor", "grad$", "--steps", ":25", "--format", "jsonl", "--out", jsonl);
+        (exitCode, _, error) = await InvokeAsync("export", "--from", archive, "--tensor", "grad$|^inputs$", "--steps", ":25", "--format", "jsonl", "--out", jsonl);
         Assert.True(exitCode == 0, error);
-        Assert.Contains("50 rows written", error, StringComparison.Ordinal);
+        Assert.Contains("100 rows written", error, StringComparison.Ordinal);
 
         string printed = await PandasAsync($$"""
             import json, pandas as pd
@@ -135,6 +135,7 @@ public sealed class ArchiveCommandTests : IDisposable
                 "csv_edges": [str(x) for x in json.loads(i.histogram_edges)], "csv_raw": json.loads(i.raw_values),
                 "jsonl_columns": list(j.columns), "jsonl_rows": len(j), "jsonl_ranks": sorted(int(r) for r in j["rank"].unique()),
                 "jsonl_counts": [int(x) for x in j.histogram_counts.iloc[0]], "jsonl_step_dtype": str(j.step.dtype),
+                "jsonl_edges": [str(x) for x in j[j.tensor == "inputs"].histogram_edges.iloc[0]],
             }))
             """);
         using var result = System.Text.Json.JsonDocument.Parse(printed);
@@ -148,7 +149,8 @@ public sealed class ArchiveCommandTests : IDisposable
         Assert.Equal(["-inf", "0", "inf"], r.GetProperty("csv_edges").EnumerateArray().Select(e => e.GetString()));
         Assert.Equal([-1.0, 0.5, 0.5, 2.0], r.GetProperty("csv_raw").EnumerateArray().Select(e => e.GetDouble()));
         Assert.Equal(columns, r.GetProperty("jsonl_columns").EnumerateArray().Select(e => e.GetString()));
-        Assert.Equal(50, r.GetProperty("jsonl_rows").GetInt32());
+        Assert.Equal(100, r.GetProperty("jsonl_rows").GetInt32());
+        Assert.Equal(["-inf", "0", "inf"], r.GetProperty("jsonl_edges").EnumerateArray().Select(e => e.GetString()));
         Assert.Equal([0, 1], r.GetProperty("jsonl_ranks").EnumerateArray().Select(e => e.GetInt32()));
         Assert.Equal([10, 500, 514], r.GetProperty("jsonl_counts").EnumerateArray().Select(e => e.GetInt32()));
         Assert.Equal("int64", r.GetProperty("jsonl_step_dtype").GetString());
