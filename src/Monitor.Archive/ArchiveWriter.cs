@@ -107,6 +107,9 @@ public sealed class ArchiveWriter : IAsyncDisposable
 
     private readonly ArchiveOptions _options;
     private readonly Dictionary<(string Run, uint Rank), ArchiveFile> _open = [];
+    // Buffers of closed files, reused by the next files opened: a file's columns grow to a row group's size once, not
+    // once per file (files roll every minute per rank at the design load).
+    private readonly Stack<ArchiveBatch> _spareBatches = new();
     // A per-writer id in file names, so two archivers writing into one directory never pick the same name.
     private readonly string _writerId = Guid.NewGuid().ToString("N")[..8];
     private long _fileNumber;
@@ -303,7 +306,7 @@ public sealed class ArchiveWriter : IAsyncDisposable
         {
             ParquetWriter writer = await ParquetWriter.CreateAsync(
                 ArchiveSchema.Parquet, stream, new ParquetOptions { CompressionMethod = _options.Compression }, cancellationToken: cancellationToken).ConfigureAwait(false);
-            return new ArchiveFile(run, rank, stream, writer, temporaryPath, finalPath, now);
+            return new ArchiveFile(run, rank, stream, writer, temporaryPath, finalPath, now, _spareBatches.TryPop(out ArchiveBatch? spare) ? spare : new ArchiveBatch());
         }
         catch
         {
@@ -317,14 +320,20 @@ public sealed class ArchiveWriter : IAsyncDisposable
     {
         _open.Remove((file.Run, file.Rank));
         long bytes = await file.CompleteAsync(cancellationToken).ConfigureAwait(false);
+        file.Batch.Clear();
+        if (_spareBatches.Count < 64)
+        {
+            _spareBatches.Push(file.Batch);
+        }
+
         _filesClosed++;
         _bytesClosed += bytes;
     }
 
     /// <summary>One open file: its temporary and final paths, the Parquet writer and the rows not yet written.</summary>
-    private sealed class ArchiveFile(string run, uint rank, FileStream stream, ParquetWriter writer, string temporaryPath, string finalPath, DateTimeOffset openedAt)
+    private sealed class ArchiveFile(string run, uint rank, FileStream stream, ParquetWriter writer, string temporaryPath, string finalPath, DateTimeOffset openedAt, ArchiveBatch batch)
     {
-        public ArchiveBatch Batch { get; } = new();
+        public ArchiveBatch Batch { get; } = batch;
 
         public string TemporaryPath { get; } = temporaryPath;
 
