@@ -93,11 +93,21 @@ internal sealed class ArchiveBatch
             {
                 _histogramLayout.Add(histogram.Layout == HistogramLayout.Log2Magnitude ? "log2_magnitude" : "explicit");
                 _histogramFirstBucket.Add((int)histogram.FirstBucket);
-                ReadOnlySpan<double> edges = HistogramEdges.Of(histogram);
                 int first = (int)histogram.FirstBucket;
                 int buckets = histogram.Counts.Count;
-                // The edges of the buckets that were sent, so every row reads on its own: counts[i] spans edges[i]..edges[i+1].
-                _histogramEdges.Add(edges.Length >= first + buckets + 1 ? edges.Slice(first, buckets + 1) : []);
+                if (histogram.Layout == HistogramLayout.Log2Magnitude)
+                {
+                    // Fixed by the layout: written by the readers (ArchiveFiles.Select), not stored 31 doubles a row.
+                    _histogramEdges.AddNull();
+                }
+                else
+                {
+                    // The edges of the buckets that were sent: counts[i] spans edges[i]..edges[i+1].
+                    ReadOnlySpan<double> edges = HistogramEdges.Of(histogram);
+                    _histogramEdges.Add(edges.Length >= first + buckets + 1 ? edges.Slice(first, buckets + 1) : []);
+                    bytes += (buckets + 1) * 16L;
+                }
+
                 _histogramCounts.Add(histogram.Counts, static count => (long)count);
                 bytes += buckets * 16L;
             }

@@ -103,7 +103,7 @@ public static class ArchiveExport
                 {
                     string file = files[f];
                     using DbCommand command = connection.CreateCommand();
-                    command.CommandText = $"SELECT * EXCLUDE (filename) FROM {ArchiveFiles.ReadParquet([file], rowNumbers: true)}{Where(options)} ORDER BY file_row_number";
+                    command.CommandText = $"{ArchiveFiles.Select([file], rowNumbers: true)}{Where(options)} ORDER BY file_row_number";
                     DbDataReader reader;
                     try
                     {

@@ -2,6 +2,7 @@ using System.Data.Common;
 using System.Globalization;
 using System.Text;
 using DuckDB.NET.Data;
+using Monitor.Contracts;
 
 namespace Monitor.Archive;
 
@@ -72,6 +73,20 @@ public static class ArchiveFiles
     internal static string ReadParquet(IEnumerable<string> files, bool rowNumbers = false) =>
         "read_parquet([" + string.Join(", ", files.Select(Literal)) + "], union_by_name = true" + (rowNumbers ? ", filename = true, file_row_number = true" : "") + ")";
 
+    /// <summary>
+    /// A DuckDB SELECT of <paramref name="files"/> with the archive's columns, <c>histogram_edges</c> filled in for
+    /// log2_magnitude histograms (the files leave them out: they are fixed by the layout).
+    /// </summary>
+    internal static string Select(IEnumerable<string> files, bool rowNumbers = false) =>
+        "SELECT *" + (rowNumbers ? " EXCLUDE (filename)" : "")
+        + " REPLACE (CASE WHEN histogram_layout = 'log2_magnitude' AND histogram_edges IS NULL THEN list_slice(" + Log2EdgesLiteral
+        + ", histogram_first_bucket + 1, histogram_first_bucket + len(histogram_counts) + 1) ELSE histogram_edges END AS histogram_edges)"
+        + " FROM " + ReadParquet(files, rowNumbers);
+
+    private static readonly string Log2EdgesLiteral = "[" + string.Join(", ", Log2Histogram.Edges.ToArray().Select(e =>
+        double.IsNegativeInfinity(e) ? "CAST('-inf' AS DOUBLE)" : double.IsPositiveInfinity(e) ? "CAST('inf' AS DOUBLE)"
+        : "CAST(" + e.ToString("R", CultureInfo.InvariantCulture) + " AS DOUBLE)")) + "]";
+
     /// <summary>A SQL string literal.</summary>
     internal static string Literal(string value) => "'" + value.Replace("'", "''", StringComparison.Ordinal) + "'";
 }
@@ -102,7 +117,7 @@ public static class ArchiveQuery
         {
             using (DbCommand view = connection.CreateCommand())
             {
-                view.CommandText = $"CREATE VIEW {TableName} AS SELECT * FROM {ArchiveFiles.ReadParquet(files)}";
+                view.CommandText = $"CREATE VIEW {TableName} AS {ArchiveFiles.Select(files)}";
                 view.ExecuteNonQuery();
             }
 

@@ -92,7 +92,7 @@ public static class ArchiveSchema
         new("inf_count", "int64", "+/-Inf elements."),
         new("histogram_layout", "string", "log2_magnitude or explicit; null without a histogram."),
         new("histogram_first_bucket", "int32", "Layout bucket of histogram_counts[0] (named layouts send only the non-empty span)."),
-        new("histogram_edges", "list<double>", "Edges of the buckets in histogram_counts (one more than counts; may hold -inf/+inf)."),
+        new("histogram_edges", "list<double>", "Edges of the buckets in histogram_counts (one more than counts; may hold -inf/+inf). Archive files hold them for explicit layouts only; query and export fill them in for log2_magnitude (edge k of the layout: -inf, -2^15, ..., -2^-31, 0, 2^-31, ..., 2^15, +inf)."),
         new("histogram_counts", "list<int64>", "Elements per bucket: bucket i spans histogram_edges[i] to histogram_edges[i+1]."),
         new("raw_values", "list<float>", "Raw element values (float32, row-major, capped by the selection's limitSize); null when not traced."),
         new("raw_total_elements", "int64", "Elements of the tensor when raw values were traced."),

@@ -18,8 +18,14 @@ public sealed class ArchiveOptions
     public TimeSpan MaxFileAge { get; init; } = TimeSpan.FromMinutes(1);
 
     /// <summary>Rows buffered per open file before they are written as one Parquet row group. Default 8,192.</summary>
-    /// <remarks>Memory held is about open files × this × a few hundred bytes (more with raw values).</remarks>
     public int RowGroupRows { get; init; } = 8_192;
+
+    /// <summary>
+    /// Bound on the rows buffered over all open files, in approximate bytes (a few hundred a row, more with raw values):
+    /// past it, the file with the most buffered rows writes them as a row group early. Default 512 MiB, so a thousand
+    /// ranks' open files do not hold a thousand full row groups.
+    /// </summary>
+    public long MaxBufferedBytes { get; init; } = 512L * 1024 * 1024;
 
     /// <summary>Open files (one per run and rank) at most; the least recently written is closed to open another. Default 4,096.</summary>
     public int MaxOpenFiles { get; init; } = 4_096;
@@ -57,6 +63,11 @@ public sealed class ArchiveOptions
             throw new ArgumentException("the archive's row group size must be at least 1 row");
         }
 
+        if (MaxBufferedBytes < 1)
+        {
+            throw new ArgumentException("the archive's buffer bound must be positive");
+        }
+
         if (MaxOpenFiles < 1)
         {
             throw new ArgumentException("the archive must be allowed at least 1 open file");
@@ -92,6 +103,9 @@ public readonly record struct ArchiveWriterStatistics(long Records, long Rows, l
 /// </summary>
 /// <remarks>
 /// <para>Not thread-safe: one thread appends, rolls and closes (the <see cref="StepArchiver"/> loop).</para>
+/// <para>Memory: rows wait in per-file buffers until a row group is full (<see cref="ArchiveOptions.RowGroupRows"/>)
+/// or the buffers of all files together pass <see cref="ArchiveOptions.MaxBufferedBytes"/>; a closed file's buffers
+/// are reused by the next file opened.</para>
 /// <para>Files roll at <see cref="ArchiveOptions.MaxFileBytes"/> (checked after each row group) and
 /// <see cref="ArchiveOptions.MaxFileAge"/> (checked by <see cref="RollDueAsync"/>). An I/O failure propagates as
 /// <see cref="IOException"/>; the failed file stays under its temporary name and its records' offsets are never
@@ -119,6 +133,7 @@ public sealed class ArchiveWriter : IAsyncDisposable
     private long _bytesClosed;
     private long _filesDeleted;
     private long _appendTick;
+    private long _bufferedBytes;
 
     /// <summary>Creates the writer; creates the directory.</summary>
     /// <exception cref="ArgumentException">An option is unusable.</exception>
@@ -154,7 +169,9 @@ public sealed class ArchiveWriter : IAsyncDisposable
             _open.Add(key, file);
         }
 
+        long before = file.Batch.ApproximateBytes;
         file.Batch.Add(record);
+        _bufferedBytes += file.Batch.ApproximateBytes - before;
         file.LastAppend = ++_appendTick;
         if (source is { } from)
         {
@@ -165,12 +182,12 @@ public sealed class ArchiveWriter : IAsyncDisposable
         _rows += record.Tensors.Count;
         if (file.Batch.Rows >= _options.RowGroupRows)
         {
-            await file.FlushRowGroupAsync(cancellationToken).ConfigureAwait(false);
-            if (file.Length >= _options.MaxFileBytes)
-            {
-                await CloseAsync(file, cancellationToken).ConfigureAwait(false);
-                closed++;
-            }
+            closed += await FlushAsync(file, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (_bufferedBytes > _options.MaxBufferedBytes && _open.Count > 0)
+        {
+            closed += await FlushAsync(_open.Values.MaxBy(f => f.Batch.ApproximateBytes)!, cancellationToken).ConfigureAwait(false);
         }
 
         return closed;
@@ -316,9 +333,25 @@ public sealed class ArchiveWriter : IAsyncDisposable
         }
     }
 
+    /// <summary>Writes a file's buffered rows as a row group; closes it when that made it reach the size limit.</summary>
+    /// <returns>1 when the file was closed, else 0.</returns>
+    private async Task<int> FlushAsync(ArchiveFile file, CancellationToken cancellationToken)
+    {
+        _bufferedBytes -= file.Batch.ApproximateBytes;
+        await file.FlushRowGroupAsync(cancellationToken).ConfigureAwait(false);
+        if (file.Length >= _options.MaxFileBytes)
+        {
+            await CloseAsync(file, cancellationToken).ConfigureAwait(false);
+            return 1;
+        }
+
+        return 0;
+    }
+
     private async Task CloseAsync(ArchiveFile file, CancellationToken cancellationToken)
     {
         _open.Remove((file.Run, file.Rank));
+        _bufferedBytes -= file.Batch.ApproximateBytes;
         long bytes = await file.CompleteAsync(cancellationToken).ConfigureAwait(false);
         file.Batch.Clear();
         if (_spareBatches.Count < 64)
