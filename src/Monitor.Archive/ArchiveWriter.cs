@@ -123,7 +123,7 @@ public sealed class ArchiveWriter : IAsyncDisposable
     private readonly Dictionary<(string Run, uint Rank), ArchiveFile> _open = [];
     // Buffers of closed files, reused by the next files opened: a file's columns grow to a row group's size once, not
     // once per file (files roll every minute per rank at the design load).
-    private readonly Stack<ArchiveBatch> _spareBatches = new();
+    private readonly BatchPool _spareBatches = new();
     // A per-writer id in file names, so two archivers writing into one directory never pick the same name.
     private readonly string _writerId = Guid.NewGuid().ToString("N")[..8];
     private long _fileNumber;
@@ -323,7 +323,7 @@ public sealed class ArchiveWriter : IAsyncDisposable
         {
             ParquetWriter writer = await ParquetWriter.CreateAsync(
                 ArchiveSchema.Parquet, stream, new ParquetOptions { CompressionMethod = _options.Compression }, cancellationToken: cancellationToken).ConfigureAwait(false);
-            return new ArchiveFile(run, rank, stream, writer, temporaryPath, finalPath, now, _spareBatches.TryPop(out ArchiveBatch? spare) ? spare : new ArchiveBatch());
+            return new ArchiveFile(run, rank, stream, writer, temporaryPath, finalPath, now, _spareBatches);
         }
         catch
         {
@@ -353,20 +353,51 @@ public sealed class ArchiveWriter : IAsyncDisposable
         _open.Remove((file.Run, file.Rank));
         _bufferedBytes -= file.Batch.ApproximateBytes;
         long bytes = await file.CompleteAsync(cancellationToken).ConfigureAwait(false);
-        file.Batch.Clear();
-        if (_spareBatches.Count < 64)
-        {
-            _spareBatches.Push(file.Batch);
-        }
 
         _filesClosed++;
         _bytesClosed += bytes;
     }
 
-    /// <summary>One open file: its temporary and final paths, the Parquet writer and the rows not yet written.</summary>
-    private sealed class ArchiveFile(string run, uint rank, FileStream stream, ParquetWriter writer, string temporaryPath, string finalPath, DateTimeOffset openedAt, ArchiveBatch batch)
+    /// <summary>Buffers of written row groups, for reuse (thread-safe: the background writes return them).</summary>
+    private sealed class BatchPool
     {
-        public ArchiveBatch Batch { get; } = batch;
+        // Enough for the files that roll together to reopen without allocating, bounded so idle memory stays small.
+        private const int Capacity = 64;
+        private readonly Stack<ArchiveBatch> _batches = new();
+        private readonly Lock _lock = new();
+
+        public ArchiveBatch Take()
+        {
+            lock (_lock)
+            {
+                return _batches.TryPop(out ArchiveBatch? batch) ? batch : new ArchiveBatch();
+            }
+        }
+
+        public void Return(ArchiveBatch batch)
+        {
+            batch.Clear();
+            lock (_lock)
+            {
+                if (_batches.Count < Capacity)
+                {
+                    _batches.Push(batch);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// One open file: its temporary and final paths, the Parquet writer and the rows not yet written. A full row group
+    /// is encoded and written on the thread pool while the archiver's thread goes on filling the next one (one write
+    /// in flight per file, so the file's row groups stay in order); its failure surfaces at the next flush or the close.
+    /// </summary>
+    private sealed class ArchiveFile(string run, uint rank, FileStream stream, ParquetWriter writer, string temporaryPath, string finalPath, DateTimeOffset openedAt, BatchPool pool)
+    {
+        private Task _pending = Task.CompletedTask;
+        private long _writtenLength;
+
+        public ArchiveBatch Batch { get; private set; } = pool.Take();
 
         public string TemporaryPath { get; } = temporaryPath;
 
@@ -380,7 +411,8 @@ public sealed class ArchiveWriter : IAsyncDisposable
 
         public uint Rank { get; } = rank;
 
-        public long Length => stream.Length;
+        /// <summary>Bytes in the file after the last row group whose write completed (the size roll lags one row group).</summary>
+        public long Length => Interlocked.Read(ref _writtenLength);
 
         public void Holds(ArchiveSource source)
         {
@@ -390,15 +422,31 @@ public sealed class ArchiveWriter : IAsyncDisposable
             }
         }
 
+        /// <summary>Hands the buffered rows to a background write (after the previous one completed).</summary>
         public async Task FlushRowGroupAsync(CancellationToken cancellationToken)
         {
+            await _pending.ConfigureAwait(false);
             if (Batch.Rows == 0)
             {
                 return;
             }
 
-            await Batch.WriteAsync(writer, cancellationToken).ConfigureAwait(false);
-            Batch.Clear();
+            ArchiveBatch full = Batch;
+            Batch = pool.Take();
+            _pending = Task.Run(
+                async () =>
+                {
+                    try
+                    {
+                        await full.WriteAsync(writer, cancellationToken).ConfigureAwait(false);
+                        Interlocked.Exchange(ref _writtenLength, stream.Length);
+                    }
+                    finally
+                    {
+                        pool.Return(full);
+                    }
+                },
+                CancellationToken.None);
         }
 
         /// <summary>Writes the last rows and the footer, makes the bytes durable, then gives the file its final name.</summary>
@@ -407,12 +455,14 @@ public sealed class ArchiveWriter : IAsyncDisposable
             try
             {
                 await FlushRowGroupAsync(cancellationToken).ConfigureAwait(false);
+                await _pending.ConfigureAwait(false);
                 await writer.DisposeAsync().ConfigureAwait(false);
                 // Durable before it is visible: a crash after the rename must not leave a truncated file behind a final name.
                 stream.Flush(flushToDisk: true);
             }
             finally
             {
+                pool.Return(Batch);
                 await stream.DisposeAsync().ConfigureAwait(false);
             }
 
