@@ -200,24 +200,7 @@ public sealed class ArchiveCommandTests : IDisposable
         string topic = "it-archive-" + Guid.NewGuid().ToString("N")[..8];
         string group = "it-archive-group-" + Guid.NewGuid().ToString("N")[..8];
         const int records = 40;
-        using (var producer = new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = cluster.BootstrapServers }))
-        {
-            int delivered = 0;
-            for (int i = 0; i < records; i++)
-            {
-                var record = Record("kafka-run", (uint)(i % 4), i / 4);
-                producer.Produce(topic, RecordKey.Format(record.RunId, (int)record.Rank), record.ToByteArray(), null, r =>
-                {
-                    if (r.Delivered)
-                    {
-                        Interlocked.Increment(ref delivered);
-                    }
-                });
-            }
-
-            Assert.Equal(0, producer.Flush(TimeSpan.FromSeconds(30)));
-            Assert.Equal(records, delivered);
-        }
+        Produce(cluster, topic, records);
 
         string archive = PathOf("archive");
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
@@ -255,6 +238,38 @@ public sealed class ArchiveCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task MonitorServe_WithArchive_ArchivesInAGroupOfItsOwn_BesidesTheService()
+    {
+        using var cluster = new MockKafkaCluster();
+        string topic = "it-serve-archive-" + Guid.NewGuid().ToString("N")[..8];
+        const int records = 20;
+        Produce(cluster, topic, records);
+        string archive = PathOf("archive");
+        await using ServeProcess serve = await ServeProcess.StartAsync(
+            ["--kafka", cluster.BootstrapServers, "--topic", topic, "--dead-letter-topic", topic + ".dlq", "--group", topic + "-service",
+                "--archive", archive, "--archive-group", topic + "-archive", "--archive-max-file-age", "1s",
+                "--kafka-property", "topic.metadata.refresh.interval.ms=500"],
+            TestContext.Current.CancellationToken);
+        await Eventually.TrueAsync(
+            () => Directory.Exists(archive) && Directory.EnumerateFiles(archive, "*.parquet", SearchOption.AllDirectories).Any()
+                && (long)Duck($"SELECT count(*) FROM {Files(archive)}")[0][0]! == records * 3,
+            "serve's archive holds every record");
+        // The service analysed the same records in its own group.
+        await Eventually.TrueAsync(() => serve.GetAsync("metrics", TestContext.Current.CancellationToken).GetAwaiter().GetResult().Body.Contains("fc1.weight.grad", StringComparison.Ordinal), "the service exports the gradient's series");
+    }
+
+    [Theory]
+    [InlineData("need --archive DIR", "--archive-retention", "7d")]
+    [InlineData("--archive-max-file-mb must be at least 1", "--archive", "/tmp/x", "--archive-max-file-mb", "0")]
+    [InlineData("'0s' is not a positive duration", "--archive", "/tmp/x", "--archive-max-file-age", "0s")]
+    public async Task MonitorServe_RefusesInvalidArchiveOptions_NamingThem(string expected, params string[] args)
+    {
+        (int exitCode, _, string error) = await InvokeAsync(["serve", "--kafka", "127.0.0.1:1", .. args]);
+        Assert.NotEqual(0, exitCode);
+        Assert.Contains(expected, error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Readme_DocumentsEveryArchiveColumn()
     {
         string readme = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "README.md"));
@@ -262,6 +277,27 @@ public sealed class ArchiveCommandTests : IDisposable
         {
             Assert.Contains($"| `{column.Name}` | {column.Type} | {column.Description} |", readme, StringComparison.Ordinal);
         }
+    }
+
+    /// <summary>Produces <paramref name="count"/> records of run kafka-run over ranks 0-3 (steps count/4) and waits for their delivery.</summary>
+    private static void Produce(MockKafkaCluster cluster, string topic, int count)
+    {
+        using var producer = new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = cluster.BootstrapServers });
+        int delivered = 0;
+        for (int i = 0; i < count; i++)
+        {
+            var record = Record("kafka-run", (uint)(i % 4), i / 4);
+            producer.Produce(topic, RecordKey.Format(record.RunId, (int)record.Rank), record.ToByteArray(), null, r =>
+            {
+                if (r.Delivered)
+                {
+                    Interlocked.Increment(ref delivered);
+                }
+            });
+        }
+
+        Assert.Equal(0, producer.Flush(TimeSpan.FromSeconds(30)));
+        Assert.Equal(count, Volatile.Read(ref delivered));
     }
 
     private static string Python(string path) => "'" + path.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal) + "'";
