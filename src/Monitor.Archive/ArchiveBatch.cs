@@ -49,6 +49,12 @@ internal sealed class ArchiveBatch
     private readonly Column<int?> _rawSampleRows = new();
     private readonly Column<string?> _featureNames = new();
 
+    // Tensor names and run ids of earlier rows: a row keeps the pooled string, so the decoded record's own copy dies
+    // young instead of being promoted with the buffered rows (most of the archiver's garbage-collection cost).
+    // Kept across Clear (a rank's names repeat every step), dropped when it grows past the bound.
+    private readonly Dictionary<string, string> _strings = new(StringComparer.Ordinal);
+    private const int MaxPooledStrings = 65_536;
+
     /// <summary>Rows held.</summary>
     public int Rows => _tensor.Count;
 
@@ -60,9 +66,10 @@ internal sealed class ArchiveBatch
     {
         ArgumentNullException.ThrowIfNull(record);
         string mode = ModeName(record.Mode);
+        string run = Pooled(record.RunId);
         foreach (TensorRecord tensor in record.Tensors)
         {
-            _runId.Add(record.RunId);
+            _runId.Add(run);
             _rank.Add((int)record.Rank);
             _worldSize.Add((int)record.WorldSize);
             _step.Add(record.Step);
@@ -72,7 +79,7 @@ internal sealed class ArchiveBatch
             _selectionVersion.Add(record.SelectionVersion);
             _atBegin.Add(record.AtBegin);
             _droppedBefore.Add((long)record.DroppedBefore);
-            _tensor.Add(tensor.Name);
+            _tensor.Add(Pooled(tensor.Name));
             _collections.Add(CollectionsOf(tensor));
             _dtype.Add(DtypeName(tensor.Dtype));
             _shape.Add(tensor.Shape);
@@ -265,6 +272,22 @@ internal sealed class ArchiveBatch
         DType.Bool => "bool",
         _ => "unspecified",
     };
+
+    private string Pooled(string value)
+    {
+        if (_strings.TryGetValue(value, out string? pooled))
+        {
+            return pooled;
+        }
+
+        if (_strings.Count >= MaxPooledStrings)
+        {
+            _strings.Clear();
+        }
+
+        _strings.Add(value, value);
+        return value;
+    }
 
     private static string CollectionsOf(TensorRecord tensor)
     {
