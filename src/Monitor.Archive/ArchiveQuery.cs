@@ -78,10 +78,17 @@ public static class ArchiveFiles
     /// log2_magnitude histograms (the files leave them out: they are fixed by the layout).
     /// </summary>
     internal static string Select(IEnumerable<string> files, bool rowNumbers = false) =>
+        SelectFrom(ReadParquet(files, rowNumbers), rowNumbers);
+
+    /// <summary>As <see cref="Select"/>, for every archive file under <paramref name="directory"/>.</summary>
+    internal static string SelectGlob(string directory) =>
+        SelectFrom("read_parquet(" + Literal(Path.Combine(directory, "**", "*" + ArchiveWriter.FileExtension)) + ", union_by_name = true)", rowNumbers: false);
+
+    private static string SelectFrom(string source, bool rowNumbers) =>
         "SELECT *" + (rowNumbers ? " EXCLUDE (filename)" : "")
         + " REPLACE (CASE WHEN histogram_layout = 'log2_magnitude' AND histogram_edges IS NULL THEN list_slice(" + Log2EdgesLiteral
         + ", histogram_first_bucket + 1, histogram_first_bucket + len(histogram_counts) + 1) ELSE histogram_edges END AS histogram_edges)"
-        + " FROM " + ReadParquet(files, rowNumbers);
+        + " FROM " + source;
 
     private static readonly string Log2EdgesLiteral = "[" + string.Join(", ", Log2Histogram.Edges.ToArray().Select(e =>
         double.IsNegativeInfinity(e) ? "CAST('-inf' AS DOUBLE)" : double.IsPositiveInfinity(e) ? "CAST('inf' AS DOUBLE)"
@@ -117,7 +124,9 @@ public static class ArchiveQuery
         {
             using (DbCommand view = connection.CreateCommand())
             {
-                view.CommandText = $"CREATE VIEW {TableName} AS {ArchiveFiles.Select(files)}";
+                // A directory by its glob (hidden temporary files end in .tmp and never match), so a large archive
+                // does not make a statement of every file name; DuckDB lists the files when the query runs.
+                view.CommandText = $"CREATE VIEW {TableName} AS {(Directory.Exists(from) ? ArchiveFiles.SelectGlob(Path.GetFullPath(from)) : ArchiveFiles.Select(files))}";
                 view.ExecuteNonQuery();
             }
 
