@@ -14,8 +14,9 @@ set -euo pipefail
 # The Debian 12 packages the tests need; adding one is adding its name here.
 # python3-scipy: the reference values (scipy 1.10) the drift tests compare with; prometheus: promtool and the server the
 # dashboard-query tests scrape with; docker-compose: `docker-compose config` validates compose.yaml without an engine;
-# unzip: unpacks helm (below).
-packages=(redis-server prometheus-alertmanager python3-scipy prometheus docker-compose unzip)
+# unzip: unpacks helm (below); python3-pandas: the archive tests read `monitor export`'s CSV and JSON lines with pandas
+# (Debian 12 has no pyarrow, so Parquet files are read by DuckDB there).
+packages=(redis-server prometheus-alertmanager python3-scipy prometheus docker-compose unzip python3-pandas)
 
 log() { printf 'install-test-servers: %s\n' "$*"; }
 

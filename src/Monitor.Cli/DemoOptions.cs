@@ -34,6 +34,9 @@ internal sealed class DemoOptions
     /// <summary>Where to record every step record the service analyses (for <c>monitor replay</c>); null: nowhere.</summary>
     public string? RecordFile { get; init; }
 
+    /// <summary>Archive directory: every step record is also written to Parquet there (its own consumer group); null: no archive.</summary>
+    public string? ArchiveDirectory { get; init; }
+
     /// <summary>How often workers re-read the selection without a notice.</summary>
     public TimeSpan ControlPollInterval { get; init; } = TimeSpan.FromSeconds(2);
 

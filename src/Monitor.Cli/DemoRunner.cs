@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using Monitor.Analysis;
+using Monitor.Archive;
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Contracts.V1;
@@ -55,6 +56,14 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
             ? bus.CreateProducer()
             : new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = bootstrap, ClientId = "monitor-demo-dlq", Properties = options.KafkaProperties });
 
+        // The archive reads the steps in a group of its own, created before any record is produced so it misses none.
+        IRecordConsumer? archiveConsumer = options.ArchiveDirectory is null ? null
+            : bootstrap is null ? bus.CreateConsumer(MonitorTopics.Steps, ArchiveOptionSet.DefaultGroup)
+            : new KafkaRecordConsumer(new KafkaConsumerOptions { BootstrapServers = bootstrap, Topic = MonitorTopics.Steps, GroupId = group + "-archive", Properties = options.KafkaProperties });
+        using IRecordConsumer? ownedArchiveConsumer = archiveConsumer;
+        await using StepArchiver? archiver = archiveConsumer is null ? null : new StepArchiver(archiveConsumer, new ArchiveOptions { Directory = options.ArchiveDirectory! });
+        archiver?.Start();
+
         string apiToken = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
         var serviceOptions = new MonitorServiceOptions
         {
@@ -80,6 +89,11 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
             + (options.Fault == Fault.None ? "" : $" from step {options.FaultAt}"));
         Write($"Transport: {transport}");
         Write($"Control:   {(garnet is not null ? "in-process Garnet at " : "Redis at ")}{RedisConnection}");
+        if (options.ArchiveDirectory is { } archiveDirectory)
+        {
+            Write($"Archive:   Parquet files under {archiveDirectory} (monitor export / monitor query --from {archiveDirectory})");
+        }
+
         Write($"Metrics:   {new Uri(service.BaseAddress!, "metrics")}   (also /healthz, /readyz, /api/runs; API token {apiToken})");
         int exampleRank = options.Ranks > 1 ? 1 : 0;
         Write($"Change what rank {exampleRank} traces while it runs:");
@@ -147,6 +161,14 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
             long lost = tracers.Sum(t => t.Statistics.Lost);
             bool drained = await WaitUntilAsync(() => service.Statistics.Processed >= delivered, options.DrainTimeout);
             ServiceStatistics analysed = service.Statistics;
+            bool archived = true;
+            if (archiver is not null)
+            {
+                archived = await WaitUntilAsync(() => archiver.Statistics.Consumed >= delivered || archiver.Failure is not null, options.DrainTimeout);
+                await archiver.StopAsync();
+                archived &= archiver.Failure is null;
+            }
+
             EndProgressLine();
 
             Write(string.Create(CultureInfo.InvariantCulture,
@@ -163,10 +185,21 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
                 }
             }
 
+            if (archiver is not null)
+            {
+                Write(ArchiveCommands.Summary(archiver.Statistics, options.ArchiveDirectory!));
+            }
+
             int exitCode = 0;
             if (!flushed || !drained)
             {
                 Write($"Error: not every record reached the service (sent {delivered}, processed {analysed.Processed}) within {options.DrainTimeout.TotalSeconds:F0} s");
+                exitCode = 1;
+            }
+
+            if (!archived)
+            {
+                Write($"Error: the archive did not write every record (sent {delivered}, archived {archiver!.Statistics.Consumed}){(archiver.Failure is { } failure ? ": " + failure : "")}");
                 exitCode = 1;
             }
 

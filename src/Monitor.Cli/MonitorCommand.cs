@@ -3,6 +3,7 @@ using Monitor.Service.Notifications;
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using Monitor.Analysis;
+using Monitor.Archive;
 using Monitor.Contracts;
 using Monitor.Hosting;
 using Monitor.Samples.Training;
@@ -37,6 +38,9 @@ internal static class MonitorCommand
             ReplayCommands.Replay(),
             ReplayCommands.Rules(),
             DriftCommands.Create(input),
+            ArchiveCommands.Archive(),
+            ArchiveCommands.Export(),
+            ArchiveCommands.Query(),
         };
         return root;
     }
@@ -57,9 +61,10 @@ internal static class MonitorCommand
         var redis = new Option<string?>("--redis") { Description = "Redis of the control plane, StackExchange.Redis syntax (host:port[,user=...,password=...,ssl=true]). Default: an in-process Garnet server on a free port." };
         var rules = new Option<FileInfo?>("--rules") { Description = "Rule file (YAML or .json). Default: the default rule set (`monitor rules default`)." };
         var record = new Option<FileInfo?>("--record") { Description = "Record every step record the service analyses to this file, for `monitor replay` (.pb/.bin: protobuf, else JSON lines)." };
+        var archive = new Option<DirectoryInfo?>("--archive") { Description = "Also archive every step record to Parquet files under this directory (as `monitor archive` does), for `monitor export` and `monitor query`." };
         var command = new Command("demo", "Run the sample TorchSharp job and the monitor service in one process, with no external servers, and print alerts as they fire.")
         {
-            steps, fault, faultAt, metricsPort, kafka, kafkaClient.Property, kafkaClient.ConfigFile, run, stepDelay, ranks, redis, rules, record,
+            steps, fault, faultAt, metricsPort, kafka, kafkaClient.Property, kafkaClient.ConfigFile, run, stepDelay, ranks, redis, rules, record, archive,
         };
         AddCheck(steps, value => value < 1 ? "--steps must be at least 1" : null);
         AddCheck(faultAt, value => value < 0 ? "--fault-at must not be negative" : null);
@@ -102,6 +107,7 @@ internal static class MonitorCommand
                 Redis = parse.GetValue(redis),
                 RulesFile = parse.GetValue(rules)?.FullName,
                 RecordFile = parse.GetValue(record)?.FullName,
+                ArchiveDirectory = parse.GetValue(archive)?.FullName,
             };
             // The worker's and the service's spans in one process; exported only when an OTLP endpoint is set.
             using OpenTelemetry.Trace.TracerProvider? tracing = OpenTelemetryExport.StartTracing("monitor-demo", StepTracer.ActivitySourceName, MonitorService.ActivitySourceName);
@@ -156,6 +162,8 @@ internal static class MonitorCommand
         var apiTokenFile = new Option<FileInfo>("--api-token-file") { Description = "Read the --api-token from this file (trailing line break removed)." };
         var apiReadToken = new Option<string?>("--api-read-token") { Description = $"Bearer token that /api reads require (the write token also reads). Default: ${ApiReadTokenVariable}; none leaves reads open." };
         var apiReadTokenFile = new Option<FileInfo>("--api-read-token-file") { Description = "Read the --api-read-token from this file (trailing line break removed)." };
+        var archive = new Option<DirectoryInfo?>("--archive") { Description = "Also archive every step record to Parquet files under this directory, in a consumer group of its own (as `monitor archive` does)." };
+        var archiveSet = new ArchiveOptionSet("archive-");
         foreach (Option<FileInfo> file in (Option<FileInfo>[])[tlsCertificate, tlsKey, apiTokenFile, apiReadTokenFile])
         {
             file.AcceptExistingOnly();
@@ -165,8 +173,13 @@ internal static class MonitorCommand
         {
             kafka, kafkaClient.Property, kafkaClient.ConfigFile, group, offsetReset, topic, deadLetterTopic, listen, tlsCertificate, tlsKey,
             maxSeries, histogramTensors, maxHistograms, redis, apiToken, apiTokenFile, apiReadToken, apiReadTokenFile, rulesFile, record,
-            alertmanager, webhook, webhookToken, webhookHeader, externalUrl, externalLabels, resendInterval, lateGrace,
+            alertmanager, webhook, webhookToken, webhookHeader, externalUrl, externalLabels, resendInterval, lateGrace, archive,
         };
+        foreach (Option option in archiveSet.All)
+        {
+            command.Options.Add(option);
+        }
+
         command.SetAction(async (parse, cancellationToken) =>
         {
             TextWriter error = parse.InvocationConfiguration.Error;
@@ -175,6 +188,7 @@ internal static class MonitorCommand
             ILogger log = logging.CreateLogger("monitor");
             MonitorServiceOptions options;
             KafkaClientSettings kafkaSettings;
+            ArchiveOptions? archiveOptions = null;
             try
             {
                 kafkaSettings = kafkaClient.Resolve(parse, parse.GetValue(kafka));
@@ -211,6 +225,15 @@ internal static class MonitorCommand
                 }
 
                 options.Validate();
+                if (parse.GetValue(archive) is { } archiveDirectory)
+                {
+                    archiveOptions = archiveSet.Resolve(parse, archiveDirectory.FullName);
+                    archiveOptions.Validate();
+                }
+                else if (archiveSet.All.Any(o => parse.GetResult(o) is { Implicit: false }))
+                {
+                    throw new ArgumentException("the --archive-* options need --archive DIR");
+                }
             }
             catch (Exception ex) when (ex is ArgumentException or KafkaClientPropertiesException)
             {
@@ -289,18 +312,62 @@ internal static class MonitorCommand
 #pragma warning disable CA1848, CA2254, CA1873
             log.LogInformation($"monitor serve: consuming {options.StepsTopic} from {kafkaSettings.BootstrapServers}{KafkaClientProperties.Summary(kafkaSettings)} as group {parse.GetValue(group)}; metrics at {new Uri(service.BaseAddress!, "metrics")}");
 #pragma warning restore CA1848, CA2254, CA1873
+            await using ServeArchive? archiver = archiveOptions is null ? null : ServeArchive.Start(
+                archiveOptions,
+                new KafkaConsumerOptions
+                {
+                    BootstrapServers = kafkaSettings.BootstrapServers,
+                    Topic = options.StepsTopic,
+                    GroupId = parse.GetValue(archiveSet.Group)!,
+                    AutoOffsetReset = parse.GetValue(offsetReset),
+                    Properties = kafkaSettings.Properties,
+                },
+                logging);
+            if (archiver is not null)
+            {
+#pragma warning disable CA1848, CA2254, CA1873
+                log.LogInformation($"monitor serve: archiving {options.StepsTopic} as group {parse.GetValue(archiveSet.Group)} into {archiveOptions!.Directory}");
+#pragma warning restore CA1848, CA2254, CA1873
+            }
+
             try
             {
                 await Task.Delay(Timeout.Infinite, cancellationToken);
             }
             catch (OperationCanceledException)
             {
-                // Ctrl+C / SIGTERM: stop cleanly, committing processed offsets.
+                // Ctrl+C / SIGTERM: stop cleanly, committing processed offsets (the archive's after closing its files).
             }
 
             return 0;
         });
         return command;
+    }
+
+    /// <summary><c>serve --archive</c>: the archiver and its own consumer, stopped (files closed, offsets committed) on dispose.</summary>
+    private sealed class ServeArchive(KafkaRecordConsumer consumer, Monitor.Archive.StepArchiver archiver) : IAsyncDisposable
+    {
+        public static ServeArchive Start(ArchiveOptions options, KafkaConsumerOptions consumerOptions, ILoggerFactory logging)
+        {
+            var consumer = new KafkaRecordConsumer(consumerOptions, logging.CreateLogger<KafkaRecordConsumer>());
+            try
+            {
+                var archiver = new Monitor.Archive.StepArchiver(consumer, options, logging.CreateLogger<Monitor.Archive.StepArchiver>());
+                archiver.Start();
+                return new ServeArchive(consumer, archiver);
+            }
+            catch
+            {
+                consumer.Dispose();
+                throw;
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await archiver.DisposeAsync();
+            consumer.Dispose();
+        }
     }
 
     private static void AddCheck<T>(Option<T> option, Func<T?, string?> check) =>

@@ -28,7 +28,7 @@ internal static partial class OptionValues
     }
 
     /// <summary>
-    /// A positive duration: a number with a unit (<c>500ms</c>, <c>30s</c>, <c>5m</c>, <c>1h</c>, Prometheus' style)
+    /// A positive duration: a number with a unit (<c>500ms</c>, <c>30s</c>, <c>5m</c>, <c>1h</c>, <c>7d</c>, Prometheus' style)
     /// or <c>[d.]hh:mm:ss[.fff]</c> (what <c>--help</c> prints as the default).
     /// </summary>
     public static TimeSpan Duration(ArgumentResult result)
@@ -42,6 +42,7 @@ internal static partial class OptionValues
                 "ms" => TimeSpan.FromMilliseconds(value),
                 "s" => TimeSpan.FromSeconds(value),
                 "m" => TimeSpan.FromMinutes(value),
+                "d" => TimeSpan.FromDays(value),
                 _ => TimeSpan.FromHours(value),
             };
             if (duration > TimeSpan.Zero)
@@ -54,7 +55,7 @@ internal static partial class OptionValues
             return span;
         }
 
-        result.AddError($"{result.Argument.Name} '{text}' is not a positive duration (e.g. 30s, 500ms, 5m, 00:01:00)");
+        result.AddError($"{result.Argument.Name} '{text}' is not a positive duration (e.g. 30s, 500ms, 5m, 7d, 00:01:00)");
         return default;
     }
 
@@ -127,6 +128,6 @@ internal static partial class OptionValues
         }
     }
 
-    [GeneratedRegex(@"^(?<value>[0-9]+(\.[0-9]+)?)(?<unit>ms|s|m|h)$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^(?<value>[0-9]+(\.[0-9]+)?)(?<unit>ms|s|m|h|d)$", RegexOptions.CultureInvariant)]
     private static partial Regex DurationPattern();
 }

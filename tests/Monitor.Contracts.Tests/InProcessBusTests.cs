@@ -302,6 +302,34 @@ public sealed class InProcessBusTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new InProcessBus(capacityPerTopic: 0));
     }
 
+    [Fact]
+    public void CreateConsumer_WithGroup_SeesEveryLaterMessage_IndependentlyOfTheDefaultGroup()
+    {
+        var bus = new InProcessBus(capacityPerTopic: 3);
+        using IRecordProducer producer = bus.CreateProducer();
+        using IRecordConsumer service = bus.CreateConsumer("t");
+        using IRecordConsumer archive = bus.CreateConsumer("t", "archive");
+        Assert.Throws<ArgumentException>(() => bus.CreateConsumer("t", "archive"));
+
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.True(Produce(producer, "t", $"k{i}").Delivered);
+        }
+
+        // Both groups got all three; the default group reads them all, the archive none yet: a fourth must wait for the archive.
+        Assert.Equal(["k0", "k1", "k2"], [.. Enumerable.Range(0, 3).Select(_ => service.Consume(MaxWait, TestContext.Current.CancellationToken)!.Key)]);
+        Assert.False(Produce(producer, "t", "k3").Delivered);
+        Assert.Equal("k0", archive.Consume(MaxWait, TestContext.Current.CancellationToken)!.Key);
+        Assert.True(Produce(producer, "t", "k3").Delivered);
+        archive.MarkProcessed(new TransportMessage { Topic = "t", Partition = 0, Offset = 0, Value = [] });
+        Assert.Equal(3, archive.GetLag()[0].Lag);
+        Assert.Equal(4, service.GetLag()[0].Lag);
+
+        bus.Complete();
+        Assert.Equal(["k1", "k2", "k3"], [.. Drain(archive).Select(m => m.Key)]);
+        Assert.Equal(["k3"], [.. Drain(service).Select(m => m.Key)]);
+    }
+
     private static DeliveryReport Produce(IRecordProducer producer, string topic, string key)
     {
         DeliveryReport? report = null;

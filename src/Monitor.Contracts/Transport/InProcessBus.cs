@@ -5,8 +5,8 @@ namespace Monitor.Contracts.Transport;
 
 /// <summary>
 /// An in-process stand-in for Kafka used by <c>monitor demo</c>: named topics of one partition each, bounded, with
-/// offsets, for one consumer per topic. Same interfaces as the Kafka transport, so the same tracer and service code
-/// run on it.
+/// offsets, for one consumer per topic and consumer group. Same interfaces as the Kafka transport, so the same tracer
+/// and service code run on it.
 /// </summary>
 /// <remarks>
 /// A full topic refuses new messages (reported through the delivery callback, like a broker's queue-full error)
@@ -33,8 +33,40 @@ public sealed class InProcessBus
     /// <summary>A producer for any topic of this bus.</summary>
     public IRecordProducer CreateProducer() => new Producer(this);
 
-    /// <summary>The consumer of <paramref name="topic"/>.</summary>
-    public IRecordConsumer CreateConsumer(string topic) => new Consumer(GetTopic(topic));
+    /// <summary>The consumer of <paramref name="topic"/> (its default group, which holds every message since the topic was created).</summary>
+    public IRecordConsumer CreateConsumer(string topic)
+    {
+        Topic target = GetTopic(topic);
+        return new Consumer(target, target.Default);
+    }
+
+    /// <summary>
+    /// The consumer of <paramref name="topic"/> in consumer group <paramref name="group"/>, which sees every message
+    /// produced from now on, independently of the other groups (as a new Kafka group reading from the latest offset).
+    /// A message is accepted only when every group has room for it. One consumer per group.
+    /// </summary>
+    /// <exception cref="ArgumentException">The group already has a consumer on this topic.</exception>
+    public IRecordConsumer CreateConsumer(string topic, string group)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(group);
+        Topic target = GetTopic(topic);
+        GroupLog log;
+        lock (target.WriteLock)
+        {
+            log = new GroupLog(_capacity);
+            if (!target.Groups.TryAdd(group, log))
+            {
+                throw new ArgumentException($"group '{group}' already has a consumer of '{topic}'", nameof(group));
+            }
+
+            if (_completed)
+            {
+                log.Messages.Writer.TryComplete();
+            }
+        }
+
+        return new Consumer(target, log);
+    }
 
     /// <summary>Stops accepting messages on every topic; consumers drain what is left, then see the end.</summary>
     public void Complete()
@@ -42,7 +74,14 @@ public sealed class InProcessBus
         _completed = true;
         foreach (Topic topic in _topics.Values)
         {
-            topic.Messages.Writer.TryComplete();
+            lock (topic.WriteLock)
+            {
+                topic.Default.Messages.Writer.TryComplete();
+                foreach (GroupLog group in topic.Groups.Values)
+                {
+                    group.Messages.Writer.TryComplete();
+                }
+            }
         }
     }
 
@@ -55,7 +94,7 @@ public sealed class InProcessBus
         // A topic created during or after Complete() is closed as well (checked after GetOrAdd, so no race is lost).
         if (_completed)
         {
-            topic.Messages.Writer.TryComplete();
+            topic.Default.Messages.Writer.TryComplete();
         }
 
         return topic;
@@ -67,17 +106,42 @@ public sealed class InProcessBus
 
         public string Name { get; } = name;
 
-        public Channel<TransportMessage> Messages { get; } = Channel.CreateBounded<TransportMessage>(
-            new BoundedChannelOptions(capacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+        public int Capacity { get; } = capacity;
+
+        /// <summary>The group of <see cref="InProcessBus.CreateConsumer(string)"/>.</summary>
+        public GroupLog Default { get; } = new(capacity);
+
+        /// <summary>Named groups; changed under <see cref="WriteLock"/>.</summary>
+        public Dictionary<string, GroupLog> Groups { get; } = new(StringComparer.Ordinal);
 
         public long NextOffset => Interlocked.Read(ref _nextOffset);
 
-        public long ProcessedOffset;
+        public bool GroupsHaveRoom()
+        {
+            foreach (GroupLog group in Groups.Values)
+            {
+                if (group.Messages.Reader.Count >= Capacity)
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
 
         // The offset is taken under a lock together with the write so that offsets follow channel order.
         public readonly Lock WriteLock = new();
 
         public long TakeOffset() => _nextOffset++;
+    }
+
+    /// <summary>One consumer group's copy of a topic: its messages not yet read, and its processed position.</summary>
+    private sealed class GroupLog(int capacity)
+    {
+        public Channel<TransportMessage> Messages { get; } = Channel.CreateBounded<TransportMessage>(
+            new BoundedChannelOptions(capacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+
+        public long ProcessedOffset;
     }
 
     private sealed class Producer(InProcessBus bus) : IRecordProducer
@@ -100,9 +164,15 @@ public sealed class InProcessBus
                     Headers = headers ?? [],
                     Timestamp = bus._timeProvider.GetUtcNow(),
                 };
-                written = target.Messages.Writer.TryWrite(message);
+                // Only when every group has room, so no group misses a message another one got (readers only take away).
+                written = target.GroupsHaveRoom() && target.Default.Messages.Writer.TryWrite(message);
                 if (written)
                 {
+                    foreach (GroupLog group in target.Groups.Values)
+                    {
+                        group.Messages.Writer.TryWrite(message);
+                    }
+
                     target.TakeOffset();
                 }
             }
@@ -119,11 +189,11 @@ public sealed class InProcessBus
         }
     }
 
-    private sealed class Consumer(Topic topic) : IRecordConsumer
+    private sealed class Consumer(Topic topic, GroupLog log) : IRecordConsumer
     {
         public TransportMessage? Consume(TimeSpan maxWait, CancellationToken cancellationToken)
         {
-            ChannelReader<TransportMessage> reader = topic.Messages.Reader;
+            ChannelReader<TransportMessage> reader = log.Messages.Reader;
             if (cancellationToken.IsCancellationRequested)
             {
                 return null;
@@ -154,13 +224,13 @@ public sealed class InProcessBus
             return null;
         }
 
-        public void MarkProcessed(TransportMessage message) => Volatile.Write(ref topic.ProcessedOffset, message.Offset + 1);
+        public void MarkProcessed(TransportMessage message) => Volatile.Write(ref log.ProcessedOffset, message.Offset + 1);
 
         public void Commit()
         {
         }
 
-        public IReadOnlyList<PartitionLag> GetLag() => [new PartitionLag(topic.Name, 0, topic.NextOffset - Volatile.Read(ref topic.ProcessedOffset))];
+        public IReadOnlyList<PartitionLag> GetLag() => [new PartitionLag(topic.Name, 0, topic.NextOffset - Volatile.Read(ref log.ProcessedOffset))];
 
         public void Dispose()
         {

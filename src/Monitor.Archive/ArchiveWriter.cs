@@ -1,0 +1,492 @@
+using System.Globalization;
+using Monitor.Contracts.V1;
+using Parquet;
+
+namespace Monitor.Archive;
+
+/// <summary>Options of <see cref="ArchiveWriter"/> and <see cref="StepArchiver"/>.</summary>
+public sealed class ArchiveOptions
+{
+    /// <summary>Root directory of the archive. Required; created when missing.</summary>
+    public required string Directory { get; init; }
+
+    /// <summary>A file is closed (and a new one opened) once it holds this many bytes. Default 64 MiB.</summary>
+    public long MaxFileBytes { get; init; } = 64L * 1024 * 1024;
+
+    /// <summary>A file is closed at the latest this long after it was opened, so recent steps become readable and
+    /// their offsets committed. Default 1 minute.</summary>
+    public TimeSpan MaxFileAge { get; init; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>Rows buffered per open file before they are written as one Parquet row group. Default 8,192.</summary>
+    public int RowGroupRows { get; init; } = 8_192;
+
+    /// <summary>
+    /// Bound on the rows buffered over all open files, in approximate bytes (a few hundred a row, more with raw values):
+    /// past it, the file with the most buffered rows writes them as a row group early. Default 512 MiB, so a thousand
+    /// ranks' open files do not hold a thousand full row groups.
+    /// </summary>
+    public long MaxBufferedBytes { get; init; } = 512L * 1024 * 1024;
+
+    /// <summary>Open files (one per run and rank) at most; the least recently written is closed to open another. Default 4,096.</summary>
+    public int MaxOpenFiles { get; init; } = 4_096;
+
+    /// <summary>Closed files older than this (by the time they were opened, in their name) are deleted; null keeps
+    /// everything. Default null.</summary>
+    public TimeSpan? Retention { get; init; }
+
+    /// <summary>Compression of the column chunks. Default Snappy (what every Parquet reader reads).</summary>
+    public CompressionMethod Compression { get; init; } = CompressionMethod.Snappy;
+
+    /// <summary>Clock for file names, rolling and retention. Default <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first unusable setting.</summary>
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Directory))
+        {
+            throw new ArgumentException("the archive directory is empty");
+        }
+
+        if (MaxFileBytes < 1024)
+        {
+            throw new ArgumentException("the archive's maximum file size must be at least 1 KiB");
+        }
+
+        if (MaxFileAge <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("the archive's maximum file age must be positive");
+        }
+
+        if (RowGroupRows < 1)
+        {
+            throw new ArgumentException("the archive's row group size must be at least 1 row");
+        }
+
+        if (MaxBufferedBytes < 1)
+        {
+            throw new ArgumentException("the archive's buffer bound must be positive");
+        }
+
+        if (MaxOpenFiles < 1)
+        {
+            throw new ArgumentException("the archive must be allowed at least 1 open file");
+        }
+
+        if (Retention is { } retention && retention <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("the archive's retention must be positive");
+        }
+    }
+}
+
+/// <summary>Where a record came from: its topic, partition and offset (for committing offsets).</summary>
+/// <param name="Topic">Topic.</param>
+/// <param name="Partition">Partition.</param>
+/// <param name="Offset">Offset in the partition.</param>
+public readonly record struct ArchiveSource(string Topic, int Partition, long Offset);
+
+/// <summary>Counters of an <see cref="ArchiveWriter"/>.</summary>
+/// <param name="Records">Step records appended.</param>
+/// <param name="Rows">Rows (tensors) appended.</param>
+/// <param name="FilesClosed">Files completed and made visible.</param>
+/// <param name="BytesClosed">Bytes of the completed files.</param>
+/// <param name="FilesDeleted">Files deleted by retention.</param>
+/// <param name="OpenFiles">Files open now.</param>
+public readonly record struct ArchiveWriterStatistics(long Records, long Rows, long FilesClosed, long BytesClosed, long FilesDeleted, int OpenFiles);
+
+/// <summary>
+/// Writes step records to Parquet files under <see cref="ArchiveOptions.Directory"/>: one open file per run and rank,
+/// <c>{run}/rank-{rank}/part-{opened:yyyyMMddTHHmmssfffZ}-{writer}-{n}.parquet</c>, one row per tensor
+/// (<see cref="ArchiveSchema"/>). A file is written under a hidden temporary name (<c>.part-....parquet.tmp</c>) and
+/// renamed when complete, so readers globbing <c>*.parquet</c> never see a half-written file.
+/// </summary>
+/// <remarks>
+/// <para>Not thread-safe: one thread appends, rolls and closes (the <see cref="StepArchiver"/> loop).</para>
+/// <para>Memory: rows wait in per-file buffers until a row group is full (<see cref="ArchiveOptions.RowGroupRows"/>)
+/// or the buffers of all files together pass <see cref="ArchiveOptions.MaxBufferedBytes"/>; a closed file's buffers
+/// are reused by the next file opened.</para>
+/// <para>Files roll at <see cref="ArchiveOptions.MaxFileBytes"/> (checked after each row group) and
+/// <see cref="ArchiveOptions.MaxFileAge"/> (checked by <see cref="RollDueAsync"/>). An I/O failure propagates as
+/// <see cref="IOException"/>; the failed file stays under its temporary name and its records' offsets are never
+/// committed by the archiver, so they are read again.</para>
+/// </remarks>
+public sealed class ArchiveWriter : IAsyncDisposable
+{
+    /// <summary>Extension of completed archive files.</summary>
+    public const string FileExtension = ".parquet";
+
+    /// <summary>Extension of files being written.</summary>
+    public const string TemporaryExtension = ".tmp";
+
+    private readonly ArchiveOptions _options;
+    private readonly Dictionary<(string Run, uint Rank), ArchiveFile> _open = [];
+    // Buffers of closed files, reused by the next files opened: a file's columns grow to a row group's size once, not
+    // once per file (files roll every minute per rank at the design load).
+    private readonly BatchPool _spareBatches = new();
+    // A per-writer id in file names, so two archivers writing into one directory never pick the same name.
+    private readonly string _writerId = Guid.NewGuid().ToString("N")[..8];
+    private long _fileNumber;
+    private long _records;
+    private long _rows;
+    private long _filesClosed;
+    private long _bytesClosed;
+    private long _filesDeleted;
+    private long _appendTick;
+    private long _bufferedBytes;
+
+    /// <summary>Creates the writer; creates the directory.</summary>
+    /// <exception cref="ArgumentException">An option is unusable.</exception>
+    /// <exception cref="IOException">The directory cannot be created.</exception>
+    public ArchiveWriter(ArchiveOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _options = options;
+        System.IO.Directory.CreateDirectory(options.Directory);
+    }
+
+    /// <summary>Counters so far.</summary>
+    public ArchiveWriterStatistics Statistics => new(_records, _rows, _filesClosed, _bytesClosed, _filesDeleted, _open.Count);
+
+    /// <summary>Appends every tensor of <paramref name="record"/> to its run and rank's open file.</summary>
+    /// <returns>Files closed by this call (the size limit, or the open-file cap).</returns>
+    public async ValueTask<int> AppendAsync(StepRecord record, ArchiveSource? source = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        int closed = 0;
+        var key = (record.RunId, record.Rank);
+        if (!_open.TryGetValue(key, out ArchiveFile? file))
+        {
+            if (_open.Count >= _options.MaxOpenFiles)
+            {
+                ArchiveFile oldest = _open.Values.MinBy(f => f.LastAppend)!;
+                await CloseAsync(oldest, cancellationToken).ConfigureAwait(false);
+                closed++;
+            }
+
+            file = await OpenAsync(record.RunId, record.Rank, cancellationToken).ConfigureAwait(false);
+            _open.Add(key, file);
+        }
+
+        long before = file.Batch.ApproximateBytes;
+        file.Batch.Add(record);
+        _bufferedBytes += file.Batch.ApproximateBytes - before;
+        file.LastAppend = ++_appendTick;
+        if (source is { } from)
+        {
+            file.Holds(from);
+        }
+
+        _records++;
+        _rows += record.Tensors.Count;
+        if (file.Batch.Rows >= _options.RowGroupRows)
+        {
+            closed += await FlushAsync(file, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (_bufferedBytes > _options.MaxBufferedBytes && _open.Count > 0)
+        {
+            closed += await FlushAsync(_open.Values.MaxBy(f => f.Batch.ApproximateBytes)!, cancellationToken).ConfigureAwait(false);
+        }
+
+        return closed;
+    }
+
+    /// <summary>Closes the files opened <see cref="ArchiveOptions.MaxFileAge"/> ago or earlier.</summary>
+    /// <returns>Files closed.</returns>
+    public async ValueTask<int> RollDueAsync(CancellationToken cancellationToken = default)
+    {
+        DateTimeOffset now = _options.TimeProvider.GetUtcNow();
+        int closed = 0;
+        foreach (ArchiveFile file in _open.Values.Where(f => now - f.OpenedAt >= _options.MaxFileAge).ToList())
+        {
+            await CloseAsync(file, cancellationToken).ConfigureAwait(false);
+            closed++;
+        }
+
+        return closed;
+    }
+
+    /// <summary>Closes every open file.</summary>
+    /// <returns>Files closed.</returns>
+    public async ValueTask<int> CloseAllAsync(CancellationToken cancellationToken = default)
+    {
+        int closed = 0;
+        foreach (ArchiveFile file in _open.Values.ToList())
+        {
+            await CloseAsync(file, cancellationToken).ConfigureAwait(false);
+            closed++;
+        }
+
+        return closed;
+    }
+
+    /// <summary>
+    /// The lowest offset of <paramref name="topic"/>[<paramref name="partition"/>] held by an open file, or null
+    /// when no open file holds a record of that partition: offsets below it are in closed files.
+    /// </summary>
+    public long? LowestOpenOffset(string topic, int partition)
+    {
+        long? lowest = null;
+        foreach (ArchiveFile file in _open.Values)
+        {
+            if (file.LowestOffsets.TryGetValue((topic, partition), out long offset) && (lowest is null || offset < lowest))
+            {
+                lowest = offset;
+            }
+        }
+
+        return lowest;
+    }
+
+    /// <summary>
+    /// Deletes closed files older than <see cref="ArchiveOptions.Retention"/> (by the time in their name), temporary
+    /// files of crashed writers (older than four file ages), and emptied directories. Does nothing without retention,
+    /// except the temporary files.
+    /// </summary>
+    /// <returns>Files deleted.</returns>
+    public int DeleteExpired()
+    {
+        DateTimeOffset now = _options.TimeProvider.GetUtcNow();
+        int deleted = 0;
+        if (!System.IO.Directory.Exists(_options.Directory))
+        {
+            return 0;
+        }
+
+        foreach (string path in System.IO.Directory.EnumerateFiles(_options.Directory, "*", SearchOption.AllDirectories))
+        {
+            string name = Path.GetFileName(path);
+            bool temporary = name.EndsWith(TemporaryExtension, StringComparison.Ordinal);
+            if (!ArchiveFileName.TryParseOpenedAt(temporary ? name[1..^TemporaryExtension.Length] : name, out DateTimeOffset opened)
+                || (temporary && _open.Values.Any(f => f.TemporaryPath == path)))
+            {
+                continue;
+            }
+
+            bool expired = temporary
+                ? now - opened > 4 * _options.MaxFileAge + TimeSpan.FromHours(1)
+                : _options.Retention is { } retention && now - opened > retention;
+            if (!expired)
+            {
+                continue;
+            }
+
+            try
+            {
+                File.Delete(path);
+                deleted++;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Another archiver deleted it first, or it is not ours to delete: try again next time.
+            }
+        }
+
+        foreach (string directory in System.IO.Directory.EnumerateDirectories(_options.Directory, "*", SearchOption.AllDirectories)
+            .OrderByDescending(d => d.Length).ToList())
+        {
+            try
+            {
+                if (!System.IO.Directory.EnumerateFileSystemEntries(directory).Any())
+                {
+                    System.IO.Directory.Delete(directory);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Being written into again: keep it.
+            }
+        }
+
+        _filesDeleted += deleted;
+        return deleted;
+    }
+
+    /// <summary>Closes every open file.</summary>
+    public async ValueTask DisposeAsync() => await CloseAllAsync().ConfigureAwait(false);
+
+    /// <summary>The directory name of a run: the run id, except that "." and ".." (valid run ids) get a leading "_".</summary>
+    internal static string DirectoryOf(string run) => run is "." or ".." ? "_" + run : run;
+
+    private async Task<ArchiveFile> OpenAsync(string run, uint rank, CancellationToken cancellationToken)
+    {
+        string directory = Path.Combine(_options.Directory, DirectoryOf(run), "rank-" + rank.ToString(CultureInfo.InvariantCulture));
+        System.IO.Directory.CreateDirectory(directory);
+        DateTimeOffset now = _options.TimeProvider.GetUtcNow();
+        string name = ArchiveFileName.Format(now, _writerId, ++_fileNumber);
+        string finalPath = Path.Combine(directory, name);
+        string temporaryPath = Path.Combine(directory, "." + name + TemporaryExtension);
+        var stream = new FileStream(temporaryPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16);
+        try
+        {
+            ParquetWriter writer = await ParquetWriter.CreateAsync(
+                ArchiveSchema.Parquet, stream, new ParquetOptions { CompressionMethod = _options.Compression }, cancellationToken: cancellationToken).ConfigureAwait(false);
+            return new ArchiveFile(run, rank, stream, writer, temporaryPath, finalPath, now, _spareBatches);
+        }
+        catch
+        {
+            await stream.DisposeAsync().ConfigureAwait(false);
+            File.Delete(temporaryPath);
+            throw;
+        }
+    }
+
+    /// <summary>Writes a file's buffered rows as a row group; closes it when that made it reach the size limit.</summary>
+    /// <returns>1 when the file was closed, else 0.</returns>
+    private async Task<int> FlushAsync(ArchiveFile file, CancellationToken cancellationToken)
+    {
+        _bufferedBytes -= file.Batch.ApproximateBytes;
+        await file.FlushRowGroupAsync(cancellationToken).ConfigureAwait(false);
+        if (file.Length >= _options.MaxFileBytes)
+        {
+            await CloseAsync(file, cancellationToken).ConfigureAwait(false);
+            return 1;
+        }
+
+        return 0;
+    }
+
+    private async Task CloseAsync(ArchiveFile file, CancellationToken cancellationToken)
+    {
+        _open.Remove((file.Run, file.Rank));
+        _bufferedBytes -= file.Batch.ApproximateBytes;
+        long bytes = await file.CompleteAsync(cancellationToken).ConfigureAwait(false);
+
+        _filesClosed++;
+        _bytesClosed += bytes;
+    }
+
+    /// <summary>Buffers of written row groups, for reuse (thread-safe: the background writes return them).</summary>
+    private sealed class BatchPool
+    {
+        // Enough for the files that roll together to reopen without allocating, bounded so idle memory stays small.
+        private const int Capacity = 64;
+        private readonly Stack<ArchiveBatch> _batches = new();
+        private readonly Lock _lock = new();
+
+        public ArchiveBatch Take()
+        {
+            lock (_lock)
+            {
+                return _batches.TryPop(out ArchiveBatch? batch) ? batch : new ArchiveBatch();
+            }
+        }
+
+        public void Return(ArchiveBatch batch)
+        {
+            batch.Clear();
+            lock (_lock)
+            {
+                if (_batches.Count < Capacity)
+                {
+                    _batches.Push(batch);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// One open file: its temporary and final paths, the Parquet writer and the rows not yet written. A full row group
+    /// is encoded and written on the thread pool while the archiver's thread goes on filling the next one (one write
+    /// in flight per file, so the file's row groups stay in order); its failure surfaces at the next flush or the close.
+    /// </summary>
+    private sealed class ArchiveFile(string run, uint rank, FileStream stream, ParquetWriter writer, string temporaryPath, string finalPath, DateTimeOffset openedAt, BatchPool pool)
+    {
+        private Task _pending = Task.CompletedTask;
+        private long _writtenLength;
+
+        public ArchiveBatch Batch { get; private set; } = pool.Take();
+
+        public string TemporaryPath { get; } = temporaryPath;
+
+        public DateTimeOffset OpenedAt { get; } = openedAt;
+
+        public Dictionary<(string Topic, int Partition), long> LowestOffsets { get; } = [];
+
+        public long LastAppend { get; set; }
+
+        public string Run { get; } = run;
+
+        public uint Rank { get; } = rank;
+
+        /// <summary>Bytes in the file after the last row group whose write completed (the size roll lags one row group).</summary>
+        public long Length => Interlocked.Read(ref _writtenLength);
+
+        public void Holds(ArchiveSource source)
+        {
+            if (!LowestOffsets.ContainsKey((source.Topic, source.Partition)))
+            {
+                LowestOffsets[(source.Topic, source.Partition)] = source.Offset;
+            }
+        }
+
+        /// <summary>Hands the buffered rows to a background write (after the previous one completed).</summary>
+        public async Task FlushRowGroupAsync(CancellationToken cancellationToken)
+        {
+            await _pending.ConfigureAwait(false);
+            if (Batch.Rows == 0)
+            {
+                return;
+            }
+
+            ArchiveBatch full = Batch;
+            Batch = pool.Take();
+            _pending = Task.Run(
+                async () =>
+                {
+                    try
+                    {
+                        await full.WriteAsync(writer, cancellationToken).ConfigureAwait(false);
+                        Interlocked.Exchange(ref _writtenLength, stream.Length);
+                    }
+                    finally
+                    {
+                        pool.Return(full);
+                    }
+                },
+                CancellationToken.None);
+        }
+
+        /// <summary>Writes the last rows and the footer, makes the bytes durable, then gives the file its final name.</summary>
+        public async Task<long> CompleteAsync(CancellationToken cancellationToken)
+        {
+            try
+            {
+                await FlushRowGroupAsync(cancellationToken).ConfigureAwait(false);
+                await _pending.ConfigureAwait(false);
+                await writer.DisposeAsync().ConfigureAwait(false);
+                // Durable before it is visible: a crash after the rename must not leave a truncated file behind a final name.
+                stream.Flush(flushToDisk: true);
+            }
+            finally
+            {
+                pool.Return(Batch);
+                await stream.DisposeAsync().ConfigureAwait(false);
+            }
+
+            File.Move(TemporaryPath, finalPath);
+            return new FileInfo(finalPath).Length;
+        }
+    }
+}
+
+/// <summary>Names of archive files: <c>part-{opened:yyyyMMddTHHmmssfffZ}-{writer}-{n:D6}.parquet</c>.</summary>
+internal static class ArchiveFileName
+{
+    private const string TimeFormat = "yyyyMMdd'T'HHmmssfff'Z'";
+
+    public static string Format(DateTimeOffset openedAt, string writerId, long number) =>
+        string.Create(CultureInfo.InvariantCulture, $"part-{openedAt.UtcDateTime.ToString(TimeFormat, CultureInfo.InvariantCulture)}-{writerId}-{number:D6}{ArchiveWriter.FileExtension}");
+
+    public static bool TryParseOpenedAt(string name, out DateTimeOffset openedAt)
+    {
+        openedAt = default;
+        const int timeLength = 19;
+        return name.StartsWith("part-", StringComparison.Ordinal)
+            && name.EndsWith(ArchiveWriter.FileExtension, StringComparison.Ordinal)
+            && name.Length > 5 + timeLength
+            && DateTimeOffset.TryParseExact(name.AsSpan(5, timeLength), TimeFormat, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out openedAt);
+    }
+}
