@@ -42,7 +42,9 @@ internal sealed class ServiceMetrics
     private readonly Gauge _tensorMin, _tensorMax, _tensorMean, _tensorVariance, _tensorAbsMean, _tensorL1, _tensorL2;
     private readonly Gauge _tensorNan, _tensorInf, _tensorZeroFraction;
     private readonly Gauge _tensorSeriesCount;
-    private readonly Counter _tensorSeriesRejected;
+    private readonly Counter _tensorSeriesRejected, _tensorSeriesEvicted;
+    // Advanced per record: the stamp of the series a record updates, so the least recently updated can be evicted.
+    private long _recordStamp;
     private readonly Regex? _histogramPattern;
     private readonly int _maxHistogramTensors;
     private readonly Gauge _histogram, _histogramCount;
@@ -66,7 +68,7 @@ internal sealed class ServiceMetrics
     private readonly Counter _notificationsSent, _notificationsFailed, _notificationsRetries, _notificationsTargetDropped, _notificationsRequests;
     private readonly Dictionary<(string Run, uint Rank, string Tensor, string Feature, string Test), DriftGauges> _driftSeries = [];
     private readonly Gauge _driftStatistic, _driftPValue, _driftDrifted, _driftSeriesCount;
-    private readonly Counter _driftDetections, _driftSeriesRejected;
+    private readonly Counter _driftDetections, _driftSeriesRejected, _driftSeriesEvicted;
 
     public ServiceMetrics(CollectorRegistry registry, MonitorServiceOptions options)
     {
@@ -88,7 +90,8 @@ internal sealed class ServiceMetrics
         _tensorZeroFraction = factory.CreateGauge("monitor_tensor_zero_ratio", "Fraction of elements equal to zero at the last traced step.", tensor);
         _tensorSeriesCount = factory.CreateGauge("monitor_tensor_series", "(run, rank, tensor) combinations exported as monitor_tensor_* gauges.");
         factory.CreateGauge("monitor_tensor_series_limit", "Cap on monitor_tensor_series (configuration).").Set(_maxTensorSeries);
-        _tensorSeriesRejected = factory.CreateCounter("monitor_tensor_series_rejected_total", "Tensor summaries not exported because the series cap was reached.");
+        _tensorSeriesRejected = factory.CreateCounter("monitor_tensor_series_rejected_total", "Tensor summaries not exported: the series cap is 0, or every series was updated by the same record.");
+        _tensorSeriesEvicted = factory.CreateCounter("monitor_tensor_series_evicted_total", "Tensor series removed to make room under the cap (the least recently updated go first).");
         _histogram = factory.CreateGauge("monitor_tensor_histogram_elements",
             "Elements in the histogram buckets up to the one whose upper edge is le, at the last traced step (cumulative, like a histogram's _bucket).",
             new GaugeConfiguration { LabelNames = HistogramLabels });
@@ -150,7 +153,8 @@ internal sealed class ServiceMetrics
         _driftDetections = factory.CreateCounter("monitor_drift_detections_total", "Drift tests that found drift and detector signals, per feature.", DriftLabels);
         _driftSeriesCount = factory.CreateGauge("monitor_drift_series", "(run, rank, tensor, feature, test) combinations exported as monitor_drift_* series.");
         factory.CreateGauge("monitor_drift_series_limit", "Cap on monitor_drift_series (configuration: the same cap as monitor_tensor_series).").Set(_maxTensorSeries);
-        _driftSeriesRejected = factory.CreateCounter("monitor_drift_series_rejected_total", "Drift results not exported because the series cap was reached.");
+        _driftSeriesRejected = factory.CreateCounter("monitor_drift_series_rejected_total", "Drift results not exported: the series cap is 0, or every series was updated by the same record.");
+        _driftSeriesEvicted = factory.CreateCounter("monitor_drift_series_evicted_total", "Drift series removed to make room under the cap (the least recently updated go first).");
     }
 
     public CollectorRegistry Registry { get; }
@@ -238,11 +242,7 @@ internal sealed class ServiceMetrics
 
         foreach (var key in _driftSeries.Keys.Where(k => k.Run == run && k.Rank == rank).ToList())
         {
-            _driftSeries.Remove(key, out DriftGauges? gauges);
-            gauges!.Statistic.Remove();
-            gauges.Drifted.Remove();
-            gauges.Detections.Remove();
-            gauges.PValue?.Remove();
+            RemoveDriftSeries(key);
         }
 
         _driftSeriesCount.Set(_driftSeries.Count);
@@ -303,6 +303,7 @@ internal sealed class ServiceMetrics
     public void Record(StepRecord record)
     {
         _decoded.Inc();
+        _recordStamp++;
         if (record.RunEnd is not null)
         {
             // The rank's end: RankEnded removes its series; a redelivered end must not bring them back.
@@ -364,7 +365,7 @@ internal sealed class ServiceMetrics
             var key = new SeriesKey(record.RunId, record.Rank, tensor.Name);
             if (!_tensorSeries.TryGetValue(key, out TensorGauges? gauges))
             {
-                if (_tensorSeries.Count >= _maxTensorSeries)
+                if (_tensorSeries.Count >= _maxTensorSeries && !EvictLeastRecent(_tensorSeries, g => g.LastUpdate, RemoveEvictedTensorSeries, _tensorSeriesEvicted))
                 {
                     _tensorSeriesRejected.Inc();
                     continue;
@@ -383,6 +384,7 @@ internal sealed class ServiceMetrics
                 series.Tensors.Add(tensor.Name);
             }
 
+            gauges.LastUpdate = _recordStamp;
             Gauge.Child[] g = gauges.Summary;
             g[0].Set(summary.Min);
             g[1].Set(summary.Max);
@@ -415,7 +417,7 @@ internal sealed class ServiceMetrics
             var key = (o.Run, o.Rank, o.Tensor, o.Feature, o.Test);
             if (!_driftSeries.TryGetValue(key, out DriftGauges? gauges))
             {
-                if (_driftSeries.Count >= _maxTensorSeries)
+                if (_driftSeries.Count >= _maxTensorSeries && !EvictLeastRecent(_driftSeries, g => g.LastUpdate, RemoveDriftSeries, _driftSeriesEvicted))
                 {
                     _driftSeriesRejected.Inc();
                     continue;
@@ -427,6 +429,7 @@ internal sealed class ServiceMetrics
                 _driftSeriesCount.Set(_driftSeries.Count);
             }
 
+            gauges.LastUpdate = _recordStamp;
             gauges.Statistic.Set(o.Statistic);
             gauges.Drifted.Set(o.Drift ? 1 : 0);
             if (o.Drift)
@@ -571,6 +574,49 @@ internal sealed class ServiceMetrics
         _histogramCount.Set(_histogramTensors);
     }
 
+    /// <summary>
+    /// Makes room under the cap: removes the least recently updated 1% of <paramref name="series"/> (at least one), never
+    /// one the current record updated, so the sort is paid once per hundred new series. False when nothing could go.
+    /// </summary>
+    private bool EvictLeastRecent<TKey, TValue>(Dictionary<TKey, TValue> series, Func<TValue, long> lastUpdate, Action<TKey> remove, Counter evicted)
+        where TKey : notnull
+    {
+        if (_maxTensorSeries == 0)
+        {
+            return false;
+        }
+
+        TKey[] oldest = [.. series.Where(s => lastUpdate(s.Value) < _recordStamp).OrderBy(s => lastUpdate(s.Value)).Take(Math.Max(1, _maxTensorSeries / 100)).Select(s => s.Key)];
+        foreach (TKey key in oldest)
+        {
+            remove(key);
+        }
+
+        evicted.Inc(oldest.Length);
+        return oldest.Length > 0;
+    }
+
+    private void RemoveEvictedTensorSeries(SeriesKey key)
+    {
+        RemoveTensorSeries(key);
+        if (_ranks.TryGetValue((key.Run, key.Rank), out RankSeries? rank))
+        {
+            rank.Tensors.Remove(key.Tensor);
+        }
+    }
+
+    private void RemoveDriftSeries((string Run, uint Rank, string Tensor, string Feature, string Test) key)
+    {
+        if (_driftSeries.Remove(key, out DriftGauges? gauges))
+        {
+            gauges.Statistic.Remove();
+            gauges.Drifted.Remove();
+            gauges.Detections.Remove();
+            gauges.PValue?.Remove();
+            _driftSeriesCount.Set(_driftSeries.Count);
+        }
+    }
+
     private void RemoveTensorSeries(SeriesKey key)
     {
         if (!_tensorSeries.Remove(key, out TensorGauges? gauges))
@@ -608,6 +654,9 @@ internal sealed class ServiceMetrics
     private sealed record DriftGauges(string[] Labels, Gauge.Child Statistic, Gauge.Child Drifted, Counter.Child Detections)
     {
         public Gauge.Child? PValue { get; set; }
+
+        /// <summary>The stamp of the record that last updated it.</summary>
+        public long LastUpdate { get; set; }
     }
 
     /// <summary>The exported series of one (run, rank, tensor).</summary>
@@ -632,5 +681,8 @@ internal sealed class ServiceMetrics
 
         /// <summary>The name does not match the histogram pattern.</summary>
         public bool HistogramExcluded { get; set; }
+
+        /// <summary>The stamp of the record that last updated it.</summary>
+        public long LastUpdate { get; set; }
     }
 }

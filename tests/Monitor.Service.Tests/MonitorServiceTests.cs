@@ -104,6 +104,27 @@ public sealed class MonitorServiceTests
     }
 
     [Fact]
+    public async Task TensorSeriesCap_EvictsTheLeastRecentlyUpdatedSeries_SoANewRunGetsItsSeries()
+    {
+        await using ServiceHarness harness = await ServiceHarness.StartAsync(new MonitorServiceOptions { MaxTensorSeries = 4 });
+        (string, Collection, double)[] tensors = [("a", Collection.Weights, 1.0), ("b", Collection.Weights, 1.0)];
+
+        harness.Send(ServiceHarness.Record("run-old", 0, 1, tensors));
+        harness.Send(ServiceHarness.Record("run-busy", 0, 1, tensors));
+        harness.Send(ServiceHarness.Record("run-busy", 0, 2, tensors));
+        harness.Send(ServiceHarness.Record("run-new", 0, 1, tensors));
+        await harness.WaitForProcessedAsync(4);
+
+        string metrics = await harness.ScrapeAsync();
+        Assert.Equal(4, ServiceHarness.Sample(metrics, "monitor_tensor_series"));
+        Assert.Equal(2, ServiceHarness.Sample(metrics, "monitor_tensor_series_evicted_total"));
+        Assert.Equal(0, ServiceHarness.Sample(metrics, "monitor_tensor_series_rejected_total"));
+        Assert.DoesNotContain("run=\"run-old\"", string.Join('\n', metrics.Split('\n').Where(l => l.StartsWith("monitor_tensor_mean{", StringComparison.Ordinal))), StringComparison.Ordinal);
+        Assert.Equal(2, metrics.Split('\n').Count(l => l.StartsWith("monitor_tensor_mean{run=\"run-new\"", StringComparison.Ordinal)));
+        Assert.Equal(2, metrics.Split('\n').Count(l => l.StartsWith("monitor_tensor_mean{run=\"run-busy\"", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public async Task VanishingGradients_FireOnce_ThenResolve_InMetricsAndEvents()
     {
         await using ServiceHarness harness = await ServiceHarness.StartAsync(rules: [new RuleBinding { Rule = new Monitor.Analysis.Rules.VanishingGradientRule { WindowSteps = 2 } }]);
