@@ -12,6 +12,14 @@ public sealed class AnalysisEngineOptions
     /// Older records are late: counted in <see cref="AnalysisEngine.LateRecords"/> and not evaluated. Default 30 s.
     /// </summary>
     public TimeSpan LateGrace { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long a rank may send nothing before the engine forgets it (<see cref="AnalysisEngine.Tick(bool)"/>, in event
+    /// time while the host lags): its alerts resolve ("forgotten after ... without a record"), its positions and every
+    /// rule's state for it go, and <see cref="AnalysisEngine.RanksForgotten"/> tells the host to remove its series.
+    /// Default 24 h. <see cref="TimeSpan.Zero"/>: never (state then grows with every rank ever seen).
+    /// </summary>
+    public TimeSpan IdleTtl { get; init; } = TimeSpan.FromHours(24);
 }
 
 /// <summary>
@@ -47,6 +55,7 @@ public sealed class AnalysisEngine
     private readonly Dictionary<(string AlertName, SeriesKey Series, string Feature), AlertTracker> _alerts = [];
     private readonly Dictionary<(string Run, uint Rank, Mode Mode), StreamPosition> _streams = [];
     private readonly List<AlertTransition> _transitions = [];
+    private readonly List<(string Run, uint Rank)> _forgotten = [];
     private readonly List<DriftObservation> _driftObservations = [];
     // Alerts tracked per rule (by index in _rules): a passing verdict of a rule with none is not looked up at all.
     private int[] _alertsPerRule;
@@ -112,6 +121,12 @@ public sealed class AnalysisEngine
     /// to remove the rank's series; null for every other record.
     /// </summary>
     public RankEnded? LastRankEnded { get; private set; }
+
+    /// <summary>The ranks the last <see cref="Tick(bool)"/> forgot for idleness (<see cref="AnalysisEngineOptions.IdleTtl"/>); reused by the next call.</summary>
+    public IReadOnlyList<(string Run, uint Rank)> RanksForgotten => _forgotten;
+
+    /// <summary>Ranks forgotten for idleness so far.</summary>
+    public long RanksEvicted { get; private set; }
 
     /// <summary>
     /// The drift evaluations the last <see cref="Process(StepRecord, TraceContext)"/> call made (drift rules report through
@@ -206,6 +221,7 @@ public sealed class AnalysisEngine
     {
         _transitions.Clear();
         _driftObservations.Clear();
+        _forgotten.Clear();
         LastRankEnded = null;
         DateTimeOffset now = _timeProvider.GetUtcNow();
         if (!caughtUp)
@@ -223,6 +239,7 @@ public sealed class AnalysisEngine
 
         _recordTime = now;
         _recordTrace = TraceContext.None;
+        ForgetIdleRanks(now);
         for (int index = 0; index < _rules.Length; index++)
         {
             RuleBinding binding = _rules[index];
@@ -351,6 +368,61 @@ public sealed class AnalysisEngine
 
         RanksEnded++;
         LastRankEnded = new RankEnded(record.RunId, record.Rank, record.Step, reason);
+    }
+
+    /// <summary>Forgets the ranks whose newest record is older than <see cref="AnalysisEngineOptions.IdleTtl"/> at <paramref name="now"/>.</summary>
+    private void ForgetIdleRanks(DateTimeOffset now)
+    {
+        TimeSpan ttl = _options.IdleTtl;
+        if (ttl <= TimeSpan.Zero || _streams.Count == 0)
+        {
+            return;
+        }
+
+        var newest = new Dictionary<(string Run, uint Rank), DateTimeOffset>();
+        foreach (((string run, uint rank, Mode _), StreamPosition position) in _streams)
+        {
+            if (!newest.TryGetValue((run, rank), out DateTimeOffset seen) || position.EventTime > seen)
+            {
+                newest[(run, rank)] = position.EventTime;
+            }
+        }
+
+        foreach (((string run, uint rank), DateTimeOffset seen) in newest)
+        {
+            if (now - seen <= ttl)
+            {
+                continue;
+            }
+
+            string description = string.Create(CultureInfo.InvariantCulture, $"forgotten after {ttl.TotalHours:0.##} h without a record (idle TTL)");
+            foreach ((var key, AlertTracker tracker) in _alerts)
+            {
+                if (key.Series.Run == run && key.Series.Rank == rank)
+                {
+                    if (tracker.End(tracker.Current?.Step ?? 0, description, now, TraceContext.None) is { } resolved)
+                    {
+                        _transitions.Add(resolved);
+                    }
+
+                    _alerts.Remove(key);
+                }
+            }
+
+            foreach (Mode mode in (ReadOnlySpan<Mode>)[Mode.Unspecified, Mode.Train, Mode.Eval, Mode.Predict])
+            {
+                _streams.Remove((run, rank, mode));
+            }
+
+            ForgetRank(run, rank);
+            _forgotten.Add((run, rank));
+            RanksEvicted++;
+        }
+
+        if (_forgotten.Count > 0)
+        {
+            RecountAlerts();
+        }
     }
 
     private static string Words(RunEndReason reason) => reason switch

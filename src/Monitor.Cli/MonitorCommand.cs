@@ -155,6 +155,7 @@ internal static class MonitorCommand
         var externalUrl = new Option<Uri?>("--external-url") { Description = "This service's URL as seen by users; alerts link to {url}/api/alerts/{fingerprint}.", CustomParser = r => OptionValues.AbsoluteUrls(r).FirstOrDefault() };
         var externalLabels = new Option<Dictionary<string, string>>("--external-label") { Description = "key=value label added to every alert that lacks it, e.g. cluster=eu1 (repeatable; Prometheus' external_labels).", CustomParser = OptionValues.KeyValues };
         var resendInterval = new Option<TimeSpan>("--resend-interval") { Description = "How often firing alerts are sent to Alertmanager again (endsAt = now + 4 x this), e.g. 30s, 5m.", DefaultValueFactory = _ => defaults.Notifications.ResendInterval, CustomParser = OptionValues.Duration };
+        var stateTtl = new Option<TimeSpan>("--state-ttl") { Description = "How long a rank may send nothing (in event time) before its state, alerts and series are forgotten, e.g. 24h or 7d.", DefaultValueFactory = _ => defaults.Engine.IdleTtl, CustomParser = OptionValues.Duration };
         var lateGrace = new Option<TimeSpan>("--late-grace") { Description = "How far in event time a rank's record may lag behind its newest and still be evaluated; older ones are counted as late.", DefaultValueFactory = _ => defaults.Engine.LateGrace, CustomParser = OptionValues.Duration };
         var rulesFile = new Option<FileInfo?>("--rules") { Description = "Rule file (YAML or .json), reloaded when it changes. Default: the default rule set (`monitor rules default`)." };
         var record = new Option<FileInfo?>("--record") { Description = "Record every decoded step record to this file, for `monitor replay` (.pb/.bin: protobuf, else JSON lines)." };
@@ -173,7 +174,7 @@ internal static class MonitorCommand
         {
             kafka, kafkaClient.Property, kafkaClient.ConfigFile, group, offsetReset, topic, deadLetterTopic, listen, tlsCertificate, tlsKey,
             maxSeries, histogramTensors, maxHistograms, redis, apiToken, apiTokenFile, apiReadToken, apiReadTokenFile, rulesFile, record,
-            alertmanager, webhook, webhookToken, webhookHeader, externalUrl, externalLabels, resendInterval, lateGrace, archive,
+            alertmanager, webhook, webhookToken, webhookHeader, externalUrl, externalLabels, resendInterval, lateGrace, stateTtl, archive,
         };
         foreach (Option option in archiveSet.All)
         {
@@ -209,7 +210,7 @@ internal static class MonitorCommand
                     ApiReadToken = OptionValues.Secret(parse, apiReadToken, apiReadTokenFile, ApiReadTokenVariable),
                     RulesFile = parse.GetValue(rulesFile)?.FullName,
                     RecordFile = parse.GetValue(record)?.FullName,
-                    Engine = new AnalysisEngineOptions { LateGrace = parse.GetValue(lateGrace) },
+                    Engine = new AnalysisEngineOptions { LateGrace = parse.GetValue(lateGrace), IdleTtl = parse.GetValue(stateTtl) },
                     Notifications = new NotificationOptions
                     {
                         AlertmanagerUrls = parse.GetValue(alertmanager) ?? [],

@@ -306,6 +306,13 @@ public sealed class MonitorService : IAsyncDisposable
                     // Silence is judged against the clock only when nothing is waiting in the topic: while the service
                     // lags behind, against the newest event time read, so unread records do not look like a stall.
                     Handle(_engine.Tick(caughtUp: !_consumer.GetLag().Any(l => l.Lag > 0)));
+                    foreach ((string run, uint rank) in _engine.RanksForgotten)
+                    {
+                        // Idle past the TTL: the rank's series go with its state, as for an end-of-run record.
+                        _metrics.RankEnded(run, rank);
+                    }
+
+                    _metrics.Engine(_engine);
                 }
 
                 // Also when idle, so the gauge falls to 0 once the consumer has caught up.

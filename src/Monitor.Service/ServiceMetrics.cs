@@ -62,7 +62,7 @@ internal sealed class ServiceMetrics
     private readonly Gauge _alerts;
     private readonly Counter _alertsFired;
     private readonly Gauge _ruleFaults;
-    private readonly Counter _outOfOrder, _late, _duplicate, _reloads, _actions, _ranksEnded, _seriesRestarts;
+    private readonly Counter _outOfOrder, _late, _duplicate, _reloads, _actions, _ranksEnded, _ranksEvicted, _seriesRestarts;
     private readonly Counter _notificationsQueued, _notificationsDropped;
     private readonly Gauge _notificationsQueueLength, _notificationsFiring;
     private readonly Counter _notificationsSent, _notificationsFailed, _notificationsRetries, _notificationsTargetDropped, _notificationsRequests;
@@ -121,6 +121,7 @@ internal sealed class ServiceMetrics
         _late = factory.CreateCounter("monitor_records_late_total", "Records older than their rank's newest beyond the late grace: not evaluated.");
         _duplicate = factory.CreateCounter("monitor_records_duplicate_total", "Records repeating a step and sequence number already evaluated: not evaluated.");
         _ranksEnded = factory.CreateCounter("monitor_ranks_ended_total", "End-of-run records processed: ranks whose run ended (their alerts resolved, their series removed).");
+        _ranksEvicted = factory.CreateCounter("monitor_ranks_evicted_total", "Ranks forgotten after the idle TTL (--state-ttl) without a record: their alerts resolved, their state and series removed.");
         _seriesRestarts = factory.CreateCounter("monitor_series_restarts_total", "Times a rank's training steps went back (a job resumed from a checkpoint): a new series began.");
         _reloads = factory.CreateCounter("monitor_rule_reloads_total", "Rule file reloads, by result (a failed reload keeps the rules in force).", "result");
         _actions = factory.CreateCounter("monitor_actions_total", "Actions of firing alerts (e.g. stop), by result.", "action", "result");
@@ -261,6 +262,7 @@ internal sealed class ServiceMetrics
         _late.IncTo(engine.LateRecords);
         _duplicate.IncTo(engine.DuplicateRecords);
         _ranksEnded.IncTo(engine.RanksEnded);
+        _ranksEvicted.IncTo(engine.RanksEvicted);
         _seriesRestarts.IncTo(engine.SeriesRestarts);
     }
 

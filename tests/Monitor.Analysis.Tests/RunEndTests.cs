@@ -189,4 +189,26 @@ public sealed class RunEndTests
         Assert.Null(StepRecordDecoder.Validate(record, out _));
         return record;
     }
+
+    [Fact]
+    public void Tick_ForgetsARankIdlePastTheTtl_ResolvingItsAlerts_AndKeepsTheOthers()
+    {
+        var driver = new AnalysisTestDriver(new RuleBinding { Rule = new ExplodingTensorRule(), KeepFiringFor = TimeSpan.FromDays(7) });
+        driver.Pipe(Record(DefaultRun, 0, 1, TimeOfStep(1), NaNs("w")));
+        driver.Time.SetUtcNow(TimeOfStep(1) + TimeSpan.FromHours(23));
+        driver.Pipe(Record(DefaultRun, 1, 1, driver.Time.GetUtcNow(), NaNs("w")));
+
+        Assert.Empty(driver.Engine.Tick());
+        driver.Time.Advance(TimeSpan.FromHours(1) + TimeSpan.FromSeconds(1));
+        AlertTransition resolved = Assert.Single(driver.Engine.Tick());
+
+        Assert.True(resolved.IsResolution);
+        Assert.Equal("0", resolved.Identity[AlertLabels.Rank]);
+        Assert.Equal("forgotten after 24 h without a record (idle TTL)", resolved.Description);
+        Assert.Equal([(DefaultRun, 0u)], driver.Engine.RanksForgotten);
+        Assert.Equal(1, driver.Engine.RanksEvicted);
+        Assert.Equal("1", Assert.Single(driver.Engine.ActiveAlerts).Identity[AlertLabels.Rank]);
+        Assert.Empty(driver.Engine.Tick());
+        Assert.Empty(driver.Engine.RanksForgotten);
+    }
 }
