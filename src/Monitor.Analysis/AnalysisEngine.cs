@@ -535,8 +535,9 @@ public sealed class AnalysisEngine
 
     internal void OnReport(RuleBinding binding, string run, uint rank, long step, string? tensor, string? feature, bool holds, double value, double threshold, string description)
     {
-        // No key hashing for a passing verdict while no alert at all is tracked: a healthy run's verdicts cost nothing here.
-        if (!holds && _alerts.Count == 0)
+        // No key hashing for a passing verdict while its rule tracks no alert: a healthy series' verdicts cost nothing
+        // here, even while other rules' alerts fire.
+        if (!holds && _alertsPerRule[_context.RuleIndex] == 0)
         {
             return;
         }

@@ -52,7 +52,8 @@ public enum MultivariateDrift
 /// <see cref="Correction"/> applies to tests with p-values (alibi-detect's <c>correction</c>).</para>
 /// <para><b>Cost.</b> Keeping a record's examples copies <c>RowsPerStep × features</c> floats; a test runs per feature once
 /// per <see cref="EverySteps"/> steps over <c>ReferenceSteps × RowsPerStep</c> and <c>WindowSteps × RowsPerStep</c> values.
-/// Memory per series: <c>(ReferenceSteps + WindowSteps) × RowsPerStep × features</c> floats.</para>
+/// Memory per series: <c>(ReferenceSteps + WindowSteps) × RowsPerStep × features</c> floats, and once a first-steps
+/// reference is frozen, 12 bytes per reference value (the sorted values and KS's rank table, <see cref="SortedReference"/>).</para>
 /// </remarks>
 public sealed class DataDriftRule : ITrainingRule, IValidatedRule
 {
@@ -245,7 +246,8 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
         for (int index = 0; index < record.Tensors.Count; index++)
         {
             TensorRecord tensor = record.Tensors[index];
-            if (TensorValues.HasRaw(tensor) && Selector.Matches(tensor))
+            // The selector's collection bit test first: it reads the tensor's own fields, HasRaw another object.
+            if (Selector.Matches(tensor) && TensorValues.HasRaw(tensor))
             {
                 Observe(record, tensor, context);
             }
@@ -340,7 +342,7 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
         {
             ReadOnlySpan<double> reference = sliding
                 ? _reference.AsSpan(f * referenceRows, _referenceCounts[f])
-                : state.FrozenReference[f];
+                : state.FrozenReference[f].Values;
             ReadOnlySpan<double> current = _current.AsSpan(f * currentRows, _currentCounts[f]);
             if (reference.IsEmpty || current.IsEmpty)
             {
@@ -352,7 +354,9 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
                 ? DriftTestCatalog.ChooseDefault(reference, current, state.Kinds[f])
                 : DriftTestCatalog.Get(Test);
             _chosen[f] = test;
-            _results[f] = test.Test(reference, current, state.Kinds[f], _workspace);
+            _results[f] = sliding
+                ? test.Test(reference, current, state.Kinds[f], _workspace)
+                : test.Test(state.FrozenReference[f], current, state.Kinds[f], _workspace);
         }
 
         long firstStep = blocks.StepOf(currentFrom);
@@ -533,7 +537,7 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
             Kinds = [.. Names.Select(n => rule.Categorical.Contains(n) ? FeatureKind.Categorical : FeatureKind.Numerical)];
             int capacity = rule.EffectiveReference == DriftReferenceKind.Sliding ? rule.ReferenceSteps + rule.WindowSteps : rule.WindowSteps;
             Blocks = new StepBlocks(capacity, rule.RowsPerStep, Math.Max(1, selected.Length));
-            FrozenReference = new double[selected.Length][];
+            FrozenReference = new SortedReference[selected.Length];
             switch (rule.EffectiveReference)
             {
                 case DriftReferenceKind.First:
@@ -543,7 +547,7 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
                 case DriftReferenceKind.Stored:
                     for (int f = 0; f < selected.Length; f++)
                     {
-                        FrozenReference[f] = Finite(rule.StoredReference!.Column(Names[f]));
+                        FrozenReference[f] = new SortedReference(Finite(rule.StoredReference!.Column(Names[f])));
                     }
 
                     ReferenceFrozen = true;
@@ -565,8 +569,9 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
 
         public StepBlocks? ReferenceBlocks { get; }
 
-        /// <summary>Per feature, the finite reference values, sorted (tests are order-free; sorted ones sort faster).</summary>
-        public double[][] FrozenReference { get; }
+        /// <summary>Per feature, the finite reference values, sorted, with what tests prepare on them once (tests are
+        /// order-free; sorted values sort faster, and KS ranks in them through a table built once).</summary>
+        public SortedReference[] FrozenReference { get; }
 
         public bool ReferenceFrozen { get; private set; }
 
@@ -643,7 +648,7 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
             {
                 double[] values = buffer.AsSpan(f * rows, counts[f]).ToArray();
                 Array.Sort(values);
-                FrozenReference[f] = values;
+                FrozenReference[f] = new SortedReference(values);
             }
 
             ReferenceFrozen = true;

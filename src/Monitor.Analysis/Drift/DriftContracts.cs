@@ -62,6 +62,17 @@ public interface IUnivariateDriftTest
     /// <param name="kind">Whether the values are numbers or category codes (binned tests bin them differently).</param>
     /// <param name="workspace">Scratch memory, reused across calls on one thread.</param>
     TwoSampleResult Test(ReadOnlySpan<double> reference, ReadOnlySpan<double> current, FeatureKind kind, DriftWorkspace workspace);
+
+    /// <summary>
+    /// Runs the test against a frozen reference. The same result as the span overload on its values; a test that can
+    /// reuse work on the reference across windows (<see cref="KolmogorovSmirnovTest"/>'s rank table) overrides it.
+    /// </summary>
+    /// <param name="reference">The reference, sorted.</param>
+    /// <param name="current">The current sample (finite values).</param>
+    /// <param name="kind">Whether the values are numbers or category codes.</param>
+    /// <param name="workspace">Scratch memory, reused across calls on one thread.</param>
+    TwoSampleResult Test(SortedReference reference, ReadOnlySpan<double> current, FeatureKind kind, DriftWorkspace workspace) =>
+        Test((reference ?? throw new ArgumentNullException(nameof(reference))).Values, current, kind, workspace);
 }
 
 /// <summary>Verdict helpers shared by every test.</summary>

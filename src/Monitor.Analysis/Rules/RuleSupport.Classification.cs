@@ -84,7 +84,8 @@ internal static partial class RuleSupport
         for (int index = 0; index < record.Tensors.Count; index++)
         {
             TensorRecord tensor = record.Tensors[index];
-            if (TensorValues.HasRaw(tensor) && selector.Matches(tensor))
+            // The selector's collection bit test first: it reads the tensor's own fields, HasRaw another object.
+            if (selector.Matches(tensor) && TensorValues.HasRaw(tensor))
             {
                 return tensor;
             }

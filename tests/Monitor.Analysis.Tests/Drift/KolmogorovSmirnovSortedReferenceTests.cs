@@ -51,7 +51,31 @@ public sealed class KolmogorovSmirnovSortedReferenceTests
 
             Assert.Equal(BitConverter.DoubleToInt64Bits(merged), BitConverter.DoubleToInt64Bits(fast));
             Assert.Equal(KolmogorovSmirnovTest.Compute(a, sortedB, workspace), KolmogorovSmirnovTest.Compute(a, b, workspace));
+            // The frozen reference with its rank table built once: the same result, for both orders of the current sample.
+            var frozen = new SortedReference(a);
+            Assert.Equal(KolmogorovSmirnovTest.Compute(a, b, workspace), KolmogorovSmirnovTest.Instance.Test(frozen, b, FeatureKind.Numerical, workspace));
+            Assert.Equal(KolmogorovSmirnovTest.Compute(a, b, workspace), KolmogorovSmirnovTest.Instance.Test(frozen, sortedB, FeatureKind.Numerical, workspace));
         }
+    }
+
+    [Fact]
+    public void SortedReference_RefusesUnsortedOrNonFiniteValues()
+    {
+        Assert.Throws<ArgumentException>(() => new SortedReference([2.0, 1.0]));
+        Assert.Throws<ArgumentException>(() => new SortedReference([1.0, double.NaN]));
+        Assert.Equal(0, new SortedReference([]).Count);
+    }
+
+    [Fact]
+    public void Test_OnAFrozenReference_AllocatesNothing()
+    {
+        var random = new Random(4);
+        var frozen = new SortedReference([.. Enumerable.Range(0, 400).Select(_ => random.NextDouble()).Order()]);
+        double[] b = [.. Enumerable.Range(0, 400).Select(_ => random.NextDouble())];
+        var workspace = new DriftWorkspace();
+        KolmogorovSmirnovTest.Instance.Test(frozen, b, FeatureKind.Numerical, workspace);
+
+        Assert.Equal(0, SteadyStateAllocation.LeastBytes(() => KolmogorovSmirnovTest.Instance.Test(frozen, b, FeatureKind.Numerical, workspace)));
     }
 
     [Fact]

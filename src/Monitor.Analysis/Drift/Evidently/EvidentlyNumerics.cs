@@ -228,7 +228,7 @@ internal static class EvidentlyNumerics
         return count;
     }
 
-    /// <summary>Throws when a sample is empty (the contract of <see cref="IUnivariateDriftTest.Test"/>).</summary>
+    /// <summary>Throws when a sample is empty (the contract of <see cref="IUnivariateDriftTest.Test(ReadOnlySpan{double}, ReadOnlySpan{double}, FeatureKind, DriftWorkspace)"/>).</summary>
     public static void RequireSamples(ReadOnlySpan<double> reference, ReadOnlySpan<double> current)
     {
         if (reference.IsEmpty)

@@ -69,6 +69,23 @@ public sealed class KolmogorovSmirnovTest : IUnivariateDriftTest
     public TwoSampleResult Test(ReadOnlySpan<double> reference, ReadOnlySpan<double> current, FeatureKind kind, DriftWorkspace workspace) =>
         Compute(reference, current, workspace);
 
+    /// <inheritdoc />
+    /// <remarks>Ranks the current values in the reference through the rank table built with it (the same D and p-value as
+    /// the span overload, to the last bit).</remarks>
+    public TwoSampleResult Test(SortedReference reference, ReadOnlySpan<double> current, FeatureKind kind, DriftWorkspace workspace)
+    {
+        ArgumentNullException.ThrowIfNull(reference);
+        ArgumentNullException.ThrowIfNull(workspace);
+        TwoSampleScratch.RequireSizes(reference.Values, current, 1, "ks");
+        if (TwoSampleScratch.IsSorted(current))
+        {
+            return Compute(reference.Values, current, workspace);
+        }
+
+        var ranks = new RankTable(reference.Values, reference.RankTable);
+        return PValue(StatisticAgainstSorted(reference.Values, ranks, current, workspace), reference.Count, current.Length, KolmogorovSmirnovMethod.Auto, workspace);
+    }
+
     /// <summary>Runs <c>ks_2samp(reference, current)</c> with the given p-value method.</summary>
     /// <param name="reference">The first sample (finite values; not modified).</param>
     /// <param name="current">The second sample (finite values; not modified).</param>
@@ -101,13 +118,27 @@ public sealed class KolmogorovSmirnovTest : IUnivariateDriftTest
     /// </summary>
     internal static double StatisticAgainstSorted(ReadOnlySpan<double> a, ReadOnlySpan<double> b, DriftWorkspace workspace)
     {
+        Span<int> table = workspace.Ints(WorkspaceSlots.RankTable, a.Length + 1);
+        RankTable.Fill(a, table);
+        return StatisticAgainstSorted(a, new RankTable(a, table), b, workspace);
+    }
+
+    /// <summary>The rank table of a sorted, non-empty sample (see <see cref="SortedReference"/>).</summary>
+    internal static int[] BuildRankTable(ReadOnlySpan<double> a)
+    {
+        var table = new int[a.Length + 1];
+        RankTable.Fill(a, table);
+        return table;
+    }
+
+    private static double StatisticAgainstSorted(ReadOnlySpan<double> a, RankTable ranks, ReadOnlySpan<double> b, DriftWorkspace workspace)
+    {
         int n1 = a.Length, n2 = b.Length;
         // below[k]: b with exactly k values of a at or below them; tied[i]: b equal to a[i] (i the last of its run).
         Span<int> below = workspace.Ints(WorkspaceSlots.RankCounts, n1 + 1);
         Span<int> tied = workspace.Ints(WorkspaceSlots.TieCounts, n1);
         below.Clear();
         tied.Clear();
-        var ranks = new RankTable(a, workspace);
         foreach (double value in b)
         {
             int k = ranks.CountAtMost(value);
@@ -160,12 +191,13 @@ public sealed class KolmogorovSmirnovTest : IUnivariateDriftTest
     private readonly ref struct RankTable
     {
         private readonly ReadOnlySpan<double> _a;
-        private readonly Span<int> _start;
+        private readonly ReadOnlySpan<int> _start;
         private readonly double _low;
         private readonly double _scale;
         private readonly int _cells;
 
-        public RankTable(ReadOnlySpan<double> a, DriftWorkspace workspace)
+        /// <summary>Reads a table that <see cref="Fill"/> wrote for <paramref name="a"/>.</summary>
+        public RankTable(ReadOnlySpan<double> a, ReadOnlySpan<int> start)
         {
             _a = a;
             _low = a[0];
@@ -173,20 +205,26 @@ public sealed class KolmogorovSmirnovTest : IUnivariateDriftTest
             double range = a[^1] - a[0];
             _scale = range > 0 && double.IsFinite(range) ? _cells / range : 0;
             // _start[c]: #a < the lower edge of cell c (cell c covers [low + c / scale, low + (c + 1) / scale)).
-            _start = workspace.Ints(WorkspaceSlots.RankTable, _cells + 1);
+            _start = start[..(_cells + 1)];
+        }
+
+        /// <summary>Writes the table of the sorted, non-empty <paramref name="a"/> into <paramref name="start"/> (a.Length + 1 entries).</summary>
+        public static void Fill(ReadOnlySpan<double> a, Span<int> start)
+        {
+            var cells = new RankTable(a, start);
             // a is sorted, so Cell(a[p]) never decreases: every cell up to a[p]'s own that no earlier a reached starts
             // at p. One Cell() per value.
             int next = 0;
             for (int position = 0; position < a.Length; position++)
             {
-                int cell = Cell(a[position]);
+                int cell = cells.Cell(a[position]);
                 while (next <= cell)
                 {
-                    _start[next++] = position;
+                    start[next++] = position;
                 }
             }
 
-            _start[next..].Fill(a.Length);
+            start[next..(cells._cells + 1)].Fill(a.Length);
         }
 
         public int CountAtMost(double x)
