@@ -66,6 +66,32 @@ public sealed class ControlPlaneWorkerTests
     }
 
     [Theory, RedisBackends]
+    public async Task ClearedRankSelection_TheRankGoesBackToTheSelectionItStartedWith(string backend)
+    {
+        await using IRedisEndpoint redis = await RedisEndpoints.StartAsync(backend, TestContext.Current.CancellationToken);
+        var keys = new RunKeys();
+        await using var workers = await Workers.StartAsync(keys.Run, redis.ConnectionString, ranks: 2);
+        await using ConnectionMultiplexer client = await RedisEndpoints.ConnectAsync(redis);
+        var store = new SelectionStore(client);
+        await Eventually.TrueAsync(() => workers.Producer.Records.Count > 10, "the ranks are training");
+        TraceSelection stored = await store.SetAsync(keys.Run, Fc2Gradients, new SelectionChange("test", "test"), [1], TestContext.Current.CancellationToken);
+        await Eventually.TrueAsync(() => workers.Producer.Records.Any(r => r.Rank == 1 && r.SelectionVersion == stored.Version), "rank 1 traces under its own selection");
+
+        // The run has no selection of its own: `trace clear` leaves rank 1 with nothing stored, so it goes back to its start.
+        Assert.True(await store.ClearRankAsync(keys.Run, 1, new SelectionChange("test", "test"), TestContext.Current.CancellationToken));
+        long mark = workers.Producer.Records.Count;
+        await Eventually.TrueAsync(() => workers.Producer.Records.Skip((int)mark).Any(r => r.Rank == 1 && r.SelectionVersion == 0), "rank 1 traces under its starting selection again");
+
+        StepRecord[] rank1 = [.. workers.Producer.Records.Where(r => r.Rank == 1)];
+        StepRecord back = rank1.Last();
+        Assert.Equal(0, back.SelectionVersion);
+        Assert.Equal(4, back.Tensors.Count);
+        Assert.Equal(0, workers.Tracers[1].Statistics.SelectionVersion);
+        Assert.Equal(2, workers.Controls[1].Statistics.Applied);
+        Assert.All(workers.Producer.Records.Where(r => r.Rank == 0), r => Assert.Equal(0, r.SelectionVersion));
+    }
+
+    [Theory, RedisBackends]
     public async Task UnusableStoredSelection_IsRefused_ThePreviousStays_AndTheRefusalIsReported(string backend)
     {
         await using IRedisEndpoint redis = await RedisEndpoints.StartAsync(backend, TestContext.Current.CancellationToken);

@@ -48,7 +48,7 @@ public sealed record ControlPlaneStatistics(long Refreshes, long Applied, long R
 /// <para>The selection is re-read when a notice arrives on the run's channel, when the connection comes back, and
 /// every <see cref="ControlPlaneOptions.PollInterval"/>; a changed version is handed to
 /// <see cref="StepTracer.UpdateSelection"/>, which applies it at the next step boundary. The rank applies its own
-/// selection if it has one, else the run's (when the run's targets it). A selection that does not parse or that the
+/// selection if it has one, else the run's (when the run's targets it), else the one the tracer started with. A selection that does not parse or that the
 /// tracer refuses is not applied again; the previous one stays and the refusal goes into the heartbeat.</para>
 /// <para>Everything runs on a background task: nothing here blocks or throws into the training loop. If Redis is
 /// unreachable, training continues with the last selection and the connection is retried by itself.</para>
@@ -65,6 +65,7 @@ public sealed class TracerControlPlane : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _loop;
     private ConnectionMultiplexer? _redis;
+    private readonly TraceSelection _initialSelection;
     private long _refreshes, _applied, _rejected, _errors;
     private readonly DateTimeOffset _startedAt;
     // The run's command sequence at this worker's first read of Redis (-1 until then): later commands have larger ids.
@@ -79,6 +80,7 @@ public sealed class TracerControlPlane : IAsyncDisposable
     private TracerControlPlane(StepTracer tracer, ControlPlaneOptions options, Func<IReadOnlyCollection<CatalogEntry>>? catalog)
     {
         _tracer = tracer;
+        _initialSelection = tracer.Selection;
         _options = options;
         _catalog = catalog;
         _startedAt = options.TimeProvider.GetUtcNow();
@@ -281,6 +283,13 @@ public sealed class TracerControlPlane : IAsyncDisposable
 
         if (effective is null)
         {
+            // No stored selection targets this rank (none was set, or its own was cleared and the run's does not target
+            // it): the rank goes back to the selection it started with, as `trace clear` promises.
+            if (!ReferenceEquals(_tracer.Selection, _initialSelection) && _tracer.UpdateSelection(_initialSelection) is null)
+            {
+                Interlocked.Increment(ref _applied);
+            }
+
             return;
         }
 
