@@ -105,7 +105,7 @@ public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness
 
         _consumer = new ConsumerBuilder<string?, byte[]>(config)
             .SetLogHandler(KafkaClientLog.Handler<IConsumer<string?, byte[]>>(logger))
-            .SetErrorHandler((_, error) => Log(error.IsFatal ? LogLevel.Error : LogLevel.Warning, $"Kafka consumer: {error.Code}: {error.Reason}"))
+            .SetErrorHandler(KafkaClientLog.ErrorHandler<IConsumer<string?, byte[]>>(logger, "consumer"))
             .SetPartitionsAssignedHandler((_, partitions) => Assigned(partitions))
             .SetPartitionsRevokedHandler((_, partitions) => Revoked(partitions.Select(p => p.TopicPartition), lost: false))
             .SetPartitionsLostHandler((_, partitions) => Revoked(partitions.Select(p => p.TopicPartition), lost: true))
