@@ -27,13 +27,7 @@ internal sealed class ArchiveOptionSet
         MaxFileMegabytes = new Option<int>($"--{prefix}max-file-mb") { Description = "Roll a file once it holds this many MiB.", DefaultValueFactory = _ => (int)(defaults.MaxFileBytes >> 20) };
         MaxFileAge = new Option<TimeSpan>($"--{prefix}max-file-age") { Description = "Roll a file at the latest this long after it was opened (its records become readable and their offsets committed), e.g. 30s, 5m.", DefaultValueFactory = _ => defaults.MaxFileAge, CustomParser = OptionValues.Duration };
         Retention = new Option<TimeSpan?>($"--{prefix}retention") { Description = "Delete archive files opened longer ago than this, e.g. 7d, 12h. Default: keep everything.", CustomParser = r => OptionValues.Duration(r) };
-        MaxFileMegabytes.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() < 1)
-            {
-                r.AddError($"--{prefix}max-file-mb must be at least 1");
-            }
-        });
+        OptionValues.AddCheck(MaxFileMegabytes, value => value < 1 ? $"--{prefix}max-file-mb must be at least 1" : null);
     }
 
     public Option<string> Group { get; }
@@ -175,9 +169,9 @@ internal static partial class ArchiveCommands
         {
             from, run, rank, tensor, steps, format, output,
         };
-        AddCheck(run, value => value is not null && RunId.Check(value) is { } problem ? "--run: " + problem : null);
-        AddCheck(rank, value => value < 0 ? "--rank must not be negative" : null);
-        AddCheck(tensor, value =>
+        OptionValues.AddCheck(run, value => value is not null && RunId.Check(value) is { } problem ? "--run: " + problem : null);
+        OptionValues.AddCheck(rank, value => value < 0 ? "--rank must not be negative" : null);
+        OptionValues.AddCheck(tensor, value =>
         {
             if (value is null)
             {
@@ -275,15 +269,6 @@ internal static partial class ArchiveCommands
         result.AddError($"--steps '{text}' is not a step range A:B with A < B (e.g. 250:500, 250:, :100)");
         return default;
     }
-
-    private static void AddCheck<T>(Option<T> option, Func<T?, string?> check) =>
-        option.Validators.Add(result =>
-        {
-            if (check(result.GetValueOrDefault<T>()) is { } error)
-            {
-                result.AddError(error);
-            }
-        });
 
     [GeneratedRegex(@"^(?<first>[0-9]{1,18})?:(?<end>[0-9]{1,18})?$", RegexOptions.CultureInvariant)]
     private static partial Regex StepRangePattern();

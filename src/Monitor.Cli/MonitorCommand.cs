@@ -27,6 +27,17 @@ internal static class MonitorCommand
 
     public static RootCommand Create() => Create(Console.In);
 
+    /// <summary>
+    /// Runs a <c>monitor</c> command line as the executable does: invalid input prints its errors and exits 2 (see
+    /// <see cref="CommandLineEntry"/>). <paramref name="input"/> is standard input (for <c>drift detect</c>).
+    /// </summary>
+    public static Task<int> InvokeAsync(IReadOnlyList<string> args, InvocationConfiguration? configuration = null, TextReader? input = null, CancellationToken cancellationToken = default) =>
+        CommandLineEntry.InvokeAsync("monitor", Create(input ?? Console.In), args, configuration, cancellationToken);
+
+    /// <summary>As <see cref="InvokeAsync"/>, synchronously.</summary>
+    public static int Invoke(IReadOnlyList<string> args, InvocationConfiguration? configuration = null, TextReader? input = null) =>
+        CommandLineEntry.Invoke("monitor", Create(input ?? Console.In), args, configuration);
+
     /// <summary>The command line, reading standard input (for <c>drift detect</c>) from <paramref name="input"/>.</summary>
     public static RootCommand Create(TextReader input)
     {
@@ -66,12 +77,12 @@ internal static class MonitorCommand
         {
             steps, fault, faultAt, metricsPort, kafka, kafkaClient.Property, kafkaClient.ConfigFile, run, stepDelay, ranks, redis, rules, record, archive,
         };
-        AddCheck(steps, value => value < 1 ? "--steps must be at least 1" : null);
-        AddCheck(faultAt, value => value < 0 ? "--fault-at must not be negative" : null);
-        AddCheck(metricsPort, value => value is < 0 or > 65535 ? "--metrics-port must be between 0 and 65535" : null);
-        AddCheck(stepDelay, value => value < 0 ? "--step-delay-ms must not be negative" : null);
-        AddCheck(run, value => RunId.Check(value) is { } problem ? "--run: " + problem : null);
-        AddCheck(ranks, value => value is < 1 or > 64 ? "--ranks must be between 1 and 64" : null);
+        OptionValues.AddCheck(steps, value => value < 1 ? "--steps must be at least 1" : null);
+        OptionValues.AddCheck(faultAt, value => value < 0 ? "--fault-at must not be negative" : null);
+        OptionValues.AddCheck(metricsPort, value => value is < 0 or > 65535 ? "--metrics-port must be between 0 and 65535" : null);
+        OptionValues.AddCheck(stepDelay, value => value < 0 ? "--step-delay-ms must not be negative" : null);
+        OptionValues.AddCheck(run, value => RunId.Check(value) is { } problem ? "--run: " + problem : null);
+        OptionValues.AddCheck(ranks, value => value is < 1 or > 64 ? "--ranks must be between 1 and 64" : null);
         command.SetAction(async (parse, cancellationToken) =>
         {
             TextWriter error = parse.InvocationConfiguration.Error;
@@ -371,12 +382,4 @@ internal static class MonitorCommand
         }
     }
 
-    private static void AddCheck<T>(Option<T> option, Func<T?, string?> check) =>
-        option.Validators.Add(result =>
-        {
-            if (check(result.GetValueOrDefault<T>()) is { } error)
-            {
-                result.AddError(error);
-            }
-        });
 }

@@ -8,6 +8,29 @@ namespace Monitor.Cli;
 /// <summary>Parsers of option values System.CommandLine has no conversion for, shared by the commands.</summary>
 internal static partial class OptionValues
 {
+    /// <summary>
+    /// Adds a check of an option's value: <paramref name="check"/> returns the error, or null when the value is fine. A
+    /// value that does not even parse is not checked (the parser reports it; reading it would throw).
+    /// </summary>
+    public static void AddCheck<T>(Option<T> option, Func<T?, string?> check) =>
+        option.Validators.Add(result =>
+        {
+            T? value;
+            try
+            {
+                value = result.GetValueOrDefault<T>();
+            }
+            catch (InvalidOperationException)
+            {
+                return;
+            }
+
+            if (check(value) is { } error)
+            {
+                result.AddError(error);
+            }
+        });
+
     /// <summary>Absolute http(s) URLs. System.CommandLine 3.0 has no conversion to Uri: without this, any URL fails when the command runs.</summary>
     public static Uri[] AbsoluteUrls(ArgumentResult result)
     {

@@ -1,3 +1,3 @@
 using Monitor.Cli;
 
-return await MonitorCommand.Create().Parse(args).InvokeAsync();
+return await MonitorCommand.InvokeAsync(args);

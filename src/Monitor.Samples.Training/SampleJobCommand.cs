@@ -18,8 +18,15 @@ public static class SampleJobCommand
     public const string RedisVariable = "MONITOR_REDIS";
 
     /// <summary>
+    /// Runs the sample job's command line as its executable does. Exit codes: 0 every record delivered, 1 records lost
+    /// or not flushed, 2 invalid options (Kafka client properties included; errors on stderr, not the whole help).
+    /// </summary>
+    public static Task<int> InvokeAsync(IReadOnlyList<string> args, InvocationConfiguration? configuration = null, CancellationToken cancellationToken = default) =>
+        CommandLineEntry.InvokeAsync("monitor-sample-training", Create(), args, configuration, cancellationToken);
+
+    /// <summary>
     /// Creates the command. Exit codes: 0 every record delivered, 1 records lost or not flushed, 2 invalid options
-    /// (Kafka client properties included).
+    /// (Kafka client properties included). <see cref="InvokeAsync"/> runs it as the executable does.
     /// </summary>
     public static RootCommand Create()
     {

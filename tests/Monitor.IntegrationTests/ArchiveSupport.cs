@@ -43,7 +43,7 @@ internal static class ArchiveSupport
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        int exitCode = await MonitorCommand.Create().Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error }, TestContext.Current.CancellationToken);
+        int exitCode = await MonitorCommand.InvokeAsync(args, new InvocationConfiguration { Output = output, Error = error }, cancellationToken: TestContext.Current.CancellationToken);
         return (exitCode, output.ToString(), error.ToString());
     }
 

@@ -19,7 +19,7 @@ public sealed class DriftCommandTests : IDisposable
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        int exitCode = MonitorCommand.Create(new StringReader(input)).Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        int exitCode = MonitorCommand.Invoke(args, new InvocationConfiguration { Output = output, Error = error }, new StringReader(input));
         return (exitCode, output.ToString(), error.ToString());
     }
 

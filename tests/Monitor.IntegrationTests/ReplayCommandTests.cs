@@ -28,7 +28,7 @@ public sealed class ReplayCommandTests : IDisposable
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        int exitCode = MonitorCommand.Create().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        int exitCode = MonitorCommand.Invoke(args, new InvocationConfiguration { Output = output, Error = error });
         return (exitCode, output.ToString(), error.ToString());
     }
 

@@ -34,7 +34,7 @@ public sealed class SecuredConnectionTests : IDisposable
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        int exitCode = await MonitorCommand.Create().Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error }, TestContext.Current.CancellationToken);
+        int exitCode = await MonitorCommand.InvokeAsync(args, new InvocationConfiguration { Output = output, Error = error }, cancellationToken: TestContext.Current.CancellationToken);
         return (exitCode, output.ToString(), error.ToString());
     }
 
@@ -254,7 +254,7 @@ public sealed class SecuredConnectionTests : IDisposable
         private readonly Task<int> _run;
 
         private ServeInProcess(string[] args) =>
-            _run = MonitorCommand.Create().Parse(["serve", .. args]).InvokeAsync(new InvocationConfiguration { Output = _error, Error = _error }, _stop.Token);
+            _run = MonitorCommand.InvokeAsync(["serve", .. args], new InvocationConfiguration { Output = _error, Error = _error }, cancellationToken: _stop.Token);
 
         public static ServeInProcess Start(params string[] args) => new(args);
 

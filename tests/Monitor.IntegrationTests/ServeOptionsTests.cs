@@ -10,7 +10,7 @@ public sealed class ServeOptionsTests
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        int exitCode = MonitorCommand.Create().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        int exitCode = MonitorCommand.Invoke(args, new InvocationConfiguration { Output = output, Error = error });
         return (exitCode, output.ToString(), error.ToString());
     }
 
@@ -52,10 +52,10 @@ public sealed class ServeOptionsTests
     }
 
     [Fact]
-    public void SampleJobHelp_ShowsTheOptionsTypesDefaults_AndTheControlPlane()
+    public async Task SampleJobHelp_ShowsTheOptionsTypesDefaults_AndTheControlPlane()
     {
         var output = new StringWriter();
-        int exitCode = Monitor.Samples.Training.SampleJobCommand.Create().Parse(["--help"]).Invoke(new InvocationConfiguration { Output = output });
+        int exitCode = await Monitor.Samples.Training.SampleJobCommand.InvokeAsync(["--help"], new InvocationConfiguration { Output = output }, TestContext.Current.CancellationToken);
 
         Assert.Equal(0, exitCode);
         Assert.Contains("--redis", output.ToString(), StringComparison.Ordinal);

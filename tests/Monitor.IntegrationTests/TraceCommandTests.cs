@@ -13,7 +13,7 @@ public sealed class TraceCommandTests
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        int exitCode = await MonitorCommand.Create().Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error }, TestContext.Current.CancellationToken);
+        int exitCode = await MonitorCommand.InvokeAsync(args, new InvocationConfiguration { Output = output, Error = error }, cancellationToken: TestContext.Current.CancellationToken);
         return (exitCode, output.ToString(), error.ToString());
     }
 
