@@ -20,6 +20,12 @@ namespace Monitor.Tracing;
 /// <para><b>Failure.</b> No method throws into the training loop: every exception inside the tracer is caught,
 /// counted in <see cref="TracerStatistics.Faults"/> and logged at most once a minute per kind. A full queue drops
 /// the record (counted) instead of waiting longer than <see cref="TracerOptions.MaxEnqueueWait"/>.</para>
+/// <para><b>Allocation.</b> A traced step allocates nothing on the training thread once warm (after a few steps under
+/// the same selection): the tracer reuses its step records, refilling their messages in place, and the sender gives a
+/// record back as soon as it has encoded it, never earlier (up to 8 free records are kept). What still allocates: a
+/// record growing to more tensors than it held before, a tensor whose raw values change length from the previous use
+/// of its slot (a small wrapper), the records of a burst while the sender is further behind than ever before, and, on
+/// the sender thread, the encoded message the transport keeps.</para>
 /// <para><b>OpenTelemetry.</b> When a listener is attached to <see cref="ActivitySourceName"/> (an OpenTelemetry SDK
 /// that adds this source), the sender emits a <c>send {topic}</c> PRODUCER span per record, a child of the span that
 /// was current on the training thread at <see cref="EndStep"/> (if any), and writes its W3C trace context into the
