@@ -254,7 +254,7 @@ public sealed class StepTracer : IAsyncDisposable
         return true;
     }
 
-    // A step begun and not ended (or ended by Complete): its record goes back to the pool unsent.
+    // A step begun and not ended: its record goes back to the pool unsent.
     private void DiscardCurrent()
     {
         PooledStepRecord? record = _current;
@@ -585,8 +585,10 @@ public sealed class StepTracer : IAsyncDisposable
 
         try
         {
-            DiscardCurrent();
-            PooledStepRecord record = _pool.Rent();
+            // Left to the collector rather than returned to the pool: DisposeAsync may call this from another thread,
+            // and a training thread still (wrongly) stepping must not find its record refilled as the end of the run.
+            _current = null;
+            var record = new PooledStepRecord();
             record.Begin(_options.RunId, _options.Rank, _options.WorldSize, Math.Max(0, Volatile.Read(ref _lastStep)), Mode.Unspecified,
                 _selection.Version, atBegin: false);
             record.Record.RunEnd = new RunEnd { Reason = reason == RunEndReason.Unspecified ? RunEndReason.Done : reason };
