@@ -52,7 +52,7 @@ public sealed class StepTracerAllocationTests
     }
 
     [Fact]
-    public async Task Step_AllocatesNothing_WhenSummariesAndHistogramsOfTwentyTensorsAreTracedWarm()
+    public async Task EndStep_AllocatesNothing_WhenSummariesAndHistogramsOfTwentyTensorsAreTracedWarm()
     {
         StepRecord last = await AssertAllocatesNothingAsync(Selection(histogram: true, raw: false), AddTensors);
 
@@ -62,7 +62,7 @@ public sealed class StepTracerAllocationTests
     }
 
     [Fact]
-    public async Task Step_AllocatesNothing_WhenOnlySummariesAreTracedWarm()
+    public async Task EndStep_AllocatesNothing_WhenOnlySummariesAreTracedWarm()
     {
         StepRecord last = await AssertAllocatesNothingAsync(Selection(histogram: false, raw: false), AddTensors);
 
@@ -71,7 +71,7 @@ public sealed class StepTracerAllocationTests
     }
 
     [Fact]
-    public async Task Step_AllocatesNothing_WhenRawValuesAndSampledBatchRowsAreTracedWarm()
+    public async Task EndStep_AllocatesNothing_WhenRawValuesAndSampledBatchRowsAreTracedWarm()
     {
         StepRecord last = await AssertAllocatesNothingAsync(Selection(histogram: true, raw: true), tracer =>
         {
@@ -88,8 +88,8 @@ public sealed class StepTracerAllocationTests
     }
 
     /// <summary>
-    /// Warms the tracer up (the queue filled once behind a blocked sender, so every record the pool can hand out has
-    /// been built at full size), measures <see cref="StepsPerPass"/> steps (least of three passes), asserts zero bytes
+    /// Warms the tracer up (the queue filled once behind a blocked sender, so that the records a sender running behind
+    /// needs have been built at full size), measures <see cref="StepsPerPass"/> steps (least of three passes), asserts zero bytes
     /// and returns the last record delivered.
     /// </summary>
     private static async Task<StepRecord> AssertAllocatesNothingAsync(TraceSelection selection, Action<StepTracer> addTensors)
