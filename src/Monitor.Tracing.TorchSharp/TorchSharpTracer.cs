@@ -20,7 +20,10 @@ namespace Monitor.Tracing.TorchSharp;
 /// <para><b>Cost.</b> Nothing is captured on steps the schedule skips, nor for tensors the selection leaves out. CPU
 /// tensors are read in place by the fused summarizer (no copy for contiguous float32). Tensors on other devices are
 /// reduced on the device, and all their statistics of a step are copied to the host in one transfer at
-/// <see cref="EndStep"/>: one device-to-host synchronisation per step, not one per tensor.</para>
+/// <see cref="EndStep"/>: one device-to-host synchronisation per step, not one per tensor. Once warm, the capture of
+/// CPU tensors allocates only what TorchSharp allocates for a gradient: <c>Parameter.grad</c> returns a new managed
+/// wrapper (48 bytes) per call, and there is no other public way to reach a gradient. Device reductions run about 25
+/// torch operations per tensor, each of which allocates managed wrappers.</para>
 /// <para><b>Failure.</b> Like the tracer, no method or hook throws into the training loop; faults are counted in
 /// <see cref="TracerStatistics.Faults"/>. Threading: the training thread only.</para>
 /// </remarks>
@@ -222,15 +225,20 @@ public sealed class TorchSharpTracer : IDisposable
 
             if (_optimizer is not null)
             {
-                int group = 0;
-                foreach (optim.ILearningRateController controller in _optimizer.ParamGroups)
+                // Indexed when it is a list (TorchSharp's optimizers keep one): its enumerator would be boxed every step.
+                if (_optimizer.ParamGroups is IReadOnlyList<optim.ILearningRateController> groups)
                 {
-                    // Listed in the catalog whether or not this step is traced.
-                    string name = LearningRateName(group++);
-                    AddToCatalog(name, [], ScalarType.Float64, OptimizerSet);
-                    if (traced)
+                    for (int group = 0; group < groups.Count; group++)
                     {
-                        _tracer.AddScalar(name, OptimizerSet, controller.LearningRate);
+                        CaptureLearningRate(group, groups[group], traced);
+                    }
+                }
+                else
+                {
+                    int group = 0;
+                    foreach (optim.ILearningRateController controller in _optimizer.ParamGroups)
+                    {
+                        CaptureLearningRate(group++, controller, traced);
                     }
                 }
             }
@@ -271,6 +279,17 @@ public sealed class TorchSharpTracer : IDisposable
     }
 
     private readonly List<string> _learningRateNames = [];
+
+    private void CaptureLearningRate(int group, optim.ILearningRateController controller, bool traced)
+    {
+        // Listed in the catalog whether or not this step is traced.
+        string name = LearningRateName(group);
+        AddToCatalog(name, [], ScalarType.Float64, OptimizerSet);
+        if (traced)
+        {
+            _tracer.AddScalar(name, OptimizerSet, controller.LearningRate);
+        }
+    }
 
     private string LearningRateName(int group)
     {
@@ -342,15 +361,22 @@ public sealed class TorchSharpTracer : IDisposable
             return;
         }
 
-        long[] shape = tensor.shape;
         DType dtype = DTypeOf(tensor.dtype);
         if (SummarizesOnHost(tensor))
         {
+            ReadOnlySpan<long> dimensions = ShapeOf(tensor, stackalloc long[MaxStackDimensions]);
+            if (IsHostFloat32(tensor))
+            {
+                _tracer.AddValues(name, collections, dtype, dimensions, Float32Of(tensor));
+                return;
+            }
+
             using var scope = NewDisposeScope();
-            _tracer.AddValues(name, collections, dtype, shape, HostFloat32(tensor));
+            _tracer.AddValues(name, collections, dtype, dimensions, Float32Of(ConvertedFloat32(tensor)));
             return;
         }
 
+        long[] shape = tensor.shape;
         Tensor reductions = DeviceReductions.Compute(tensor);
         float[] raw = [];
         if (_tracer.RawLimitOf(name, collections) is > 0 and int limit)
@@ -366,11 +392,33 @@ public sealed class TorchSharpTracer : IDisposable
 
     private bool SummarizesOnHost(Tensor tensor) => tensor.device_type == DeviceType.CPU && _options.SummaryLocation == SummaryLocation.Auto;
 
-    /// <summary>
-    /// The tensor's values as float32 in libtorch's own buffer: read in place (no copy) for a contiguous float32 CPU
-    /// tensor, else through a converted copy. Call inside a dispose scope, and use the span before the scope ends.
-    /// </summary>
-    private static ReadOnlySpan<float> HostFloat32(Tensor tensor)
+    // Tensors of more dimensions take TorchSharp's shape array (which allocates) instead of a stack buffer.
+    private const int MaxStackDimensions = 16;
+
+    /// <summary>The tensor's shape, read dimension by dimension into <paramref name="buffer"/>: <c>Tensor.shape</c>
+    /// allocates an array (and more) per call.</summary>
+    private static ReadOnlySpan<long> ShapeOf(Tensor tensor, Span<long> buffer)
+    {
+        long rank = tensor.Dimensions;
+        if (rank > buffer.Length)
+        {
+            return tensor.shape;
+        }
+
+        Span<long> shape = buffer[..(int)rank];
+        for (int i = 0; i < shape.Length; i++)
+        {
+            shape[i] = tensor.size(i);
+        }
+
+        return shape;
+    }
+
+    /// <summary>A contiguous float32 CPU tensor: its values are read in place, with no copy and no managed wrapper.</summary>
+    private static bool IsHostFloat32(Tensor tensor) => tensor.dtype == ScalarType.Float32 && tensor.is_contiguous();
+
+    /// <summary>A contiguous float32 copy of another CPU tensor. Call inside a dispose scope, and read it before the scope ends.</summary>
+    private static Tensor ConvertedFloat32(Tensor tensor)
     {
         Tensor values = tensor.detach();
         if (values.dtype != ScalarType.Float32)
@@ -378,13 +426,11 @@ public sealed class TorchSharpTracer : IDisposable
             values = values.to_type(ScalarType.Float32);
         }
 
-        if (!values.is_contiguous())
-        {
-            values = values.contiguous();
-        }
-
-        return MemoryMarshal.Cast<byte, float>(values.bytes);
+        return values.is_contiguous() ? values : values.contiguous();
     }
+
+    /// <summary>The values of a contiguous float32 CPU tensor, in libtorch's own buffer.</summary>
+    private static ReadOnlySpan<float> Float32Of(Tensor tensor) => MemoryMarshal.Cast<byte, float>(tensor.bytes);
 
     private void CaptureBatch(string name, CollectionSet collections, Tensor tensor, IReadOnlyList<string>? featureNames)
     {
@@ -398,14 +444,22 @@ public sealed class TorchSharpTracer : IDisposable
             return;
         }
 
-        long[] shape = tensor.shape;
         DType dtype = DTypeOf(tensor.dtype);
         if (SummarizesOnHost(tensor))
         {
+            ReadOnlySpan<long> dimensions = ShapeOf(tensor, stackalloc long[MaxStackDimensions]);
+            if (IsHostFloat32(tensor))
+            {
+                _tracer.AddBatch(name, collections, dtype, dimensions, Float32Of(tensor), featureNames);
+                return;
+            }
+
             using var scope = NewDisposeScope();
-            _tracer.AddBatch(name, collections, dtype, shape, HostFloat32(tensor), featureNames);
+            _tracer.AddBatch(name, collections, dtype, dimensions, Float32Of(ConvertedFloat32(tensor)), featureNames);
             return;
         }
+
+        long[] shape = tensor.shape;
 
         Tensor reductions = DeviceReductions.Compute(tensor);
         float[] rows = [];

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
@@ -21,6 +20,12 @@ namespace Monitor.Tracing;
 /// <para><b>Failure.</b> No method throws into the training loop: every exception inside the tracer is caught,
 /// counted in <see cref="TracerStatistics.Faults"/> and logged at most once a minute per kind. A full queue drops
 /// the record (counted) instead of waiting longer than <see cref="TracerOptions.MaxEnqueueWait"/>.</para>
+/// <para><b>Allocation.</b> A traced step allocates nothing on the training thread once warm (after a few steps under
+/// the same selection): the tracer reuses its step records, refilling their messages in place, and the sender gives a
+/// record back as soon as it has encoded it, never earlier (up to 8 free records are kept). What still allocates: a
+/// record growing to more tensors than it held before, a tensor whose raw values change length from the previous use
+/// of its slot (a small wrapper), the records of a burst while the sender is further behind than ever before, and, on
+/// the sender thread, the encoded message the transport keeps.</para>
 /// <para><b>OpenTelemetry.</b> When a listener is attached to <see cref="ActivitySourceName"/> (an OpenTelemetry SDK
 /// that adds this source), the sender emits a <c>send {topic}</c> PRODUCER span per record, a child of the span that
 /// was current on the training thread at <see cref="EndStep"/> (if any), and writes its W3C trace context into the
@@ -48,12 +53,13 @@ public sealed class StepTracer : IAsyncDisposable
     private readonly HashSet<string> _namesThisStep = new(StringComparer.Ordinal);
     private readonly ulong[] _buckets = new ulong[TensorSummarizer.BucketCount];
     private readonly Dictionary<string, long> _lastFaultLog = new(StringComparer.Ordinal);
+    private readonly StepRecordPool _pool = new();
 
     private volatile CompiledSelection _selection;
     private CompiledSelection _stepSelection;
     private CompiledSelection? _atBeginTakenFor;
     private long _lastStep = -1;
-    private StepRecord? _current;
+    private PooledStepRecord? _current;
     private long _sequence;
     private long _stepsSeen;
     private long _stepsTraced;
@@ -178,7 +184,7 @@ public sealed class StepTracer : IAsyncDisposable
             if (Volatile.Read(ref _completed) != 0)
             {
                 // The end-of-run record is sent: nothing may follow it.
-                _current = null;
+                DiscardCurrent();
                 return false;
             }
 
@@ -192,7 +198,7 @@ public sealed class StepTracer : IAsyncDisposable
 #pragma warning restore CA1031
         {
             Fault("begin-step", ex);
-            _current = null;
+            DiscardCurrent();
             return false;
         }
     }
@@ -223,7 +229,7 @@ public sealed class StepTracer : IAsyncDisposable
 #pragma warning restore CA1031
         {
             Fault("begin-at-begin", ex);
-            _current = null;
+            DiscardCurrent();
             return false;
         }
     }
@@ -231,7 +237,7 @@ public sealed class StepTracer : IAsyncDisposable
     private bool StartRecord(long step, Mode mode, long selectionVersion, bool atBegin, bool traced)
     {
         _namesThisStep.Clear();
-        _current = null;
+        DiscardCurrent();
         if (!traced)
         {
             return false;
@@ -242,18 +248,21 @@ public sealed class StepTracer : IAsyncDisposable
             Interlocked.Increment(ref _stepsTraced);
         }
 
-        _current = new StepRecord
-        {
-            SchemaVersion = StepRecordDecoder.CurrentSchemaVersion,
-            RunId = _options.RunId,
-            Rank = (uint)_options.Rank,
-            WorldSize = (uint)_options.WorldSize,
-            Step = step,
-            Mode = mode,
-            SelectionVersion = selectionVersion,
-            AtBegin = atBegin,
-        };
+        PooledStepRecord record = _pool.Rent();
+        record.Begin(_options.RunId, _options.Rank, _options.WorldSize, step, mode, selectionVersion, atBegin);
+        _current = record;
         return true;
+    }
+
+    // A step begun and not ended: its record goes back to the pool unsent.
+    private void DiscardCurrent()
+    {
+        PooledStepRecord? record = _current;
+        _current = null;
+        if (record is not null)
+        {
+            _pool.Return(record);
+        }
     }
 
     /// <summary>
@@ -532,7 +541,7 @@ public sealed class StepTracer : IAsyncDisposable
     /// </summary>
     public void EndStep()
     {
-        StepRecord? record = _current;
+        PooledStepRecord? record = _current;
         _current = null;
         if (record is null)
         {
@@ -576,17 +585,14 @@ public sealed class StepTracer : IAsyncDisposable
 
         try
         {
+            // Left to the collector rather than returned to the pool: DisposeAsync may call this from another thread,
+            // and a training thread still (wrongly) stepping must not find its record refilled as the end of the run.
             _current = null;
-            Queue(new StepRecord
-            {
-                SchemaVersion = StepRecordDecoder.CurrentSchemaVersion,
-                RunId = _options.RunId,
-                Rank = (uint)_options.Rank,
-                WorldSize = (uint)_options.WorldSize,
-                Step = Math.Max(0, Volatile.Read(ref _lastStep)),
-                SelectionVersion = _selection.Version,
-                RunEnd = new RunEnd { Reason = reason == RunEndReason.Unspecified ? RunEndReason.Done : reason },
-            });
+            var record = new PooledStepRecord();
+            record.Begin(_options.RunId, _options.Rank, _options.WorldSize, Math.Max(0, Volatile.Read(ref _lastStep)), Mode.Unspecified,
+                _selection.Version, atBegin: false);
+            record.Record.RunEnd = new RunEnd { Reason = reason == RunEndReason.Unspecified ? RunEndReason.Done : reason };
+            Queue(record);
         }
 #pragma warning disable CA1031 // See BeginStep.
         catch (Exception ex)
@@ -603,17 +609,19 @@ public sealed class StepTracer : IAsyncDisposable
     internal void NoteStopRequested() => _stopRequested = true;
 
     // Stamps the event time and sequence number and queues the record for the sender.
-    private void Queue(StepRecord record)
+    private void Queue(PooledStepRecord pooled)
     {
+        StepRecord record = pooled.Record;
         record.EventTimeUnixNanos = (_options.TimeProvider.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100;
         record.Sequence = (ulong)Interlocked.Increment(ref _sequence);
         record.DroppedBefore = (ulong)(Interlocked.Read(ref _droppedQueueFull) + Interlocked.Read(ref _deliveryFailed));
         Interlocked.Increment(ref _recordsCreated);
         Interlocked.Increment(ref _unfinished);
-        if (!TryEnqueue(new QueuedRecord(record, CurrentParent())))
+        if (!TryEnqueue(new QueuedRecord(pooled, CurrentParent())))
         {
             Interlocked.Decrement(ref _unfinished);
             Interlocked.Increment(ref _droppedQueueFull);
+            _pool.Return(pooled);
         }
     }
 
@@ -680,72 +688,8 @@ public sealed class StepTracer : IAsyncDisposable
     private void AddTensor(string name, CollectionSet collections, DType dtype, ReadOnlySpan<long> shape, in TensorStatistics statistics,
         ReadOnlySpan<ulong> buckets, ReadOnlySpan<float> raw, long elements, int sampleRows = 0, IReadOnlyList<string>? featureNames = null)
     {
-        StepRecord record = _current!;
         _namesThisStep.Add(name);
-        var summary = new TensorSummary
-        {
-            Count = (ulong)statistics.Count,
-            Min = statistics.Min,
-            Max = statistics.Max,
-            Mean = statistics.Mean,
-            Variance = statistics.Variance,
-            L1 = statistics.L1,
-            L2 = statistics.L2,
-            AbsMean = statistics.AbsMean,
-            ZeroCount = (ulong)statistics.ZeroCount,
-            NanCount = (ulong)statistics.NanCount,
-            InfCount = (ulong)statistics.InfCount,
-        };
-        if (!buckets.IsEmpty)
-        {
-            // Only the span from the first to the last non-empty bucket goes on the wire (typically a fifth of them).
-            ReadOnlySpan<ulong> counts = buckets[..Log2Histogram.BucketCount];
-            int first = counts.IndexOfAnyExcept(0UL);
-            var histogram = new Histogram { Layout = HistogramLayout.Log2Magnitude };
-            if (first >= 0)
-            {
-                int last = counts.LastIndexOfAnyExcept(0UL);
-                histogram.FirstBucket = (uint)first;
-                foreach (ulong count in counts[first..(last + 1)])
-                {
-                    histogram.Counts.Add(count);
-                }
-            }
-
-            summary.Histogram = histogram;
-        }
-
-        var tensor = new TensorRecord { Name = name, Dtype = dtype, Summary = summary };
-        if (!raw.IsEmpty)
-        {
-            tensor.Raw = new RawValues
-            {
-                Float32Le = ByteString.CopyFrom(MemoryMarshal.AsBytes(raw)),
-                TotalElements = (ulong)elements,
-                Truncated = raw.Length < elements,
-                SampleRows = (uint)sampleRows,
-            };
-        }
-
-        if (featureNames is not null)
-        {
-            for (int i = 0; i < featureNames.Count; i++)
-            {
-                tensor.FeatureNames.Add(featureNames[i]);
-            }
-        }
-
-        foreach (Collection collection in collections.Members())
-        {
-            tensor.Collections.Add(collection);
-        }
-
-        foreach (long dimension in shape)
-        {
-            tensor.Shape.Add(dimension);
-        }
-
-        record.Tensors.Add(tensor);
+        _current!.AddTensor(name, collections, dtype, shape, statistics, buckets, raw, elements, sampleRows, featureNames);
     }
 
     private bool TryEnqueue(QueuedRecord record)
@@ -799,21 +743,33 @@ public sealed class StepTracer : IAsyncDisposable
 
     private void Send(in QueuedRecord queued)
     {
-        StepRecord record = queued.Record;
-        int size = record.CalculateSize();
-        if (size > _options.MaxRecordBytes - TrimmedCountReserve)
+        long step;
+        byte[] value;
+        try
         {
-            TrimRaw(record, size);
+            StepRecord record = queued.Record.Record;
+            step = record.Step;
+            int size = record.CalculateSize();
+            if (size > _options.MaxRecordBytes - TrimmedCountReserve)
+            {
+                TrimRaw(record, size);
+            }
+
+            record.RawPartsTrimmed = (ulong)Interlocked.Read(ref _rawPartsTrimmed);
+            value = record.ToByteArray();
+        }
+        finally
+        {
+            // Serialized (or failed to): nothing reads the record any more, so the training thread may refill it.
+            _pool.Return(queued.Record);
         }
 
-        record.RawPartsTrimmed = (ulong)Interlocked.Read(ref _rawPartsTrimmed);
-        byte[] value = record.ToByteArray();
         SendSpan? span = null;
         if (Source.HasListeners())
         {
             try
             {
-                span = SendSpan.Start(_sendSpanName, queued.Parent, _options.Topic, _key, queued.Record.Step, _options.RunId, _options.Rank, value.Length, _onDelivery);
+                span = SendSpan.Start(_sendSpanName, queued.Parent, _options.Topic, _key, step, _options.RunId, _options.Rank, value.Length, _onDelivery);
             }
 #pragma warning disable CA1031 // A listener's fault (a sampler, a processor) costs the span, never the record.
             catch (Exception ex)
@@ -931,4 +887,4 @@ public sealed class StepTracer : IAsyncDisposable
 }
 
 /// <summary>A record in the sender's queue, with the span context that was current when its step ended.</summary>
-internal readonly record struct QueuedRecord(StepRecord Record, ActivityContext Parent);
+internal readonly record struct QueuedRecord(PooledStepRecord Record, ActivityContext Parent);

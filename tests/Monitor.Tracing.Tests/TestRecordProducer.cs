@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Monitor.Contracts.Transport;
 
 namespace Monitor.Tracing.Tests;
@@ -50,6 +51,12 @@ internal sealed class TestRecordProducer : IRecordProducer
         get => _behavior;
         set => _behavior = value;
     }
+
+    /// <summary>
+    /// How long each <see cref="Produce"/> call busy-waits before it returns (a slow transport that keeps the sender
+    /// busy without blocking it). Default zero.
+    /// </summary>
+    public TimeSpan ProduceDelay { get; init; }
 
     /// <summary>Calls to <see cref="Produce"/> so far, counted on entry (before any block).</summary>
     public int ProduceCalls => Volatile.Read(ref _produceCalls);
@@ -132,6 +139,15 @@ internal sealed class TestRecordProducer : IRecordProducer
             Interlocked.Increment(ref _blockedCalls);
             _produceGate.Wait(MaxBlock);
             Interlocked.Decrement(ref _blockedCalls);
+        }
+
+        if (ProduceDelay > TimeSpan.Zero)
+        {
+            long start = Stopwatch.GetTimestamp();
+            while (Stopwatch.GetElapsedTime(start) < ProduceDelay)
+            {
+                Thread.SpinWait(10);
+            }
         }
 
         switch (_behavior)

@@ -16,9 +16,11 @@ internal static class TracerTestSupport
     public static readonly CollectionSet Gradients = CollectionSet.Of(Collection.Gradients);
     public static readonly CollectionSet Losses = CollectionSet.Of(Collection.Losses);
 
-    public static TracerOptions Options(TraceSelection selection, int rank = 0, int worldSize = 2, int maxRecordBytes = TracerOptions.DefaultMaxRecordBytes) => new()
+    public static TracerOptions Options(TraceSelection selection, int rank = 0, int worldSize = 2, int maxRecordBytes = TracerOptions.DefaultMaxRecordBytes,
+        int queueCapacity = 256) => new()
     {
         MaxRecordBytes = maxRecordBytes,
+        QueueCapacity = queueCapacity,
         RunId = RunId,
         Rank = rank,
         WorldSize = worldSize,

@@ -1,4 +1,4 @@
-namespace Monitor.Analysis.Tests;
+namespace Monitor.Testing;
 
 /// <summary>Measures what warmed-up code allocates on the calling thread.</summary>
 internal static class SteadyStateAllocation
