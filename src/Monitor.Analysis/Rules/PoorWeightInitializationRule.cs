@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Monitor.Analysis.State;
 using Monitor.Contracts.V1;
 
 namespace Monitor.Analysis.Rules;
@@ -47,7 +48,7 @@ namespace Monitor.Analysis.Rules;
 /// across layers is nearly the same; point the selector at the layers feeding your ReLUs to test the inputs
 /// themselves.</para>
 /// </remarks>
-public sealed class PoorWeightInitializationRule : ITrainingRule
+public sealed class PoorWeightInitializationRule : ITrainingRule, IStatefulRule
 {
     private readonly Dictionary<SeriesKey, RankState> _ranks = [];
     private float[] _scratch = [];
@@ -137,6 +138,17 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
 
     /// <inheritdoc />
     public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_ranks, run, rank);
+
+    /// <inheritdoc />
+    public int StateVersion => 1;
+
+    /// <inheritdoc />
+    public void WriteState(string run, uint rank, ref StateWriter writer) =>
+        SeriesStates.Write(_ranks, run, rank, ref writer, static (ref StateWriter w, RankState state) => state.WriteState(ref w));
+
+    /// <inheritdoc />
+    public Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
+        SeriesStates.Read(_ranks, run, rank, ref reader, RankState.ReadState);
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
@@ -320,6 +332,71 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
         {
             (Start, Reason, Verdict, Value, Threshold) = (step, reason, null, 0, 0);
             Losses.Clear();
+        }
+
+        public void WriteState(ref StateWriter writer)
+        {
+            writer.WriteVarInt(Start);
+            writer.WriteOptionalString(Verdict);
+            writer.WriteOptionalString(Reason);
+            writer.WriteDouble(Value);
+            writer.WriteDouble(Threshold);
+            writer.WriteVarUInt((ulong)Losses.Count);
+            foreach (string name in Sorted(Losses.Keys))
+            {
+                LossState loss = Losses[name];
+                writer.WriteString(name);
+                writer.WriteDouble(loss.Best);
+                writer.WriteVarInt(loss.Since);
+                writer.WriteVarInt(loss.Step);
+            }
+
+            writer.WriteVarUInt((ulong)WeightVariances.Count);
+            foreach (string name in Sorted(WeightVariances.Keys))
+            {
+                writer.WriteString(name);
+                writer.WriteDouble(WeightVariances[name]);
+            }
+        }
+
+        public static RankState ReadState(ref StateReader reader)
+        {
+            var state = new RankState
+            {
+                Start = reader.ReadVarInt("window start"),
+                Verdict = reader.ReadOptionalString("verdict"),
+                Reason = reader.ReadOptionalString("reason"),
+                Value = reader.ReadDouble("value"),
+                Threshold = reader.ReadDouble("threshold"),
+            };
+            for (int i = reader.ReadCount("losses", 11); i > 0; i--)
+            {
+                string name = reader.ReadString("loss name");
+                var loss = new LossState { Best = reader.ReadDouble("best loss"), Since = reader.ReadInt32("steps since best"), Step = reader.ReadVarInt("loss step") };
+                if (!state.Losses.TryAdd(name, loss))
+                {
+                    throw reader.Invalid("loss name", "repeated");
+                }
+            }
+
+            for (int i = reader.ReadCount("weight variances", 9); i > 0; i--)
+            {
+                string name = reader.ReadString("weight name");
+                if (!state.WeightVariances.TryAdd(name, reader.ReadDouble("weight variance")))
+                {
+                    throw reader.Invalid("weight name", "repeated");
+                }
+            }
+
+            return state;
+        }
+
+        // Snapshots are rare: sorting a copy of the names is cheaper than keeping them sorted.
+        private static string[] Sorted(IEnumerable<string> names)
+        {
+            string[] sorted = [.. names];
+            Array.Sort(sorted, StringComparer.Ordinal);
+            return sorted;
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Monitor.Analysis.State;
 using Monitor.Contracts.V1;
 
 namespace Monitor.Analysis.Rules;
@@ -50,6 +51,18 @@ public sealed class VanishingGradientRule : PerTensorRule
 
     /// <inheritdoc />
     public override void ForgetRank(string run, uint rank) => RuleSupport.Forget(_windows, run, rank);
+
+    /// <inheritdoc />
+    public override void WriteState(string run, uint rank, ref StateWriter writer) =>
+        SeriesStates.Write(_windows, run, rank, ref writer, static (ref StateWriter w, StepWindow window) => window.WriteState(ref w));
+
+    /// <inheritdoc />
+    /// <remarks>A window written with another <see cref="WindowSteps"/> keeps its most recent values that fit.</remarks>
+    public override Action ReadState(string run, uint rank, int version, ref StateReader reader)
+    {
+        int capacity = WindowSteps;
+        return SeriesStates.Read(_windows, run, rank, ref reader, (ref StateReader r) => StepWindow.ReadState(ref r, capacity));
+    }
 
     private protected override string Healthy => "mean |gradient| is at or above the threshold";
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Monitor.Analysis.State;
 using Monitor.Contracts.V1;
 
 namespace Monitor.Analysis.Rules;
@@ -84,6 +85,14 @@ public sealed class WeightUpdateRatioRule : PerTensorRule
 
     /// <inheritdoc />
     public override void ForgetRank(string run, uint rank) => RuleSupport.Forget(_previous, run, rank);
+
+    /// <inheritdoc />
+    public override void WriteState(string run, uint rank, ref StateWriter writer) =>
+        SeriesStates.Write(_previous, run, rank, ref writer, static (ref StateWriter w, Previous previous) => previous.WriteState(ref w));
+
+    /// <inheritdoc />
+    public override Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
+        SeriesStates.Read(_previous, run, rank, ref reader, Previous.ReadState);
 
     private protected override string Healthy => "update/weight ratio within bounds";
 
@@ -198,6 +207,28 @@ public sealed class WeightUpdateRatioRule : PerTensorRule
         public double L2;
         public double Mean;
 
-        public ValueSnapshot Values { get; } = new();
+        public ValueSnapshot Values { get; private init; } = new();
+
+        public void WriteState(ref StateWriter writer)
+        {
+            writer.WriteVarInt(Step);
+            writer.WriteBool(HasSummary);
+            writer.WriteBool(AllFinite);
+            writer.WriteVarUInt(Count);
+            writer.WriteDouble(L2);
+            writer.WriteDouble(Mean);
+            Values.WriteState(ref writer);
+        }
+
+        public static Previous ReadState(ref StateReader reader) => new()
+        {
+            Step = reader.ReadVarInt("last step"),
+            HasSummary = reader.ReadBool("has summary"),
+            AllFinite = reader.ReadBool("all finite"),
+            Count = reader.ReadVarUInt("count"),
+            L2 = reader.ReadDouble("l2"),
+            Mean = reader.ReadDouble("mean"),
+            Values = ValueSnapshot.ReadState(ref reader),
+        };
     }
 }

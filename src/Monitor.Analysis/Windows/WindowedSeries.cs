@@ -1,3 +1,5 @@
+using Monitor.Analysis.State;
+
 namespace Monitor.Analysis.Windows;
 
 /// <summary>
@@ -55,6 +57,51 @@ public sealed class WindowedSeries
         {
             AddStepped(state, step, time, value, closed);
         }
+    }
+
+    /// <summary>
+    /// Writes the open windows of <paramref name="run"/>/<paramref name="rank"/> (every tensor's values not yet
+    /// evicted, next window end and watermark) for an engine snapshot, with the window specification and aggregate
+    /// they were built under.
+    /// </summary>
+    public void WriteState(string run, uint rank, ref StateWriter writer)
+    {
+        writer.WriteString(_spec.ToString());
+        writer.WriteVarInt((long)_aggregate);
+        SeriesStates.Write(_series, run, rank, ref writer, static (ref StateWriter w, State state) =>
+        {
+            w.WriteVarInt(state.NextEnd);
+            w.WriteVarInt(state.Watermark);
+            w.WriteVarUInt((ulong)state.Values.Count);
+            foreach ((long step, DateTimeOffset time, double value) in state.Values)
+            {
+                w.WriteVarInt(step);
+                w.WriteTime(time);
+                w.WriteDouble(value);
+            }
+        });
+    }
+
+    /// <summary>
+    /// Reads what <see cref="WriteState"/> wrote; returns the action that replaces the key's windows with it. Windows
+    /// written under another specification or aggregate cannot carry over: the key then starts with empty windows.
+    /// </summary>
+    /// <exception cref="InvalidDataException">Corrupt or truncated bytes.</exception>
+    public Action ReadState(string run, uint rank, ref StateReader reader)
+    {
+        string spec = reader.ReadString("window specification");
+        long aggregate = reader.ReadVarInt("window aggregate");
+        Action restore = SeriesStates.Read(_series, run, rank, ref reader, static (ref StateReader r) =>
+        {
+            var state = new State { NextEnd = r.ReadVarInt("next window end"), Watermark = r.ReadVarInt("watermark") };
+            for (int i = r.ReadCount("window values", 10); i > 0; i--)
+            {
+                state.Values.Add((r.ReadVarInt("step"), r.ReadTime("time"), r.ReadDouble("value")));
+            }
+
+            return state;
+        });
+        return spec == _spec.ToString() && aggregate == (long)_aggregate ? restore : () => Forget(run, rank);
     }
 
     /// <summary>Forgets a key (e.g. when its run ended).</summary>
