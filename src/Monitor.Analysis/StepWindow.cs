@@ -72,8 +72,8 @@ public sealed class StepWindow
     /// </summary>
     public void WriteState(ref StateWriter writer)
     {
-        writer.WriteVarUInt((ulong)_values.Length);
-        writer.WriteVarUInt((ulong)_next);
+        writer.WriteVarInt(_values.Length);
+        writer.WriteVarInt(_next);
         writer.WriteVarInt(_added);
         writer.WriteDouble(_sum);
         writer.WriteDoubles(_values.AsSpan(0, _count));

@@ -85,8 +85,6 @@ public sealed class SimilarAcrossRunsRule : ITrainingRule, IStatefulRule
     {
         if (!_sides.TryGetValue((run, rank), out Side? side))
         {
-            writer.WriteVarUInt(0);
-            writer.WriteVarUInt(0);
             return;
         }
 
@@ -120,6 +118,11 @@ public sealed class SimilarAcrossRunsRule : ITrainingRule, IStatefulRule
     /// <inheritdoc />
     public Action ReadState(string run, uint rank, int version, ref StateReader reader)
     {
+        if (reader.Remaining == 0)
+        {
+            return () => _sides.Remove((run, rank));
+        }
+
         var side = new Side();
         for (int i = reader.ReadCount("buffered steps in order", 2); i > 0; i--)
         {

@@ -66,9 +66,7 @@ public sealed class StalledTrainingRule : ITimedTrainingRule, IStatefulRule
     /// <inheritdoc />
     public void WriteState(string run, uint rank, ref StateWriter writer)
     {
-        bool present = _streams.TryGetValue((run, rank), out Stream? stream);
-        writer.WriteBool(present);
-        if (stream is not null)
+        if (_streams.TryGetValue((run, rank), out Stream? stream))
         {
             writer.WriteVarInt(stream.Step);
             writer.WriteBool(stream.LastProgress is not null);
@@ -82,7 +80,7 @@ public sealed class StalledTrainingRule : ITimedTrainingRule, IStatefulRule
     /// <inheritdoc />
     public Action ReadState(string run, uint rank, int version, ref StateReader reader)
     {
-        if (!reader.ReadBool("stream present"))
+        if (reader.Remaining == 0)
         {
             return () => _streams.Remove((run, rank));
         }

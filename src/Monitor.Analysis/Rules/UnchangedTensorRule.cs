@@ -231,8 +231,8 @@ public sealed class UnchangedTensorRule : PerTensorRule
             writer.WriteBool(_hasHistogram);
             if (_hasHistogram)
             {
-                writer.WriteVarUInt((ulong)_layout);
-                writer.WriteVarUInt(_firstBucket);
+                writer.WriteVarInt((long)_layout);
+                writer.WriteVarInt(_firstBucket);
                 writer.WriteVarUInt((ulong)_countsLength);
                 foreach (ulong count in _counts.AsSpan(0, _countsLength))
                 {

@@ -20,6 +20,7 @@ public sealed partial class AnalysisEngine
     // Reused between snapshots, so writing one allocates nothing once they have grown to the largest key's size.
     private readonly ArrayBufferWriter<byte> _snapshotBuffer = new();
     private readonly ArrayBufferWriter<byte> _sectionBuffer = new();
+    private readonly ArrayBufferWriter<byte> _stateBuffer = new();
     private string[] _unsnapshotted;
 
     private static ReadOnlySpan<byte> SnapshotMagic => "MNST"u8;
@@ -90,32 +91,41 @@ public sealed partial class AnalysisEngine
         writer.WriteString(run);
         writer.WriteVarUInt(rank);
         WriteEngineState(run, rank, ref writer);
-        writer.WriteVarUInt((ulong)_rules.Length);
+        // The sections go to a buffer of their own first: their count comes before them, and only rules that keep
+        // something for the key (or cannot say) get one, as a rule without a section starts empty anyway.
+        _sectionBuffer.ResetWrittenCount();
+        var sections = new StateWriter(_sectionBuffer);
+        int count = 0;
         foreach (RuleBinding binding in _rules)
         {
-            writer.WriteString(binding.AlertName);
-            writer.WriteString(TypeName(binding.Rule));
-            _sectionBuffer.ResetWrittenCount();
+            int version = 0;
+            _stateBuffer.ResetWrittenCount();
             if (binding.Rule is IStatefulRule stateful)
             {
-                int version = stateful.StateVersion;
+                version = stateful.StateVersion;
                 if (version < 1)
                 {
                     throw new InvalidOperationException($"rule '{binding.AlertName}' declares state version {version}; state versions start at 1");
                 }
 
-                var section = new StateWriter(_sectionBuffer);
-                stateful.WriteState(run, rank, ref section);
-                writer.WriteVarUInt((ulong)version);
-            }
-            else
-            {
-                writer.WriteVarUInt(0);
+                var state = new StateWriter(_stateBuffer);
+                stateful.WriteState(run, rank, ref state);
+                if (_stateBuffer.WrittenCount == 0)
+                {
+                    continue;
+                }
             }
 
-            writer.WriteVarUInt((ulong)_sectionBuffer.WrittenCount);
-            writer.WriteBytes(_sectionBuffer.WrittenSpan);
+            count++;
+            sections.WriteString(binding.AlertName);
+            sections.WriteString(TypeName(binding.Rule));
+            sections.WriteVarUInt((ulong)version);
+            sections.WriteVarUInt((ulong)_stateBuffer.WrittenCount);
+            sections.WriteBytes(_stateBuffer.WrittenSpan);
         }
+
+        writer.WriteVarUInt((ulong)count);
+        writer.WriteBytes(_sectionBuffer.WrittenSpan);
 
         Span<byte> checksum = stackalloc byte[4];
         BinaryPrimitives.WriteUInt32LittleEndian(checksum, Crc32C(_snapshotBuffer.WrittenSpan));
@@ -162,7 +172,8 @@ public sealed partial class AnalysisEngine
         ulong schema = reader.ReadVarUInt("schema version");
         if (schema != SnapshotSchemaVersion)
         {
-            throw reader.Invalid("schema version", string.Create(CultureInfo.InvariantCulture, $"version {schema} is not supported (this engine reads version {SnapshotSchemaVersion})"));
+            throw reader.Invalid("schema version", string.Create(CultureInfo.InvariantCulture,
+                $"version {schema} is not supported (this engine reads version {SnapshotSchemaVersion})"), SnapshotMagic.Length);
         }
 
         if (snapshot.Length < reader.Offset + 4
@@ -176,7 +187,7 @@ public sealed partial class AnalysisEngine
         reader.ReadBytes(SnapshotMagic.Length, "magic");
         reader.ReadVarUInt("schema version");
         string run = reader.ReadString("run");
-        uint rank = (uint)reader.ReadVarInt("rank", 0, uint.MaxValue);
+        uint rank = (uint)reader.ReadVarUInt("rank", uint.MaxValue);
         EngineKeyState engine = ReadEngineState(run, rank, ref reader);
 
         var restores = new List<Action>(_rules.Length);
@@ -186,7 +197,7 @@ public sealed partial class AnalysisEngine
         {
             string name = reader.ReadString("rule name");
             string type = reader.ReadString("rule type");
-            long version = reader.ReadVarInt("state version", 0, int.MaxValue);
+            long version = (long)reader.ReadVarUInt("state version", int.MaxValue);
             StateReader section = reader.ReadSection("rule section", string.Create(CultureInfo.InvariantCulture, $"rule '{name}' ({type}, state version {version})"));
             if (!sections.Add(name))
             {

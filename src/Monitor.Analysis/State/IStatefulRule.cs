@@ -19,7 +19,10 @@ public interface IStatefulRule
     /// <summary>Version of the layout <see cref="WriteState"/> writes, at least 1; raise it when the layout changes.</summary>
     int StateVersion { get; }
 
-    /// <summary>Writes what the rule keeps for <paramref name="rank"/> of <paramref name="run"/> (nothing when it keeps nothing).</summary>
+    /// <summary>
+    /// Writes what the rule keeps for <paramref name="rank"/> of <paramref name="run"/>; nothing at all when it keeps
+    /// nothing for the key: the engine then leaves the rule's section out, and a restore starts the rule empty for it.
+    /// </summary>
     void WriteState(string run, uint rank, ref StateWriter writer);
 
     /// <summary>

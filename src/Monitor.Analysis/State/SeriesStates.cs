@@ -16,7 +16,8 @@ public delegate T StateRead<out T>(ref StateReader reader);
 /// <see cref="ArrayPool{T}"/>; the value delegates should be static lambdas, so a write allocates nothing.</remarks>
 public static class SeriesStates
 {
-    /// <summary>Writes the entries of <paramref name="run"/>/<paramref name="rank"/>: a count, then tensor name and value each.</summary>
+    /// <summary>Writes the entries of <paramref name="run"/>/<paramref name="rank"/>: a count, then tensor name and value
+    /// each; nothing at all when there are none.</summary>
     public static void Write<T>(Dictionary<SeriesKey, T> series, string run, uint rank, ref StateWriter writer, StateWrite<T> write)
     {
         ArgumentNullException.ThrowIfNull(series);
@@ -31,6 +32,12 @@ public static class SeriesStates
                 {
                     keys[count++] = key;
                 }
+            }
+
+            if (count == 0)
+            {
+                // Nothing kept for the key: no bytes, so the engine leaves the rule's section out.
+                return;
             }
 
             Span<SeriesKey> mine = keys.AsSpan(0, count);
@@ -57,7 +64,7 @@ public static class SeriesStates
     {
         ArgumentNullException.ThrowIfNull(series);
         ArgumentNullException.ThrowIfNull(read);
-        int count = reader.ReadCount("series count", 2);
+        int count = reader.Remaining == 0 ? 0 : reader.ReadCount("series count", 2);
         var entries = new List<(SeriesKey Key, T Value)>(count);
         string? previous = null;
         for (int i = 0; i < count; i++)

@@ -79,6 +79,16 @@ public ref struct StateReader
         throw Invalid(field, "the varint does not fit 64 bits", start);
     }
 
+    /// <summary>Reads an unsigned varint that must be at most <paramref name="max"/>.</summary>
+    public ulong ReadVarUInt(string field, ulong max)
+    {
+        int start = Offset;
+        ulong value = ReadVarUInt(field);
+        return value <= max
+            ? value
+            : throw Invalid(field, string.Create(CultureInfo.InvariantCulture, $"{value} is above {max}"), start);
+    }
+
     /// <summary>Reads a signed (zigzag) varint.</summary>
     public long ReadVarInt(string field)
     {
@@ -209,7 +219,8 @@ public ref struct StateReader
     /// <summary>An <see cref="InvalidDataException"/> about <paramref name="field"/> at the current position.</summary>
     public readonly InvalidDataException Invalid(string field, string problem) => Invalid(field, problem, Offset);
 
-    private readonly InvalidDataException Invalid(string field, string problem, int offset) =>
+    /// <summary>An <see cref="InvalidDataException"/> about <paramref name="field"/> at byte <paramref name="offset"/> of the snapshot.</summary>
+    public readonly InvalidDataException Invalid(string field, string problem, int offset) =>
         new(string.Create(CultureInfo.InvariantCulture, $"state snapshot: {What}, {field} at byte {offset}: {problem}"));
 
     private ReadOnlySpan<byte> Take(int count, string field)
