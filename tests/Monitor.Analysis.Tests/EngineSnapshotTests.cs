@@ -593,7 +593,7 @@ public sealed class EngineSnapshotTests(ITestOutputHelper output)
         public Action ReadState(string run, uint rank, int version, ref StateReader reader)
         {
             reader.ReadVarUInt("answer");
-            return SeriesStates.Nothing;
+            return StateRestore.None;
         }
     }
 }

@@ -36,7 +36,7 @@ public sealed class CheckInputImagesRule : ITrainingRule, IStatefulRule
     private static readonly TensorRequirement[] Needs =
         [new(CollectionNames.Inputs, Raw: true, "pixel values of the input images, for the mean per channel")];
 
-    private readonly Dictionary<SeriesKey, Moments> _series = [];
+    private readonly SeriesTable<Moments> _series = new();
 
     /// <summary>Largest allowed |mean| of a channel. Default 0.2 (smdebug's <c>threshold_mean</c>).</summary>
     public double ThresholdMean
@@ -76,18 +76,18 @@ public sealed class CheckInputImagesRule : ITrainingRule, IStatefulRule
     public IReadOnlyList<TensorRequirement> Requirements => Needs;
 
     /// <inheritdoc />
-    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_series, run, rank);
+    public void ForgetRank(string run, uint rank) => _series.Forget(run, rank);
 
     /// <inheritdoc />
     public int StateVersion => 1;
 
     /// <inheritdoc />
     public void WriteState(string run, uint rank, ref StateWriter writer) =>
-        SeriesStates.Write(_series, run, rank, ref writer, static (ref StateWriter w, Moments moments) => moments.WriteState(ref w));
+        _series.WriteState(run, rank, ref writer, static (ref StateWriter w, Moments moments) => moments.WriteState(ref w));
 
     /// <inheritdoc />
     public Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
-        SeriesStates.Read(_series, run, rank, ref reader, Moments.ReadState);
+        _series.ReadState(run, rank, ref reader, Moments.ReadState);
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)

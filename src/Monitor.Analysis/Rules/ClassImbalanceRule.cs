@@ -36,7 +36,7 @@ public sealed class ClassImbalanceRule : ITrainingRule, IStatefulRule
         new(CollectionNames.Predictions, Raw: true, "predicted class (or scores) of the same samples, for the misprediction rate"),
     ];
 
-    private readonly Dictionary<SeriesKey, Counts> _series = [];
+    private readonly SeriesTable<Counts> _series = new();
 
     /// <summary>Largest allowed ratio of the largest to the smallest class count. Default 10 (smdebug's <c>threshold_imbalance</c>).</summary>
     public double ThresholdImbalance
@@ -75,18 +75,18 @@ public sealed class ClassImbalanceRule : ITrainingRule, IStatefulRule
     public IReadOnlyList<TensorRequirement> Requirements => Needs;
 
     /// <inheritdoc />
-    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_series, run, rank);
+    public void ForgetRank(string run, uint rank) => _series.Forget(run, rank);
 
     /// <inheritdoc />
     public int StateVersion => 1;
 
     /// <inheritdoc />
     public void WriteState(string run, uint rank, ref StateWriter writer) =>
-        SeriesStates.Write(_series, run, rank, ref writer, static (ref StateWriter w, Counts counts) => counts.WriteState(ref w));
+        _series.WriteState(run, rank, ref writer, static (ref StateWriter w, Counts counts) => counts.WriteState(ref w));
 
     /// <inheritdoc />
     public Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
-        SeriesStates.Read(_series, run, rank, ref reader, Counts.ReadState);
+        _series.ReadState(run, rank, ref reader, Counts.ReadState);
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)

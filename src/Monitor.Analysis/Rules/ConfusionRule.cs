@@ -40,7 +40,7 @@ public sealed class ConfusionRule : ITrainingRule, IStatefulRule
         new(CollectionNames.Predictions, Raw: true, "predicted class ids (or scores), the columns of the confusion matrix"),
     ];
 
-    private readonly Dictionary<SeriesKey, Matrix> _series = [];
+    private readonly SeriesTable<Matrix> _series = new();
 
     /// <summary>
     /// Number of categories, at least 2; ids at or above it are ignored. Default null: the largest id seen in labels
@@ -89,18 +89,18 @@ public sealed class ConfusionRule : ITrainingRule, IStatefulRule
     public IReadOnlyList<TensorRequirement> Requirements => Needs;
 
     /// <inheritdoc />
-    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_series, run, rank);
+    public void ForgetRank(string run, uint rank) => _series.Forget(run, rank);
 
     /// <inheritdoc />
     public int StateVersion => 1;
 
     /// <inheritdoc />
     public void WriteState(string run, uint rank, ref StateWriter writer) =>
-        SeriesStates.Write(_series, run, rank, ref writer, static (ref StateWriter w, Matrix matrix) => matrix.WriteState(ref w));
+        _series.WriteState(run, rank, ref writer, static (ref StateWriter w, Matrix matrix) => matrix.WriteState(ref w));
 
     /// <inheritdoc />
     public Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
-        SeriesStates.Read(_series, run, rank, ref reader, Matrix.ReadState);
+        _series.ReadState(run, rank, ref reader, Matrix.ReadState);
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)

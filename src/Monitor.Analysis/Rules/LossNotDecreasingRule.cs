@@ -38,7 +38,7 @@ public sealed class LossNotDecreasingRule : ITrainingRule, IStatefulRule
     private static readonly TensorRequirement[] Needs =
         [new(CollectionNames.Losses, Raw: false, "mean loss per block of traced steps")];
 
-    private readonly Dictionary<SeriesKey, Blocks> _series = [];
+    private readonly SeriesTable<Blocks> _series = new();
 
     /// <summary>Traced steps per block. Default 10 (smdebug's <c>num_steps</c>).</summary>
     public int NumSteps
@@ -93,14 +93,14 @@ public sealed class LossNotDecreasingRule : ITrainingRule, IStatefulRule
     public IReadOnlyList<TensorRequirement> Requirements => Needs;
 
     /// <inheritdoc />
-    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_series, run, rank);
+    public void ForgetRank(string run, uint rank) => _series.Forget(run, rank);
 
     /// <inheritdoc />
     public int StateVersion => 1;
 
     /// <inheritdoc />
     public void WriteState(string run, uint rank, ref StateWriter writer) =>
-        SeriesStates.Write(_series, run, rank, ref writer, static (ref StateWriter w, Blocks blocks) =>
+        _series.WriteState(run, rank, ref writer, static (ref StateWriter w, Blocks blocks) =>
         {
             w.WriteDouble(blocks.Sum);
             w.WriteVarInt(blocks.Count);
@@ -111,7 +111,7 @@ public sealed class LossNotDecreasingRule : ITrainingRule, IStatefulRule
 
     /// <inheritdoc />
     public Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
-        SeriesStates.Read(_series, run, rank, ref reader, static (ref StateReader r) => new Blocks
+        _series.ReadState(run, rank, ref reader, static (ref StateReader r) => new Blocks
         {
             Sum = r.ReadDouble("block sum"),
             Count = r.ReadInt32("block count"),

@@ -87,7 +87,7 @@ public sealed class NLPSequenceRatioRule : ITrainingRule, IStatefulRule
     }
 
     /// <inheritdoc />
-    public Action ReadState(string run, uint rank, int version, ref StateReader reader) => SeriesStates.Nothing;
+    public Action ReadState(string run, uint rank, int version, ref StateReader reader) => StateRestore.None;
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)

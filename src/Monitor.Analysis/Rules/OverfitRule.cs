@@ -34,7 +34,7 @@ public sealed class OverfitRule : ITrainingRule, IStatefulRule
     private static readonly TensorRequirement[] Needs =
         [new(CollectionNames.Losses, Raw: false, "training loss (TRAIN records) and validation loss (EVAL records)")];
 
-    private readonly Dictionary<SeriesKey, State> _series = [];
+    private readonly SeriesTable<State> _series = new();
 
     /// <summary>First step compared; earlier records are ignored. Default 0 (smdebug's <c>start_step</c>).</summary>
     public long StartStep
@@ -76,14 +76,14 @@ public sealed class OverfitRule : ITrainingRule, IStatefulRule
     public IReadOnlyList<TensorRequirement> Requirements => Needs;
 
     /// <inheritdoc />
-    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_series, run, rank);
+    public void ForgetRank(string run, uint rank) => _series.Forget(run, rank);
 
     /// <inheritdoc />
     public int StateVersion => 1;
 
     /// <inheritdoc />
     public void WriteState(string run, uint rank, ref StateWriter writer) =>
-        SeriesStates.Write(_series, run, rank, ref writer, static (ref StateWriter w, State state) =>
+        _series.WriteState(run, rank, ref writer, static (ref StateWriter w, State state) =>
         {
             state.Training.WriteState(ref w);
             w.WriteDouble(state.PassSum);
@@ -96,7 +96,7 @@ public sealed class OverfitRule : ITrainingRule, IStatefulRule
     public Action ReadState(string run, uint rank, int version, ref StateReader reader)
     {
         int window = WindowSteps;
-        return SeriesStates.Read(_series, run, rank, ref reader, (ref StateReader r) => new State(StepWindow.ReadState(ref r, window))
+        return _series.ReadState(run, rank, ref reader, (ref StateReader r) => new State(StepWindow.ReadState(ref r, window))
         {
             PassSum = r.ReadDouble("validation sum"),
             PassCount = r.ReadInt32("validation values"),

@@ -30,7 +30,7 @@ public sealed class OvertrainingRule : ITrainingRule, IStatefulRule
     private static readonly TensorRequirement[] Needs =
         [new(CollectionNames.Losses, Raw: false, "training loss (TRAIN records) and validation loss (EVAL records)")];
 
-    private readonly Dictionary<SeriesKey, State> _series = [];
+    private readonly SeriesTable<State> _series = new();
 
     /// <summary>Traced training steps without a new optimum before the condition holds. Default 5 (smdebug's <c>patience_train</c>).</summary>
     public int PatienceTrain
@@ -63,14 +63,14 @@ public sealed class OvertrainingRule : ITrainingRule, IStatefulRule
     public IReadOnlyList<TensorRequirement> Requirements => Needs;
 
     /// <inheritdoc />
-    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_series, run, rank);
+    public void ForgetRank(string run, uint rank) => _series.Forget(run, rank);
 
     /// <inheritdoc />
     public int StateVersion => 1;
 
     /// <inheritdoc />
     public void WriteState(string run, uint rank, ref StateWriter writer) =>
-        SeriesStates.Write(_series, run, rank, ref writer, static (ref StateWriter w, State state) =>
+        _series.WriteState(run, rank, ref writer, static (ref StateWriter w, State state) =>
         {
             state.Training.WriteState(ref w);
             state.Validation.WriteState(ref w);
@@ -78,7 +78,7 @@ public sealed class OvertrainingRule : ITrainingRule, IStatefulRule
 
     /// <inheritdoc />
     public Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
-        SeriesStates.Read(_series, run, rank, ref reader, static (ref StateReader r) => new State
+        _series.ReadState(run, rank, ref reader, static (ref StateReader r) => new State
         {
             Training = Optimum.ReadState(ref r),
             Validation = Optimum.ReadState(ref r),

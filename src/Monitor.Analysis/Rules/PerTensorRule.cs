@@ -13,7 +13,7 @@ namespace Monitor.Analysis.Rules;
 /// Not thread-safe, like every rule: one engine calls it from one thread. Per record it allocates nothing unless a
 /// condition holds (then the description). Derived rules exist only in this assembly. Its state snapshot
 /// (<see cref="IStatefulRule"/>) is empty unless a derived rule keeps per-series state (then written with
-/// <see cref="SeriesStates"/>).
+/// <see cref="SeriesTable{T}"/>).
 /// </remarks>
 public abstract class PerTensorRule : ITrainingRule, IStatefulRule
 {
@@ -51,7 +51,7 @@ public abstract class PerTensorRule : ITrainingRule, IStatefulRule
     }
 
     /// <inheritdoc />
-    public virtual Action ReadState(string run, uint rank, int version, ref StateReader reader) => SeriesStates.Nothing;
+    public virtual Action ReadState(string run, uint rank, int version, ref StateReader reader) => StateRestore.None;
 
     /// <inheritdoc />
     /// <exception cref="ArgumentNullException"><paramref name="record"/> or <paramref name="context"/> is null.</exception>

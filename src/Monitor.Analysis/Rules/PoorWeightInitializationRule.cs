@@ -50,7 +50,7 @@ namespace Monitor.Analysis.Rules;
 /// </remarks>
 public sealed class PoorWeightInitializationRule : ITrainingRule, IStatefulRule
 {
-    private readonly Dictionary<SeriesKey, RankState> _ranks = [];
+    private readonly SeriesTable<RankState> _ranks = new();
     private float[] _scratch = [];
 
     /// <summary>Largest acceptable ratio of the largest to the smallest activation variance. Default 10.0 (smdebug's
@@ -137,18 +137,18 @@ public sealed class PoorWeightInitializationRule : ITrainingRule, IStatefulRule
     ];
 
     /// <inheritdoc />
-    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_ranks, run, rank);
+    public void ForgetRank(string run, uint rank) => _ranks.Forget(run, rank);
 
     /// <inheritdoc />
     public int StateVersion => 1;
 
     /// <inheritdoc />
     public void WriteState(string run, uint rank, ref StateWriter writer) =>
-        SeriesStates.Write(_ranks, run, rank, ref writer, static (ref StateWriter w, RankState state) => state.WriteState(ref w));
+        _ranks.WriteState(run, rank, ref writer, static (ref StateWriter w, RankState state) => state.WriteState(ref w));
 
     /// <inheritdoc />
     public Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
-        SeriesStates.Read(_ranks, run, rank, ref reader, RankState.ReadState);
+        _ranks.ReadState(run, rank, ref reader, RankState.ReadState);
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
@@ -166,7 +166,7 @@ public sealed class PoorWeightInitializationRule : ITrainingRule, IStatefulRule
             return;
         }
 
-        ref RankState? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_ranks, key, out _);
+        ref RankState? slot = ref _ranks.GetValueRefOrAddDefault(key, out _);
         RankState state = slot ??= new RankState();
         if (record.Step < state.Start)
         {

@@ -260,7 +260,17 @@ internal static partial class RuleSupport
     /// <summary>
     /// Removes the entries of one rank of a run (<see cref="ITrainingRule.ForgetRank"/>: rare, so a scan is fine).
     /// </summary>
-    public static void Forget<T>(Dictionary<SeriesKey, T> series, string run, uint rank) => State.SeriesStates.Forget(series, run, rank);
+    public static void Forget<T>(Dictionary<SeriesKey, T> series, string run, uint rank)
+    {
+        foreach (SeriesKey key in series.Keys)
+        {
+            if (key.Rank == rank && key.Run == run)
+            {
+                // Removing while enumerating is allowed for Dictionary since .NET Core 3.0.
+                series.Remove(key);
+            }
+        }
+    }
 
     /// <summary>One requirement per collection of the selector (none when it looks at every tensor).</summary>
     public static IReadOnlyList<TensorRequirement> Requirements(TensorSelector selector, bool raw, string why)

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using Google.Protobuf.Collections;
 using Monitor.Analysis.State;
 using Monitor.Contracts.V1;
@@ -35,7 +34,7 @@ namespace Monitor.Analysis.Rules;
 /// </remarks>
 public sealed class UnchangedTensorRule : PerTensorRule
 {
-    private readonly Dictionary<SeriesKey, History> _history = [];
+    private readonly SeriesTable<History> _history = new();
 
     /// <summary>Traced steps that must all be unchanged, at least 2. Default 3 (smdebug's <c>num_steps</c>).</summary>
     public int NumSteps
@@ -76,15 +75,15 @@ public sealed class UnchangedTensorRule : PerTensorRule
         RuleSupport.Requirements(Selector, raw: true, "allclose between traced steps needs raw values; without them equal summaries stand in");
 
     /// <inheritdoc />
-    public override void ForgetRank(string run, uint rank) => RuleSupport.Forget(_history, run, rank);
+    public override void ForgetRank(string run, uint rank) => _history.Forget(run, rank);
 
     /// <inheritdoc />
     public override void WriteState(string run, uint rank, ref StateWriter writer) =>
-        SeriesStates.Write(_history, run, rank, ref writer, static (ref StateWriter w, History history) => history.WriteState(ref w));
+        _history.WriteState(run, rank, ref writer, static (ref StateWriter w, History history) => history.WriteState(ref w));
 
     /// <inheritdoc />
     public override Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
-        SeriesStates.Read(_history, run, rank, ref reader, History.ReadState);
+        _history.ReadState(run, rank, ref reader, History.ReadState);
 
     private protected override string Healthy => "tensor is changing";
 
@@ -100,7 +99,7 @@ public sealed class UnchangedTensorRule : PerTensorRule
         }
 
         var key = new SeriesKey(record.RunId, record.Rank, tensor.Name);
-        ref History? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_history, key, out _);
+        ref History? slot = ref _history.GetValueRefOrAddDefault(key, out _);
         History history = slot ??= new History();
         if (record.Step <= history.Step)
         {
