@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Numerics;
@@ -113,6 +114,24 @@ public sealed class EngineSnapshotTests(ITestOutputHelper output)
                 $"snapshot of one key, {DefaultLikeRules().Length} rules, 10 tensors, raw values {(raw ? "of 64 elements" : "not traced")}: {size} bytes with {alerts} alerts pending or firing (an empty key: {quiet.Length} bytes)"));
             Assert.InRange(size, 100, raw ? 32_000 : 16_000);
         }
+    }
+
+    [Fact]
+    public void WriteSnapshot_AllocatesNothing_OnceItsBuffersHaveGrown()
+    {
+        AnalysisTestDriver driver = DefaultLike(raw: true, steps: 20);
+        Assert.NotEmpty(driver.Engine.ActiveAlerts);
+        var buffer = new ArrayBufferWriter<byte>();
+        void Pass()
+        {
+            buffer.ResetWrittenCount();
+            driver.Engine.WriteSnapshot(DefaultRun, 0, buffer);
+        }
+
+        Pass();
+        Pass();
+
+        Assert.Equal(0, SteadyStateAllocation.LeastBytes(Pass));
     }
 
     [Fact]

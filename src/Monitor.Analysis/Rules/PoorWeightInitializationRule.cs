@@ -324,9 +324,9 @@ public sealed class PoorWeightInitializationRule : ITrainingRule, IStatefulRule
         public double Value;
         public double Threshold;
 
-        public Dictionary<string, LossState> Losses { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, LossState> Losses { get; private init; } = new(StringComparer.Ordinal);
 
-        public Dictionary<string, double> WeightVariances { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, double> WeightVariances { get; private init; } = new(StringComparer.Ordinal);
 
         public void Restart(long step, string reason)
         {
@@ -341,62 +341,32 @@ public sealed class PoorWeightInitializationRule : ITrainingRule, IStatefulRule
             writer.WriteOptionalString(Reason);
             writer.WriteDouble(Value);
             writer.WriteDouble(Threshold);
-            writer.WriteVarUInt((ulong)Losses.Count);
-            foreach (string name in Sorted(Losses.Keys))
+            StateByName.Write(Losses, ref writer, static (ref StateWriter w, LossState loss) =>
             {
-                LossState loss = Losses[name];
-                writer.WriteString(name);
-                writer.WriteDouble(loss.Best);
-                writer.WriteVarInt(loss.Since);
-                writer.WriteVarInt(loss.Step);
-            }
-
-            writer.WriteVarUInt((ulong)WeightVariances.Count);
-            foreach (string name in Sorted(WeightVariances.Keys))
-            {
-                writer.WriteString(name);
-                writer.WriteDouble(WeightVariances[name]);
-            }
+                w.WriteDouble(loss.Best);
+                w.WriteVarInt(loss.Since);
+                w.WriteVarInt(loss.Step);
+            });
+            StateByName.Write(WeightVariances, ref writer, static (ref StateWriter w, double variance) => w.WriteDouble(variance));
         }
 
         public static RankState ReadState(ref StateReader reader)
         {
-            var state = new RankState
+            return new RankState
             {
                 Start = reader.ReadVarInt("window start"),
                 Verdict = reader.ReadOptionalString("verdict"),
                 Reason = reader.ReadOptionalString("reason"),
                 Value = reader.ReadDouble("value"),
                 Threshold = reader.ReadDouble("threshold"),
+                Losses = StateByName.Read(ref reader, "loss", static (ref StateReader r) => new LossState
+                {
+                    Best = r.ReadDouble("best loss"),
+                    Since = r.ReadInt32("steps since best"),
+                    Step = r.ReadVarInt("loss step"),
+                }),
+                WeightVariances = StateByName.Read(ref reader, "weight", static (ref StateReader r) => r.ReadDouble("weight variance")),
             };
-            for (int i = reader.ReadCount("losses", 11); i > 0; i--)
-            {
-                string name = reader.ReadString("loss name");
-                var loss = new LossState { Best = reader.ReadDouble("best loss"), Since = reader.ReadInt32("steps since best"), Step = reader.ReadVarInt("loss step") };
-                if (!state.Losses.TryAdd(name, loss))
-                {
-                    throw reader.Invalid("loss name", "repeated");
-                }
-            }
-
-            for (int i = reader.ReadCount("weight variances", 9); i > 0; i--)
-            {
-                string name = reader.ReadString("weight name");
-                if (!state.WeightVariances.TryAdd(name, reader.ReadDouble("weight variance")))
-                {
-                    throw reader.Invalid("weight name", "repeated");
-                }
-            }
-
-            return state;
-        }
-
-        // Snapshots are rare: sorting a copy of the names is cheaper than keeping them sorted.
-        private static string[] Sorted(IEnumerable<string> names)
-        {
-            string[] sorted = [.. names];
-            Array.Sort(sorted, StringComparer.Ordinal);
-            return sorted;
         }
     }
 

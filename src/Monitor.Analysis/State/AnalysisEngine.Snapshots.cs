@@ -21,6 +21,7 @@ public sealed partial class AnalysisEngine
     private readonly ArrayBufferWriter<byte> _snapshotBuffer = new();
     private readonly ArrayBufferWriter<byte> _sectionBuffer = new();
     private readonly ArrayBufferWriter<byte> _stateBuffer = new();
+    private readonly List<((string AlertName, SeriesKey Series, string Feature) Key, AlertTracker Tracker)> _snapshotAlerts = [];
     private string[] _unsnapshotted;
 
     private static ReadOnlySpan<byte> SnapshotMagic => "MNST"u8;
@@ -304,7 +305,8 @@ public sealed partial class AnalysisEngine
         }
 
         // Only pending and firing alerts are tracked: a handful, so a sorted copy is cheap.
-        var alerts = new List<((string AlertName, SeriesKey Series, string Feature) Key, AlertTracker Tracker)>();
+        List<((string AlertName, SeriesKey Series, string Feature) Key, AlertTracker Tracker)> alerts = _snapshotAlerts;
+        alerts.Clear();
         foreach ((var key, AlertTracker tracker) in _alerts)
         {
             if (key.Series.Rank == rank && key.Series.Run == run)
@@ -327,6 +329,8 @@ public sealed partial class AnalysisEngine
             writer.WriteString(feature);
             tracker.WriteState(ref writer);
         }
+
+        alerts.Clear();
     }
 
     private EngineKeyState ReadEngineState(string run, uint rank, ref StateReader reader)
@@ -444,10 +448,12 @@ public sealed partial class AnalysisEngine
 
     private sealed partial class AlertTracker
     {
+        // The label names in order, sorted once: an alert is snapshotted at every commit while it is active.
+        private string[]? _labelNames;
+
         public void WriteState(ref StateWriter writer)
         {
-            string[] names = [.. identity.Labels.Keys];
-            Array.Sort(names, StringComparer.Ordinal);
+            string[] names = _labelNames ??= [.. identity.Labels.Keys.Order(StringComparer.Ordinal)];
             writer.WriteVarUInt((ulong)names.Length);
             foreach (string name in names)
             {

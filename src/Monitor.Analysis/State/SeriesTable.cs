@@ -17,6 +17,81 @@ public static class StateRestore
     public static Action None { get; } = static () => { };
 }
 
+/// <summary>Writes and reads a dictionary keyed by name, sorted by name so the bytes are deterministic.</summary>
+public static class StateByName
+{
+    private static readonly Comparison<string> OrdinalOrder = string.CompareOrdinal;
+
+    /// <summary>Writes a count, then each name and value in ordinal order of the names. Allocates nothing (the sort
+    /// buffer is pooled) when <paramref name="write"/> is a static lambda.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="entries"/> or <paramref name="write"/> is null.</exception>
+    public static void Write<T>(Dictionary<string, T> entries, ref StateWriter writer, StateWrite<T> write)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        ArgumentNullException.ThrowIfNull(write);
+        string[] names = ArrayPool<string>.Shared.Rent(Math.Max(1, entries.Count));
+        try
+        {
+            WriteSorted(entries, names, ref writer, write);
+        }
+        finally
+        {
+            ArrayPool<string>.Shared.Return(names, clearArray: true);
+        }
+    }
+
+    /// <summary><see cref="Write"/> with a sort buffer of the caller's, grown when too small.</summary>
+    internal static void WriteWith<T>(Dictionary<string, T> entries, ref string[] scratch, ref StateWriter writer, StateWrite<T> write)
+    {
+        if (scratch.Length < entries.Count)
+        {
+            scratch = new string[Math.Max(entries.Count, 2 * scratch.Length)];
+        }
+
+        WriteSorted(entries, scratch, ref writer, write);
+        // No references kept to names the rule may forget.
+        Array.Clear(scratch, 0, entries.Count);
+    }
+
+    private static void WriteSorted<T>(Dictionary<string, T> entries, string[] buffer, ref StateWriter writer, StateWrite<T> write)
+    {
+        entries.Keys.CopyTo(buffer, 0);
+        Span<string> sorted = buffer.AsSpan(0, entries.Count);
+        // A Comparison, not StringComparer.Ordinal: sorting a span with an IComparer allocates a delegate per call.
+        sorted.Sort(OrdinalOrder);
+        writer.WriteVarUInt((ulong)sorted.Length);
+        foreach (string name in sorted)
+        {
+            writer.WriteString(name);
+            write(ref writer, entries[name]);
+        }
+    }
+
+    /// <summary>Reads what <see cref="Write"/> wrote into a new dictionary (ordinal keys).</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="read"/> is null.</exception>
+    /// <exception cref="InvalidDataException">Corrupt or truncated bytes, or names out of order or repeated.</exception>
+    public static Dictionary<string, T> Read<T>(ref StateReader reader, string what, StateRead<T> read)
+    {
+        ArgumentNullException.ThrowIfNull(read);
+        int count = reader.ReadCount(what, 2);
+        var entries = new Dictionary<string, T>(count, StringComparer.Ordinal);
+        string? previous = null;
+        for (int i = 0; i < count; i++)
+        {
+            string name = reader.ReadString(what);
+            if (previous is not null && string.CompareOrdinal(previous, name) >= 0)
+            {
+                throw reader.Invalid(what, $"'{name}' is out of order or repeated");
+            }
+
+            previous = name;
+            entries[name] = read(ref reader);
+        }
+
+        return entries;
+    }
+}
+
 /// <summary>
 /// What a rule keeps per series (<see cref="SeriesKey"/>: run, rank, tensor), grouped by (run, rank), so that what
 /// the engine does per key (<see cref="ITrainingRule.ForgetRank"/>, snapshots) costs the key's own series, not every
@@ -25,7 +100,7 @@ public static class StateRestore
 /// <remarks>
 /// Not thread-safe (owned by one rule). A lookup costs one string hash (the tensor's): the table remembers the last
 /// rank it was asked about, and a record's tensors all belong to one rank. Once a series exists, looking it up and
-/// writing a snapshot allocate nothing (the snapshot's sort buffer is pooled; pass static lambdas as value writers).
+/// writing a snapshot allocate nothing (the snapshot's sort buffer is kept; pass static lambdas as value writers).
 /// </remarks>
 /// <typeparam name="T">The state of one series.</typeparam>
 public sealed class SeriesTable<T>
@@ -34,6 +109,8 @@ public sealed class SeriesTable<T>
     private string? _lastRun;
     private uint _lastRank;
     private Dictionary<string, T>? _last;
+    // The tensor names of a key, sorted for a snapshot (a buffer of the table's own: a rule's values may use the pool).
+    private string[] _names = [];
 
     /// <summary>Series held, over every rank.</summary>
     public int Count { get; private set; }
@@ -113,27 +190,9 @@ public sealed class SeriesTable<T>
     public void WriteState(string run, uint rank, ref StateWriter writer, StateWrite<T> write)
     {
         ArgumentNullException.ThrowIfNull(write);
-        if (!_ranks.TryGetValue((run, rank), out Dictionary<string, T>? inner) || inner.Count == 0)
+        if (_ranks.TryGetValue((run, rank), out Dictionary<string, T>? inner) && inner.Count > 0)
         {
-            return;
-        }
-
-        string[] names = ArrayPool<string>.Shared.Rent(inner.Count);
-        try
-        {
-            inner.Keys.CopyTo(names, 0);
-            Span<string> sorted = names.AsSpan(0, inner.Count);
-            sorted.Sort(StringComparer.Ordinal);
-            writer.WriteVarUInt((ulong)sorted.Length);
-            foreach (string tensor in sorted)
-            {
-                writer.WriteString(tensor);
-                write(ref writer, inner[tensor]);
-            }
-        }
-        finally
-        {
-            ArrayPool<string>.Shared.Return(names, clearArray: true);
+            StateByName.WriteWith(inner, ref _names, ref writer, write);
         }
     }
 
@@ -146,21 +205,7 @@ public sealed class SeriesTable<T>
     public Action ReadState(string run, uint rank, ref StateReader reader, StateRead<T> read)
     {
         ArgumentNullException.ThrowIfNull(read);
-        int count = reader.Remaining == 0 ? 0 : reader.ReadCount("series count", 2);
-        var entries = new Dictionary<string, T>(count, StringComparer.Ordinal);
-        string? previous = null;
-        for (int i = 0; i < count; i++)
-        {
-            string tensor = reader.ReadString("tensor name");
-            if (previous is not null && string.CompareOrdinal(previous, tensor) >= 0)
-            {
-                throw reader.Invalid("tensor name", $"'{tensor}' is out of order or repeated");
-            }
-
-            previous = tensor;
-            entries[tensor] = read(ref reader);
-        }
-
+        Dictionary<string, T> entries = reader.Remaining == 0 ? [] : StateByName.Read(ref reader, "tensor", read);
         return () =>
         {
             Forget(run, rank);
