@@ -397,7 +397,8 @@ public sealed partial class AnalysisEngine
             _streams.Remove((run, rank, mode));
         }
 
-        _ended.Remove((run, rank));
+        // Still queued for eviction when it was remembered: queued again only when it was not.
+        bool remembered = _ended.Remove((run, rank));
         ForgetRank(run, rank);
         foreach ((Mode mode, StreamPosition position) in state.Streams)
         {
@@ -411,7 +412,11 @@ public sealed partial class AnalysisEngine
         if (state.Ended is { } ended)
         {
             _ended[(run, rank)] = ended;
-            _endedOrder.Enqueue((run, rank));
+            if (!remembered)
+            {
+                _endedOrder.Enqueue((run, rank));
+            }
+
             if (_endedOrder.Count > EndedRanksKept)
             {
                 _ended.Remove(_endedOrder.Dequeue());
