@@ -43,6 +43,10 @@ public sealed class AnalysisEngineOptions
 /// every alert of that run and rank as "run ended", whatever <c>keepFiringFor</c>; the rank's stream positions and
 /// every rule's state for it are forgotten (<see cref="LastRankEnded"/> tells the host), and its redelivered records are
 /// duplicates. A later record of the rank with a restarted sequence and a newer event time is a new job.</para>
+/// <para><b>State as data.</b> What the engine and its rules keep per (run, rank) snapshots to bytes
+/// (<see cref="WriteSnapshot(string, uint, System.Buffers.IBufferWriter{byte})"/>, <see cref="Keys"/>) and restores
+/// all or nothing per key (<see cref="RestoreSnapshot"/>); rules take part through <see cref="State.IStatefulRule"/>,
+/// and those that do not are listed in <see cref="UnsnapshottedRules"/>.</para>
 /// <para>Not thread-safe: one consumer thread feeds it. Rule exceptions are counted in <see cref="RuleFaults"/> and
 /// skip that rule for that record only.</para>
 /// </remarks>
