@@ -43,10 +43,14 @@ public sealed class AnalysisEngineOptions
 /// every alert of that run and rank as "run ended", whatever <c>keepFiringFor</c>; the rank's stream positions and
 /// every rule's state for it are forgotten (<see cref="LastRankEnded"/> tells the host), and its redelivered records are
 /// duplicates. A later record of the rank with a restarted sequence and a newer event time is a new job.</para>
+/// <para><b>State as data.</b> What the engine and its rules keep per (run, rank) snapshots to bytes
+/// (<see cref="WriteSnapshot(string, uint, System.Buffers.IBufferWriter{byte})"/>, <see cref="Keys"/>) and restores
+/// all or nothing per key (<see cref="RestoreSnapshot"/>); rules take part through <see cref="State.IStatefulRule"/>,
+/// and those that do not are listed in <see cref="UnsnapshottedRules"/>.</para>
 /// <para>Not thread-safe: one consumer thread feeds it. Rule exceptions are counted in <see cref="RuleFaults"/> and
 /// skip that rule for that record only.</para>
 /// </remarks>
-public sealed class AnalysisEngine
+public sealed partial class AnalysisEngine
 {
     private RuleBinding[] _rules;
     private readonly TimeProvider _timeProvider;
@@ -84,6 +88,7 @@ public sealed class AnalysisEngine
         ArgumentNullException.ThrowIfNull(rules);
         _rules = Unique(rules);
         _alertsPerRule = new int[_rules.Length];
+        _unsnapshotted = Unsnapshotted(_rules);
         _timeProvider = timeProvider ?? TimeProvider.System;
         _options = options ?? new AnalysisEngineOptions();
         _context = new RuleContext(this);
@@ -295,6 +300,7 @@ public sealed class AnalysisEngine
         }
 
         _rules = replacement;
+        _unsnapshotted = Unsnapshotted(_rules);
         RecountAlerts();
         return _transitions;
     }
@@ -595,7 +601,7 @@ public sealed class AnalysisEngine
         public DateTimeOffset EventTime;
     }
 
-    private sealed class AlertTracker(AlertIdentity identity, RuleBinding binding)
+    private sealed partial class AlertTracker(AlertIdentity identity, RuleBinding binding)
     {
         private int _consecutive;
         private int _passing;
@@ -608,11 +614,11 @@ public sealed class AnalysisEngine
 
         // The latest evaluation of an alert whose state did not change; its transition (annotations rendered) is built
         // only when asked for (resends, ActiveAlerts), not on every evaluation of a firing alert.
-        private (AlertState State, long Step, double Value, double Threshold, string Description, DateTimeOffset At, TraceContext Trace) _latest;
+        private (AlertState State, AlertState Previous, long Step, double Value, double Threshold, string Description, DateTimeOffset At, TraceContext Trace) _latest;
         private AlertTransition? _current;
 
         /// <summary>The alert as of its latest evaluation; null before the first.</summary>
-        public AlertTransition? Current => _current ??= _latest.Description is null ? null : Transition(_latest.State, _latest.State, _latest.Step,
+        public AlertTransition? Current => _current ??= _latest.Description is null ? null : Transition(_latest.State, _latest.Previous, _latest.Step,
             _latest.Value, _latest.Threshold, _latest.Description, _latest.At, _latest.Trace);
 
         public AlertTransition? Update(bool holds, long step, double value, double threshold, string description, DateTimeOffset at, TraceContext trace)
@@ -648,7 +654,7 @@ public sealed class AnalysisEngine
             {
                 if (State != AlertState.Inactive)
                 {
-                    _latest = (State, step, value, threshold, description, at, trace);
+                    _latest = (State, State, step, value, threshold, description, at, trace);
                     _current = null;
                 }
 
@@ -658,7 +664,7 @@ public sealed class AnalysisEngine
             AlertTransition transition = Transition(State, previous, step, value, threshold, description, at, trace);
             if (State != AlertState.Inactive)
             {
-                _latest = (State, step, value, threshold, description, at, trace);
+                _latest = (State, previous, step, value, threshold, description, at, trace);
                 _current = transition;
             }
 

@@ -1,3 +1,5 @@
+using Monitor.Analysis.State;
+
 namespace Monitor.Analysis;
 
 /// <summary>
@@ -62,5 +64,57 @@ public sealed class StepWindow
                 _sum += _values[i];
             }
         }
+    }
+
+    /// <summary>
+    /// Writes the window (its values, position and running sum, bit for bit) for an engine snapshot
+    /// (<see cref="IStatefulRule"/>).
+    /// </summary>
+    public void WriteState(ref StateWriter writer)
+    {
+        writer.WriteVarInt(_values.Length);
+        writer.WriteVarInt(_next);
+        writer.WriteVarInt(_added);
+        writer.WriteDouble(_sum);
+        writer.WriteDoubles(_values.AsSpan(0, _count));
+    }
+
+    /// <summary>
+    /// Reads a window written by <see cref="WriteState"/> into a window of <paramref name="capacity"/> values: the same
+    /// window when the capacity is the one written, else (the rule's window was reconfigured) the most recent values
+    /// that fit, with the sum recomputed.
+    /// </summary>
+    /// <exception cref="InvalidDataException">Corrupt or truncated bytes.</exception>
+    public static StepWindow ReadState(ref StateReader reader, int capacity)
+    {
+        var window = new StepWindow(capacity);
+        int written = reader.ReadInt32("window capacity", int.MaxValue);
+        int next = reader.ReadInt32("window position", int.MaxValue);
+        long added = reader.ReadVarInt("window values added", 0, long.MaxValue);
+        double sum = reader.ReadDouble("window sum");
+        double[] values = reader.ReadDoubles("window values");
+        if (written < 1 || values.Length > written || next >= written || (values.Length < written && next != values.Length) || added < values.Length)
+        {
+            throw reader.Invalid("window", $"{values.Length} values at position {next} do not fit a window of {written} ({added} added)");
+        }
+
+        window._added = added;
+        if (written == capacity)
+        {
+            values.CopyTo(window._values, 0);
+            (window._next, window._count, window._sum) = (next, values.Length, sum);
+            return window;
+        }
+
+        // Oldest first: a full ring starts at its next slot.
+        int oldest = values.Length == written ? next : 0;
+        int keep = Math.Min(values.Length, capacity);
+        for (int i = values.Length - keep; i < values.Length; i++)
+        {
+            window.Add(values[(oldest + i) % values.Length]);
+        }
+
+        window._added = added;
+        return window;
     }
 }

@@ -163,7 +163,7 @@ public sealed class BuiltInRulesResolutionTests
         return null!;
     }
 
-    private static ITrainingRule Make(string name) => name switch
+    internal static ITrainingRule Make(string name) => name switch
     {
         // A window of one record's samples, so each record is a verdict.
         "Confusion" => new ConfusionRule { Samples = 10 },
@@ -174,7 +174,7 @@ public sealed class BuiltInRulesResolutionTests
     };
 
     // One record per step; the faulty one has the rule's problem, the healthy one not (values vary with the step).
-    private static StepRecord At(string name, long step, bool faulty)
+    internal static StepRecord At(string name, long step, bool faulty)
     {
         switch (name)
         {

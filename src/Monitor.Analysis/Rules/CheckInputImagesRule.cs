@@ -1,5 +1,6 @@
 using System.Globalization;
 using Google.Protobuf.Collections;
+using Monitor.Analysis.State;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
 
@@ -28,14 +29,14 @@ namespace Monitor.Analysis.Rules;
 /// <see cref="ThresholdStd"/> is ours (off by default): the guide asks for zero mean and unit variance but checks the
 /// mean only.</para>
 /// </remarks>
-public sealed class CheckInputImagesRule : ITrainingRule
+public sealed class CheckInputImagesRule : ITrainingRule, IStatefulRule
 {
     private const string Normalized = "every channel's mean (and standard deviation) within the thresholds";
 
     private static readonly TensorRequirement[] Needs =
         [new(CollectionNames.Inputs, Raw: true, "pixel values of the input images, for the mean per channel")];
 
-    private readonly Dictionary<SeriesKey, Moments> _series = [];
+    private readonly SeriesTable<Moments> _series = new();
 
     /// <summary>Largest allowed |mean| of a channel. Default 0.2 (smdebug's <c>threshold_mean</c>).</summary>
     public double ThresholdMean
@@ -75,7 +76,18 @@ public sealed class CheckInputImagesRule : ITrainingRule
     public IReadOnlyList<TensorRequirement> Requirements => Needs;
 
     /// <inheritdoc />
-    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_series, run, rank);
+    public void ForgetRank(string run, uint rank) => _series.Forget(run, rank);
+
+    /// <inheritdoc />
+    public int StateVersion => 1;
+
+    /// <inheritdoc />
+    public void WriteState(string run, uint rank, ref StateWriter writer) =>
+        _series.WriteState(run, rank, ref writer, static (ref StateWriter w, Moments moments) => moments.WriteState(ref w));
+
+    /// <inheritdoc />
+    public Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
+        _series.ReadState(run, rank, ref reader, Moments.ReadState);
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
@@ -263,6 +275,32 @@ public sealed class CheckInputImagesRule : ITrainingRule
             Array.Clear(SumOfSquares);
             Array.Clear(Count);
             Images = 0;
+        }
+
+        public static Moments ReadState(ref StateReader reader)
+        {
+            double[] sum = reader.ReadDoubles("channel sums");
+            double[] squares = reader.ReadDoubles("channel sums of squares");
+            long[] count = reader.ReadVarInts("channel counts");
+            long images = reader.ReadVarInt("images", 0, long.MaxValue);
+            if (sum.Length == 0 || squares.Length != sum.Length || count.Length != sum.Length)
+            {
+                throw reader.Invalid("channel moments", "the per-channel arrays are empty or differ in length");
+            }
+
+            var moments = new Moments(sum.Length) { Images = images };
+            sum.CopyTo(moments.Sum, 0);
+            squares.CopyTo(moments.SumOfSquares, 0);
+            count.CopyTo(moments.Count, 0);
+            return moments;
+        }
+
+        public void WriteState(ref StateWriter writer)
+        {
+            writer.WriteDoubles(Sum);
+            writer.WriteDoubles(SumOfSquares);
+            writer.WriteVarInts(Count);
+            writer.WriteVarInt(Images);
         }
     }
 }

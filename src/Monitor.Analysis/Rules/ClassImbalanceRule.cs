@@ -1,4 +1,5 @@
 using System.Globalization;
+using Monitor.Analysis.State;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
 
@@ -24,7 +25,7 @@ namespace Monitor.Analysis.Rules;
 /// that is balanced again resolves it) instead of accumulating over the whole run. Needs raw values of both tensors;
 /// reports nothing for records without them. Class ids must be below 65,536.</para>
 /// </remarks>
-public sealed class ClassImbalanceRule : ITrainingRule
+public sealed class ClassImbalanceRule : ITrainingRule, IStatefulRule
 {
     private const string Balanced = "classes balanced within the threshold";
     private const string PredictedWell = "every class predicted within the misprediction threshold";
@@ -35,7 +36,7 @@ public sealed class ClassImbalanceRule : ITrainingRule
         new(CollectionNames.Predictions, Raw: true, "predicted class (or scores) of the same samples, for the misprediction rate"),
     ];
 
-    private readonly Dictionary<SeriesKey, Counts> _series = [];
+    private readonly SeriesTable<Counts> _series = new();
 
     /// <summary>Largest allowed ratio of the largest to the smallest class count. Default 10 (smdebug's <c>threshold_imbalance</c>).</summary>
     public double ThresholdImbalance
@@ -74,7 +75,18 @@ public sealed class ClassImbalanceRule : ITrainingRule
     public IReadOnlyList<TensorRequirement> Requirements => Needs;
 
     /// <inheritdoc />
-    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_series, run, rank);
+    public void ForgetRank(string run, uint rank) => _series.Forget(run, rank);
+
+    /// <inheritdoc />
+    public int StateVersion => 1;
+
+    /// <inheritdoc />
+    public void WriteState(string run, uint rank, ref StateWriter writer) =>
+        _series.WriteState(run, rank, ref writer, static (ref StateWriter w, Counts counts) => counts.WriteState(ref w));
+
+    /// <inheritdoc />
+    public Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
+        _series.ReadState(run, rank, ref reader, Counts.ReadState);
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
@@ -252,6 +264,41 @@ public sealed class ClassImbalanceRule : ITrainingRule
             Array.Clear(Wrong);
             Window = 0;
             PredictionsName = null;
+        }
+
+        public static Counts ReadState(ref StateReader reader)
+        {
+            var counts = new Counts { Labels = reader.ReadVarInts("label counts") };
+            counts.Seen = new bool[reader.ReadCount("classes seen", 1)];
+            for (int i = 0; i < counts.Seen.Length; i++)
+            {
+                counts.Seen[i] = reader.ReadBool("class seen");
+            }
+
+            (counts.Paired, counts.Wrong) = (reader.ReadVarInts("paired counts"), reader.ReadVarInts("wrong counts"));
+            counts.Window = reader.ReadVarInt("window", 0, long.MaxValue);
+            counts.PredictionsName = reader.ReadOptionalString("predictions tensor");
+            if (counts.Seen.Length != counts.Labels.Length || counts.Wrong.Length != counts.Paired.Length)
+            {
+                throw reader.Invalid("class counts", "the per-class arrays differ in length");
+            }
+
+            return counts;
+        }
+
+        public void WriteState(ref StateWriter writer)
+        {
+            writer.WriteVarInts(Labels);
+            writer.WriteVarUInt((ulong)Seen.Length);
+            foreach (bool seen in Seen)
+            {
+                writer.WriteBool(seen);
+            }
+
+            writer.WriteVarInts(Paired);
+            writer.WriteVarInts(Wrong);
+            writer.WriteVarInt(Window);
+            writer.WriteOptionalString(PredictionsName);
         }
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Monitor.Analysis.State;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
 
@@ -26,7 +27,7 @@ namespace Monitor.Analysis.Rules;
 /// class with a handful of samples in one batch does not decide. <see cref="Argmax"/> (ours) takes scores as
 /// predictions. Categories are capped at 1,024 (the matrix is per rank).</para>
 /// </remarks>
-public sealed class ConfusionRule : ITrainingRule
+public sealed class ConfusionRule : ITrainingRule, IStatefulRule
 {
     /// <summary>Largest number of categories the matrix grows to (8 MiB of counters per rank); larger ids are ignored.</summary>
     public const int MaxCategories = 1024;
@@ -39,7 +40,7 @@ public sealed class ConfusionRule : ITrainingRule
         new(CollectionNames.Predictions, Raw: true, "predicted class ids (or scores), the columns of the confusion matrix"),
     ];
 
-    private readonly Dictionary<SeriesKey, Matrix> _series = [];
+    private readonly SeriesTable<Matrix> _series = new();
 
     /// <summary>
     /// Number of categories, at least 2; ids at or above it are ignored. Default null: the largest id seen in labels
@@ -88,7 +89,18 @@ public sealed class ConfusionRule : ITrainingRule
     public IReadOnlyList<TensorRequirement> Requirements => Needs;
 
     /// <inheritdoc />
-    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_series, run, rank);
+    public void ForgetRank(string run, uint rank) => _series.Forget(run, rank);
+
+    /// <inheritdoc />
+    public int StateVersion => 1;
+
+    /// <inheritdoc />
+    public void WriteState(string run, uint rank, ref StateWriter writer) =>
+        _series.WriteState(run, rank, ref writer, static (ref StateWriter w, Matrix matrix) => matrix.WriteState(ref w));
+
+    /// <inheritdoc />
+    public Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
+        _series.ReadState(run, rank, ref reader, Matrix.ReadState);
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
@@ -222,6 +234,23 @@ public sealed class ConfusionRule : ITrainingRule
         {
             Array.Clear(_counts);
             Pairs = 0;
+        }
+
+        public static Matrix ReadState(ref StateReader reader)
+        {
+            int size = reader.ReadInt32("matrix size", MaxCategories);
+            long pairs = reader.ReadVarInt("pairs", 0, long.MaxValue);
+            long[] counts = reader.ReadVarInts("matrix counts");
+            return size >= 1 && counts.Length == size * size
+                ? new Matrix(size) { _counts = counts, Pairs = pairs }
+                : throw reader.Invalid("matrix counts", "not a square matrix of the given size");
+        }
+
+        public void WriteState(ref StateWriter writer)
+        {
+            writer.WriteVarInt(Size);
+            writer.WriteVarInt(Pairs);
+            writer.WriteVarInts(_counts);
         }
 
         private void Grow(int needed)

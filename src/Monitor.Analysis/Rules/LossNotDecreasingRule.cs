@@ -1,4 +1,5 @@
 using System.Globalization;
+using Monitor.Analysis.State;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
 
@@ -30,14 +31,14 @@ namespace Monitor.Analysis.Rules;
 /// be decided on a stream; the default here is TRAIN, as in the rule configuration SageMaker ships
 /// (<c>smdebug_rulesconfig</c>), and <see cref="Mode.Unspecified"/> stands for GLOBAL.</para>
 /// </remarks>
-public sealed class LossNotDecreasingRule : ITrainingRule
+public sealed class LossNotDecreasingRule : ITrainingRule, IStatefulRule
 {
     private const string Decreasing = "the loss decreased by at least the required amount";
 
     private static readonly TensorRequirement[] Needs =
         [new(CollectionNames.Losses, Raw: false, "mean loss per block of traced steps")];
 
-    private readonly Dictionary<SeriesKey, Blocks> _series = [];
+    private readonly SeriesTable<Blocks> _series = new();
 
     /// <summary>Traced steps per block. Default 10 (smdebug's <c>num_steps</c>).</summary>
     public int NumSteps
@@ -92,7 +93,32 @@ public sealed class LossNotDecreasingRule : ITrainingRule
     public IReadOnlyList<TensorRequirement> Requirements => Needs;
 
     /// <inheritdoc />
-    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_series, run, rank);
+    public void ForgetRank(string run, uint rank) => _series.Forget(run, rank);
+
+    /// <inheritdoc />
+    public int StateVersion => 1;
+
+    /// <inheritdoc />
+    public void WriteState(string run, uint rank, ref StateWriter writer) =>
+        _series.WriteState(run, rank, ref writer, static (ref StateWriter w, Blocks blocks) =>
+        {
+            w.WriteDouble(blocks.Sum);
+            w.WriteVarInt(blocks.Count);
+            w.WriteBool(blocks.HasPrevious);
+            w.WriteDouble(blocks.Previous);
+            w.WriteDouble(blocks.Best);
+        });
+
+    /// <inheritdoc />
+    public Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
+        _series.ReadState(run, rank, ref reader, static (ref StateReader r) => new Blocks
+        {
+            Sum = r.ReadDouble("block sum"),
+            Count = r.ReadInt32("block count"),
+            HasPrevious = r.ReadBool("has previous block"),
+            Previous = r.ReadDouble("previous block mean"),
+            Best = r.ReadDouble("best block mean"),
+        });
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)

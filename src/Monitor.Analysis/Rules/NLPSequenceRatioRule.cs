@@ -1,5 +1,6 @@
 using System.Collections.Frozen;
 using System.Globalization;
+using Monitor.Analysis.State;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
 
@@ -25,7 +26,7 @@ namespace Monitor.Analysis.Rules;
 /// <para>Differences from smdebug: the default input tensor is the <c>inputs</c> collection (integer-typed tensors of
 /// it), not the MXNet name <c>.*embedding0_input_0</c>.</para>
 /// </remarks>
-public sealed class NLPSequenceRatioRule : ITrainingRule
+public sealed class NLPSequenceRatioRule : ITrainingRule, IStatefulRule
 {
     private const string WithinThresholds = "every token's share within its threshold";
 
@@ -75,6 +76,18 @@ public sealed class NLPSequenceRatioRule : ITrainingRule
 
     /// <inheritdoc />
     public IReadOnlyList<TensorRequirement> Requirements => Needs;
+
+    /// <inheritdoc />
+    public int StateVersion => 1;
+
+    /// <inheritdoc />
+    /// <remarks>Nothing: each record is judged on its own.</remarks>
+    public void WriteState(string run, uint rank, ref StateWriter writer)
+    {
+    }
+
+    /// <inheritdoc />
+    public Action ReadState(string run, uint rank, int version, ref StateReader reader) => StateRestore.None;
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)

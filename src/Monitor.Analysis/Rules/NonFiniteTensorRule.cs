@@ -1,4 +1,5 @@
 using System.Globalization;
+using Monitor.Analysis.State;
 using Monitor.Contracts.V1;
 
 namespace Monitor.Analysis.Rules;
@@ -16,10 +17,10 @@ namespace Monitor.Analysis.Rules;
 /// This one raises one, naming the step it was first seen at and the first tensor (in record order) that carried it,
 /// which is what a <c>stop</c> action wants to act on.</para>
 /// </remarks>
-public sealed class NonFiniteTensorRule : ITrainingRule
+public sealed class NonFiniteTensorRule : ITrainingRule, IStatefulRule
 {
     private const string Healthy = "no NaN or Inf in the traced tensors";
-    private readonly Dictionary<SeriesKey, long> _firstSeen = [];
+    private readonly SeriesTable<long> _firstSeen = new();
 
     /// <summary>Tensors looked at. Default every traced tensor.</summary>
     public TensorSelector Selector
@@ -36,7 +37,18 @@ public sealed class NonFiniteTensorRule : ITrainingRule
         RuleSupport.Requirements(Selector, raw: false, "summary nan_count and inf_count");
 
     /// <inheritdoc />
-    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_firstSeen, run, rank);
+    public void ForgetRank(string run, uint rank) => _firstSeen.Forget(run, rank);
+
+    /// <inheritdoc />
+    public int StateVersion => 1;
+
+    /// <inheritdoc />
+    public void WriteState(string run, uint rank, ref StateWriter writer) =>
+        _firstSeen.WriteState(run, rank, ref writer, static (ref StateWriter w, long since) => w.WriteVarInt(since));
+
+    /// <inheritdoc />
+    public Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
+        _firstSeen.ReadState(run, rank, ref reader, static (ref StateReader r) => r.ReadVarInt("non-finite since step"));
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Monitor.Analysis.State;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
 
@@ -26,14 +27,14 @@ namespace Monitor.Analysis.Rules;
 /// <see cref="WindowSteps"/> is ours. <see cref="Patience"/> counts passes. Training and validation values are paired
 /// by tensor name; records without a mode count as training, prediction records are ignored.</para>
 /// </remarks>
-public sealed class OverfitRule : ITrainingRule
+public sealed class OverfitRule : ITrainingRule, IStatefulRule
 {
     private const string NotOverfitting = "validation loss within the allowed ratio of the training loss";
 
     private static readonly TensorRequirement[] Needs =
         [new(CollectionNames.Losses, Raw: false, "training loss (TRAIN records) and validation loss (EVAL records)")];
 
-    private readonly Dictionary<SeriesKey, State> _series = [];
+    private readonly SeriesTable<State> _series = new();
 
     /// <summary>First step compared; earlier records are ignored. Default 0 (smdebug's <c>start_step</c>).</summary>
     public long StartStep
@@ -75,7 +76,33 @@ public sealed class OverfitRule : ITrainingRule
     public IReadOnlyList<TensorRequirement> Requirements => Needs;
 
     /// <inheritdoc />
-    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_series, run, rank);
+    public void ForgetRank(string run, uint rank) => _series.Forget(run, rank);
+
+    /// <inheritdoc />
+    public int StateVersion => 1;
+
+    /// <inheritdoc />
+    public void WriteState(string run, uint rank, ref StateWriter writer) =>
+        _series.WriteState(run, rank, ref writer, static (ref StateWriter w, State state) =>
+        {
+            state.Training.WriteState(ref w);
+            w.WriteDouble(state.PassSum);
+            w.WriteVarInt(state.PassCount);
+            w.WriteVarInt(state.Exceeding);
+        });
+
+    /// <inheritdoc />
+    /// <remarks>A training window written with another <see cref="WindowSteps"/> keeps its most recent values that fit.</remarks>
+    public Action ReadState(string run, uint rank, int version, ref StateReader reader)
+    {
+        int window = WindowSteps;
+        return _series.ReadState(run, rank, ref reader, (ref StateReader r) => new State(StepWindow.ReadState(ref r, window))
+        {
+            PassSum = r.ReadDouble("validation sum"),
+            PassCount = r.ReadInt32("validation values"),
+            Exceeding = r.ReadInt32("passes exceeding"),
+        });
+    }
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
@@ -145,9 +172,14 @@ public sealed class OverfitRule : ITrainingRule
         }
     }
 
-    private sealed class State(int window)
+    private sealed class State(StepWindow training)
     {
-        public readonly StepWindow Training = new(window);
+        public State(int window)
+            : this(new StepWindow(window))
+        {
+        }
+
+        public readonly StepWindow Training = training;
         public double PassSum;
         public int PassCount;
         public int Exceeding;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Monitor.Analysis.State;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
 
@@ -22,14 +23,14 @@ namespace Monitor.Analysis.Rules;
 /// loss. Steps are counted in traced values of the mode, not in global steps. Records without a mode count as
 /// training.</para>
 /// </remarks>
-public sealed class OvertrainingRule : ITrainingRule
+public sealed class OvertrainingRule : ITrainingRule, IStatefulRule
 {
     private const string Improving = "training and validation loss still reach new optima";
 
     private static readonly TensorRequirement[] Needs =
         [new(CollectionNames.Losses, Raw: false, "training loss (TRAIN records) and validation loss (EVAL records)")];
 
-    private readonly Dictionary<SeriesKey, State> _series = [];
+    private readonly SeriesTable<State> _series = new();
 
     /// <summary>Traced training steps without a new optimum before the condition holds. Default 5 (smdebug's <c>patience_train</c>).</summary>
     public int PatienceTrain
@@ -62,7 +63,26 @@ public sealed class OvertrainingRule : ITrainingRule
     public IReadOnlyList<TensorRequirement> Requirements => Needs;
 
     /// <inheritdoc />
-    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_series, run, rank);
+    public void ForgetRank(string run, uint rank) => _series.Forget(run, rank);
+
+    /// <inheritdoc />
+    public int StateVersion => 1;
+
+    /// <inheritdoc />
+    public void WriteState(string run, uint rank, ref StateWriter writer) =>
+        _series.WriteState(run, rank, ref writer, static (ref StateWriter w, State state) =>
+        {
+            state.Training.WriteState(ref w);
+            state.Validation.WriteState(ref w);
+        });
+
+    /// <inheritdoc />
+    public Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
+        _series.ReadState(run, rank, ref reader, static (ref StateReader r) => new State
+        {
+            Training = Optimum.ReadState(ref r),
+            Validation = Optimum.ReadState(ref r),
+        });
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
@@ -121,8 +141,9 @@ public sealed class OvertrainingRule : ITrainingRule
 
     private sealed class State
     {
-        public readonly Optimum Training = new();
-        public readonly Optimum Validation = new();
+        public Optimum Training { get; init; } = new();
+
+        public Optimum Validation { get; init; } = new();
     }
 
     private sealed class Optimum
@@ -130,6 +151,20 @@ public sealed class OvertrainingRule : ITrainingRule
         public bool Seen;
         public double Best;
         public int Since;
+
+        public static Optimum ReadState(ref StateReader reader) => new()
+        {
+            Seen = reader.ReadBool("optimum seen"),
+            Best = reader.ReadDouble("optimum"),
+            Since = reader.ReadInt32("steps since optimum"),
+        };
+
+        public void WriteState(ref StateWriter writer)
+        {
+            writer.WriteBool(Seen);
+            writer.WriteDouble(Best);
+            writer.WriteVarInt(Since);
+        }
 
         public void Add(double value, double delta)
         {

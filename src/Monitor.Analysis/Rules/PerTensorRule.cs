@@ -1,3 +1,4 @@
+using Monitor.Analysis.State;
 using Monitor.Contracts.V1;
 
 namespace Monitor.Analysis.Rules;
@@ -10,9 +11,11 @@ namespace Monitor.Analysis.Rules;
 /// </summary>
 /// <remarks>
 /// Not thread-safe, like every rule: one engine calls it from one thread. Per record it allocates nothing unless a
-/// condition holds (then the description). Derived rules exist only in this assembly.
+/// condition holds (then the description). Derived rules exist only in this assembly. Its state snapshot
+/// (<see cref="IStatefulRule"/>) is empty unless a derived rule keeps per-series state (then written with
+/// <see cref="SeriesTable{T}"/>).
 /// </remarks>
-public abstract class PerTensorRule : ITrainingRule
+public abstract class PerTensorRule : ITrainingRule, IStatefulRule
 {
     private protected PerTensorRule()
     {
@@ -38,6 +41,17 @@ public abstract class PerTensorRule : ITrainingRule
     public virtual void ForgetRank(string run, uint rank)
     {
     }
+
+    /// <inheritdoc />
+    public virtual int StateVersion => 1;
+
+    /// <inheritdoc />
+    public virtual void WriteState(string run, uint rank, ref StateWriter writer)
+    {
+    }
+
+    /// <inheritdoc />
+    public virtual Action ReadState(string run, uint rank, int version, ref StateReader reader) => StateRestore.None;
 
     /// <inheritdoc />
     /// <exception cref="ArgumentNullException"><paramref name="record"/> or <paramref name="context"/> is null.</exception>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Monitor.Analysis.State;
 using Monitor.Contracts.V1;
 
 namespace Monitor.Analysis.Rules;
@@ -47,9 +48,9 @@ namespace Monitor.Analysis.Rules;
 /// across layers is nearly the same; point the selector at the layers feeding your ReLUs to test the inputs
 /// themselves.</para>
 /// </remarks>
-public sealed class PoorWeightInitializationRule : ITrainingRule
+public sealed class PoorWeightInitializationRule : ITrainingRule, IStatefulRule
 {
-    private readonly Dictionary<SeriesKey, RankState> _ranks = [];
+    private readonly SeriesTable<RankState> _ranks = new();
     private float[] _scratch = [];
 
     /// <summary>Largest acceptable ratio of the largest to the smallest activation variance. Default 10.0 (smdebug's
@@ -136,7 +137,18 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
     ];
 
     /// <inheritdoc />
-    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_ranks, run, rank);
+    public void ForgetRank(string run, uint rank) => _ranks.Forget(run, rank);
+
+    /// <inheritdoc />
+    public int StateVersion => 1;
+
+    /// <inheritdoc />
+    public void WriteState(string run, uint rank, ref StateWriter writer) =>
+        _ranks.WriteState(run, rank, ref writer, static (ref StateWriter w, RankState state) => state.WriteState(ref w));
+
+    /// <inheritdoc />
+    public Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
+        _ranks.ReadState(run, rank, ref reader, RankState.ReadState);
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
@@ -154,7 +166,7 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
             return;
         }
 
-        ref RankState? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_ranks, key, out _);
+        ref RankState? slot = ref _ranks.GetValueRefOrAddDefault(key, out _);
         RankState state = slot ??= new RankState();
         if (record.Step < state.Start)
         {
@@ -312,14 +324,49 @@ public sealed class PoorWeightInitializationRule : ITrainingRule
         public double Value;
         public double Threshold;
 
-        public Dictionary<string, LossState> Losses { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, LossState> Losses { get; private init; } = new(StringComparer.Ordinal);
 
-        public Dictionary<string, double> WeightVariances { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, double> WeightVariances { get; private init; } = new(StringComparer.Ordinal);
 
         public void Restart(long step, string reason)
         {
             (Start, Reason, Verdict, Value, Threshold) = (step, reason, null, 0, 0);
             Losses.Clear();
+        }
+
+        public void WriteState(ref StateWriter writer)
+        {
+            writer.WriteVarInt(Start);
+            writer.WriteOptionalString(Verdict);
+            writer.WriteOptionalString(Reason);
+            writer.WriteDouble(Value);
+            writer.WriteDouble(Threshold);
+            StateByName.Write(Losses, ref writer, static (ref StateWriter w, LossState loss) =>
+            {
+                w.WriteDouble(loss.Best);
+                w.WriteVarInt(loss.Since);
+                w.WriteVarInt(loss.Step);
+            });
+            StateByName.Write(WeightVariances, ref writer, static (ref StateWriter w, double variance) => w.WriteDouble(variance));
+        }
+
+        public static RankState ReadState(ref StateReader reader)
+        {
+            return new RankState
+            {
+                Start = reader.ReadVarInt("window start"),
+                Verdict = reader.ReadOptionalString("verdict"),
+                Reason = reader.ReadOptionalString("reason"),
+                Value = reader.ReadDouble("value"),
+                Threshold = reader.ReadDouble("threshold"),
+                Losses = StateByName.Read(ref reader, "loss", static (ref StateReader r) => new LossState
+                {
+                    Best = r.ReadDouble("best loss"),
+                    Since = r.ReadInt32("steps since best"),
+                    Step = r.ReadVarInt("loss step"),
+                }),
+                WeightVariances = StateByName.Read(ref reader, "weight", static (ref StateReader r) => r.ReadDouble("weight variance")),
+            };
         }
     }
 

@@ -351,4 +351,18 @@ internal sealed class ValueSnapshot
     }
 
     public void Clear() => Length = 0;
+
+    public void WriteState(ref State.StateWriter writer)
+    {
+        writer.WriteBool(Complete);
+        writer.WriteSingles(Values);
+    }
+
+    public static ValueSnapshot ReadState(ref State.StateReader reader)
+    {
+        var snapshot = new ValueSnapshot();
+        bool complete = reader.ReadBool("values complete");
+        snapshot.Store(reader.ReadSingles("values"), complete);
+        return snapshot;
+    }
 }

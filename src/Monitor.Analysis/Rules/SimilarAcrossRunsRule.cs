@@ -1,4 +1,5 @@
 using System.Globalization;
+using Monitor.Analysis.State;
 using Monitor.Contracts.V1;
 
 namespace Monitor.Analysis.Rules;
@@ -24,8 +25,12 @@ namespace Monitor.Analysis.Rules;
 /// carries, which raw values are not (a tensor with the same summary statistics but permuted elements passes).
 /// <see cref="Rtol"/>, <see cref="Atol"/>, <see cref="BaseRun"/> and <see cref="MaxBufferedSteps"/> are ours.
 /// Tensors present in only one of the runs are not compared.</para>
+/// <para>State snapshots (<see cref="IStatefulRule"/>): the rule compares two keys, (run, rank) and
+/// (<see cref="OtherRun"/>, rank), but what it buffers belongs to one key each, the steps that key traced and the other
+/// has not yet: that buffer is the key's snapshot, so each key is restored with its own partition. Comparing still
+/// needs both keys on the same engine (both runs' ranks on one partition, or one replica), as it always did.</para>
 /// </remarks>
-public sealed class SimilarAcrossRunsRule : ITrainingRule
+public sealed class SimilarAcrossRunsRule : ITrainingRule, IStatefulRule
 {
     private const string Similar = "the tensor matches the other run";
 
@@ -71,6 +76,82 @@ public sealed class SimilarAcrossRunsRule : ITrainingRule
 
     /// <inheritdoc />
     public void ForgetRank(string run, uint rank) => _sides.Remove((run, rank));
+
+    /// <inheritdoc />
+    public int StateVersion => 1;
+
+    /// <inheritdoc />
+    public void WriteState(string run, uint rank, ref StateWriter writer)
+    {
+        if (!_sides.TryGetValue((run, rank), out Side? side))
+        {
+            return;
+        }
+
+        // The order of arrival as it is (a step compared and buffered again appears twice), then the buffered steps.
+        writer.WriteVarUInt((ulong)side.Order.Count);
+        foreach ((long step, Mode mode) in side.Order)
+        {
+            writer.WriteVarInt(step);
+            writer.WriteVarInt((long)mode);
+        }
+
+        (long Step, Mode Mode)[] buffered = [.. side.Snapshots.Keys];
+        Array.Sort(buffered);
+        writer.WriteVarUInt((ulong)buffered.Length);
+        foreach ((long Step, Mode Mode) at in buffered)
+        {
+            writer.WriteVarInt(at.Step);
+            writer.WriteVarInt((long)at.Mode);
+            Dictionary<string, Stats> snapshot = side.Snapshots[at];
+            string[] tensors = [.. snapshot.Keys];
+            Array.Sort(tensors, StringComparer.Ordinal);
+            writer.WriteVarUInt((ulong)tensors.Length);
+            foreach (string tensor in tensors)
+            {
+                writer.WriteString(tensor);
+                snapshot[tensor].WriteState(ref writer);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public Action ReadState(string run, uint rank, int version, ref StateReader reader)
+    {
+        if (reader.Remaining == 0)
+        {
+            return () => _sides.Remove((run, rank));
+        }
+
+        var side = new Side();
+        for (int i = reader.ReadCount("buffered steps in order", 2); i > 0; i--)
+        {
+            side.Order.Enqueue((reader.ReadVarInt("step"), ReadMode(ref reader)));
+        }
+
+        for (int i = reader.ReadCount("buffered steps", 3); i > 0; i--)
+        {
+            var at = (reader.ReadVarInt("step"), ReadMode(ref reader));
+            var snapshot = new Dictionary<string, Stats>(StringComparer.Ordinal);
+            for (int t = reader.ReadCount("buffered tensors", 1 + Stats.MinBytes); t > 0; t--)
+            {
+                string tensor = reader.ReadString("tensor name");
+                if (!snapshot.TryAdd(tensor, Stats.ReadState(ref reader)))
+                {
+                    throw reader.Invalid("tensor name", "repeated");
+                }
+            }
+
+            if (!side.Snapshots.TryAdd(at, snapshot) || !side.Order.Contains(at))
+            {
+                throw reader.Invalid("buffered step", "repeated, or not in the order of arrival");
+            }
+        }
+
+        return () => _sides[(run, rank)] = side;
+
+        static Mode ReadMode(ref StateReader reader) => (Mode)reader.ReadVarInt("mode", (long)Mode.Unspecified, (long)Mode.Predict);
+    }
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
@@ -200,12 +281,31 @@ public sealed class SimilarAcrossRunsRule : ITrainingRule
 
     private readonly record struct Stats(ulong Count, ulong NanCount, ulong InfCount, double Min, double Max, double Mean, double Variance, double L2)
     {
+        // Three varints of at least one byte and five doubles.
+        public const int MinBytes = 3 + (5 * 8);
+
         public Stats(TensorSummary summary)
             : this(summary.Count, summary.NanCount, summary.InfCount, summary.Min, summary.Max, summary.Mean, summary.Variance, summary.L2)
         {
         }
 
         /// <summary>The worst field: its score (above 1 means different), name and both values.</summary>
+        public static Stats ReadState(ref StateReader reader) => new(
+            reader.ReadVarUInt("count"), reader.ReadVarUInt("NaN count"), reader.ReadVarUInt("Inf count"), reader.ReadDouble("min"),
+            reader.ReadDouble("max"), reader.ReadDouble("mean"), reader.ReadDouble("variance"), reader.ReadDouble("l2"));
+
+        public void WriteState(ref StateWriter writer)
+        {
+            writer.WriteVarUInt(Count);
+            writer.WriteVarUInt(NanCount);
+            writer.WriteVarUInt(InfCount);
+            writer.WriteDouble(Min);
+            writer.WriteDouble(Max);
+            writer.WriteDouble(Mean);
+            writer.WriteDouble(Variance);
+            writer.WriteDouble(L2);
+        }
+
         public (double Score, string Field, double A, double B) Difference(Stats other, double rtol, double atol)
         {
             if (Count != other.Count)

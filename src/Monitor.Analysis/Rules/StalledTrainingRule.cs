@@ -1,4 +1,5 @@
 using System.Globalization;
+using Monitor.Analysis.State;
 using Monitor.Contracts.V1;
 
 namespace Monitor.Analysis.Rules;
@@ -27,7 +28,7 @@ namespace Monitor.Analysis.Rules;
 /// workers' clocks: clock skew adds to or takes from the silence (negligible against the 30-minute default), and
 /// replaying old records against a live clock makes every rank look stalled.</para>
 /// </remarks>
-public sealed class StalledTrainingRule : ITimedTrainingRule
+public sealed class StalledTrainingRule : ITimedTrainingRule, IStatefulRule
 {
     private const string Progressing = "the rank is sending new steps";
 
@@ -58,6 +59,36 @@ public sealed class StalledTrainingRule : ITimedTrainingRule
 
     /// <inheritdoc />
     public void ForgetRank(string run, uint rank) => _streams.Remove((run, rank));
+
+    /// <inheritdoc />
+    public int StateVersion => 1;
+
+    /// <inheritdoc />
+    public void WriteState(string run, uint rank, ref StateWriter writer)
+    {
+        if (_streams.TryGetValue((run, rank), out Stream? stream))
+        {
+            writer.WriteVarInt(stream.Step);
+            writer.WriteBool(stream.LastProgress is not null);
+            if (stream.LastProgress is { } last)
+            {
+                writer.WriteTime(last);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public Action ReadState(string run, uint rank, int version, ref StateReader reader)
+    {
+        if (reader.Remaining == 0)
+        {
+            return () => _streams.Remove((run, rank));
+        }
+
+        var stream = new Stream { Step = reader.ReadVarInt("last step") };
+        stream.LastProgress = reader.ReadBool("progress time present") ? reader.ReadTime("last progress") : null;
+        return () => _streams[(run, rank)] = stream;
+    }
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Monitor.Analysis.State;
 using Monitor.Analysis.Windows;
 using Monitor.Contracts.V1;
 
@@ -59,7 +60,7 @@ public enum ThresholdComparison
 /// Formula: <c>aggregate(statistic over the window) comparison threshold</c>, per tensor of each rank, reported when a
 /// window closes. Example: the L2 norm of any gradient averaged over 20 steps above 100.
 /// </remarks>
-public sealed class ThresholdRule : ITrainingRule
+public sealed class ThresholdRule : ITrainingRule, IStatefulRule
 {
     private readonly List<WindowResult> _closed = [];
     private WindowedSeries? _windows;
@@ -87,6 +88,24 @@ public sealed class ThresholdRule : ITrainingRule
 
     /// <inheritdoc />
     public void ForgetRank(string run, uint rank) => _windows?.Forget(run, rank);
+
+    /// <inheritdoc />
+    public int StateVersion => 1;
+
+    /// <inheritdoc />
+    public void WriteState(string run, uint rank, ref StateWriter writer)
+    {
+        _windows ??= new WindowedSeries(Window, Aggregate);
+        _windows.WriteState(run, rank, ref writer);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Windows written under another <see cref="Window"/> or <see cref="Aggregate"/> start empty.</remarks>
+    public Action ReadState(string run, uint rank, int version, ref StateReader reader)
+    {
+        _windows ??= new WindowedSeries(Window, Aggregate);
+        return _windows.ReadState(run, rank, ref reader);
+    }
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)

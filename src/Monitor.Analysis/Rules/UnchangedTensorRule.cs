@@ -1,6 +1,6 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using Google.Protobuf.Collections;
+using Monitor.Analysis.State;
 using Monitor.Contracts.V1;
 
 namespace Monitor.Analysis.Rules;
@@ -34,7 +34,7 @@ namespace Monitor.Analysis.Rules;
 /// </remarks>
 public sealed class UnchangedTensorRule : PerTensorRule
 {
-    private readonly Dictionary<SeriesKey, History> _history = [];
+    private readonly SeriesTable<History> _history = new();
 
     /// <summary>Traced steps that must all be unchanged, at least 2. Default 3 (smdebug's <c>num_steps</c>).</summary>
     public int NumSteps
@@ -75,7 +75,15 @@ public sealed class UnchangedTensorRule : PerTensorRule
         RuleSupport.Requirements(Selector, raw: true, "allclose between traced steps needs raw values; without them equal summaries stand in");
 
     /// <inheritdoc />
-    public override void ForgetRank(string run, uint rank) => RuleSupport.Forget(_history, run, rank);
+    public override void ForgetRank(string run, uint rank) => _history.Forget(run, rank);
+
+    /// <inheritdoc />
+    public override void WriteState(string run, uint rank, ref StateWriter writer) =>
+        _history.WriteState(run, rank, ref writer, static (ref StateWriter w, History history) => history.WriteState(ref w));
+
+    /// <inheritdoc />
+    public override Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
+        _history.ReadState(run, rank, ref reader, History.ReadState);
 
     private protected override string Healthy => "tensor is changing";
 
@@ -91,7 +99,7 @@ public sealed class UnchangedTensorRule : PerTensorRule
         }
 
         var key = new SeriesKey(record.RunId, record.Rank, tensor.Name);
-        ref History? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_history, key, out _);
+        ref History? slot = ref _history.GetValueRefOrAddDefault(key, out _);
         History history = slot ??= new History();
         if (record.Step <= history.Step)
         {
@@ -166,9 +174,27 @@ public sealed class UnchangedTensorRule : PerTensorRule
         public long Since;
         public int Unchanged;
 
-        public ValueSnapshot Values { get; } = new();
+        public ValueSnapshot Values { get; private init; } = new();
 
-        public SummarySnapshot Summary { get; } = new();
+        public SummarySnapshot Summary { get; private init; } = new();
+
+        public void WriteState(ref StateWriter writer)
+        {
+            writer.WriteVarInt(Step);
+            writer.WriteVarInt(Since);
+            writer.WriteVarInt(Unchanged);
+            Values.WriteState(ref writer);
+            Summary.WriteState(ref writer);
+        }
+
+        public static History ReadState(ref StateReader reader) => new()
+        {
+            Step = reader.ReadVarInt("last step"),
+            Since = reader.ReadVarInt("unchanged since"),
+            Unchanged = reader.ReadInt32("unchanged steps"),
+            Values = ValueSnapshot.ReadState(ref reader),
+            Summary = SummarySnapshot.ReadState(ref reader),
+        };
     }
 
     /// <summary>The statistics of one summary, kept for the next comparison (histogram buffer reused).</summary>
@@ -183,6 +209,65 @@ public sealed class UnchangedTensorRule : PerTensorRule
         private double _min, _max, _mean, _variance, _l1, _l2, _absMean;
 
         public bool Present { get; private set; }
+
+        public void WriteState(ref StateWriter writer)
+        {
+            writer.WriteBool(Present);
+            if (!Present)
+            {
+                return;
+            }
+
+            writer.WriteVarUInt(_count);
+            writer.WriteVarUInt(_zero);
+            writer.WriteVarUInt(_nan);
+            writer.WriteVarUInt(_inf);
+            foreach (double value in (ReadOnlySpan<double>)[_min, _max, _mean, _variance, _l1, _l2, _absMean])
+            {
+                writer.WriteDouble(value);
+            }
+
+            writer.WriteBool(_hasHistogram);
+            if (_hasHistogram)
+            {
+                writer.WriteVarInt((long)_layout);
+                writer.WriteVarInt(_firstBucket);
+                writer.WriteVarUInt((ulong)_countsLength);
+                foreach (ulong count in _counts.AsSpan(0, _countsLength))
+                {
+                    writer.WriteVarUInt(count);
+                }
+            }
+        }
+
+        public static SummarySnapshot ReadState(ref StateReader reader)
+        {
+            var snapshot = new SummarySnapshot { Present = reader.ReadBool("summary present") };
+            if (!snapshot.Present)
+            {
+                return snapshot;
+            }
+
+            (snapshot._count, snapshot._zero, snapshot._nan, snapshot._inf) =
+                (reader.ReadVarUInt("count"), reader.ReadVarUInt("zero count"), reader.ReadVarUInt("NaN count"), reader.ReadVarUInt("Inf count"));
+            (snapshot._min, snapshot._max, snapshot._mean, snapshot._variance) =
+                (reader.ReadDouble("min"), reader.ReadDouble("max"), reader.ReadDouble("mean"), reader.ReadDouble("variance"));
+            (snapshot._l1, snapshot._l2, snapshot._absMean) = (reader.ReadDouble("l1"), reader.ReadDouble("l2"), reader.ReadDouble("abs mean"));
+            snapshot._hasHistogram = reader.ReadBool("histogram present");
+            if (snapshot._hasHistogram)
+            {
+                snapshot._layout = (HistogramLayout)reader.ReadVarInt("histogram layout", 0, int.MaxValue);
+                snapshot._firstBucket = (uint)reader.ReadVarInt("first bucket", 0, uint.MaxValue);
+                snapshot._countsLength = reader.ReadCount("histogram buckets", 1);
+                snapshot._counts = new ulong[snapshot._countsLength];
+                for (int i = 0; i < snapshot._countsLength; i++)
+                {
+                    snapshot._counts[i] = reader.ReadVarUInt("bucket count");
+                }
+            }
+
+            return snapshot;
+        }
 
         public void Store(TensorSummary? summary)
         {

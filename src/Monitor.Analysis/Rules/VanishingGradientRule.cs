@@ -1,4 +1,5 @@
 using System.Globalization;
+using Monitor.Analysis.State;
 using Monitor.Contracts.V1;
 
 namespace Monitor.Analysis.Rules;
@@ -18,7 +19,7 @@ namespace Monitor.Analysis.Rules;
 /// </remarks>
 public sealed class VanishingGradientRule : PerTensorRule
 {
-    private readonly Dictionary<SeriesKey, StepWindow> _windows = [];
+    private readonly SeriesTable<StepWindow> _windows = new();
 
     /// <summary>Threshold on the mean absolute gradient. Default 1e-7 (smdebug's <c>threshold</c> default).</summary>
     public double Threshold
@@ -49,7 +50,19 @@ public sealed class VanishingGradientRule : PerTensorRule
         RuleSupport.Requirements(Selector, raw: false, "mean |g| (summary abs_mean) over the last traced steps");
 
     /// <inheritdoc />
-    public override void ForgetRank(string run, uint rank) => RuleSupport.Forget(_windows, run, rank);
+    public override void ForgetRank(string run, uint rank) => _windows.Forget(run, rank);
+
+    /// <inheritdoc />
+    public override void WriteState(string run, uint rank, ref StateWriter writer) =>
+        _windows.WriteState(run, rank, ref writer, static (ref StateWriter w, StepWindow window) => window.WriteState(ref w));
+
+    /// <inheritdoc />
+    /// <remarks>A window written with another <see cref="WindowSteps"/> keeps its most recent values that fit.</remarks>
+    public override Action ReadState(string run, uint rank, int version, ref StateReader reader)
+    {
+        int capacity = WindowSteps;
+        return _windows.ReadState(run, rank, ref reader, (ref StateReader r) => StepWindow.ReadState(ref r, capacity));
+    }
 
     private protected override string Healthy => "mean |gradient| is at or above the threshold";
 

@@ -1,5 +1,5 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
+using Monitor.Analysis.State;
 using Monitor.Contracts.V1;
 
 namespace Monitor.Analysis.Rules;
@@ -33,7 +33,7 @@ namespace Monitor.Analysis.Rules;
 /// </remarks>
 public sealed class WeightUpdateRatioRule : PerTensorRule
 {
-    private readonly Dictionary<SeriesKey, Previous> _previous = [];
+    private readonly SeriesTable<Previous> _previous = new();
 
     /// <summary>
     /// Largest gap, in steps, between the two traced steps compared; null: any gap, the previous traced step
@@ -83,7 +83,15 @@ public sealed class WeightUpdateRatioRule : PerTensorRule
         RuleSupport.Requirements(Selector, raw: true, "the update w_t - w_prev needs raw values of consecutive traced steps; summaries only bound it from below");
 
     /// <inheritdoc />
-    public override void ForgetRank(string run, uint rank) => RuleSupport.Forget(_previous, run, rank);
+    public override void ForgetRank(string run, uint rank) => _previous.Forget(run, rank);
+
+    /// <inheritdoc />
+    public override void WriteState(string run, uint rank, ref StateWriter writer) =>
+        _previous.WriteState(run, rank, ref writer, static (ref StateWriter w, Previous previous) => previous.WriteState(ref w));
+
+    /// <inheritdoc />
+    public override Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
+        _previous.ReadState(run, rank, ref reader, Previous.ReadState);
 
     private protected override string Healthy => "update/weight ratio within bounds";
 
@@ -99,7 +107,7 @@ public sealed class WeightUpdateRatioRule : PerTensorRule
         }
 
         var key = new SeriesKey(record.RunId, record.Rank, tensor.Name);
-        ref Previous? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_previous, key, out _);
+        ref Previous? slot = ref _previous.GetValueRefOrAddDefault(key, out _);
         Previous previous = slot ??= new Previous();
         if (record.Step <= previous.Step)
         {
@@ -198,6 +206,28 @@ public sealed class WeightUpdateRatioRule : PerTensorRule
         public double L2;
         public double Mean;
 
-        public ValueSnapshot Values { get; } = new();
+        public ValueSnapshot Values { get; private init; } = new();
+
+        public void WriteState(ref StateWriter writer)
+        {
+            writer.WriteVarInt(Step);
+            writer.WriteBool(HasSummary);
+            writer.WriteBool(AllFinite);
+            writer.WriteVarUInt(Count);
+            writer.WriteDouble(L2);
+            writer.WriteDouble(Mean);
+            Values.WriteState(ref writer);
+        }
+
+        public static Previous ReadState(ref StateReader reader) => new()
+        {
+            Step = reader.ReadVarInt("last step"),
+            HasSummary = reader.ReadBool("has summary"),
+            AllFinite = reader.ReadBool("all finite"),
+            Count = reader.ReadVarUInt("count"),
+            L2 = reader.ReadDouble("l2"),
+            Mean = reader.ReadDouble("mean"),
+            Values = ValueSnapshot.ReadState(ref reader),
+        };
     }
 }

@@ -1,3 +1,5 @@
+using Monitor.Analysis.State;
+
 namespace Monitor.Analysis.Windows;
 
 /// <summary>
@@ -9,7 +11,7 @@ public sealed class WindowedSeries
 {
     private readonly WindowSpec _spec;
     private readonly WindowAggregate _aggregate;
-    private readonly Dictionary<SeriesKey, State> _series = [];
+    private readonly SeriesTable<State> _series = new();
 
     /// <summary>Creates the windows of every key for one specification and aggregate.</summary>
     public WindowedSeries(WindowSpec spec, WindowAggregate aggregate)
@@ -23,16 +25,7 @@ public sealed class WindowedSeries
     public long LateValues { get; private set; }
 
     /// <summary>Forgets the windows of one rank of a run (its run ended, or its steps started over).</summary>
-    public void Forget(string run, uint rank)
-    {
-        foreach (SeriesKey key in _series.Keys)
-        {
-            if (key.Rank == rank && key.Run == run)
-            {
-                _series.Remove(key);
-            }
-        }
-    }
+    public void Forget(string run, uint rank) => _series.Forget(run, rank);
 
     /// <summary>
     /// Adds a value of <paramref name="key"/> at <paramref name="step"/> / <paramref name="time"/>; the windows it closes
@@ -55,6 +48,61 @@ public sealed class WindowedSeries
         {
             AddStepped(state, step, time, value, closed);
         }
+    }
+
+    /// <summary>
+    /// Writes the open windows of <paramref name="run"/>/<paramref name="rank"/> (every tensor's values not yet
+    /// evicted, next window end and watermark) for an engine snapshot, with the window specification and aggregate
+    /// they were built under; nothing when the key has no window.
+    /// </summary>
+    public void WriteState(string run, uint rank, ref StateWriter writer)
+    {
+        if (!_series.Holds(run, rank))
+        {
+            return;
+        }
+
+        writer.WriteString(_spec.ToString());
+        writer.WriteVarInt((long)_aggregate);
+        _series.WriteState(run, rank, ref writer, static (ref StateWriter w, State state) =>
+        {
+            w.WriteVarInt(state.NextEnd);
+            w.WriteVarInt(state.Watermark);
+            w.WriteVarUInt((ulong)state.Values.Count);
+            foreach ((long step, DateTimeOffset time, double value) in state.Values)
+            {
+                w.WriteVarInt(step);
+                w.WriteTime(time);
+                w.WriteDouble(value);
+            }
+        });
+    }
+
+    /// <summary>
+    /// Reads what <see cref="WriteState"/> wrote; returns the action that replaces the key's windows with it. Windows
+    /// written under another specification or aggregate cannot carry over: the key then starts with empty windows.
+    /// </summary>
+    /// <exception cref="InvalidDataException">Corrupt or truncated bytes.</exception>
+    public Action ReadState(string run, uint rank, ref StateReader reader)
+    {
+        if (reader.Remaining == 0)
+        {
+            return () => Forget(run, rank);
+        }
+
+        string spec = reader.ReadString("window specification");
+        long aggregate = reader.ReadVarInt("window aggregate");
+        Action restore = _series.ReadState(run, rank, ref reader, static (ref StateReader r) =>
+        {
+            var state = new State { NextEnd = r.ReadVarInt("next window end"), Watermark = r.ReadVarInt("watermark") };
+            for (int i = r.ReadCount("window values", 10); i > 0; i--)
+            {
+                state.Values.Add((r.ReadVarInt("step"), r.ReadTime("time"), r.ReadDouble("value")));
+            }
+
+            return state;
+        });
+        return spec == _spec.ToString() && aggregate == (long)_aggregate ? restore : () => Forget(run, rank);
     }
 
     /// <summary>Forgets a key (e.g. when its run ended).</summary>
