@@ -6,7 +6,6 @@ using Monitor.Analysis.Drift;
 using Monitor.Analysis.Rules;
 using Monitor.Analysis.State;
 using Monitor.Contracts.V1;
-using Monitor.Testing;
 using static Monitor.Analysis.Tests.AnalysisTestDriver;
 using static Monitor.Analysis.Tests.RuleTestData;
 
