@@ -67,7 +67,7 @@ internal static class ArchiveSupport
     /// Step <paramref name="step"/> of a rank: a gradient with a log2 histogram, a weight, and a batch tensor with raw
     /// values and an explicit histogram whose outer edges are infinite.
     /// </summary>
-    public static StepRecord Record(string run, uint rank, long step, double gradientAbsMean = 1e-2)
+    public static StepRecord Record(string run, uint rank, long step, double gradientAbsMean = 1e-2, DateTimeOffset? start = null)
     {
         var record = new StepRecord
         {
@@ -77,7 +77,7 @@ internal static class ArchiveSupport
             WorldSize = 4,
             Step = step,
             Mode = Mode.Train,
-            EventTimeUnixNanos = (Start.AddSeconds(step) - DateTimeOffset.UnixEpoch).Ticks * 100,
+            EventTimeUnixNanos = ((start ?? Start).AddSeconds(step) - DateTimeOffset.UnixEpoch).Ticks * 100,
             Sequence = (ulong)step + 1,
         };
         var gradient = new TensorRecord
