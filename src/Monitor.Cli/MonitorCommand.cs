@@ -52,6 +52,7 @@ internal static class MonitorCommand
             ArchiveCommands.Archive(),
             ArchiveCommands.Export(),
             ArchiveCommands.Query(),
+            CreateKafkaMock(),
         };
         return root;
     }
@@ -138,6 +139,36 @@ internal static class MonitorCommand
                 await error.WriteLineAsync("monitor demo: " + message);
                 return 2;
             }
+        });
+        return command;
+    }
+
+    private static Command CreateKafkaMock()
+    {
+        var brokers = new Option<int>("--brokers") { Description = "Brokers of the mock cluster.", DefaultValueFactory = _ => 1 };
+        OptionValues.AddCheck(brokers, value => value is < 1 or > 9 ? "--brokers must be between 1 and 9" : null);
+        var command = new Command("kafka-mock", "Run librdkafka's mock Kafka cluster (in memory, the real protocol) until Ctrl+C, to try serve, archive and the sample job without a Kafka cluster: prints its bootstrap servers on the first line of stdout. For trying and testing only: nothing is kept, and the mock has no security.")
+        {
+            brokers,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using var cluster = new MockKafkaCluster(parse.GetValue(brokers));
+            TextWriter output = parse.InvocationConfiguration.Output;
+            await output.WriteLineAsync(cluster.BootstrapServers);
+            await output.FlushAsync(cancellationToken);
+            await parse.InvocationConfiguration.Error.WriteLineAsync(
+                $"monitor kafka-mock: librdkafka mock cluster at {cluster.BootstrapServers} (topics are created on first use); Ctrl+C stops it");
+            try
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                // Ctrl+C / SIGTERM.
+            }
+
+            return 0;
         });
         return command;
     }
