@@ -568,6 +568,8 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule, IStatefulRule
 
     private sealed class SeriesState
     {
+        private const int MaxRestoredColumns = 1 << 24;
+
         private readonly DataDriftRule _rule;
         private readonly int _columns;
         private readonly string[] _tensorNames;
@@ -745,7 +747,9 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule, IStatefulRule
         /// <summary>Reads what <see cref="WriteState"/> wrote, without building the series (see <see cref="TryRestore"/>).</summary>
         public static SavedSeries ReadState(ref StateReader reader)
         {
-            int columns = reader.ReadInt32("columns");
+            // A row of 2^24 columns is 64 MiB of floats, far above what one record (1 MB by default) carries; a larger
+            // count is corrupt, and would make the restore build a name per column.
+            int columns = reader.ReadInt32("columns", MaxRestoredColumns);
             string[] featureNames = new string[reader.ReadCount("feature names", 1)];
             for (int i = 0; i < featureNames.Length; i++)
             {
@@ -773,7 +777,8 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule, IStatefulRule
         /// does not fit them (it then starts over).</summary>
         public static SeriesState? TryRestore(DataDriftRule rule, SeriesKey key, SavedSeries saved)
         {
-            if (saved.Kind != rule.EffectiveReference || (rule.EffectiveReference == DriftReferenceKind.Stored && rule.StoredReference is null))
+            if (saved.Kind != rule.EffectiveReference || (rule.EffectiveReference == DriftReferenceKind.Stored && rule.StoredReference is null)
+                || (rule.Features.Count == 0 && saved.Selected.Length != saved.Columns))
             {
                 return null;
             }
