@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using Monitor.Analysis.Drift;
+using Monitor.Analysis.State;
 using Monitor.Contracts.V1;
 using static Monitor.Analysis.Tests.AnalysisTestDriver;
 
@@ -78,6 +79,83 @@ public sealed class DriftSnapshotTests(ITestOutputHelper output)
         };
         StepRecord[] records = [.. Enumerable.Range(0, ConceptSteps).Select(step => ConceptRecord(step, input, binary: detector is "ddm" or "eddm"))];
         AssertEverySplit($"{detector} {input}", () => new RuleBinding { Rule = make() }, records);
+    }
+
+    [Theory]
+    [MemberData(nameof(Detectors))]
+    public void Detector_ReadState_ContinuesAsTheOriginal_FromEveryValue(string name)
+    {
+        var parameters = new Dictionary<string, string>(name == "kswin" ? [new("seed", "7")] : []);
+        bool binary = name is "ddm" or "eddm" or "hddm-a" or "hddm-w";
+        double[] stream = binary
+            ? DriftStreams.Bernoulli(5, (300, 0.1), (300, 0.5), (200, 0.05))
+            : DriftStreams.Gaussian(5, (300, 0, 1), (300, 2, 1), (200, -1, 0.5));
+        IDriftDetector whole = DriftDetectors.Create(name, parameters);
+        var signals = new List<(bool Drift, bool Warning)>();
+        foreach (double value in stream)
+        {
+            whole.Update(value);
+            signals.Add((whole.DriftDetected, whole.WarningDetected));
+        }
+
+        Assert.Contains(signals, s => s.Drift);
+        byte[] end = Bytes(whole);
+        for (int k = 0; k < stream.Length; k += name == "kswin" ? 13 : 1)
+        {
+            IDriftDetector first = DriftDetectors.Create(name, parameters);
+            foreach (double value in stream.AsSpan(0, k))
+            {
+                first.Update(value);
+            }
+
+            byte[] state = Bytes(first);
+            IDriftDetector second = DriftDetectors.Create(name, parameters);
+            var reader = new StateReader(state, name);
+            Assert.True(second.ReadState(ref reader));
+            reader.EnsureEnd();
+            Assert.Equal(state, Bytes(second));
+            for (int i = k; i < stream.Length; i++)
+            {
+                second.Update(stream[i]);
+                Assert.True(signals[i] == (second.DriftDetected, second.WarningDetected), $"{name} restored after {k} values differs at value {i}");
+            }
+
+            Assert.Equal(end, Bytes(second));
+        }
+    }
+
+    [Fact]
+    public void Detector_ReadState_StaysNew_WhenTheWindowParametersDiffer()
+    {
+        IDriftDetector kswin = DriftDetectors.Create("kswin", new Dictionary<string, string> { ["seed"] = "1" });
+        IDriftDetector adwin = DriftDetectors.Create("adwin", new Dictionary<string, string> { ["max_buckets"] = "9" });
+        foreach (double value in DriftStreams.Gaussian(2, (400, 0, 1)))
+        {
+            kswin.Update(value);
+            adwin.Update(value);
+        }
+
+        foreach ((IDriftDetector written, IDriftDetector other) in new[]
+        {
+            (kswin, DriftDetectors.Create("kswin", new Dictionary<string, string> { ["seed"] = "1", ["window_size"] = "50" })),
+            (adwin, DriftDetectors.Create("adwin", new Dictionary<string, string> { ["max_buckets"] = "3" })),
+        })
+        {
+            byte[] fresh = Bytes(other);
+            var reader = new StateReader(Bytes(written), written.Name);
+            Assert.False(other.ReadState(ref reader));
+            Assert.Equal(fresh, Bytes(other));
+        }
+    }
+
+    public static TheoryData<string> Detectors => new(DriftDetectors.Names);
+
+    private static byte[] Bytes(IDriftDetector detector)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        var writer = new StateWriter(buffer);
+        detector.WriteState(ref writer);
+        return buffer.WrittenSpan.ToArray();
     }
 
     [Fact]
