@@ -21,7 +21,7 @@ public class MultivariateDriftBenchmarks
     private PcaReconstructionDrift _pca = null!;
     private double[] _chunk = null!;
     private readonly DriftWorkspace _workspace = new();
-    private readonly Random _permutations = new(1);
+    private readonly DriftRandom _permutations = new(1);
 
     [GlobalSetup]
     public void Setup()

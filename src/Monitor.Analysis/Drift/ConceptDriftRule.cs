@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Globalization;
 using Monitor.Analysis.Rules;
+using Monitor.Analysis.State;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
 
@@ -34,7 +36,7 @@ public enum ConceptDriftInput
 /// <para><b>Cost.</b> At most <see cref="ValuesPerStep"/> values of a record are fed (evenly spaced over the batch), a
 /// few nanoseconds each. State per series: the detector's.</para>
 /// </remarks>
-public sealed class ConceptDriftRule : ITrainingRule, IValidatedRule
+public sealed class ConceptDriftRule : ITrainingRule, IValidatedRule, IStatefulRule
 {
     private static readonly TensorRequirement[] ErrorNeeds =
     [
@@ -42,7 +44,10 @@ public sealed class ConceptDriftRule : ITrainingRule, IValidatedRule
         new(CollectionNames.Labels, Raw: true, "labels of the same examples"),
     ];
 
-    private readonly Dictionary<SeriesKey, IDriftDetector> _detectors = [];
+    private readonly SeriesTable<IDriftDetector> _detectors = new();
+    // A detector's state is written here first, so that its length can precede it (see WriteState).
+    private readonly ArrayBufferWriter<byte> _detectorState = new();
+    private StateWrite<IDriftDetector>? _writeDetector;
     private double[] _scratch = [];
     private string? _quietDescription;
     private string? _warningDescription;
@@ -115,7 +120,46 @@ public sealed class ConceptDriftRule : ITrainingRule, IValidatedRule
     }
 
     /// <inheritdoc />
-    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_detectors, run, rank);
+    public void ForgetRank(string run, uint rank) => _detectors.Forget(run, rank);
+
+    /// <inheritdoc />
+    public int StateVersion => 1;
+
+    /// <inheritdoc />
+    /// <remarks>Per tensor: the detector's name and its state (<see cref="IDriftDetector.WriteState"/>), length-prefixed
+    /// so that a snapshot of another detector can be skipped.</remarks>
+    public void WriteState(string run, uint rank, ref StateWriter writer) =>
+        _detectors.WriteState(run, rank, ref writer, _writeDetector ??= WriteDetector);
+
+    /// <inheritdoc />
+    /// <remarks>A detector of another name than <see cref="Detector"/>, or one whose state the configured parameters
+    /// cannot take over (<see cref="IDriftDetector.ReadState"/>), starts over.</remarks>
+    public Action ReadState(string run, uint rank, int version, ref StateReader reader) =>
+        _detectors.ReadState(run, rank, ref reader, ReadDetector);
+
+    private void WriteDetector(ref StateWriter writer, IDriftDetector detector)
+    {
+        _detectorState.ResetWrittenCount();
+        var state = new StateWriter(_detectorState);
+        detector.WriteState(ref state);
+        writer.WriteString(detector.Name);
+        writer.WriteVarUInt((ulong)_detectorState.WrittenCount);
+        writer.WriteBytes(_detectorState.WrittenSpan);
+    }
+
+    private IDriftDetector ReadDetector(ref StateReader reader)
+    {
+        string name = reader.ReadString("detector");
+        StateReader state = reader.ReadSection("detector state", $"{reader.What}, detector '{name}'");
+        IDriftDetector detector = DriftDetectors.Create(Detector, DetectorParameters);
+        // A detector that cannot take the state over is left as new, and the rest of its bytes is not looked at.
+        if (name == Detector && detector.ReadState(ref state))
+        {
+            state.EnsureEnd();
+        }
+
+        return detector;
+    }
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)

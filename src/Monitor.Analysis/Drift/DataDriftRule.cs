@@ -1,5 +1,6 @@
 using System.Globalization;
 using Monitor.Analysis.Rules;
+using Monitor.Analysis.State;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
 
@@ -55,7 +56,7 @@ public enum MultivariateDrift
 /// Memory per series: <c>(ReferenceSteps + WindowSteps) × RowsPerStep × features</c> floats, and once a first-steps
 /// reference is frozen, 12 bytes per reference value (the sorted values and KS's rank table, <see cref="SortedReference"/>).</para>
 /// </remarks>
-public sealed class DataDriftRule : ITrainingRule, IValidatedRule
+public sealed class DataDriftRule : ITrainingRule, IValidatedRule, IStatefulRule
 {
     private static readonly TensorRequirement[] Needs =
     [
@@ -70,7 +71,7 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
 
     private const string NoDrift = "no drift";
 
-    private readonly Dictionary<SeriesKey, SeriesState> _series = [];
+    private readonly SeriesTable<SeriesState> _series = new();
     private readonly DriftWorkspace _workspace = new();
     private double[] _reference = [];
     private double[] _current = [];
@@ -231,7 +232,50 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
     }
 
     /// <inheritdoc />
-    public void ForgetRank(string run, uint rank) => RuleSupport.Forget(_series, run, rank);
+    public void ForgetRank(string run, uint rank) => _series.Forget(run, rank);
+
+    /// <inheritdoc />
+    public int StateVersion => 1;
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Per tensor: its layout (columns, feature names, the columns tested), where its reference comes from, the warm-up
+    /// and steps-since-test counters, the permutations' generator (<see cref="DriftRandom"/>), the current window's
+    /// step blocks and, for a first-steps reference, the reference's blocks and whether it froze. A frozen reference's
+    /// sorted values (<see cref="SortedReference"/>) are not written: they are the reference blocks' finite values,
+    /// sorted, and a restore sorts them again (and so rebuilds KS's rank table). A stored reference is configuration
+    /// and is not written. The fitted multivariate test is not written either: it is refitted, deterministically, from
+    /// the same reference rows at the next test.
+    /// </remarks>
+    public void WriteState(string run, uint rank, ref StateWriter writer) =>
+        _series.WriteState(run, rank, ref writer, static (ref StateWriter w, SeriesState state) => state.WriteState(ref w));
+
+    /// <inheritdoc />
+    /// <remarks>A series written under parameters that it does not fit (another layout of the features tested, another
+    /// reference kind, more steps or rows than the windows now hold, a first-steps reference of another length) starts
+    /// over, as a new series would.</remarks>
+    public Action ReadState(string run, uint rank, int version, ref StateReader reader)
+    {
+        Dictionary<string, SavedSeries> saved = reader.Remaining == 0 ? [] : StateByName.Read(ref reader, "tensor", SeriesState.ReadState);
+        var restored = new List<(SeriesKey Key, SeriesState State)>(saved.Count);
+        foreach ((string tensor, SavedSeries series) in saved)
+        {
+            var key = new SeriesKey(run, rank, tensor);
+            if (SeriesState.TryRestore(this, key, series) is { } state)
+            {
+                restored.Add((key, state));
+            }
+        }
+
+        return () =>
+        {
+            _series.Forget(run, rank);
+            foreach ((SeriesKey key, SeriesState state) in restored)
+            {
+                _series[key] = state;
+            }
+        };
+    }
 
     /// <inheritdoc />
     public void Evaluate(StepRecord record, RuleContext context)
@@ -271,7 +315,7 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
                 throw new InvalidOperationException($"{Name}: reference is 'stored' but no referenceFile was loaded");
             }
 
-            state = new SeriesState(this, key, tensor, columns);
+            state = new SeriesState(this, key, tensor.FeatureNames, columns);
             _series[key] = state;
         }
 
@@ -509,18 +553,33 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
         }
     }
 
+    /// <summary>A series as a snapshot holds it, before it is checked against the rule's parameters.</summary>
+    private sealed record SavedSeries(
+        int Columns,
+        string[] FeatureNames,
+        long[] Selected,
+        DriftReferenceKind Kind,
+        int WarmupLeft,
+        long StepsSinceTest,
+        DriftRandom Random,
+        (long Step, float[] Values)[] Blocks,
+        (long Step, float[] Values)[]? Reference,
+        bool Frozen);
+
     private sealed class SeriesState
     {
+        private const int MaxRestoredColumns = 1 << 24;
+
         private readonly DataDriftRule _rule;
         private readonly int _columns;
         private readonly string[] _tensorNames;
 
-        public SeriesState(DataDriftRule rule, SeriesKey key, TensorRecord tensor, int columns)
+        public SeriesState(DataDriftRule rule, SeriesKey key, IReadOnlyList<string> featureNames, int columns)
         {
             _rule = rule;
             _columns = columns;
-            _tensorNames = [.. tensor.FeatureNames];
-            string[] all = [.. Enumerable.Range(0, columns).Select(c => ColumnName(tensor, c, columns))];
+            _tensorNames = [.. featureNames];
+            string[] all = [.. Enumerable.Range(0, columns).Select(c => ColumnName(key.Tensor, featureNames, c, columns))];
             int[] selected = rule.Features.Count == 0
                 ? [.. Enumerable.Range(0, columns)]
                 : [.. rule.Features.Select(f => Array.IndexOf(all, f)).Where(i => i >= 0)];
@@ -532,7 +591,7 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
 
             Selected = selected;
             WarmupLeft = rule.WarmupSteps;
-            Random = new Random(StableSeed($"{key.Run}/{key.Rank}/{key.Tensor}"));
+            Random = new DriftRandom(StableSeed($"{key.Run}/{key.Rank}/{key.Tensor}"));
             Names = [.. selected.Select(c => all[c])];
             Kinds = [.. Names.Select(n => rule.Categorical.Contains(n) ? FeatureKind.Categorical : FeatureKind.Numerical)];
             int capacity = rule.EffectiveReference == DriftReferenceKind.Sliding ? rule.ReferenceSteps + rule.WindowSteps : rule.WindowSteps;
@@ -582,8 +641,9 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
         /// <summary>The fitted multivariate test (frozen references keep theirs), or null.</summary>
         public object? Multivariate { get; set; }
 
-        /// <summary>The permutations' source, seeded per series so a replay gives the same p-values.</summary>
-        public Random Random { get; }
+        /// <summary>The permutations' source, seeded per series so a replay gives the same p-values (and snapshotted, so a
+        /// restored engine draws the same permutations).</summary>
+        public DriftRandom Random { get; private set; }
 
         /// <summary>The reference's rows (finite ones; a stored table's rows where every column has a value).</summary>
         public double[] ReferenceRows(int limit)
@@ -684,9 +744,103 @@ public sealed class DataDriftRule : ITrainingRule, IValidatedRule
             return sorted;
         }
 
-        private static string ColumnName(TensorRecord tensor, int column, int columns) =>
-            tensor.FeatureNames.Count == columns ? tensor.FeatureNames[column]
-            : columns == 1 ? tensor.Name
+        /// <summary>Reads what <see cref="WriteState"/> wrote, without building the series (see <see cref="TryRestore"/>).</summary>
+        public static SavedSeries ReadState(ref StateReader reader)
+        {
+            // A row of 2^24 columns is 64 MiB of floats, far above what one record (1 MB by default) carries; a larger
+            // count is corrupt, and would make the restore build a name per column.
+            int columns = reader.ReadInt32("columns", MaxRestoredColumns);
+            string[] featureNames = new string[reader.ReadCount("feature names", 1)];
+            for (int i = 0; i < featureNames.Length; i++)
+            {
+                featureNames[i] = reader.ReadString("feature name");
+            }
+
+            long[] selected = reader.ReadVarInts("selected columns");
+            var kind = (DriftReferenceKind)reader.ReadVarInt("reference kind", (long)DriftReferenceKind.First, (long)DriftReferenceKind.Stored);
+            int warmupLeft = reader.ReadInt32("warm-up left");
+            long stepsSinceTest = reader.ReadVarInt("steps since test", 0, long.MaxValue);
+            DriftRandom random = DriftRandom.ReadState(ref reader);
+            (long, float[])[] blocks = StepBlocks.ReadState(ref reader);
+            (long, float[])[]? reference = null;
+            bool frozen = false;
+            if (kind == DriftReferenceKind.First)
+            {
+                reference = StepBlocks.ReadState(ref reader);
+                frozen = reader.ReadBool("reference frozen");
+            }
+
+            return new SavedSeries(columns, featureNames, selected, kind, warmupLeft, stepsSinceTest, random, blocks, reference, frozen);
+        }
+
+        /// <summary>The series <paramref name="saved"/> describes under the rule's current parameters, or null when it
+        /// does not fit them (it then starts over).</summary>
+        public static SeriesState? TryRestore(DataDriftRule rule, SeriesKey key, SavedSeries saved)
+        {
+            if (saved.Kind != rule.EffectiveReference || (rule.EffectiveReference == DriftReferenceKind.Stored && rule.StoredReference is null)
+                || (rule.Features.Count == 0 && saved.Selected.Length != saved.Columns))
+            {
+                return null;
+            }
+
+            var state = new SeriesState(rule, key, saved.FeatureNames, saved.Columns);
+            if (!state.Selected.AsSpan().SequenceEqual([.. saved.Selected.Select(c => (int)c)]) || !state.Blocks.TryRestore(saved.Blocks))
+            {
+                return null;
+            }
+
+            if (state.ReferenceBlocks is { } referenceBlocks)
+            {
+                // A first-steps reference freezes the record it reaches its length: frozen exactly when full.
+                if (saved.Frozen != (saved.Reference!.Length == rule.ReferenceSteps) || !referenceBlocks.TryRestore(saved.Reference))
+                {
+                    return null;
+                }
+
+                if (saved.Frozen)
+                {
+                    state.Freeze();
+                }
+            }
+
+            state.WarmupLeft = Math.Min(saved.WarmupLeft, rule.WarmupSteps);
+            state.StepsSinceTest = saved.StepsSinceTest;
+            state.Random = saved.Random;
+            return state;
+        }
+
+        /// <summary>Writes the series (see <see cref="DataDriftRule.WriteState"/>).</summary>
+        public void WriteState(ref StateWriter writer)
+        {
+            writer.WriteVarInt(_columns);
+            writer.WriteVarUInt((ulong)_tensorNames.Length);
+            foreach (string name in _tensorNames)
+            {
+                writer.WriteString(name);
+            }
+
+            writer.WriteVarUInt((ulong)Selected.Length);
+            foreach (int column in Selected)
+            {
+                writer.WriteVarInt(column);
+            }
+
+            writer.WriteVarInt((long)_rule.EffectiveReference);
+            // Past the warm-up the counter keeps counting down; only whether it is above 0 matters.
+            writer.WriteVarInt(Math.Max(0, WarmupLeft));
+            writer.WriteVarInt(StepsSinceTest);
+            Random.WriteState(ref writer);
+            Blocks.WriteState(ref writer);
+            if (ReferenceBlocks is { } reference)
+            {
+                reference.WriteState(ref writer);
+                writer.WriteBool(ReferenceFrozen);
+            }
+        }
+
+        private static string ColumnName(string tensorName, IReadOnlyList<string> featureNames, int column, int columns) =>
+            featureNames.Count == columns ? featureNames[column]
+            : columns == 1 ? tensorName
             : column.ToString(CultureInfo.InvariantCulture);
     }
 }

@@ -133,7 +133,7 @@ public sealed class DriftWorkspace
 /// <remarks>
 /// Semantics follow river: after an update that signalled drift, the next update first resets the detector to its
 /// initial state and then processes its value. Not thread-safe; one instance per series. Implementations keep their
-/// whole state in fields that are plain data, so the engine can snapshot it.
+/// whole state in fields that are plain data and write and read it (<see cref="WriteState"/>, <see cref="ReadState"/>).
 /// </remarks>
 public interface IDriftDetector
 {
@@ -149,4 +149,19 @@ public interface IDriftDetector
     /// <summary>Feeds one value. The binary detectors (DDM, EDDM, HDDM) expect, as river's do, 1 for an error and 0 for a
     /// correct prediction.</summary>
     void Update(double value);
+
+    /// <summary>
+    /// Writes the detector's whole state, not its parameters (the configuration supplies them again), for an engine
+    /// snapshot (<see cref="State.IStatefulRule"/>): the same state gives the same bytes.
+    /// </summary>
+    void WriteState(ref State.StateWriter writer);
+
+    /// <summary>
+    /// Replaces the state of this detector, a new one made with the configured parameters, with what
+    /// <see cref="WriteState"/> wrote. Returns false, leaving the detector as new, when the state was written under
+    /// parameters this one cannot take over (ADWIN with fewer <c>max_buckets</c>, KSWIN with another
+    /// <c>window_size</c>).
+    /// </summary>
+    /// <exception cref="InvalidDataException">Corrupt or truncated bytes (thrown by <paramref name="reader"/>).</exception>
+    bool ReadState(ref State.StateReader reader);
 }

@@ -29,14 +29,14 @@ public readonly record struct MaximumMeanDiscrepancyResult(double Statistic, dou
 /// kernel matrix without re-evaluating the kernel: with row sums r of the pooled kernel matrix and total T, only the
 /// within-subset sum S_AA of the smaller side A needs the matrix (S_AB = Σ_A r - S_AA, S_BB = T - 2 Σ_A r + S_AA), and
 /// all permutations' S_AA are accumulated in one pass over the matrix. Permutations come from the caller's
-/// <see cref="Random"/>, so p-values are reproducible for a seed but are not alibi's (which uses torch's RNG).</para>
+/// <see cref="DriftRandom"/>, so p-values are reproducible for a seed but are not alibi's (which uses torch's RNG).</para>
 /// <para>Differences from alibi: squared distances are computed as Σ (x_k - y_k)² rather than
 /// ‖x‖² + ‖y‖² - 2x·y clamped at 1e-30, so they are exact to rounding and the diagonal is exactly 0; a reference whose
 /// median distance is 0 (mostly duplicate rows) is refused instead of producing a degenerate bandwidth.</para>
 /// <para>Memory: the reference kernel block, n(n - 1)/2 doubles, lives in the instance (n = 1000: 4 MB); a test call
 /// uses workspace slots for the current blocks (n·m + m(m - 1)/2 doubles) and the permutation masks
 /// (permutations · (n + m) doubles). Not thread-safe to share a workspace; the instance itself is immutable after
-/// construction and may be used from several threads, each with its own workspace and <see cref="Random"/>.
+/// construction and may be used from several threads, each with its own workspace and <see cref="DriftRandom"/>.
 /// Values must be finite. A steady-state call allocates nothing.</para>
 /// </remarks>
 public sealed class MaximumMeanDiscrepancyTest
@@ -188,7 +188,7 @@ public sealed class MaximumMeanDiscrepancyTest
     /// <param name="random">The source of the permutations (seed it for reproducible p-values).</param>
     /// <param name="workspace">Scratch memory, one per thread.</param>
     /// <exception cref="ArgumentException">Fewer than 2 rows, or a length that is not a multiple of the dimension.</exception>
-    public MaximumMeanDiscrepancyResult Test(ReadOnlySpan<double> current, Random random, DriftWorkspace workspace)
+    public MaximumMeanDiscrepancyResult Test(ReadOnlySpan<double> current, DriftRandom random, DriftWorkspace workspace)
     {
         ArgumentNullException.ThrowIfNull(workspace);
         Span<double> permuted = workspace.Doubles(PermutedSlot, Permutations);
@@ -213,7 +213,7 @@ public sealed class MaximumMeanDiscrepancyTest
     /// the order drawn). Each permutation draws the smaller side's rows from the pooled rows by a partial
     /// Fisher-Yates shuffle with <paramref name="random"/>.
     /// </summary>
-    internal double PermutedStatistics(ReadOnlySpan<double> current, Random random, DriftWorkspace workspace, Span<double> permuted)
+    internal double PermutedStatistics(ReadOnlySpan<double> current, DriftRandom random, DriftWorkspace workspace, Span<double> permuted)
     {
         ArgumentNullException.ThrowIfNull(random);
         ArgumentNullException.ThrowIfNull(workspace);

@@ -1,3 +1,5 @@
+using Monitor.Analysis.State;
+
 namespace Monitor.Analysis.Drift;
 
 /// <summary>
@@ -127,6 +129,65 @@ internal sealed class StepBlocks
         }
 
         return rows;
+    }
+
+    /// <summary>
+    /// Writes the blocks, oldest first: their count, then per block its step (the first as it is, the others as the
+    /// difference from the one before: mostly one byte) and its values (<see cref="StateWriter.WriteSingles"/>).
+    /// </summary>
+    public void WriteState(ref StateWriter writer)
+    {
+        writer.WriteVarUInt((ulong)Count);
+        long previous = 0;
+        for (int i = 0; i < Count; i++)
+        {
+            long step = StepOf(i);
+            writer.WriteVarInt(unchecked(step - previous));
+            writer.WriteSingles(Block(i));
+            previous = step;
+        }
+    }
+
+    /// <summary>Reads what <see cref="WriteState"/> wrote, as (step, values) per block, oldest first.</summary>
+    public static (long Step, float[] Values)[] ReadState(ref StateReader reader)
+    {
+        var blocks = new (long Step, float[] Values)[reader.ReadCount("blocks", 2)];
+        long previous = 0;
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            previous = unchecked(previous + reader.ReadVarInt("block step"));
+            blocks[i] = (previous, reader.ReadSingles("block values"));
+        }
+
+        return blocks;
+    }
+
+    /// <summary>
+    /// Appends blocks read by <see cref="ReadState"/> to these (empty) blocks; false, appending nothing, when they do
+    /// not fit: more blocks than the capacity, or a block that is not whole rows of these columns or has more rows
+    /// than <see cref="RowsPerStep"/> (written under other parameters).
+    /// </summary>
+    public bool TryRestore((long Step, float[] Values)[] blocks)
+    {
+        if (blocks.Length > _values.Length)
+        {
+            return false;
+        }
+
+        foreach ((long _, float[] values) in blocks)
+        {
+            if (values.Length % _columns != 0 || values.Length / _columns > RowsPerStep)
+            {
+                return false;
+            }
+        }
+
+        foreach ((long step, float[] values) in blocks)
+        {
+            values.CopyTo(Append(step, values.Length / _columns));
+        }
+
+        return true;
     }
 
     private static bool AllFinite(ReadOnlySpan<float> row)

@@ -28,7 +28,7 @@ public sealed partial class AnalysisEngine
 
     /// <summary>
     /// The alert names of the configured rules whose state is not snapshotted (rules that do not implement
-    /// <see cref="IStatefulRule"/>, e.g. custom rules and, for now, the drift rules): a snapshot records their section as
+    /// <see cref="IStatefulRule"/>: custom rules; every built-in rule implements it): a snapshot records their section as
     /// missing (state version 0), and after <see cref="RestoreSnapshot"/> they start empty for the key. Empty when
     /// every rule's state is carried.
     /// </summary>

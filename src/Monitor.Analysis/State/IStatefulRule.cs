@@ -3,8 +3,8 @@ namespace Monitor.Analysis.State;
 /// <summary>
 /// A rule whose per-(run, rank) state can be written to bytes and read back, so that
 /// <see cref="AnalysisEngine.WriteSnapshot(string, uint, System.Buffers.IBufferWriter{byte})"/> and <see cref="AnalysisEngine.RestoreSnapshot"/> carry it (a service
-/// replica that takes over a partition carries on where the previous one stopped). Every built-in training rule
-/// implements it; a configured rule that does not is listed in <see cref="AnalysisEngine.UnsnapshottedRules"/> and
+/// replica that takes over a partition carries on where the previous one stopped). Every built-in rule (training and
+/// drift) implements it; a configured rule that does not is listed in <see cref="AnalysisEngine.UnsnapshottedRules"/> and
 /// starts empty for a restored key.
 /// </summary>
 /// <remarks>

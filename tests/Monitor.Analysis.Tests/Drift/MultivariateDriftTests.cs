@@ -146,7 +146,7 @@ public sealed class MaximumMeanDiscrepancyTestTests(MultivariateReferenceFixture
             double statistic = test.Statistic(current, workspace);
             Assert.True(Math.Abs(statistic - expectedMmd2) <= Math.Max(1e-9 * Math.Abs(expectedMmd2), 1e-14),
                 $"case {i}: MMD² {statistic:R}, numpy {expectedMmd2:R}");
-            MaximumMeanDiscrepancyResult result = test.Test(current, new Random(i), workspace);
+            MaximumMeanDiscrepancyResult result = test.Test(current, new DriftRandom(i), workspace);
             Assert.Equal(statistic, result.Statistic);
         }
     }
@@ -162,13 +162,13 @@ public sealed class MaximumMeanDiscrepancyTestTests(MultivariateReferenceFixture
             double[] current = MultivariateReferenceFixture.Rows(random, m, d, 0.4, 0);
             var test = new MaximumMeanDiscrepancyTest(reference, d, permutations: 50);
             double[] permuted = new double[50];
-            test.PermutedStatistics(current, new Random(123), new DriftWorkspace(), permuted);
+            test.PermutedStatistics(current, new DriftRandom(123), new DriftWorkspace(), permuted);
 
             // The same draws, replayed: the smaller side is the first min(n, m) of a partial Fisher-Yates shuffle.
             double[] pooled = [.. reference, .. current];
             int total = n + m;
             int[] order = [.. Enumerable.Range(0, total)];
-            var replay = new Random(123);
+            var replay = new DriftRandom(123);
             for (int p = 0; p < permuted.Length; p++)
             {
                 int subset = Math.Min(n, m);
@@ -194,7 +194,7 @@ public sealed class MaximumMeanDiscrepancyTestTests(MultivariateReferenceFixture
         double[] reference = MultivariateReferenceFixture.Rows(random, 200, 4, 0, 0);
         double[] current = MultivariateReferenceFixture.Rows(random, 150, 4, 0.8, 0);
         var test = new MaximumMeanDiscrepancyTest(reference, 4);
-        MaximumMeanDiscrepancyResult result = test.Test(current, new Random(1), new DriftWorkspace());
+        MaximumMeanDiscrepancyResult result = test.Test(current, new DriftRandom(1), new DriftWorkspace());
         Assert.Equal(0, result.PValue);
         Assert.True(result.IsDrift);
         Assert.True(result.DistanceThreshold < result.Statistic);
@@ -211,7 +211,7 @@ public sealed class MaximumMeanDiscrepancyTestTests(MultivariateReferenceFixture
             double[] reference = MultivariateReferenceFixture.Rows(random, 60, 3, 0, 0);
             double[] current = MultivariateReferenceFixture.Rows(random, 50, 3, 0, 0);
             var test = new MaximumMeanDiscrepancyTest(reference, 3);
-            MaximumMeanDiscrepancyResult result = test.Test(current, new Random(trial), workspace);
+            MaximumMeanDiscrepancyResult result = test.Test(current, new DriftRandom(trial), workspace);
             Assert.InRange(result.PValue, 0, 1);
             pValues.Add(result.PValue);
         }
@@ -228,7 +228,7 @@ public sealed class MaximumMeanDiscrepancyTestTests(MultivariateReferenceFixture
         double[] current = MultivariateReferenceFixture.Rows(random, 80, 5, 0, 0);
         var test = new MaximumMeanDiscrepancyTest(reference, 5);
         var workspace = new DriftWorkspace();
-        var permutations = new Random(1);
+        var permutations = new DriftRandom(1);
         test.Test(current, permutations, workspace);
         double sum = 0;
         long allocated = SteadyStateAllocation.LeastBytes(() =>

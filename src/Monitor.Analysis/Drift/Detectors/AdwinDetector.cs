@@ -1,3 +1,5 @@
+using Monitor.Analysis.State;
+
 namespace Monitor.Analysis.Drift;
 
 /// <summary>
@@ -151,6 +153,82 @@ public sealed class AdwinDetector : IDriftDetector
     /// <summary>river's <c>n_detections</c>: drifts detected since the last restart. As in river it is 1 right after
     /// a detection and 0 again after the next update, which restarts the detector.</summary>
     public int DetectionCount => _detections;
+
+    /// <inheritdoc />
+    /// <remarks>Per row of bucket summaries (sizes 1, 2, 4, ...): its count, then each summary's total and variance.</remarks>
+    public void WriteState(ref StateWriter writer)
+    {
+        writer.WriteVarUInt((ulong)_rows);
+        for (int row = 0; row < _rows; row++)
+        {
+            int count = _counts[row];
+            writer.WriteVarUInt((ulong)count);
+            for (int k = 0; k < count; k++)
+            {
+                writer.WriteDouble(_totals[(row * _stride) + k]);
+                writer.WriteDouble(_variances[(row * _stride) + k]);
+            }
+        }
+
+        writer.WriteDouble(_total);
+        writer.WriteDouble(_variance);
+        writer.WriteDouble(_width);
+        writer.WriteVarInt(_tick);
+        writer.WriteVarInt(_detections);
+        writer.WriteBool(_driftDetected);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>False when a row holds more summaries than <see cref="MaxBuckets"/> (written with a larger one).</remarks>
+    public bool ReadState(ref StateReader reader)
+    {
+        // A window of 2^62 values or more cannot have been filled.
+        int start = reader.Offset;
+        int rows = (int)reader.ReadVarUInt("rows", 62);
+        if (rows == 0)
+        {
+            throw reader.Invalid("rows", "a window has at least one row", start);
+        }
+
+        if (_counts.Length < rows)
+        {
+            Array.Resize(ref _counts, rows);
+            Array.Resize(ref _totals, rows * _stride);
+            Array.Resize(ref _variances, rows * _stride);
+        }
+
+        _rows = rows;
+        bool fits = true;
+        for (int row = 0; row < rows; row++)
+        {
+            int count = reader.ReadCount("bucket count", 16);
+            fits &= count <= _maxBuckets;
+            _counts[row] = Math.Min(count, _maxBuckets);
+            for (int k = 0; k < count; k++)
+            {
+                double total = reader.ReadDouble("bucket total");
+                double variance = reader.ReadDouble("bucket variance");
+                if (k < _maxBuckets)
+                {
+                    _totals[(row * _stride) + k] = total;
+                    _variances[(row * _stride) + k] = variance;
+                }
+            }
+        }
+
+        _total = reader.ReadDouble("total");
+        _variance = reader.ReadDouble("variance");
+        _width = reader.ReadDouble("width");
+        _tick = reader.ReadVarInt("tick", 0, long.MaxValue);
+        _detections = (int)reader.ReadVarInt("detections", 0, int.MaxValue);
+        _driftDetected = reader.ReadBool("drift");
+        if (!fits)
+        {
+            Reset();
+        }
+
+        return fits;
+    }
 
     /// <inheritdoc />
     public void Update(double value)

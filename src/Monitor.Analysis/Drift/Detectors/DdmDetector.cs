@@ -1,3 +1,5 @@
+using Monitor.Analysis.State;
+
 namespace Monitor.Analysis.Drift;
 
 /// <summary>
@@ -82,6 +84,29 @@ public sealed class DdmDetector : IDriftDetector
 
     /// <summary>river's <c>_s_min</c>: the standard deviation where <c>p + s</c> was lowest (+∞ until the warm start ends).</summary>
     public double MinStandardDeviation => _sMin;
+
+    /// <inheritdoc />
+    public void WriteState(ref StateWriter writer)
+    {
+        _errorRate.Write(ref writer);
+        writer.WriteDouble(_pMin);
+        writer.WriteDouble(_sMin);
+        writer.WriteDouble(_psMin);
+        writer.WriteBool(_driftDetected);
+        writer.WriteBool(_warningDetected);
+    }
+
+    /// <inheritdoc />
+    public bool ReadState(ref StateReader reader)
+    {
+        _errorRate = RunningMean.Read(ref reader);
+        _pMin = reader.ReadDouble("p min");
+        _sMin = reader.ReadDouble("s min");
+        _psMin = reader.ReadDouble("ps min");
+        _driftDetected = reader.ReadBool("drift");
+        _warningDetected = reader.ReadBool("warning");
+        return true;
+    }
 
     /// <inheritdoc />
     public void Update(double value)

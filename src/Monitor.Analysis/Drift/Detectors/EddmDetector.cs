@@ -1,3 +1,5 @@
+using Monitor.Analysis.State;
+
 namespace Monitor.Analysis.Drift;
 
 /// <summary>
@@ -89,6 +91,31 @@ public sealed class EddmDetector : IDriftDetector
 
     /// <summary>The mean distance between consecutive errors since the last restart.</summary>
     public double MeanDistance => _distances.Mean.Mean;
+
+    /// <inheritdoc />
+    public void WriteState(ref StateWriter writer)
+    {
+        _distances.Write(ref writer);
+        writer.WriteVarInt(_count);
+        writer.WriteVarInt(_lastError);
+        writer.WriteVarInt(_errorCount);
+        writer.WriteDouble(_maxLevel);
+        writer.WriteBool(_driftDetected);
+        writer.WriteBool(_warningDetected);
+    }
+
+    /// <inheritdoc />
+    public bool ReadState(ref StateReader reader)
+    {
+        _distances = RunningVariance.Read(ref reader);
+        _count = reader.ReadVarInt("count", 0, long.MaxValue);
+        _lastError = reader.ReadVarInt("last error", 0, _count);
+        _errorCount = reader.ReadVarInt("error count", 0, _count);
+        _maxLevel = reader.ReadDouble("max level");
+        _driftDetected = reader.ReadBool("drift");
+        _warningDetected = reader.ReadBool("warning");
+        return true;
+    }
 
     /// <inheritdoc />
     /// <exception cref="InvalidOperationException">On the first update, when <see cref="Alpha"/> is less than

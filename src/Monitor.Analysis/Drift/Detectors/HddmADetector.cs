@@ -1,3 +1,5 @@
+using Monitor.Analysis.State;
+
 namespace Monitor.Analysis.Drift;
 
 /// <summary>
@@ -89,6 +91,27 @@ public sealed class HddmADetector : IDriftDetector
 
     /// <summary>The mean of the values since the last restart (river's <c>_z</c>).</summary>
     public double Mean => _overall.Mean;
+
+    /// <inheritdoc />
+    public void WriteState(ref StateWriter writer)
+    {
+        _overall.Write(ref writer);
+        _atMinimum.Write(ref writer);
+        _atMaximum.Write(ref writer);
+        writer.WriteBool(_driftDetected);
+        writer.WriteBool(_warningDetected);
+    }
+
+    /// <inheritdoc />
+    public bool ReadState(ref StateReader reader)
+    {
+        _overall = RunningMean.Read(ref reader);
+        _atMinimum = RunningMean.Read(ref reader);
+        _atMaximum = RunningMean.Read(ref reader);
+        _driftDetected = reader.ReadBool("drift");
+        _warningDetected = reader.ReadBool("warning");
+        return true;
+    }
 
     /// <inheritdoc />
     public void Update(double value)

@@ -1,3 +1,5 @@
+using Monitor.Analysis.State;
+
 namespace Monitor.Analysis.Drift;
 
 /// <summary>
@@ -111,6 +113,35 @@ public sealed class HddmWDetector : IDriftDetector
     public double WeightedMean => _total.Mean;
 
     /// <inheritdoc />
+    public void WriteState(ref StateWriter writer)
+    {
+        _total.Write(ref writer);
+        _increaseBefore.Write(ref writer);
+        _increaseAfter.Write(ref writer);
+        _decreaseBefore.Write(ref writer);
+        _decreaseAfter.Write(ref writer);
+        writer.WriteDouble(_increaseCut);
+        writer.WriteDouble(_decreaseCut);
+        writer.WriteBool(_driftDetected);
+        writer.WriteBool(_warningDetected);
+    }
+
+    /// <inheritdoc />
+    public bool ReadState(ref StateReader reader)
+    {
+        _total = Sample.Read(ref reader);
+        _increaseBefore = Sample.Read(ref reader);
+        _increaseAfter = Sample.Read(ref reader);
+        _decreaseBefore = Sample.Read(ref reader);
+        _decreaseAfter = Sample.Read(ref reader);
+        _increaseCut = reader.ReadDouble("increase cut");
+        _decreaseCut = reader.ReadDouble("decrease cut");
+        _driftDetected = reader.ReadBool("drift");
+        _warningDetected = reader.ReadBool("warning");
+        return true;
+    }
+
+    /// <inheritdoc />
     public void Update(double value)
     {
         if (_driftDetected)
@@ -201,5 +232,19 @@ public sealed class HddmWDetector : IDriftDetector
         public double Mean;
         public double IndependentBound;
         public bool Initialized;
+
+        public static Sample Read(ref StateReader reader) => new()
+        {
+            Mean = reader.ReadDouble("sample mean"),
+            IndependentBound = reader.ReadDouble("sample bound"),
+            Initialized = reader.ReadBool("sample initialized"),
+        };
+
+        public readonly void Write(ref StateWriter writer)
+        {
+            writer.WriteDouble(Mean);
+            writer.WriteDouble(IndependentBound);
+            writer.WriteBool(Initialized);
+        }
     }
 }

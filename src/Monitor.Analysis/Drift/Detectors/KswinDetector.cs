@@ -1,3 +1,5 @@
+using Monitor.Analysis.State;
+
 namespace Monitor.Analysis.Drift;
 
 /// <summary>
@@ -85,6 +87,79 @@ public sealed class KswinDetector : IDriftDetector
 
     /// <summary>Why the parameters cannot work together (stat_size not below window_size), or null.</summary>
     internal string? ParameterProblem() => StatSize < WindowSize ? null : $"kswin parameter 'stat_size' ({StatSize}) must be smaller than 'window_size' ({WindowSize}).";
+
+    /// <inheritdoc />
+    /// <remarks>Nothing but a flag before the first update; then the window's values (oldest first), the counters,
+    /// the last test's p-value and statistic, and the generator's state (2.5 KB).</remarks>
+    public void WriteState(ref StateWriter writer)
+    {
+        writer.WriteBool(_random is not null);
+        if (_random is null)
+        {
+            return;
+        }
+
+        writer.WriteVarUInt((ulong)WindowSize);
+        writer.WriteVarUInt((ulong)_count);
+        for (int i = 0; i < _count; i++)
+        {
+            writer.WriteDouble(At(i));
+        }
+
+        writer.WriteVarInt(Count);
+        writer.WriteDouble(PValue);
+        writer.WriteDouble(Statistic);
+        writer.WriteBool(_driftDetected);
+        _random.WriteState(ref writer);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>False when the window was written with another <see cref="WindowSize"/> (the detector starts over).</remarks>
+    public bool ReadState(ref StateReader reader)
+    {
+        if (!reader.ReadBool("started"))
+        {
+            return true;
+        }
+
+        int windowSize = (int)reader.ReadVarUInt("window size", int.MaxValue);
+        int count = (int)reader.ReadVarUInt("window count", (ulong)windowSize);
+        if (count > reader.Remaining / sizeof(double))
+        {
+            throw reader.Invalid("window count", "more values than bytes left");
+        }
+
+        bool fits = windowSize == WindowSize;
+        if (fits)
+        {
+            Restart();
+        }
+
+        for (int i = 0; i < count; i++)
+        {
+            double value = reader.ReadDouble("window value");
+            if (fits)
+            {
+                _window[i] = value;
+            }
+        }
+
+        long seen = reader.ReadVarInt("count", count, long.MaxValue);
+        double pValue = reader.ReadDouble("p-value");
+        double statistic = reader.ReadDouble("statistic");
+        bool drift = reader.ReadBool("drift");
+        PythonRandom random = PythonRandom.ReadState(ref reader);
+        if (fits)
+        {
+            (_count, Count, PValue, Statistic, _driftDetected, _random) = (count, seen, pValue, statistic, drift, random);
+        }
+        else
+        {
+            _random = null;
+        }
+
+        return fits;
+    }
 
     /// <inheritdoc />
     public void Update(double value)

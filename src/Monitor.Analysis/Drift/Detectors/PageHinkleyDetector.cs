@@ -1,3 +1,5 @@
+using Monitor.Analysis.State;
+
 namespace Monitor.Analysis.Drift;
 
 /// <summary>Which changes of the mean <see cref="PageHinkleyDetector"/> watches (river's <c>mode</c>).</summary>
@@ -122,6 +124,29 @@ public sealed class PageHinkleyDetector : IDriftDetector
 
     /// <summary>river's <c>_max_decrease</c>: the largest <see cref="SumDecrease"/> so far (−1 before any value).</summary>
     public double MaxDecrease => _maxDecrease;
+
+    /// <inheritdoc />
+    public void WriteState(ref StateWriter writer)
+    {
+        _mean.Write(ref writer);
+        writer.WriteDouble(_sumIncrease);
+        writer.WriteDouble(_sumDecrease);
+        writer.WriteDouble(_minIncrease);
+        writer.WriteDouble(_maxDecrease);
+        writer.WriteBool(_driftDetected);
+    }
+
+    /// <inheritdoc />
+    public bool ReadState(ref StateReader reader)
+    {
+        _mean = RunningMean.Read(ref reader);
+        _sumIncrease = reader.ReadDouble("sum increase");
+        _sumDecrease = reader.ReadDouble("sum decrease");
+        _minIncrease = reader.ReadDouble("min increase");
+        _maxDecrease = reader.ReadDouble("max decrease");
+        _driftDetected = reader.ReadBool("drift");
+        return true;
+    }
 
     /// <inheritdoc />
     public void Update(double value)

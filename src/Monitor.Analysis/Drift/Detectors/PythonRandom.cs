@@ -1,3 +1,6 @@
+using System.Buffers.Binary;
+using Monitor.Analysis.State;
+
 namespace Monitor.Analysis.Drift;
 
 /// <summary>
@@ -25,6 +28,35 @@ internal sealed class PythonRandom
         ulong magnitude = seed < 0 ? (ulong)-(seed + 1) + 1 : (ulong)seed;
         uint[] key = magnitude >> 32 == 0 ? [(uint)magnitude] : [(uint)magnitude, (uint)(magnitude >> 32)];
         InitByArray(key);
+    }
+
+    private PythonRandom()
+    {
+    }
+
+    /// <summary>Reads what <see cref="WriteState"/> wrote: the generator continues where the written one was.</summary>
+    public static PythonRandom ReadState(ref StateReader reader)
+    {
+        var random = new PythonRandom { _index = reader.ReadInt32("twister position", N) };
+        ReadOnlySpan<byte> words = reader.ReadBytes(N * sizeof(uint), "twister state");
+        for (int i = 0; i < N; i++)
+        {
+            random._state[i] = BinaryPrimitives.ReadUInt32LittleEndian(words[(i * sizeof(uint))..]);
+        }
+
+        return random;
+    }
+
+    /// <summary>Writes the position and the 624 words of state (2.5 KB; the sample pool is scratch).</summary>
+    public void WriteState(ref StateWriter writer)
+    {
+        writer.WriteVarInt(_index);
+        Span<byte> word = stackalloc byte[sizeof(uint)];
+        foreach (uint value in _state)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(word, value);
+            writer.WriteBytes(word);
+        }
     }
 
     /// <summary><c>getrandbits(bits)</c> for 1 ≤ bits ≤ 32.</summary>

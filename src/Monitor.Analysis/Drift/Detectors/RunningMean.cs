@@ -1,3 +1,5 @@
+using Monitor.Analysis.State;
+
 namespace Monitor.Analysis.Drift;
 
 /// <summary>
@@ -17,5 +19,16 @@ internal struct RunningMean
     {
         Count += 1.0;
         Mean += 1.0 / Count * (x - Mean);
+    }
+
+    /// <summary>Reads what <see cref="Write"/> wrote.</summary>
+    public static RunningMean Read(ref StateReader reader) =>
+        new() { Count = reader.ReadDouble("mean count"), Mean = reader.ReadDouble("mean") };
+
+    /// <summary>Writes the count and the mean (a detector's snapshot).</summary>
+    public readonly void Write(ref StateWriter writer)
+    {
+        writer.WriteDouble(Count);
+        writer.WriteDouble(Mean);
     }
 }

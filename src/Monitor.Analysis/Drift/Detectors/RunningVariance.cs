@@ -1,3 +1,5 @@
+using Monitor.Analysis.State;
+
 namespace Monitor.Analysis.Drift;
 
 /// <summary>
@@ -19,5 +21,16 @@ internal struct RunningVariance
         double oldMean = Mean.Mean;
         Mean.Update(x);
         SumOfSquares += (x - oldMean) * (x - Mean.Mean);
+    }
+
+    /// <summary>Reads what <see cref="Write"/> wrote.</summary>
+    public static RunningVariance Read(ref StateReader reader) =>
+        new() { Mean = RunningMean.Read(ref reader), SumOfSquares = reader.ReadDouble("sum of squares") };
+
+    /// <summary>Writes the mean and the sum of squares (a detector's snapshot).</summary>
+    public readonly void Write(ref StateWriter writer)
+    {
+        Mean.Write(ref writer);
+        writer.WriteDouble(SumOfSquares);
     }
 }
