@@ -173,6 +173,14 @@ public sealed class ServeStateDirTests : IDisposable
     }
 
     [Fact]
+    public async Task Serve_WithAStateIntervalButNoStateDir_Exits2()
+    {
+        (int exitCode, string error) = await InProcessServe.RunAsync(["--kafka", "127.0.0.1:9", "--state-interval", "10s"]);
+        Assert.Equal(2, exitCode);
+        Assert.Contains("--state-interval needs --state-dir", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ServeHelp_ShowsTheStateOptions_WithTheDefaultInterval()
     {
         var output = new StringWriter();
