@@ -53,7 +53,11 @@ public sealed record ServiceStatistics(long Consumed, long Processed, long Decod
 /// <see cref="MonitorServiceOptions.MaxDeadLettersInFlight"/> are outstanding), and the record's offset is committed
 /// only once the write is acknowledged, or its loss counted (<c>monitor_dead_letter_failures_total</c>). So a
 /// restart resumes after it instead of failing on it again.</para>
-/// <para>Start once with <see cref="StartAsync"/>; <see cref="DisposeAsync"/> stops the pipeline, commits, and stops
+/// <para><b>State.</b> With <see cref="MonitorServiceOptions.StateDirectory"/>, the engine's state and the offsets it reflects
+/// are saved together every <see cref="MonitorServiceOptions.StateInterval"/> and at a clean stop, on the pipeline
+/// thread, and restored by <see cref="StartAsync"/> before the first record; offsets are committed only as far as the
+/// last saved state (see <c>README.md</c>, "State directory").</para>
+/// <para>Start once with <see cref="StartAsync"/>; <see cref="DisposeAsync"/> stops the pipeline, saves the state (with a state directory), commits, and stops
 /// the HTTP server. The consumer and dead-letter producer are owned by the service.</para>
 /// <para><b>OpenTelemetry.</b> Every record's W3C trace context (its <c>traceparent</c> header, written by the worker's
 /// <c>send</c> span) is read whether or not anyone listens, and the alert transitions the record causes carry it
