@@ -11,8 +11,10 @@ public interface IPositionedConsumer
 
     /// <summary>
     /// From now on, a partition of <paramref name="nextOffsets"/> that is assigned starts at its offset (the first
-    /// record to read); other partitions start at the group's committed offset. Call before the first
-    /// <see cref="Monitor.Contracts.Transport.IRecordConsumer.Consume"/>, on the consuming thread.
+    /// record to read); other partitions start at the group's committed offset (or the reset policy). Call before the
+    /// first <see cref="Monitor.Contracts.Transport.IRecordConsumer.Consume"/>, before the consuming thread starts (not
+    /// concurrently with it). An offset past the partition's end, or one retention has deleted, is handled as the
+    /// consumer's reset policy says.
     /// </summary>
     void StartAt(IReadOnlyDictionary<(string Topic, int Partition), long> nextOffsets);
 }
