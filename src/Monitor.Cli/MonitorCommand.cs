@@ -200,6 +200,8 @@ internal static class MonitorCommand
         var stateTtl = new Option<TimeSpan>("--state-ttl") { Description = "How long a rank may send nothing before its state, alerts and series are forgotten, e.g. 24h or 7d (by the clock once caught up with the topic, in event time while lagging).", DefaultValueFactory = _ => defaults.Engine.IdleTtl, CustomParser = OptionValues.Duration };
         var lateGrace = new Option<TimeSpan>("--late-grace") { Description = "How far in event time a rank's record may lag behind its newest and still be evaluated; older ones are counted as late.", DefaultValueFactory = _ => defaults.Engine.LateGrace, CustomParser = OptionValues.Duration };
         var rulesFile = new Option<FileInfo?>("--rules") { Description = "Rule file (YAML or .json), reloaded when it changes. Default: the default rule set (`monitor rules default`)." };
+        var stateDir = new Option<DirectoryInfo?>("--state-dir") { Description = "Keep the engine's state (windows, rule state, alerts) and the consumed offsets it reflects in this directory, saved together every --state-interval and at a clean stop, restored at start: a restart neither loses nor double-counts records nor re-fires alerts. One process per directory, group and topic. Default: in memory only." };
+        var stateInterval = new Option<TimeSpan>("--state-interval") { Description = "How often the state is saved to --state-dir; after a crash at most this much of the stream is analysed again, e.g. 30s, 5m.", DefaultValueFactory = _ => defaults.StateInterval, CustomParser = OptionValues.Duration };
         var record = new Option<FileInfo?>("--record") { Description = "Record every decoded step record to this file, for `monitor replay` (.pb/.bin: protobuf, else JSON lines)." };
         var apiToken = new Option<string?>("--api-token") { Description = $"Bearer token that /api writes require (it also allows reads). Default: ${ApiTokenVariable}; none disables writes." };
         var apiTokenFile = new Option<FileInfo>("--api-token-file") { Description = "Read the --api-token from this file (trailing line break removed)." };
@@ -216,7 +218,7 @@ internal static class MonitorCommand
         {
             kafka, kafkaClient.Property, kafkaClient.ConfigFile, group, offsetReset, topic, deadLetterTopic, listen, tlsCertificate, tlsKey,
             maxSeries, histogramTensors, maxHistograms, redis, apiToken, apiTokenFile, apiReadToken, apiReadTokenFile, rulesFile, record,
-            alertmanager, webhook, webhookToken, webhookHeader, externalUrl, externalLabels, resendInterval, lateGrace, stateTtl, archive,
+            alertmanager, webhook, webhookToken, webhookHeader, externalUrl, externalLabels, resendInterval, lateGrace, stateTtl, stateDir, stateInterval, archive,
         };
         foreach (Option option in archiveSet.All)
         {
@@ -253,6 +255,8 @@ internal static class MonitorCommand
                     RulesFile = parse.GetValue(rulesFile)?.FullName,
                     RecordFile = parse.GetValue(record)?.FullName,
                     Engine = new AnalysisEngineOptions { LateGrace = parse.GetValue(lateGrace), IdleTtl = parse.GetValue(stateTtl) },
+                    StateDirectory = parse.GetValue(stateDir)?.FullName,
+                    StateInterval = parse.GetValue(stateInterval),
                     Notifications = new NotificationOptions
                     {
                         AlertmanagerUrls = parse.GetValue(alertmanager) ?? [],
@@ -262,6 +266,11 @@ internal static class MonitorCommand
                         ResendInterval = parse.GetValue(resendInterval),
                     },
                 };
+                if (options.StateDirectory is null && parse.GetResult(stateInterval) is { Implicit: false })
+                {
+                    throw new ArgumentException("--state-interval needs --state-dir DIR");
+                }
+
                 if ((token is { Length: > 0 } || headers.Count > 0) && options.Notifications.Webhooks.Count == 0)
                 {
                     throw new ArgumentException("--webhook-token and --webhook-header need a --webhook");
@@ -342,6 +351,11 @@ internal static class MonitorCommand
                 await service.StartAsync(cancellationToken);
             }
             catch (ArgumentException ex)
+            {
+                await error.WriteLineAsync("monitor serve: " + ex.Message);
+                return 2;
+            }
+            catch (Monitor.Service.State.StateDirectoryException ex)
             {
                 await error.WriteLineAsync("monitor serve: " + ex.Message);
                 return 2;

@@ -47,7 +47,7 @@ public sealed class KafkaConsumerOptions
 /// any thread.</para>
 /// <para>librdkafka's log lines and client errors go to the logger given to the constructor (never to stderr).</para>
 /// </remarks>
-public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness
+public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness, IPositionedConsumer
 {
     private readonly IConsumer<string?, byte[]> _consumer;
     private readonly IAdminClient _probeClient;
@@ -62,6 +62,7 @@ public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness
     private readonly Lock _assignmentLock = new();
     private readonly HashSet<TopicPartition> _assignment = [];
     private bool _assigned;
+    private IReadOnlyDictionary<(string Topic, int Partition), long> _startOffsets = new Dictionary<(string Topic, int Partition), long>();
     // Environment.TickCount64 of the last broker answer (long.MinValue: none yet), and why the last probe failed.
     private long _brokerAnsweredAt = long.MinValue;
     private volatile string? _brokerProblem = "no broker has answered yet";
@@ -281,13 +282,35 @@ public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness
         }
     }
 
-    private void Assigned(List<TopicPartition> partitions)
+    /// <inheritdoc />
+    public string GroupId => _groupId;
+
+    /// <inheritdoc />
+    public void StartAt(IReadOnlyDictionary<(string Topic, int Partition), long> nextOffsets)
+    {
+        ArgumentNullException.ThrowIfNull(nextOffsets);
+        _startOffsets = nextOffsets;
+    }
+
+    /// <summary>On the consuming thread (inside Consume): where each newly assigned partition starts.</summary>
+    private List<TopicPartitionOffset> Assigned(List<TopicPartition> partitions)
     {
         lock (_assignmentLock)
         {
             _assignment.UnionWith(partitions);
             _assigned = true;
         }
+
+        var starts = new List<TopicPartitionOffset>(partitions.Count);
+        foreach (TopicPartition partition in partitions)
+        {
+            // Offset.Unset: the group's committed offset (or auto.offset.reset), as without a start offset.
+            starts.Add(_startOffsets.TryGetValue((partition.Topic, partition.Partition.Value), out long next)
+                ? new TopicPartitionOffset(partition, new Offset(next))
+                : new TopicPartitionOffset(partition, Offset.Unset));
+        }
+
+        return starts;
     }
 
     private void Revoked(IEnumerable<TopicPartition> partitions, bool lost)

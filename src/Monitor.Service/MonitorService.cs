@@ -14,6 +14,7 @@ using Monitor.Contracts.Transport;
 using Monitor.Contracts.V1;
 using Monitor.Service.Notifications;
 using Monitor.Service.Rules;
+using Monitor.Service.State;
 using Monitor.Tracing.Control;
 using Prometheus;
 using StackExchange.Redis;
@@ -52,7 +53,11 @@ public sealed record ServiceStatistics(long Consumed, long Processed, long Decod
 /// <see cref="MonitorServiceOptions.MaxDeadLettersInFlight"/> are outstanding), and the record's offset is committed
 /// only once the write is acknowledged, or its loss counted (<c>monitor_dead_letter_failures_total</c>). So a
 /// restart resumes after it instead of failing on it again.</para>
-/// <para>Start once with <see cref="StartAsync"/>; <see cref="DisposeAsync"/> stops the pipeline, commits, and stops
+/// <para><b>State.</b> With <see cref="MonitorServiceOptions.StateDirectory"/>, the engine's state and the offsets it reflects
+/// are saved together every <see cref="MonitorServiceOptions.StateInterval"/> and at a clean stop, on the pipeline
+/// thread, and restored by <see cref="StartAsync"/> before the first record; offsets are committed only as far as the
+/// last saved state (see <c>README.md</c>, "State directory").</para>
+/// <para>Start once with <see cref="StartAsync"/>; <see cref="DisposeAsync"/> stops the pipeline, saves the state (with a state directory), commits, and stops
 /// the HTTP server. The consumer and dead-letter producer are owned by the service.</para>
 /// <para><b>OpenTelemetry.</b> Every record's W3C trace context (its <c>traceparent</c> header, written by the worker's
 /// <c>send</c> span) is read whether or not anyone listens, and the alert transitions the record causes carry it
@@ -88,6 +93,9 @@ public sealed class MonitorService : IAsyncDisposable
     private ConnectionMultiplexer? _redis;
     private Task? _pipeline;
     private Task? _heartbeats;
+    private StateDirectory? _state;
+    // The offsets the last saved (or restored) state reflects: what a save of untouched partitions carries over.
+    private Dictionary<(string Topic, int Partition), long> _savedOffsets = [];
     private long _consumed, _processed, _decoded, _failed, _deadLettered, _alertsFired, _processingFailed, _deadLetterLost;
     private volatile bool _ready;
     private volatile string? _pipelineFault;
@@ -114,7 +122,13 @@ public sealed class MonitorService : IAsyncDisposable
         _logger = _loggerFactory.CreateLogger<MonitorService>();
         _deadLetters = new DeadLetterSink(deadLetterProducer, options.DeadLetterTopic, options.MaxDeadLettersInFlight);
         _deadLetters.Settled += DeadLetterSettled;
-        _offsets = new ProcessedOffsets(consumer);
+        if (options.StateDirectory is not null && consumer is not IPositionedConsumer)
+        {
+            throw new ArgumentException($"a state directory needs a consumer that can start partitions at given offsets ({nameof(IPositionedConsumer)}); {consumer.GetType().Name} cannot");
+        }
+
+        // With a state directory, offsets are committed only once a saved state reflects them.
+        _offsets = new ProcessedOffsets(consumer, holdCommits: options.StateDirectory is not null);
         _faultLog = new RateLimitedLog(_logger, options.TimeProvider, TimeSpan.FromMinutes(1));
         if (rules is null && options.RulesFile is { } file)
         {
@@ -163,15 +177,26 @@ public sealed class MonitorService : IAsyncDisposable
         Interlocked.Read(ref _deadLettered), Interlocked.Read(ref _alertsFired), _engine.RuleFaults,
         Interlocked.Read(ref _processingFailed), Interlocked.Read(ref _deadLetterLost));
 
-    /// <summary>Starts the HTTP server, then the pipeline.</summary>
+    /// <summary>
+    /// Restores the saved state (with <see cref="MonitorServiceOptions.StateDirectory"/>), then starts the HTTP server,
+    /// then the pipeline.
+    /// </summary>
     /// <exception cref="InvalidOperationException">Already started.</exception>
     /// <exception cref="IOException">The listen address is in use.</exception>
     /// <exception cref="ArgumentException">The TLS certificate cannot be loaded.</exception>
+    /// <exception cref="StateDirectoryException">The state directory is not writable, is in use by another process, or
+    /// holds the state of another snapshot schema version, consumer group or topic. (Corrupt saved keys are not
+    /// thrown: they are logged, counted in <c>monitor_state_restore_failures_total</c>, and start empty.)</exception>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
-        if (_web is not null)
+        if (_web is not null || _state is not null)
         {
             throw new InvalidOperationException("the service is already started");
+        }
+
+        if (_options.StateDirectory is { } stateDirectory)
+        {
+            RestoreState(stateDirectory);
         }
 
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
@@ -271,7 +296,130 @@ public sealed class MonitorService : IAsyncDisposable
         }
 
         _certificate?.Dispose();
+        _state?.Dispose();
         _stopping.Dispose();
+    }
+
+    /// <summary>
+    /// Opens the state directory and restores every saved key into the engine, before the pipeline runs; the consumer
+    /// then starts each partition after the records the state reflects. Restored alerts are active again (API,
+    /// <c>monitor_alerts</c>, Alertmanager resends) without a transition: they were notified before the restart.
+    /// </summary>
+    private void RestoreState(string directory)
+    {
+        var positioned = (IPositionedConsumer)_consumer;
+        var identity = new StateIdentity(AnalysisEngine.SnapshotSchemaVersion, positioned.GroupId, _options.StepsTopic);
+        (StateDirectory store, StoredState? state) = StateDirectory.Open(directory, identity, _options.TimeProvider, out IReadOnlyList<string> problems);
+        _state = store;
+        int failures = problems.Count;
+        foreach (string problem in problems)
+        {
+            LogError(null, "State directory: " + problem);
+        }
+
+        if (_engine.UnsnapshottedRules.Count > 0)
+        {
+            LogWarning($"State directory {store.Path}: the state of rules {string.Join(", ", _engine.UnsnapshottedRules)} is not snapshotted; they start empty after a restart");
+        }
+
+        if (state is null)
+        {
+            if (failures > 0)
+            {
+                LogError(null, $"State directory {store.Path}: no readable generation is left; the service starts with empty state from the group's committed offsets");
+            }
+
+            _metrics.StateRestored(0, failures);
+            return;
+        }
+
+        int restored = 0;
+        foreach (StoredKey key in state.Keys)
+        {
+            if (key.Snapshot is not { } bytes)
+            {
+                failures++;
+                LogError(null, $"State directory: the state of {key.Run}/{key.Rank} cannot be read ({key.Where}); that key starts empty");
+                continue;
+            }
+
+            try
+            {
+                _engine.RestoreSnapshot(bytes.Span);
+                restored++;
+            }
+            catch (InvalidDataException ex)
+            {
+                failures++;
+                LogError(null, $"State directory: the state of {key.Run}/{key.Rank} in {key.Where} is corrupt ({ex.Message}); that key starts empty");
+            }
+        }
+
+        if (_engine.SnapshotAlertsDropped > 0)
+        {
+            LogWarning($"State directory {store.Path}: {_engine.SnapshotAlertsDropped} saved alerts belong to rules no longer configured and were dropped");
+        }
+
+        int alerts = 0;
+        foreach (AlertTransition alert in _engine.ActiveAlerts)
+        {
+            alerts++;
+            _activeAlerts[alert.Identity.Fingerprint] = alert;
+            _metrics.AlertRestored(alert);
+            _notifications.Restored(alert);
+        }
+
+        _savedOffsets = new Dictionary<(string Topic, int Partition), long>(state.NextOffsets);
+        positioned.StartAt(new Dictionary<(string Topic, int Partition), long>(_savedOffsets));
+        _metrics.StateRestored(restored, failures);
+        _metrics.Engine(_engine);
+        string offsets = string.Join(", ", _savedOffsets.OrderBy(o => o.Key.Partition).Select(o => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{o.Key.Topic}[{o.Key.Partition}]@{o.Value}")));
+        LogInformation($"State directory {store.Path}: restored {restored} of {state.Keys.Count} keys and {alerts} active alerts from generation {state.Generation}; partitions resume at {(offsets.Length == 0 ? "their committed offsets" : offsets)}");
+    }
+
+    /// <summary>
+    /// Writes every key's snapshot and the offsets they reflect as a new generation, then lets the consumer commit
+    /// those offsets (pipeline thread, between records). A failed save is logged and counted; the previous generation
+    /// stays in force and nothing new is committed.
+    /// </summary>
+    private void SaveState()
+    {
+        if (_state is null)
+        {
+            return;
+        }
+
+        TimeProvider time = _options.TimeProvider;
+        long started = time.GetTimestamp();
+        Dictionary<(string Topic, int Partition), long> touched = _offsets.Committable();
+        var offsets = new Dictionary<(string Topic, int Partition), long>(_savedOffsets);
+        foreach ((var partition, long next) in touched)
+        {
+            offsets[partition] = next;
+        }
+
+        IReadOnlyCollection<(string Run, uint Rank)> keys = _engine.Keys;
+        long bytes;
+        try
+        {
+            bytes = _state.Save(offsets, keys, _engine.WriteSnapshot, _engine.UnsnapshottedRules);
+        }
+#pragma warning disable CA1031 // A full disk or a rule's WriteState bug must not stop analysis: counted, logged, retried next interval.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _metrics.StateSaveFailed();
+            _faultLog.Error("state", ex, $"Saving the state to {_state.Path} failed: {ex.Message}; the previous generation stays in force and offsets are not committed past it");
+            return;
+        }
+
+        _savedOffsets = offsets;
+        foreach (((string topic, int partition), long next) in touched)
+        {
+            _consumer.MarkProcessed(new TransportMessage { Topic = topic, Partition = partition, Offset = next - 1, Value = [] });
+        }
+
+        _metrics.StateSaved(time.GetElapsedTime(started), keys.Count, bytes, time.GetUtcNow());
     }
 
     private void RunPipeline()
@@ -281,11 +429,17 @@ public sealed class MonitorService : IAsyncDisposable
         TimeProvider time = _options.TimeProvider;
         long lastLag = long.MinValue;
         long lastTick = time.GetTimestamp();
+        long lastSave = time.GetTimestamp();
         try
         {
             while (!stopping.IsCancellationRequested)
             {
                 TimeSpan wait = _options.LagInterval < _options.TickInterval ? _options.LagInterval : _options.TickInterval;
+                if (_state is not null && _options.StateInterval < wait)
+                {
+                    wait = _options.StateInterval;
+                }
+
                 if (_consumer.Consume(wait, stopping) is { } message)
                 {
                     Handle(message, stopping);
@@ -315,6 +469,12 @@ public sealed class MonitorService : IAsyncDisposable
                     _metrics.Engine(_engine);
                 }
 
+                if (_state is not null && time.GetElapsedTime(lastSave) >= _options.StateInterval)
+                {
+                    lastSave = time.GetTimestamp();
+                    SaveState();
+                }
+
                 // Also when idle, so the gauge falls to 0 once the consumer has caught up.
                 if (lastLag == long.MinValue || time.GetElapsedTime(lastLag) >= _options.LagInterval)
                 {
@@ -340,6 +500,8 @@ public sealed class MonitorService : IAsyncDisposable
             }
 
             SettleDeadLetters();
+            // A clean stop saves what was analysed since the last interval, so a restart reads nothing twice.
+            SaveState();
         }
     }
 
@@ -582,6 +744,20 @@ public sealed class MonitorService : IAsyncDisposable
                 }
             });
         }
+    }
+
+    private void LogWarning(string message)
+    {
+#pragma warning disable CA1848, CA2254 // Rare path; the message is data.
+        _logger.LogWarning(message);
+#pragma warning restore CA1848, CA2254
+    }
+
+    private void LogInformation(string message)
+    {
+#pragma warning disable CA1848, CA2254 // Rare path; the message is data.
+        _logger.LogInformation(message);
+#pragma warning restore CA1848, CA2254
     }
 
     private void LogError(Exception? exception, string message)

@@ -7,11 +7,32 @@ namespace Monitor.Service;
 /// partition's committed position must never pass a record whose dead-letter write is outstanding, or a crash would
 /// lose it. Records analysed at once advance the position; a dead-lettered one holds it back until it settles.
 /// </summary>
-/// <remarks>Pipeline thread only (it calls <see cref="IRecordConsumer.MarkProcessed"/>). A partition's records arrive
-/// in offset order; after a rebalance they may start again lower, and nothing below what was marked is marked again.</remarks>
-internal sealed class ProcessedOffsets(IRecordConsumer consumer)
+/// <remarks>
+/// <para>Pipeline thread only (it calls <see cref="IRecordConsumer.MarkProcessed"/>). A partition's records arrive
+/// in offset order; after a rebalance they may start again lower, and nothing below what was marked is marked again.</para>
+/// <para>With <paramref name="holdCommits"/> (a state directory), nothing is passed to the consumer as records go:
+/// <see cref="Committable"/> says how far each partition could be committed, and the host marks those offsets once a
+/// state that reflects them is saved, so the committed offsets never run ahead of the saved state.</para>
+/// </remarks>
+internal sealed class ProcessedOffsets(IRecordConsumer consumer, bool holdCommits = false)
 {
     private readonly Dictionary<(string Topic, int Partition), PartitionState> _partitions = [];
+
+    /// <summary>Per partition, the offset of the first record not yet safe to commit (last committable + 1); partitions
+    /// with nothing committable are left out. A new dictionary per call.</summary>
+    public Dictionary<(string Topic, int Partition), long> Committable()
+    {
+        var next = new Dictionary<(string Topic, int Partition), long>(_partitions.Count);
+        foreach (((string topic, int partition), PartitionState state) in _partitions)
+        {
+            if (state.Marked >= 0)
+            {
+                next[(topic, partition)] = state.Marked + 1;
+            }
+        }
+
+        return next;
+    }
 
     /// <summary>Records (dead-letter writes) outstanding over all partitions.</summary>
     public int Pending { get; private set; }
@@ -78,6 +99,11 @@ internal sealed class ProcessedOffsets(IRecordConsumer consumer)
         }
 
         state.Marked = upTo;
+        if (holdCommits)
+        {
+            return;
+        }
+
         consumer.MarkProcessed(upTo == message.Offset
             ? message
             : new TransportMessage { Topic = message.Topic, Partition = message.Partition, Offset = upTo, Value = [] });

@@ -69,6 +69,8 @@ internal sealed class ServiceMetrics
     private readonly Dictionary<(string Run, uint Rank, string Tensor, string Feature, string Test), DriftGauges> _driftSeries = [];
     private readonly Gauge _driftStatistic, _driftPValue, _driftDrifted, _driftSeriesCount;
     private readonly Counter _driftDetections, _driftSeriesRejected, _driftSeriesEvicted;
+    private readonly Counter _stateSaves, _stateRestoreFailures;
+    private readonly Gauge _stateSaveSeconds, _stateKeys, _stateBytes, _stateSavedAt;
 
     public ServiceMetrics(CollectorRegistry registry, MonitorServiceOptions options)
     {
@@ -156,6 +158,44 @@ internal sealed class ServiceMetrics
         factory.CreateGauge("monitor_drift_series_limit", "Cap on monitor_drift_series (configuration: the same cap as monitor_tensor_series).").Set(_maxTensorSeries);
         _driftSeriesRejected = factory.CreateCounter("monitor_drift_series_rejected_total", "Drift results not exported: the series cap is 0, or every series was updated by the same record.");
         _driftSeriesEvicted = factory.CreateCounter("monitor_drift_series_evicted_total", "Drift series removed to make room under the cap (the least recently updated go first).");
+
+        // serve --state-dir; at 0 without one (the demo keeps its state in memory).
+        _stateSaves = factory.CreateCounter("monitor_state_saves_total", "State generations written to --state-dir (snapshots and offsets together), by result.", "result");
+        _stateSaves.WithLabels("success");
+        _stateSaves.WithLabels("failure");
+        _stateSaveSeconds = factory.CreateGauge("monitor_state_save_seconds", "Duration of the last successful state save (pipeline paused meanwhile).");
+        _stateKeys = factory.CreateGauge("monitor_state_keys", "(run, rank) keys in the last state saved or restored.");
+        _stateBytes = factory.CreateGauge("monitor_state_bytes", "Size of the snapshots of the last state saved.");
+        _stateSavedAt = factory.CreateGauge("monitor_state_last_save_timestamp_seconds", "When the last state save succeeded (Unix seconds); 0 before the first.");
+        _stateRestoreFailures = factory.CreateCounter("monitor_state_restore_failures_total", "Saved keys that could not be restored (corrupt or truncated bytes) and started empty, and unreadable generations.");
+    }
+
+    /// <summary>A state generation was written.</summary>
+    public void StateSaved(TimeSpan took, int keys, long bytes, DateTimeOffset at)
+    {
+        _stateSaves.WithLabels("success").Inc();
+        _stateSaveSeconds.Set(took.TotalSeconds);
+        _stateKeys.Set(keys);
+        _stateBytes.Set(bytes);
+        _stateSavedAt.Set(at.ToUnixTimeMilliseconds() / 1000.0);
+    }
+
+    /// <summary>A state save failed (the previous generation stays in force).</summary>
+    public void StateSaveFailed() => _stateSaves.WithLabels("failure").Inc();
+
+    /// <summary>A state was restored: <paramref name="keys"/> keys, <paramref name="failures"/> of them (or generations) unreadable.</summary>
+    public void StateRestored(int keys, int failures)
+    {
+        _stateKeys.Set(keys);
+        _stateRestoreFailures.Inc(failures);
+    }
+
+    /// <summary>An alert restored from saved state: its <c>monitor_alerts</c> series, without counting a firing.</summary>
+    public void AlertRestored(AlertTransition transition)
+    {
+        AlertIdentity id = transition.Identity;
+        _alerts.WithLabels(id[AlertLabels.AlertName], transition.State.ToString().ToLowerInvariant(), id[AlertLabels.Severity],
+            id[AlertLabels.Run], id[AlertLabels.Rank], id[AlertLabels.Tensor], id[AlertLabels.Feature]).Set(1);
     }
 
     public CollectorRegistry Registry { get; }

@@ -188,6 +188,19 @@ public sealed class AlertDispatcher : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Takes over an alert restored from saved state (<c>serve --state-dir</c>): a firing one joins the set re-sent to
+    /// Alertmanager every resend interval, as if it had fired in this process, but nothing is sent now (it was sent
+    /// before the restart). Never blocks and never throws; same thread as <see cref="Publish"/>.
+    /// </summary>
+    public void Restored(AlertTransition transition)
+    {
+        if (transition is { State: AlertState.Firing } && _alertmanagers.Count > 0 && Volatile.Read(ref _disposed) == 0)
+        {
+            _firing[transition.Identity.Fingerprint] = transition;
+        }
+    }
+
     /// <summary>Stops accepting transitions, sends what is queued within the shutdown timeout, and releases the
     /// HTTP client. Idempotent.</summary>
     public async ValueTask DisposeAsync()
