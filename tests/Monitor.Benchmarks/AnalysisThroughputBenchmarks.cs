@@ -56,7 +56,8 @@ public class AnalysisThroughputBenchmarks
         return transitions;
     }
 
-    private static StepRecord Record(int rank, Random random)
+    /// <summary>A record of 100 tensor summaries (also the records of <see cref="EngineSnapshotBenchmarks"/>).</summary>
+    internal static StepRecord Record(int rank, Random random)
     {
         var record = new StepRecord { SchemaVersion = 1, RunId = "bench", Rank = (uint)rank, WorldSize = Ranks, Mode = Mode.Train };
         for (int t = 0; t < TensorsPerRecord; t++)
