@@ -99,9 +99,11 @@ public sealed class DeadLetterPipelineTests
             }
         }
 
+        /// <summary>Releases the reports held now. Each release frees a slot, so the pipeline may produce a write held
+        /// back until then while this runs: that one stays held (draining until empty released it too, now and then).</summary>
         public void ReleaseAll(bool delivered)
         {
-            while (_held.TryDequeue(out Action<DeliveryReport>? report))
+            for (int count = _held.Count; count > 0 && _held.TryDequeue(out Action<DeliveryReport>? report); count--)
             {
                 report(new DeliveryReport(delivered, delivered ? null : "refused by the test"));
             }
