@@ -202,6 +202,9 @@ internal static class MonitorCommand
         var rulesFile = new Option<FileInfo?>("--rules") { Description = "Rule file (YAML or .json), reloaded when it changes. Default: the default rule set (`monitor rules default`)." };
         var stateDir = new Option<DirectoryInfo?>("--state-dir") { Description = "Keep the engine's state (windows, rule state, alerts) and the consumed offsets it reflects in this directory, saved together every --state-interval and at a clean stop, restored at start: a restart neither loses nor double-counts records nor re-fires alerts. One process per directory, group and topic. Default: in memory only." };
         var stateInterval = new Option<TimeSpan>("--state-interval") { Description = "How often the state is saved to --state-dir; after a crash at most this much of the stream is analysed again, e.g. 30s, 5m.", DefaultValueFactory = _ => defaults.StateInterval, CustomParser = OptionValues.Duration };
+        var stateTopic = new Option<string?>("--state-topic") { Description = $"Exactly-once state in Kafka: keep the engine's state in this compacted changelog topic (e.g. {MonitorTopics.State}), written with the alerts ({defaults.Notifications.AlertsTopic}) and the consumed offsets in one transaction every --commit-interval; replicas of a group hand partitions over with their state and alerts. Excludes --state-dir. Default: in memory only." };
+        var commitInterval = new Option<TimeSpan>("--commit-interval") { Description = "How often the --state-topic transaction commits: webhooks and Alertmanager hear of an alert at most this much later, e.g. 1s, 500ms.", DefaultValueFactory = _ => defaults.CommitInterval, CustomParser = OptionValues.Duration };
+        var instanceId = new Option<string>("--instance-id") { Description = "This replica's stable name with --state-topic (its transactional.id is monitor-GROUP-ID): a replica restarted under the same name takes over its predecessor's open transaction at once. Two live replicas must not share one.", DefaultValueFactory = _ => Environment.MachineName };
         var record = new Option<FileInfo?>("--record") { Description = "Record every decoded step record to this file, for `monitor replay` (.pb/.bin: protobuf, else JSON lines)." };
         var apiToken = new Option<string?>("--api-token") { Description = $"Bearer token that /api writes require (it also allows reads). Default: ${ApiTokenVariable}; none disables writes." };
         var apiTokenFile = new Option<FileInfo>("--api-token-file") { Description = "Read the --api-token from this file (trailing line break removed)." };
@@ -218,7 +221,7 @@ internal static class MonitorCommand
         {
             kafka, kafkaClient.Property, kafkaClient.ConfigFile, group, offsetReset, topic, deadLetterTopic, listen, tlsCertificate, tlsKey,
             maxSeries, histogramTensors, maxHistograms, redis, apiToken, apiTokenFile, apiReadToken, apiReadTokenFile, rulesFile, record,
-            alertmanager, webhook, webhookToken, webhookHeader, externalUrl, externalLabels, resendInterval, lateGrace, stateTtl, stateDir, stateInterval, archive,
+            alertmanager, webhook, webhookToken, webhookHeader, externalUrl, externalLabels, resendInterval, lateGrace, stateTtl, stateDir, stateInterval, stateTopic, commitInterval, instanceId, archive,
         };
         foreach (Option option in archiveSet.All)
         {
@@ -257,6 +260,8 @@ internal static class MonitorCommand
                     Engine = new AnalysisEngineOptions { LateGrace = parse.GetValue(lateGrace), IdleTtl = parse.GetValue(stateTtl) },
                     StateDirectory = parse.GetValue(stateDir)?.FullName,
                     StateInterval = parse.GetValue(stateInterval),
+                    StateTopic = parse.GetValue(stateTopic),
+                    CommitInterval = parse.GetValue(commitInterval),
                     Notifications = new NotificationOptions
                     {
                         AlertmanagerUrls = parse.GetValue(alertmanager) ?? [],
@@ -269,6 +274,16 @@ internal static class MonitorCommand
                 if (options.StateDirectory is null && parse.GetResult(stateInterval) is { Implicit: false })
                 {
                     throw new ArgumentException("--state-interval needs --state-dir DIR");
+                }
+
+                if (options.StateTopic is null && (parse.GetResult(commitInterval) is { Implicit: false } || parse.GetResult(instanceId) is { Implicit: false }))
+                {
+                    throw new ArgumentException("--commit-interval and --instance-id need --state-topic TOPIC");
+                }
+
+                if (options.StateTopic is not null && options.StateDirectory is not null)
+                {
+                    throw new ArgumentException("--state-topic and --state-dir exclude each other: the changelog is the state of a consumer group, the directory that of one process");
                 }
 
                 if ((token is { Length: > 0 } || headers.Count > 0) && options.Notifications.Webhooks.Count == 0)
@@ -319,6 +334,7 @@ internal static class MonitorCommand
                         GroupId = parse.GetValue(group)!,
                         AutoOffsetReset = parse.GetValue(offsetReset),
                         Properties = kafkaSettings.Properties,
+                        ExactlyOnce = options.StateTopic is not null,
                     },
                     logging.CreateLogger<KafkaRecordConsumer>());
             }
@@ -339,7 +355,16 @@ internal static class MonitorCommand
                 return 2;
             }
 
-            await using var service = new MonitorService(options, consumer, deadLetters, logging);
+            Monitor.Service.State.KafkaStateChangelog? changelog = options.StateTopic is not { } changelogTopic ? null : new Monitor.Service.State.KafkaStateChangelog(
+                new Monitor.Service.State.KafkaStateChangelogOptions
+                {
+                    BootstrapServers = kafkaSettings.BootstrapServers,
+                    Topic = changelogTopic,
+                    TransactionalId = $"monitor-{parse.GetValue(group)}-{parse.GetValue(instanceId)}",
+                    Properties = kafkaSettings.Properties,
+                },
+                logging.CreateLogger<Monitor.Service.State.KafkaStateChangelog>());
+            await using var service = new MonitorService(options, consumer, deadLetters, logging, changelog: changelog);
             service.AlertChanged += alert =>
             {
 #pragma warning disable CA1848, CA2254, CA1873 // One line per alert change.
@@ -358,6 +383,11 @@ internal static class MonitorCommand
             catch (Monitor.Service.State.StateDirectoryException ex)
             {
                 await error.WriteLineAsync("monitor serve: " + ex.Message);
+                return 2;
+            }
+            catch (Exception ex) when (options.StateTopic is not null && ex is Confluent.Kafka.KafkaException or InvalidOperationException)
+            {
+                await error.WriteLineAsync($"monitor serve: the state topic {options.StateTopic} cannot be used: {ex.Message}");
                 return 2;
             }
             catch (IOException ex)

@@ -11,6 +11,12 @@ public static class MonitorTopics
 
     /// <summary>Alert state changes published by the service.</summary>
     public const string Alerts = "monitor.alerts";
+
+    /// <summary>
+    /// The service's state changelog (compacted): the latest engine snapshot per <c>"{run}/{rank}"</c> key, in the
+    /// same partition number as the key's step records; a key forgotten is a tombstone.
+    /// </summary>
+    public const string State = "monitor.state";
 }
 
 /// <summary>Header names the service writes on a dead-lettered record.</summary>

@@ -33,6 +33,14 @@ public sealed class KafkaConsumerOptions
     /// <summary>How long one broker probe may wait for an answer. Default 5 s.</summary>
     public TimeSpan BrokerProbeTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// Exactly-once mode, for a host that commits offsets in Kafka transactions (<see cref="ITransactionalConsumer"/>):
+    /// <c>isolation.level=read_committed</c>, <c>partition.assignment.strategy=cooperative-sticky</c>, no automatic
+    /// commits (<see cref="IRecordConsumer.MarkProcessed"/> and <see cref="IRecordConsumer.Commit"/> are then not used).
+    /// Default false: at-least-once with automatic commits of processed offsets.
+    /// </summary>
+    public bool ExactlyOnce { get; init; }
+
     /// <summary>Extra librdkafka properties, applied last.</summary>
     public IReadOnlyDictionary<string, string> Properties { get; init; } = new Dictionary<string, string>();
 }
@@ -47,7 +55,7 @@ public sealed class KafkaConsumerOptions
 /// any thread.</para>
 /// <para>librdkafka's log lines and client errors go to the logger given to the constructor (never to stderr).</para>
 /// </remarks>
-public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness, IPositionedConsumer
+public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness, IPositionedConsumer, ITransactionalConsumer
 {
     private readonly IConsumer<string?, byte[]> _consumer;
     private readonly IAdminClient _probeClient;
@@ -99,6 +107,13 @@ public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness, I
             EnableAutoOffsetStore = false,
             EnablePartitionEof = false,
         };
+        if (options.ExactlyOnce)
+        {
+            config.IsolationLevel = IsolationLevel.ReadCommitted;
+            config.PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky;
+            config.EnableAutoCommit = false;
+        }
+
         foreach ((string key, string value) in options.Properties)
         {
             config.Set(key, value);
@@ -286,6 +301,15 @@ public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness, I
     public string GroupId => _groupId;
 
     /// <inheritdoc />
+    public IConsumerGroupMetadata GroupMetadata => _consumer.ConsumerGroupMetadata;
+
+    /// <inheritdoc />
+    public Action<IReadOnlyList<int>>? PartitionsAssigned { get; set; }
+
+    /// <inheritdoc />
+    public Action<IReadOnlyList<int>, bool>? PartitionsRevoked { get; set; }
+
+    /// <inheritdoc />
     public void StartAt(IReadOnlyDictionary<(string Topic, int Partition), long> nextOffsets)
     {
         ArgumentNullException.ThrowIfNull(nextOffsets);
@@ -310,11 +334,16 @@ public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness, I
                 : new TopicPartitionOffset(partition, Offset.Unset));
         }
 
+        // Before the first record of the new partitions: the host restores their state here.
+        PartitionsAssigned?.Invoke([.. partitions.Select(p => p.Partition.Value)]);
         return starts;
     }
 
     private void Revoked(IEnumerable<TopicPartition> partitions, bool lost)
     {
+        List<TopicPartition> revoked = [.. partitions];
+        // While this member still owns them: the host commits (unless lost) and lets go of their state.
+        PartitionsRevoked?.Invoke([.. revoked.Select(p => p.Partition.Value)], lost);
         lock (_assignmentLock)
         {
             if (lost)
@@ -323,7 +352,7 @@ public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness, I
             }
             else
             {
-                _assignment.ExceptWith(partitions);
+                _assignment.ExceptWith(revoked);
             }
 
             // Eager rebalancing revokes everything and assigns afresh; until then this member owns nothing.

@@ -94,6 +94,14 @@ public sealed class MonitorService : IAsyncDisposable
     private Task? _pipeline;
     private Task? _heartbeats;
     private StateDirectory? _state;
+    private readonly KafkaStateChangelog? _changelog;
+    private readonly ITransactionalConsumer? _transactional;
+    // Changelog mode: the step partition of every key held, the keys changed since the last commit, and the
+    // transitions analysed but not committed yet (notified only once committed).
+    private readonly Dictionary<(string Run, uint Rank), int> _keyPartitions = [];
+    private readonly HashSet<(string Run, uint Rank)> _dirtyKeys = [];
+    private readonly List<AlertTransition> _uncommitted = [];
+    private Dictionary<int, long> _committedOffsets = [];
     // The offsets the last saved (or restored) state reflects: what a save of untouched partitions carries over.
     private Dictionary<(string Topic, int Partition), long> _savedOffsets = [];
     private long _consumed, _processed, _decoded, _failed, _deadLettered, _alertsFired, _processingFailed, _deadLetterLost;
@@ -108,8 +116,10 @@ public sealed class MonitorService : IAsyncDisposable
     /// <param name="loggerFactory">Logging; default none.</param>
     /// <param name="rules">Rules to evaluate; default those of <see cref="MonitorServiceOptions.RulesFile"/>, else the
     /// default rule set (<see cref="RuleCatalog.DefaultRules"/>).</param>
+    /// <param name="changelog">The state changelog, required with <see cref="MonitorServiceOptions.StateTopic"/> (and then
+    /// the consumer must be an <see cref="ITransactionalConsumer"/> in exactly-once mode); owned by the service.</param>
     public MonitorService(MonitorServiceOptions options, IRecordConsumer consumer, IRecordProducer deadLetterProducer,
-        ILoggerFactory? loggerFactory = null, IEnumerable<RuleBinding>? rules = null)
+        ILoggerFactory? loggerFactory = null, IEnumerable<RuleBinding>? rules = null, KafkaStateChangelog? changelog = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(consumer);
@@ -127,8 +137,17 @@ public sealed class MonitorService : IAsyncDisposable
             throw new ArgumentException($"a state directory needs a consumer that can start partitions at given offsets ({nameof(IPositionedConsumer)}); {consumer.GetType().Name} cannot");
         }
 
-        // With a state directory, offsets are committed only once a saved state reflects them.
-        _offsets = new ProcessedOffsets(consumer, holdCommits: options.StateDirectory is not null);
+        if (options.StateTopic is not null)
+        {
+            _changelog = changelog ?? throw new ArgumentException("a state topic needs the service's state changelog", nameof(changelog));
+            _transactional = consumer as ITransactionalConsumer
+                ?? throw new ArgumentException($"a state topic needs a consumer that commits in transactions ({nameof(ITransactionalConsumer)}); {consumer.GetType().Name} does not", nameof(consumer));
+            _transactional.PartitionsAssigned = PartitionsAssigned;
+            _transactional.PartitionsRevoked = PartitionsRevoked;
+        }
+
+        // With saved state (a directory or the changelog), offsets are committed only together with the state that reflects them.
+        _offsets = new ProcessedOffsets(consumer, holdCommits: options.StateDirectory is not null || _changelog is not null);
         _faultLog = new RateLimitedLog(_logger, options.TimeProvider, TimeSpan.FromMinutes(1));
         if (rules is null && options.RulesFile is { } file)
         {
@@ -142,7 +161,8 @@ public sealed class MonitorService : IAsyncDisposable
         _metrics = new ServiceMetrics(Metrics.NewCustomRegistry(), options);
         _metrics.RulesLoaded(_engine.Rules);
         // Alert messages share the dead-letter producer (one Kafka producer per service); the dispatcher does not own it.
-        _notifications = new AlertDispatcher(options.Notifications, deadLetterProducer, options.TimeProvider, _loggerFactory.CreateLogger<AlertDispatcher>());
+        // With the changelog, alert messages are written in the service's transactions instead.
+        _notifications = new AlertDispatcher(options.Notifications, _changelog is null ? deadLetterProducer : null, options.TimeProvider, _loggerFactory.CreateLogger<AlertDispatcher>());
         _metrics.Registry.AddBeforeCollectCallback(() => _metrics.Notifications(_notifications.Statistics));
         _metrics.Registry.AddBeforeCollectCallback(() => _metrics.DeadLettersInFlight(_deadLetters.InFlight));
     }
@@ -197,6 +217,12 @@ public sealed class MonitorService : IAsyncDisposable
         if (_options.StateDirectory is { } stateDirectory)
         {
             RestoreState(stateDirectory);
+        }
+
+        if (_changelog is not null)
+        {
+            // Registers the transactional id (aborting a dead predecessor's transaction) before any partition is assigned.
+            await Task.Run(() => _changelog.Start(_options.StepsTopic), cancellationToken).ConfigureAwait(false);
         }
 
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
@@ -297,6 +323,7 @@ public sealed class MonitorService : IAsyncDisposable
 
         _certificate?.Dispose();
         _state?.Dispose();
+        _changelog?.Dispose();
         _stopping.Dispose();
     }
 
@@ -422,6 +449,208 @@ public sealed class MonitorService : IAsyncDisposable
         _metrics.StateSaved(time.GetElapsedTime(started), keys.Count, bytes, time.GetUtcNow());
     }
 
+    /// <summary>
+    /// Writes the snapshots of the keys changed since the last commit (tombstones for keys forgotten), the uncommitted
+    /// alert transitions and the consumed offsets in the current transaction and commits it; then the transitions are
+    /// notified. A failed transaction is aborted: the keys stay changed and the transitions uncommitted, so the next
+    /// commit writes them again (the engine's state is that of the records read, which the next offsets cover).
+    /// </summary>
+    /// <returns>False when the transaction failed and was aborted.</returns>
+    private bool CommitChangelog()
+    {
+        KafkaStateChangelog changelog = _changelog!;
+        var offsets = new Dictionary<int, long>();
+        foreach (((string topic, int partition), long next) in _offsets.Committable())
+        {
+            if (topic == _options.StepsTopic)
+            {
+                offsets[partition] = next;
+            }
+        }
+
+        if (_dirtyKeys.Count == 0 && _uncommitted.Count == 0
+            && offsets.Count == _committedOffsets.Count && offsets.All(o => _committedOffsets.TryGetValue(o.Key, out long c) && c == o.Value))
+        {
+            return true;
+        }
+
+        TimeProvider time = _options.TimeProvider;
+        long started = time.GetTimestamp();
+        long bytes = 0;
+        try
+        {
+            foreach ((string run, uint rank) in _dirtyKeys)
+            {
+                if (!_keyPartitions.TryGetValue((run, rank), out int partition))
+                {
+                    continue;
+                }
+
+                // A key the engine no longer holds (its run ended long ago, or it was idle past the TTL) is a tombstone.
+                byte[]? snapshot = _engine.Holds(run, rank) ? _engine.WriteSnapshot(run, rank) : null;
+                bytes += snapshot?.Length ?? 0;
+                changelog.PutSnapshot(partition, RecordKey.Format(run, (int)rank), snapshot);
+            }
+
+            foreach (AlertTransition transition in _uncommitted)
+            {
+                try
+                {
+                    (string key, byte[] value) = _notifications.KafkaMessage(transition);
+                    changelog.Put(_options.Notifications.AlertsTopic, key, value);
+                }
+                catch (ArgumentException ex)
+                {
+                    _faultLog.Error("alert-json", ex, $"Alert transition {transition.Identity} cannot be encoded as JSON; it is not written to {_options.Notifications.AlertsTopic}");
+                }
+            }
+
+            changelog.Commit(_options.StepsTopic, offsets, _transactional!.GroupMetadata);
+        }
+        catch (Confluent.Kafka.KafkaException ex) when (!ex.Error.IsFatal)
+        {
+            _metrics.StateSaveFailed();
+            _faultLog.Error("state", ex, $"Committing the state transaction to {changelog.Topic} failed ({ex.Error.Reason}); it is aborted and its state, alerts and offsets are written again with the next one");
+            try
+            {
+                changelog.Abort();
+            }
+            catch (Confluent.Kafka.KafkaException abort) when (!abort.Error.IsFatal)
+            {
+                _faultLog.Error("state-abort", abort, $"Aborting the state transaction failed ({abort.Error.Reason}); retried at the next commit");
+            }
+
+            return false;
+        }
+
+        foreach ((string run, uint rank) in _dirtyKeys)
+        {
+            if (!_engine.Holds(run, rank))
+            {
+                _keyPartitions.Remove((run, rank));
+            }
+        }
+
+        _dirtyKeys.Clear();
+        _committedOffsets = offsets;
+        // The list is reused: Notify may not add to it (it does not: only Handle does, on this thread).
+        foreach (AlertTransition transition in _uncommitted)
+        {
+            Notify(transition);
+        }
+
+        _uncommitted.Clear();
+        _metrics.StateSaved(time.GetElapsedTime(started), _keyPartitions.Count, bytes, time.GetUtcNow());
+        return true;
+    }
+
+    /// <summary>
+    /// Consuming thread, inside Consume, before any record of <paramref name="partitions"/>: restores their keys from
+    /// the changelog. Restored alerts are active again without a transition (their owner before notified them).
+    /// </summary>
+    private void PartitionsAssigned(IReadOnlyList<int> partitions)
+    {
+        KafkaStateChangelog changelog = _changelog!;
+        foreach (int partition in partitions)
+        {
+            if (partition >= changelog.Partitions)
+            {
+                throw new InvalidOperationException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"step partition {partition} has no partition in the state topic '{changelog.Topic}' ({changelog.Partitions} partitions): give it at least as many partitions as '{_options.StepsTopic}'"));
+            }
+        }
+
+        long started = _options.TimeProvider.GetTimestamp();
+        int restored = 0, failures = 0;
+        var keys = new HashSet<(string Run, uint Rank)>();
+        foreach ((int partition, string key, byte[] snapshot) in changelog.Restore(partitions))
+        {
+            try
+            {
+                (string run, uint rank) = _engine.RestoreSnapshot(snapshot);
+                _keyPartitions[(run, rank)] = partition;
+                keys.Add((run, rank));
+                restored++;
+            }
+            catch (InvalidDataException ex)
+            {
+                failures++;
+                LogError(null, $"State topic {changelog.Topic}[{partition}]: the state of {key} is corrupt ({ex.Message}); that key starts empty");
+            }
+        }
+
+        int alerts = 0;
+        foreach (AlertTransition alert in _engine.ActiveAlerts)
+        {
+            if (KeyOf(alert) is { } key && keys.Contains(key))
+            {
+                alerts++;
+                _activeAlerts[alert.Identity.Fingerprint] = alert;
+                _metrics.AlertRestored(alert);
+                _notifications.Restored(alert);
+            }
+        }
+
+        _metrics.StateRestored(restored, failures);
+        _metrics.Engine(_engine);
+        LogInformation(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"Partitions {string.Join(", ", partitions)} of {_options.StepsTopic} assigned: restored {restored} keys and {alerts} active alerts from {changelog.Topic} in {_options.TimeProvider.GetElapsedTime(started).TotalMilliseconds:0} ms"));
+    }
+
+    /// <summary>
+    /// Consuming thread, inside Consume: <paramref name="partitions"/> leave this replica. Unless they are lost, what was
+    /// analysed of them is committed first. Then their keys are let go of: their state, alert series and Alertmanager
+    /// resends end here without a resolution (the new owner restores and carries them on), and their transitions not
+    /// committed are dropped (the new owner analyses their records again from the committed offsets).
+    /// </summary>
+    private void PartitionsRevoked(IReadOnlyList<int> partitions, bool lost)
+    {
+        if (!lost)
+        {
+            CommitChangelog();
+        }
+        else
+        {
+            try
+            {
+                // Another member may own them already: nothing of this transaction may commit.
+                _changelog!.Abort();
+            }
+            catch (Confluent.Kafka.KafkaException ex) when (!ex.Error.IsFatal)
+            {
+                _faultLog.Error("state-abort", ex, $"Aborting the state transaction after losing partitions failed ({ex.Error.Reason})");
+            }
+        }
+
+        var leaving = new HashSet<int>(partitions);
+        _uncommitted.RemoveAll(t => KeyOf(t) is { } key && _keyPartitions.TryGetValue(key, out int p) && leaving.Contains(p));
+        int released = 0;
+        foreach (((string run, uint rank), int partition) in _keyPartitions.Where(k => leaving.Contains(k.Value)).ToList())
+        {
+            foreach (AlertTransition alert in _engine.Release(run, rank))
+            {
+                _activeAlerts.TryRemove(alert.Identity.Fingerprint, out _);
+                _metrics.AlertHandedOver(alert);
+                _notifications.HandedOver(alert);
+            }
+
+            _metrics.RankEnded(run, rank);
+            _keyPartitions.Remove((run, rank));
+            _dirtyKeys.Remove((run, rank));
+            released++;
+        }
+
+        foreach (int partition in partitions)
+        {
+            _offsets.Forget(_options.StepsTopic, partition);
+            _committedOffsets.Remove(partition);
+        }
+
+        _metrics.Engine(_engine);
+        LogInformation(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"Partitions {string.Join(", ", partitions)} of {_options.StepsTopic} {(lost ? "lost" : "revoked")}: {released} keys handed over"));
+    }
+
     private void RunPipeline()
     {
         _ready = true;
@@ -438,6 +667,11 @@ public sealed class MonitorService : IAsyncDisposable
                 if (_state is not null && _options.StateInterval < wait)
                 {
                     wait = _options.StateInterval;
+                }
+
+                if (_changelog is not null && _options.CommitInterval < wait)
+                {
+                    wait = _options.CommitInterval;
                 }
 
                 if (_consumer.Consume(wait, stopping) is { } message)
@@ -462,6 +696,11 @@ public sealed class MonitorService : IAsyncDisposable
                     Handle(_engine.Tick(caughtUp: !_consumer.GetLag().Any(l => l.Lag > 0)));
                     foreach ((string run, uint rank) in _engine.RanksForgotten)
                     {
+                        if (_changelog is not null)
+                        {
+                            _dirtyKeys.Add((run, rank));
+                        }
+
                         // Idle past the TTL: the rank's series go with its state, as for an end-of-run record.
                         _metrics.RankEnded(run, rank);
                     }
@@ -473,6 +712,12 @@ public sealed class MonitorService : IAsyncDisposable
                 {
                     lastSave = time.GetTimestamp();
                     SaveState();
+                }
+
+                if (_changelog is not null && time.GetElapsedTime(lastSave) >= _options.CommitInterval)
+                {
+                    lastSave = time.GetTimestamp();
+                    CommitChangelog();
                 }
 
                 // Also when idle, so the gauge falls to 0 once the consumer has caught up.
@@ -502,6 +747,10 @@ public sealed class MonitorService : IAsyncDisposable
             SettleDeadLetters();
             // A clean stop saves what was analysed since the last interval, so a restart reads nothing twice.
             SaveState();
+            if (_changelog is not null && _pipelineFault is null)
+            {
+                CommitChangelog();
+            }
         }
     }
 
@@ -654,6 +903,12 @@ public sealed class MonitorService : IAsyncDisposable
             return null;
         }
 
+        if (_changelog is not null)
+        {
+            _keyPartitions[(record.RunId, record.Rank)] = message.Partition;
+            _dirtyKeys.Add((record.RunId, record.Rank));
+        }
+
         Handle(_engine.Process(record, trace), span);
         _metrics.Drift(_engine.DriftObservations);
         if (_engine.LastRankEnded is { } ended)
@@ -671,13 +926,21 @@ public sealed class MonitorService : IAsyncDisposable
         foreach (AlertTransition transition in transitions)
         {
             ProcessSpan.Alert(span, transition);
-            if (transition.State == AlertState.Firing && transition.PreviousState != AlertState.Firing)
+            _metrics.Alert(transition);
+            if (_changelog is null)
             {
-                RunActions(transition);
+                Notify(transition);
+            }
+            else
+            {
+                // Notified once the transaction that writes it (and the key's state after it) commits.
+                _uncommitted.Add(transition);
+                if (KeyOf(transition) is { } key)
+                {
+                    _dirtyKeys.Add(key);
+                }
             }
 
-            _metrics.Alert(transition);
-            _notifications.Publish(transition);
             if (transition.State == AlertState.Inactive)
             {
                 _activeAlerts.TryRemove(transition.Identity.Fingerprint, out _);
@@ -704,6 +967,22 @@ public sealed class MonitorService : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>Notifications and actions of a transition (with the changelog: once committed).</summary>
+    private void Notify(AlertTransition transition)
+    {
+        if (transition.State == AlertState.Firing && transition.PreviousState != AlertState.Firing)
+        {
+            RunActions(transition);
+        }
+
+        _notifications.Publish(transition);
+    }
+
+    private static (string Run, uint Rank)? KeyOf(AlertTransition transition) =>
+        uint.TryParse(transition.Identity[AlertLabels.Rank], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out uint rank)
+            ? (transition.Identity[AlertLabels.Run], rank)
+            : null;
 
     private void RunActions(AlertTransition transition)
     {

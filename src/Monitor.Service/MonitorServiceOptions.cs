@@ -127,6 +127,25 @@ public sealed class MonitorServiceOptions
     /// </summary>
     public TimeSpan StateInterval { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The compacted changelog topic of the engine's state (<c>serve --state-topic</c>, e.g.
+    /// <see cref="MonitorTopics.State"/>): exactly-once processing in a consumer group. Every
+    /// <see cref="CommitInterval"/>, and before a partition is revoked, the snapshots of the keys that changed, the alert
+    /// transitions (to <see cref="NotificationOptions.AlertsTopic"/>) and the consumed offsets are written in one Kafka
+    /// transaction; webhooks, Alertmanager and actions get only committed transitions. A newly assigned partition's keys
+    /// are restored from the changelog (partition for partition: the topic must have at least as many partitions as
+    /// the steps topic) before its first record. Needs the service's <see cref="State.KafkaStateChangelog"/> and a consumer in
+    /// exactly-once mode (<see cref="KafkaConsumerOptions.ExactlyOnce"/>). Default none. Excludes
+    /// <see cref="StateDirectory"/>.
+    /// </summary>
+    public string? StateTopic { get; init; }
+
+    /// <summary>
+    /// How often the transaction of <see cref="StateTopic"/> is committed: the most an alert waits before it is
+    /// notified, and the most analysed again after a crash. Default 1 s.
+    /// </summary>
+    public TimeSpan CommitInterval { get; init; } = TimeSpan.FromSeconds(1);
+
     /// <summary>How often consumer lag is refreshed. Default 1 s.</summary>
     public TimeSpan LagInterval { get; init; } = TimeSpan.FromSeconds(1);
 
@@ -207,9 +226,16 @@ public sealed class MonitorServiceOptions
         }
 
         if (LagInterval <= TimeSpan.Zero || TickInterval <= TimeSpan.Zero || RulesPollInterval <= TimeSpan.Zero || HeartbeatInterval <= TimeSpan.Zero
-            || StateInterval <= TimeSpan.Zero)
+            || StateInterval <= TimeSpan.Zero || CommitInterval <= TimeSpan.Zero)
         {
-            throw new ArgumentException("lag, tick, rule-poll, heartbeat and state intervals must be positive");
+            throw new ArgumentException("lag, tick, rule-poll, heartbeat, state and commit intervals must be positive");
+        }
+
+        if (StateTopic is { } topic && (string.IsNullOrWhiteSpace(topic) || StateDirectory is not null))
+        {
+            throw new ArgumentException(StateDirectory is not null
+                ? "a state topic and a state directory exclude each other: the changelog is the state of a consumer group, the directory that of one process"
+                : "the state topic must not be empty");
         }
 
         if (StateDirectory is { } state && string.IsNullOrWhiteSpace(state))

@@ -34,6 +34,18 @@ internal sealed class ProcessedOffsets(IRecordConsumer consumer, bool holdCommit
         return next;
     }
 
+    /// <summary>
+    /// The partition left this member (revoked or lost): what was marked of it is forgotten, so no later commit carries
+    /// an offset of a partition another member owns. Its outstanding dead-letter writes settle as usual.
+    /// </summary>
+    public void Forget(string topic, int partition)
+    {
+        if (_partitions.Remove((topic, partition), out PartitionState? state))
+        {
+            Pending -= state.Outstanding.Count;
+        }
+    }
+
     /// <summary>Records (dead-letter writes) outstanding over all partitions.</summary>
     public int Pending { get; private set; }
 

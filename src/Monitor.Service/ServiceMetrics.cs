@@ -191,11 +191,19 @@ internal sealed class ServiceMetrics
     }
 
     /// <summary>An alert restored from saved state: its <c>monitor_alerts</c> series, without counting a firing.</summary>
-    public void AlertRestored(AlertTransition transition)
+    public void AlertRestored(AlertTransition transition) => _alerts.WithLabels(AlertSeriesLabels(transition)).Set(1);
+
+    /// <summary>The alert's key went to another replica: its <c>monitor_alerts</c> series goes (the new owner exports it).</summary>
+    public void AlertHandedOver(AlertTransition transition) => _alerts.RemoveLabelled(AlertSeriesLabels(transition));
+
+    private static string[] AlertSeriesLabels(AlertTransition transition)
     {
         AlertIdentity id = transition.Identity;
-        _alerts.WithLabels(id[AlertLabels.AlertName], transition.State.ToString().ToLowerInvariant(), id[AlertLabels.Severity],
-            id[AlertLabels.Run], id[AlertLabels.Rank], id[AlertLabels.Tensor], id[AlertLabels.Feature]).Set(1);
+        return
+        [
+            id[AlertLabels.AlertName], transition.State.ToString().ToLowerInvariant(), id[AlertLabels.Severity],
+            id[AlertLabels.Run], id[AlertLabels.Rank], id[AlertLabels.Tensor], id[AlertLabels.Feature],
+        ];
     }
 
     public CollectorRegistry Registry { get; }

@@ -65,6 +65,33 @@ public sealed partial class AnalysisEngine
         }
     }
 
+    /// <summary>Whether the engine holds state for the key (one of <see cref="Keys"/>); same thread as <see cref="Process(StepRecord)"/>.</summary>
+    public bool Holds(string run, uint rank)
+    {
+        if (_ended.ContainsKey((run, rank)))
+        {
+            return true;
+        }
+
+        foreach (Mode mode in Modes)
+        {
+            if (_streams.ContainsKey((run, rank, mode)))
+            {
+                return true;
+            }
+        }
+
+        foreach ((string _, SeriesKey series, string _) in _alerts.Keys)
+        {
+            if (series.Rank == rank && series.Run == run)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>
     /// Writes everything the engine keeps for <paramref name="rank"/> of <paramref name="run"/> to
     /// <paramref name="output"/>: its stream positions, its ended-run bookkeeping, its pending and firing alerts (state,
@@ -245,6 +272,30 @@ public sealed partial class AnalysisEngine
         Install(run, rank, engine, restores);
         SnapshotSectionsSkipped += skipped;
         return (run, rank);
+    }
+
+    /// <summary>
+    /// Drops everything the engine and its rules hold for <paramref name="rank"/> of <paramref name="run"/> without a
+    /// transition: the key now belongs to another replica (its partition was revoked), which restores it from the
+    /// changelog and carries its alerts on. Nothing resolves here, and a tick no longer sees the key.
+    /// </summary>
+    /// <remarks>Same thread as <see cref="Process(StepRecord)"/>, between records (not thread-safe).</remarks>
+    /// <returns>The key's alerts that were pending or firing, as they were (the host stops exporting and re-sending
+    /// them); empty when the key had none.</returns>
+    public IReadOnlyList<AlertTransition> Release(string run, uint rank)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        var active = new List<AlertTransition>();
+        foreach ((var key, AlertTracker tracker) in _alerts)
+        {
+            if (key.Series.Rank == rank && key.Series.Run == run && tracker.State != AlertState.Inactive && tracker.Current is { } current)
+            {
+                active.Add(current);
+            }
+        }
+
+        Install(run, rank, new EngineKeyState(), []);
+        return active;
     }
 
     private static string TypeName(ITrainingRule rule) => rule.GetType().FullName ?? rule.GetType().Name;

@@ -201,6 +201,31 @@ public sealed class AlertDispatcher : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Lets go of an alert whose key another replica now owns (its partition was revoked): it leaves the set re-sent to
+    /// Alertmanager, and nothing is sent (the new owner re-sends and resolves it). Never blocks and never throws; same
+    /// thread as <see cref="Publish"/>.
+    /// </summary>
+    public void HandedOver(AlertTransition transition)
+    {
+        if (transition is not null)
+        {
+            _firing.TryRemove(transition.Identity.Fingerprint, out _);
+            _lostResolutions.TryRemove(transition.Identity.Fingerprint, out _);
+        }
+    }
+
+    /// <summary>
+    /// The message the alerts topic gets for <paramref name="transition"/> (key: its fingerprint), as this dispatcher
+    /// would send it: for a host that writes the alerts topic itself, inside a Kafka transaction.
+    /// </summary>
+    /// <exception cref="ArgumentException">The transition cannot be encoded as JSON (lone surrogates).</exception>
+    public (string Key, byte[] Value) KafkaMessage(AlertTransition transition)
+    {
+        ArgumentNullException.ThrowIfNull(transition);
+        return (transition.Identity.Fingerprint, AlertPayloads.Kafka(transition, Labels(transition.Identity), GeneratorUrl(transition.Identity.Fingerprint)));
+    }
+
     /// <summary>Stops accepting transitions, sends what is queued within the shutdown timeout, and releases the
     /// HTTP client. Idempotent.</summary>
     public async ValueTask DisposeAsync()
