@@ -56,7 +56,11 @@ public sealed record ServiceStatistics(long Consumed, long Processed, long Decod
 /// <para><b>State.</b> With <see cref="MonitorServiceOptions.StateDirectory"/>, the engine's state and the offsets it reflects
 /// are saved together every <see cref="MonitorServiceOptions.StateInterval"/> and at a clean stop, on the pipeline
 /// thread, and restored by <see cref="StartAsync"/> before the first record; offsets are committed only as far as the
-/// last saved state (see <c>README.md</c>, "State directory").</para>
+/// last saved state (see <c>README.md</c>, "State directory"). With <see cref="MonitorServiceOptions.StateTopic"/>,
+/// the state is a compacted changelog written in Kafka transactions with the alert messages and the offsets; a
+/// partition's keys are restored when it is assigned and handed over when it is revoked, and notifications and actions
+/// wait for the commit (see <c>README.md</c>, "State in Kafka"). <see cref="AlertChanged"/> is raised as transitions are
+/// analysed, before their commit.</para>
 /// <para>Start once with <see cref="StartAsync"/>; <see cref="DisposeAsync"/> stops the pipeline, saves the state (with a state directory), commits, and stops
 /// the HTTP server. The consumer and dead-letter producer are owned by the service.</para>
 /// <para><b>OpenTelemetry.</b> Every record's W3C trace context (its <c>traceparent</c> header, written by the worker's
