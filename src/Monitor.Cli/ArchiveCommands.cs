@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 using Monitor.Archive;
 using Monitor.Contracts;
 using Monitor.Hosting;
-using Monitor.Service;
+using Monitor.Transport.Kafka;
 
 namespace Monitor.Cli;
 

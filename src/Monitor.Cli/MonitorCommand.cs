@@ -8,6 +8,7 @@ using Monitor.Contracts;
 using Monitor.Hosting;
 using Monitor.Samples.Training;
 using Monitor.Service;
+using Monitor.Transport.Kafka;
 using Monitor.Service.Rules;
 using Monitor.Tracing;
 
@@ -355,15 +356,15 @@ internal static class MonitorCommand
                 return 2;
             }
 
-            Monitor.Service.State.KafkaStateChangelog? changelog = options.StateTopic is not { } changelogTopic ? null : new Monitor.Service.State.KafkaStateChangelog(
-                new Monitor.Service.State.KafkaStateChangelogOptions
+            KafkaStateChangelog? changelog = options.StateTopic is not { } changelogTopic ? null : new KafkaStateChangelog(
+                new KafkaStateChangelogOptions
                 {
                     BootstrapServers = kafkaSettings.BootstrapServers,
                     Topic = changelogTopic,
                     TransactionalId = $"monitor-{parse.GetValue(group)}-{parse.GetValue(instanceId)}",
                     Properties = kafkaSettings.Properties,
                 },
-                logging.CreateLogger<Monitor.Service.State.KafkaStateChangelog>());
+                logging.CreateLogger<KafkaStateChangelog>());
             await using var service = new MonitorService(options, consumer, deadLetters, logging, changelog: changelog);
             service.AlertChanged += alert =>
             {

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Monitor.Contracts;
-using Monitor.Tracing.Control;
+using Monitor.ControlPlane;
 using StackExchange.Redis;
 
 namespace Monitor.Cli;

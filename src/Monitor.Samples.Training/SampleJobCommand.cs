@@ -2,6 +2,7 @@ using System.CommandLine;
 using Monitor.Contracts.V1;
 using Monitor.Hosting;
 using Monitor.Tracing;
+using Monitor.Transport.Kafka;
 using Monitor.Tracing.Control;
 using Monitor.Tracing.TorchSharp;
 

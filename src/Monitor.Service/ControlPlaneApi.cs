@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
 using Monitor.Contracts;
-using Monitor.Tracing.Control;
+using Monitor.ControlPlane;
 using StackExchange.Redis;
 
 namespace Monitor.Service;

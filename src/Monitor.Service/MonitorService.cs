@@ -1,3 +1,4 @@
+using Monitor.Transport.Kafka;
 using System.Diagnostics;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
@@ -15,7 +16,7 @@ using Monitor.Contracts.V1;
 using Monitor.Service.Notifications;
 using Monitor.Service.Rules;
 using Monitor.Service.State;
-using Monitor.Tracing.Control;
+using Monitor.ControlPlane;
 using Prometheus;
 using StackExchange.Redis;
 

@@ -1,3 +1,4 @@
+using Monitor.Transport.Kafka;
 using Monitor.Analysis;
 using Monitor.Contracts;
 using Monitor.Service.Notifications;
@@ -134,7 +135,7 @@ public sealed class MonitorServiceOptions
     /// transitions (to <see cref="NotificationOptions.AlertsTopic"/>) and the consumed offsets are written in one Kafka
     /// transaction; webhooks, Alertmanager and actions get only committed transitions. A newly assigned partition's keys
     /// are restored from the changelog (partition for partition: the topic must have at least as many partitions as
-    /// the steps topic) before its first record. Needs the service's <see cref="State.KafkaStateChangelog"/> and a consumer in
+    /// the steps topic) before its first record. Needs the service's <see cref="Monitor.Transport.Kafka.KafkaStateChangelog"/> and a consumer in
     /// exactly-once mode (<see cref="KafkaConsumerOptions.ExactlyOnce"/>). Default none. Excludes
     /// <see cref="StateDirectory"/>.
     /// </summary>

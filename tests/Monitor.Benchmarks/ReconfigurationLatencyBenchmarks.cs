@@ -10,6 +10,7 @@ using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Contracts.V1;
 using Monitor.Tracing;
+using Monitor.ControlPlane;
 using Monitor.Tracing.Control;
 using StackExchange.Redis;
 

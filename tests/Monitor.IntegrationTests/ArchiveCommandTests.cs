@@ -5,8 +5,7 @@ using Confluent.Kafka;
 using Google.Protobuf;
 using Monitor.Archive;
 using Monitor.Contracts;
-using Monitor.Service;
-using Monitor.Tracing;
+using Monitor.Transport.Kafka;
 using static Monitor.IntegrationTests.ArchiveSupport;
 
 namespace Monitor.IntegrationTests;

@@ -5,7 +5,7 @@ using System.Text.Json;
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Service;
-using Monitor.Tracing.Control;
+using Monitor.ControlPlane;
 using StackExchange.Redis;
 
 namespace Monitor.IntegrationTests;

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using Monitor.Contracts;
-using Monitor.Tracing.Control;
+using Monitor.ControlPlane;
 using StackExchange.Redis;
 
 namespace Monitor.IntegrationTests;

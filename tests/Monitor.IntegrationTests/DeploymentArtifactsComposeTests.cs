@@ -7,7 +7,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Monitor.Cli;
-using Monitor.Service;
+using Monitor.Transport.Kafka;
 
 namespace Monitor.IntegrationTests;
 

@@ -6,8 +6,7 @@ using System.Text;
 using Google.Protobuf;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
-using Monitor.Service;
-using Monitor.Tracing;
+using Monitor.Transport.Kafka;
 
 namespace Monitor.IntegrationTests;
 

@@ -5,6 +5,7 @@ using Confluent.Kafka;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
 using Monitor.Tracing;
+using Monitor.Transport.Kafka;
 
 namespace Monitor.IntegrationTests;
 

@@ -7,8 +7,8 @@ using System.Text;
 using Monitor.Cli;
 using Monitor.Contracts;
 using Monitor.Samples.Training;
-using Monitor.Service;
-using Monitor.Tracing.Control;
+using Monitor.ControlPlane;
+using Monitor.Transport.Kafka;
 using StackExchange.Redis;
 
 namespace Monitor.IntegrationTests;

@@ -2,8 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
-using Monitor.Service;
-using Monitor.Tracing;
+using Monitor.Transport.Kafka;
 
 namespace Monitor.IntegrationTests;
 

@@ -6,6 +6,7 @@ using Monitor.Cli;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
 using Monitor.Service;
+using Monitor.Transport.Kafka;
 using Monitor.Tracing;
 
 namespace Monitor.IntegrationTests;

@@ -9,7 +9,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Monitor.Contracts;
-using Monitor.Service;
+using Monitor.Transport.Kafka;
 
 namespace Monitor.IntegrationTests;
 

@@ -9,7 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
-using Monitor.Service;
+using Monitor.Transport.Kafka;
 using Monitor.Tracing;
 
 namespace Monitor.IntegrationTests;

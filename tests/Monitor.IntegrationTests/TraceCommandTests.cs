@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Monitor.Cli;
 using Monitor.Contracts;
-using Monitor.Tracing.Control;
+using Monitor.ControlPlane;
 using StackExchange.Redis;
 
 namespace Monitor.IntegrationTests;

@@ -2,6 +2,7 @@ using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Contracts.V1;
 using Monitor.Service;
+using Monitor.ControlPlane;
 using Monitor.Tracing;
 using Monitor.Tracing.Control;
 using StackExchange.Redis;

@@ -1,3 +1,4 @@
+using Monitor.Transport.Kafka;
 using System.Buffers;
 using Microsoft.Extensions.Time.Testing;
 using Monitor.Analysis;

@@ -1,3 +1,4 @@
+using Monitor.Transport.Kafka;
 using System.Collections.Concurrent;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;

@@ -1,3 +1,4 @@
+using Monitor.ControlPlane;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Monitor.Contracts;

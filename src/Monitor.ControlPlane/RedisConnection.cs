@@ -1,6 +1,6 @@
 using StackExchange.Redis;
 
-namespace Monitor.Tracing.Control;
+namespace Monitor.ControlPlane;
 
 /// <summary>
 /// How every Monitor component reads a Redis connection string (workers, <c>monitor trace</c>, the service): a

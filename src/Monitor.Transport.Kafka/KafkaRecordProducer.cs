@@ -2,7 +2,7 @@ using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 using Monitor.Contracts.Transport;
 
-namespace Monitor.Tracing;
+namespace Monitor.Transport.Kafka;
 
 /// <summary>Options of <see cref="KafkaRecordProducer"/>.</summary>
 public sealed class KafkaProducerOptions
@@ -100,7 +100,7 @@ public sealed record KafkaProducerStatistics(long Delivered, long RefusedQueueFu
 /// retries neither duplicate nor reorder a rank's records within its partition. librdkafka's queue is bounded in
 /// bytes (<see cref="KafkaProducerOptions.MaxQueuedBytes"/>) and <see cref="Produce"/> never waits for room: a record
 /// that does not fit is refused and counted (<see cref="Statistics"/>, and the <c>monitor.kafka.producer.*</c>
-/// instruments of the <see cref="TracerMetrics.MeterName"/> meter).
+/// instruments of the <c>Monitor.Tracing</c> meter).
 /// </summary>
 /// <remarks>Thread-safe. Delivery reports run on librdkafka's delivery thread. librdkafka's log lines and client
 /// errors go to the logger given to the constructor, never to stderr.</remarks>

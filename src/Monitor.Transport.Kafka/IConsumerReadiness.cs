@@ -1,8 +1,8 @@
-namespace Monitor.Service;
+namespace Monitor.Transport.Kafka;
 
 /// <summary>
 /// A record consumer that can say whether it is ready to be given traffic: <c>/readyz</c> of
-/// <see cref="MonitorService"/> asks it. A consumer without it (the in-process bus) is ready while the pipeline runs.
+/// the monitor service asks it. A consumer without it (the in-process bus) is ready while the pipeline runs.
 /// </summary>
 public interface IConsumerReadiness
 {

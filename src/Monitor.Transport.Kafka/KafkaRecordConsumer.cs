@@ -2,9 +2,8 @@ using System.Globalization;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 using Monitor.Contracts.Transport;
-using Monitor.Tracing;
 
-namespace Monitor.Service;
+namespace Monitor.Transport.Kafka;
 
 /// <summary>Options of <see cref="KafkaRecordConsumer"/>.</summary>
 public sealed class KafkaConsumerOptions

@@ -1,7 +1,7 @@
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 
-namespace Monitor.Tracing;
+namespace Monitor.Transport.Kafka;
 
 /// <summary>
 /// Routes librdkafka's own log lines (connection failures, broker state changes, configuration warnings) to an

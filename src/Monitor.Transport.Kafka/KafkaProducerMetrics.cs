@@ -1,18 +1,20 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 
-namespace Monitor.Tracing;
+namespace Monitor.Transport.Kafka;
 
 /// <summary>
-/// Publishes every live <see cref="KafkaRecordProducer"/>'s counters through the <see cref="TracerMetrics.MeterName"/>
-/// meter, tagged with <c>client.id</c>: how many records librdkafka refused (queue full, too large) or failed to
-/// deliver, and how much it holds now. The tracer's own counters (<see cref="TracerStatistics"/>) include these
-/// losses in <see cref="TracerStatistics.DeliveryFailed"/>; these instruments say which bound caused them.
+/// Publishes every live <see cref="KafkaRecordProducer"/>'s counters through the tracer's meter (<c>Monitor.Tracing</c>,
+/// where workers already collect them), tagged with <c>client.id</c>: how many records librdkafka refused (queue full,
+/// too large) or failed to deliver, and how much it holds now. The tracer's own counters include these losses in
+/// <c>TracerStatistics.DeliveryFailed</c>; these instruments say which bound caused them.
 /// </summary>
 internal static class KafkaProducerMetrics
 {
     private static readonly ConcurrentDictionary<KafkaRecordProducer, byte> Live = new();
-    private static readonly Meter Meter = new(TracerMetrics.MeterName);
+    // The name of Monitor.Tracing's TracerMetrics.MeterName: the instruments predate this project, and their users
+    // collect that meter.
+    private static readonly Meter Meter = new("Monitor.Tracing");
 
     static KafkaProducerMetrics()
     {

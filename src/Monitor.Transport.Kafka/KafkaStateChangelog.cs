@@ -2,9 +2,8 @@ using System.Globalization;
 using Confluent.Kafka;
 using Confluent.Kafka.Admin;
 using Microsoft.Extensions.Logging;
-using Monitor.Tracing;
 
-namespace Monitor.Service.State;
+namespace Monitor.Transport.Kafka;
 
 /// <summary>Options of <see cref="KafkaStateChangelog"/>.</summary>
 public sealed class KafkaStateChangelogOptions

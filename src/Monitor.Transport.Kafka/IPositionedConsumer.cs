@@ -1,8 +1,8 @@
-namespace Monitor.Service;
+namespace Monitor.Transport.Kafka;
 
 /// <summary>
 /// A consumer whose partitions can start at offsets the host chooses, instead of the group's committed ones: what
-/// <see cref="MonitorServiceOptions.StateDirectory"/> needs to resume exactly after the records its saved state reflects.
+/// the service's state directory (<c>serve --state-dir</c>) needs to resume exactly after the records its saved state reflects.
 /// </summary>
 public interface IPositionedConsumer
 {

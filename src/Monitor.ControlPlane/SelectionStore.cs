@@ -2,7 +2,7 @@ using System.Text.Json;
 using Monitor.Contracts;
 using StackExchange.Redis;
 
-namespace Monitor.Tracing.Control;
+namespace Monitor.ControlPlane;
 
 /// <summary>Who changes a selection and through what, for the audit list.</summary>
 /// <param name="Who">User or principal.</param>

@@ -1,8 +1,7 @@
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
-using Monitor.Tracing;
 
-namespace Monitor.Service;
+namespace Monitor.Transport.Kafka;
 
 /// <summary>
 /// librdkafka's built-in mock cluster: real Kafka-protocol brokers on 127.0.0.1, hosted by a client of this process
