@@ -89,7 +89,7 @@ internal static partial class ReplayCommands
             IReadOnlyList<StepRecord> records = Trial.InEventTimeOrder(trials);
             replay.Run(records);
             string source = directory?.FullName ?? $"kafka:{parse.GetValue(kafka)}/{parse.GetValue(topic)}";
-            await error.WriteLineAsync($"{name}: {source}: {trials.Count} runs ({string.Join(", ", trials.Select(t => t.Run))}), {replay.Summary}");
+            await error.WriteLineAsync($"{name}: {source}: {trials.Count} run{(trials.Count == 1 ? "" : "s")} ({string.Join(", ", trials.Select(t => t.Run))}), {replay.Summary}");
             return 0;
         });
         return command;

@@ -105,7 +105,7 @@ public sealed partial class TrialCommandTests(DemoArchiveFixture demo) : IClassF
         Assert.Equal(live, Firing(output));
         // The end-of-run record is not archived: what it resolved live stays firing in the trial.
         Assert.DoesNotContain("ALERT RESOLVED", output, StringComparison.Ordinal);
-        Assert.Matches(@"^monitor rules run: .*: 1 runs \(demo\), \d+ records, \d+ alert transitions, 0 rule faults", error);
+        Assert.Matches(@"^monitor rules run: .*: 1 run \(demo\), \d+ records, \d+ alert transitions, 0 rule faults", error);
 
         // JSON lines: every transition (pending ones too), in the alerts topic's format.
         (exitCode, output, error) = await InvokeAsync("rules", "run", "--trial", demo.Archive, "--run", "demo", "--format", "json");
@@ -225,6 +225,6 @@ public sealed partial class TrialCommandTests(DemoArchiveFixture demo) : IClassF
         Assert.Equal(
             [$"ALERT FIRING   VanishingGradient run={Run} rank=0 tensor=fc1.weight.grad step=53", $"ALERT RESOLVED VanishingGradient run={Run} rank=0 tensor=fc1.weight.grad step=80"],
             output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l[..l.IndexOf(" value=", StringComparison.Ordinal)]));
-        Assert.Contains($"1 runs ({Run}), 101 records, 2 alert transitions", error, StringComparison.Ordinal);
+        Assert.Contains($"1 run ({Run}), 101 records, 2 alert transitions", error, StringComparison.Ordinal);
     }
 }
