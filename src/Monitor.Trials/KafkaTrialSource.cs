@@ -47,6 +47,7 @@ internal sealed class KafkaTrialSource : IDisposable
     private Thread? _thread;
     private long _undecodable;
     private volatile string? _failure;
+    private int _disposed;
 
     public KafkaTrialSource(KafkaTrialOptions options, Action<StepRecord> add, Action changed)
     {
@@ -118,7 +119,7 @@ internal sealed class KafkaTrialSource : IDisposable
 
     public void Dispose()
     {
-        if (_stopping.IsCancellationRequested)
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
             return;
         }

@@ -13,8 +13,9 @@ using static Monitor.IntegrationTests.ArchiveSupport;
 namespace Monitor.IntegrationTests;
 
 /// <summary>
-/// <c>monitor demo --steps 500 --fault vanishing-gradients --fault-at 250 --archive DIR</c>, run once for the class as
-/// a user runs it (its own process: only the TorchSharp tests load libtorch here).
+/// <c>monitor demo --steps 500 --fault vanishing-gradients --fault-at 250 --archive DIR</c>, run once for the tests of
+/// <see cref="DemoArchiveTests"/> as a user runs it (its own process: only the TorchSharp tests load libtorch here).
+/// The tests only read its archive.
 /// </summary>
 public sealed class DemoArchiveFixture : IAsyncLifetime
 {
@@ -77,11 +78,19 @@ public sealed class DemoArchiveFixture : IAsyncLifetime
     }
 }
 
+/// <summary>The tests that read the archive of one demo run (<see cref="DemoArchiveFixture"/>).</summary>
+[CollectionDefinition(Name)]
+public sealed class DemoArchiveTests : ICollectionFixture<DemoArchiveFixture>
+{
+    public const string Name = "demo archive";
+}
+
 /// <summary>
 /// <c>monitor rules run</c> over the demo's archive gives the demo's live alerts, smdebug's documented custom rule runs
 /// over a trial of it, and <c>--kafka</c> / <see cref="Trial.Live"/> read the steps topic.
 /// </summary>
-public sealed partial class TrialCommandTests(DemoArchiveFixture demo) : IClassFixture<DemoArchiveFixture>
+[Collection(DemoArchiveTests.Name)]
+public sealed partial class TrialCommandTests(DemoArchiveFixture demo)
 {
     [GeneratedRegex(@"^ALERT FIRING\s+(?<rule>\w+) run=(?<run>\S+) rank=(?<rank>\d+) tensor=(?<tensor>\S+) .*step=(?<step>\d+) ", RegexOptions.Multiline)]
     private static partial Regex FiringLine();
@@ -179,6 +188,12 @@ public sealed partial class TrialCommandTests(DemoArchiveFixture demo) : IClassF
         long[] held = [.. trial.Tensor("fc1.weight.grad").Steps(Mode.Train).Where(rule.InvokeAtStep)];
 
         Assert.Equal(Enumerable.Range(DemoArchiveFixture.FaultAt, 500 - DemoArchiveFixture.FaultAt).Select(s => (long)s), held);
+
+        // The README's sketch: a histogram of the gradient, the weight traced as a summary only.
+        TrialHistogram histogram = trial.Tensor("fc1.weight.grad").Histogram(255);
+        Assert.Equal(histogram.Counts.Length + 1, histogram.Edges.Length);
+        Assert.True(histogram.Counts.Sum() > 0);
+        Assert.Throws<TensorUnavailableForStepException>(() => trial.Tensor("fc1.weight").Value(255));
     }
 
     [Fact]
