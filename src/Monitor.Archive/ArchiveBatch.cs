@@ -299,14 +299,16 @@ internal sealed class ArchiveBatch
         return string.Join(',', tensor.Collections.Select(CollectionNames.NameOf).Concat(tensor.CustomCollections));
     }
 
-    private static T? Nullable<T>(DbDataReader reader, string column)
+    /// <summary>A nullable column of the current row of a query over archive files.</summary>
+    internal static T? Nullable<T>(DbDataReader reader, string column)
         where T : struct
     {
         int ordinal = reader.GetOrdinal(column);
         return reader.IsDBNull(ordinal) ? null : (T)Convert.ChangeType(reader.GetValue(ordinal), typeof(T), System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    private static T[]? List<T>(DbDataReader reader, string column)
+    /// <summary>A list column of the current row of a query over archive files; null for a null list.</summary>
+    internal static T[]? List<T>(DbDataReader reader, string column)
         where T : struct
     {
         int ordinal = reader.GetOrdinal(column);

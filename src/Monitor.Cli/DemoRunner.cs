@@ -232,12 +232,11 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
 
     private void OnAlert(AlertTransition transition)
     {
-        if (transition.State != AlertState.Firing && !transition.IsResolution)
+        if (ReplayCommands.AlertLine(transition) is not { } line)
         {
             return;
         }
 
-        string what = transition.IsResolution ? "RESOLVED" : "FIRING  ";
         if (transition.State == AlertState.Firing)
         {
             lock (_fired)
@@ -246,9 +245,7 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
             }
         }
 
-        AlertIdentity id = transition.Identity;
-        Write(string.Create(CultureInfo.InvariantCulture,
-            $"ALERT {what} {transition.RuleName} run={id[AlertLabels.Run]} rank={id[AlertLabels.Rank]} tensor={id[AlertLabels.Tensor]}{(id[AlertLabels.Feature] is { Length: > 0 } feature ? " feature=" + feature : "")} step={transition.Step} value={transition.Value:G3}: {transition.Description}"));
+        Write(line);
     }
 
     private void Progress(StepProgress progress, StepTracer[] tracers, MonitorService service, Stopwatch clock)

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Text.Json;
 using Monitor.Analysis;
 using Monitor.Contracts.V1;
@@ -9,7 +10,7 @@ using Monitor.Service.Rules;
 namespace Monitor.Cli;
 
 /// <summary><c>monitor replay</c> and <c>monitor rules ...</c>: the analysis engine offline.</summary>
-internal static class ReplayCommands
+internal static partial class ReplayCommands
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -27,16 +28,8 @@ internal static class ReplayCommands
         {
             TextWriter output = parse.InvocationConfiguration.Output;
             TextWriter error = parse.InvocationConfiguration.Error;
-            IReadOnlyList<RuleBinding> bindings;
-            try
+            if (LoadRules(parse.GetValue(rules), error, "monitor replay") is not { } bindings)
             {
-                bindings = parse.GetValue(rules) is { } file
-                    ? RuleConfiguration.Load(file.FullName, RuleCatalog.BuiltIn)
-                    : RuleCatalog.DefaultRules();
-            }
-            catch (RuleConfigurationException ex)
-            {
-                error.WriteLine($"monitor replay: {ex.Message}");
                 return 2;
             }
 
@@ -47,37 +40,24 @@ internal static class ReplayCommands
                 return 2;
             }
 
-            // Time follows the records: timed rules (StalledTraining) see the gaps between them.
-            var clock = new ReplayClock();
-            var engine = new AnalysisEngine(bindings, clock);
             StepRecordFileFormat? chosen = parse.GetValue(format) switch
             {
                 "jsonl" => StepRecordFileFormat.JsonLines,
                 "protobuf" => StepRecordFileFormat.Protobuf,
                 _ => null,
             };
-            long records = 0, transitions = 0;
+            var replay = new RecordReplay(bindings, transition => output.WriteLine(AlertJson.Serialize(transition)));
             try
             {
-                foreach (StepRecord record in StepRecordFile.Read(path.FullName, chosen))
-                {
-                    records++;
-                    if (record.EventTimeUnixNanos > 0)
-                    {
-                        clock.Now = DateTimeOffset.UnixEpoch.AddTicks(record.EventTimeUnixNanos / 100);
-                        transitions += Print(output, engine.Tick());
-                    }
-
-                    transitions += Print(output, engine.Process(record));
-                }
+                replay.Run(StepRecordFile.Read(path.FullName, chosen));
             }
             catch (InvalidDataException ex)
             {
-                error.WriteLine($"monitor replay: {ex.Message} (after {records} records)");
+                error.WriteLine($"monitor replay: {ex.Message} (after {replay.Records} records)");
                 return 1;
             }
 
-            error.WriteLine($"monitor replay: {records} records, {transitions} alert transitions, {engine.RuleFaults} rule faults, {engine.LateRecords} late and {engine.DuplicateRecords} duplicate records skipped");
+            error.WriteLine($"monitor replay: {replay.Summary}");
             return 0;
         });
         return command;
@@ -135,7 +115,7 @@ internal static class ReplayCommands
             parse.InvocationConfiguration.Output.Write(RuleCatalog.DefaultRuleFile);
             return 0;
         });
-        return new Command("rules", "Inspect the rule library, print the default rule set and check rule files.") { list, defaults, check };
+        return new Command("rules", "Inspect the rule library, print the default rule set, check rule files and run rules over a trial.") { list, defaults, check, RunOverTrial() };
     }
 
     private static string Format(object? value) => value switch
@@ -151,14 +131,78 @@ internal static class ReplayCommands
         _ => value.ToString() ?? "",
     };
 
-    private static int Print(TextWriter output, IReadOnlyList<AlertTransition> transitions)
+    /// <summary>The rule file's bindings, or the default rule set; null (the problem written) when the file is refused.</summary>
+    private static IReadOnlyList<RuleBinding>? LoadRules(FileInfo? file, TextWriter error, string command)
     {
-        foreach (AlertTransition transition in transitions)
+        try
         {
-            output.WriteLine(AlertJson.Serialize(transition));
+            return file is null ? RuleCatalog.DefaultRules() : RuleConfiguration.Load(file.FullName, RuleCatalog.BuiltIn);
+        }
+        catch (RuleConfigurationException ex)
+        {
+            error.WriteLine($"{command}: {ex.Message}");
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// A transition as <c>monitor demo</c> prints it: <c>ALERT FIRING|RESOLVED rule run= rank= tensor= [feature=] step=
+    /// value=: description</c>; null for the other transitions (pending, a pending one dropped).
+    /// </summary>
+    public static string? AlertLine(AlertTransition transition)
+    {
+        if (transition.State != AlertState.Firing && !transition.IsResolution)
+        {
+            return null;
         }
 
-        return transitions.Count;
+        string what = transition.IsResolution ? "RESOLVED" : "FIRING  ";
+        AlertIdentity id = transition.Identity;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"ALERT {what} {transition.RuleName} run={id[AlertLabels.Run]} rank={id[AlertLabels.Rank]} tensor={id[AlertLabels.Tensor]}{(id[AlertLabels.Feature] is { Length: > 0 } feature ? " feature=" + feature : "")} step={transition.Step} value={transition.Value:G3}: {transition.Description}");
+    }
+
+    /// <summary>
+    /// The engine over recorded records, as <c>monitor replay</c> and <c>monitor rules run</c> run it: one
+    /// <see cref="AnalysisEngine"/> whose time follows the records' event times, so timed rules (StalledTraining) see the
+    /// gaps between them; every transition goes to the sink in order.
+    /// </summary>
+    private sealed class RecordReplay(IReadOnlyList<RuleBinding> bindings, Action<AlertTransition> sink)
+    {
+        private readonly ReplayClock _clock = new();
+        private AnalysisEngine? _engine;
+
+        public long Records { get; private set; }
+
+        public long Transitions { get; private set; }
+
+        public string Summary =>
+            $"{Records} records, {Transitions} alert transitions, {_engine?.RuleFaults ?? 0} rule faults, {_engine?.LateRecords ?? 0} late and {_engine?.DuplicateRecords ?? 0} duplicate records skipped";
+
+        public void Run(IEnumerable<StepRecord> records)
+        {
+            _engine ??= new AnalysisEngine(bindings, _clock);
+            foreach (StepRecord record in records)
+            {
+                Records++;
+                if (record.EventTimeUnixNanos > 0)
+                {
+                    _clock.Now = DateTimeOffset.UnixEpoch.AddTicks(record.EventTimeUnixNanos / 100);
+                    Emit(_engine.Tick());
+                }
+
+                Emit(_engine.Process(record));
+            }
+        }
+
+        private void Emit(IReadOnlyList<AlertTransition> transitions)
+        {
+            foreach (AlertTransition transition in transitions)
+            {
+                Transitions++;
+                sink(transition);
+            }
+        }
     }
 
     private sealed class ReplayClock : TimeProvider

@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.Globalization;
-using System.Text;
 using Confluent.Kafka;
 using Google.Protobuf;
 using Monitor.Archive;
@@ -14,7 +12,8 @@ namespace Monitor.IntegrationTests;
 /// <c>monitor demo --archive</c>, <c>monitor archive</c>, <c>monitor export</c> and <c>monitor query</c> as a user runs
 /// them; the files are read by readers that are not ours: DuckDB for Parquet, pandas for CSV and JSON lines.
 /// </summary>
-public sealed class ArchiveCommandTests : IDisposable
+[Collection(DemoArchiveTests.Name)]
+public sealed class ArchiveCommandTests(DemoArchiveFixture demo) : IDisposable
 {
     private const string ExampleQuery = "SELECT step, tensor, abs_mean FROM steps WHERE collections LIKE '%gradients%' AND abs_mean < 1e-7 ORDER BY step, tensor";
 
@@ -27,46 +26,9 @@ public sealed class ArchiveCommandTests : IDisposable
     [Fact]
     public async Task MonitorDemo_WithArchive_VanishingGradients_ArchiveExportAndQueryShowTheVanishedGradient()
     {
-        string archive = PathOf("archive");
-        var output = new StringBuilder();
-        using (var process = new Process
-        {
-            StartInfo = new ProcessStartInfo("dotnet")
-            {
-                ArgumentList =
-                {
-                    Path.Combine(AppContext.BaseDirectory, "monitor.dll"), "demo", "--steps", "500", "--fault", "vanishing-gradients",
-                    "--fault-at", "250", "--archive", archive, "--metrics-port", "0",
-                },
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            },
-        })
-        {
-            process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-            process.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-            Assert.True(process.Start());
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-            timeout.CancelAfter(TimeSpan.FromMinutes(4));
-            try
-            {
-                await process.WaitForExitAsync(timeout.Token);
-            }
-            finally
-            {
-                if (!process.HasExited)
-                {
-                    process.Kill(entireProcessTree: true);
-                }
-            }
-
-            Assert.True(process.ExitCode == 0, output.ToString());
-        }
-
-        Assert.Contains("Archive: ", output.ToString(), StringComparison.Ordinal);
+        // The demo's run is the collection's (DemoArchiveFixture): one 500-step demo for these tests and the trial tests.
+        string archive = demo.Archive;
+        Assert.Contains("Archive: ", demo.Output, StringComparison.Ordinal);
         string files = Files(archive);
         // The documented columns, in order.
         Assert.Equal(ArchiveSchema.Columns.Select(c => c.Name), Duck($"DESCRIBE SELECT * FROM {files}").Select(r => (string)r[0]!));
