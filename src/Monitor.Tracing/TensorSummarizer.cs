@@ -28,13 +28,13 @@ namespace Monitor.Tracing;
 /// <see cref="Log2Histogram.RawBinToBucket"/>. Element i of one vector and element i of the next form a pair, and a
 /// pair is counted with one scalar increment of its (first code, second code) counter: half the increments of
 /// counting elements one by one, and the increments (the stores) were the bottleneck. Lane i counts into the
-/// 96 x 96 counter table i mod 8, so that runs of equal pairs (a sparse or constant tensor) do not serialise on one counter
-/// through store-to-load forwarding. At the end each counter is added to the bucket of its row and to the bucket of
-/// its column, and cleared; only the codes between the extremes are visited (all of them when NaN or Inf were
-/// seen).</para>
-/// <para>Lanes: <see cref="Vector{T}"/>, 8 floats with AVX2 or AVX-512 on x64 (.NET keeps <see cref="Vector{T}"/> at
-/// 256 bits unless <c>DOTNET_MaxVectorTBitWidth=512</c>; 512 bits measured a few percent faster, within noise) and 4 with
-/// NEON on ARM64, so every platform with vector hardware takes the same path.</para>
+/// 96 x 96 counter table i mod 8, so that runs of equal pairs (a sparse or constant tensor) do not serialise on one
+/// counter through store-to-load forwarding. At the end each counter is added to the bucket of its row and to the
+/// bucket of its column, and cleared; only the codes between the extremes are visited (all of them when NaN or Inf
+/// were seen).</para>
+/// <para>Lanes: <see cref="Vector{T}"/>, 8 floats with AVX2 or AVX-512 on x64 (.NET keeps <see cref="Vector{T}"/>
+/// at 256 bits unless <c>DOTNET_MaxVectorTBitWidth=512</c>; 512 bits measured a few percent faster, within noise)
+/// and 4 with NEON on ARM64, so every platform with vector hardware takes the same path.</para>
 /// <para>Thread-safe. Allocates nothing on the heap per call: each thread that summarizes allocates its pair
 /// counters (300 KiB) once, on its first call, and every call leaves them zeroed; about 4 KiB of stack.</para>
 /// </remarks>
@@ -49,11 +49,11 @@ public static class TensorSummarizer
     private const int VectorsPerBlock = 8;
 
     // Pair counters: a row per side code of the first element of a pair, a column per side code of the second, and
-    // PairTableCount counters (tables) side by side for each pair. Lane i counts into table i, so that a run of equal
-    // pairs (a sparse or constant tensor) does not wait on the store-to-load forwarding of the previous increment of
-    // the same counter (with 4 tables an all-zero tensor ran at half the speed). Rows are padded to 100 pairs: counters 4 KiB apart are
-    // mistaken by the CPU for the same address (4K aliasing), and with 96 or 112 pairs the counters of one column in
-    // rows 4 or 8 apart would be.
+    // PairTableCount counters (tables) side by side for each pair. Lane i counts into table i mod PairTableCount, so
+    // that a run of equal pairs (a sparse or constant tensor) does not wait on the store-to-load forwarding of the
+    // previous increment of the same counter (with 4 tables an all-zero tensor ran at half the speed). Rows are padded
+    // to 100 pairs: counters 4 KiB apart are mistaken by the CPU for the same address (4K aliasing), and with 96 or
+    // 112 pairs the counters of one column in rows 4 or 8 apart would be.
     private const int PairTableCount = 8;
     private const int CodeCount = Log2Histogram.BucketCount;
     private const int PairRowStride = 100 * PairTableCount;
