@@ -22,11 +22,21 @@ namespace Monitor.Tracing;
 /// <c>Σd² - (Σd)²/n</c> would amplify that error), whose squares could overflow or underflow float32, or which holds
 /// NaN or Inf, has its moments recomputed exactly while it is still in the cache: float64, two passes over the
 /// chunk, non-finite elements left out. On stationary data that happens at most for the first chunk.</para>
-/// <para>Histogram: the bucket of an element is computed in the vector lanes from its sign and exponent bits
-/// (<c>48 + (clamp(exponent - 95, 0, 47) XOR sign)</c>, exactly <see cref="Log2Histogram.RawBinToBucket"/>) and
-/// counted with scalar increments, one 128-entry table per vector lane so that runs of equal buckets (a sparse or
-/// constant tensor) do not serialise on one counter through store-to-load forwarding.</para>
-/// <para>Stateless and thread-safe; allocates nothing on the heap (about 4 KiB of stack).</para>
+/// <para>Histogram: the vector lanes compute a side code per element from its sign and exponent bits: |x| clamped
+/// as an integer to the bits of [2^-32, 2^15] (zeros and subnormals fall on the lower bound, Inf and NaN on the upper
+/// one), its biased exponent less 95 (the side index 0-47), plus 48 for a set sign bit; that is exactly
+/// <see cref="Log2Histogram.RawBinToBucket"/>. Element i of one vector and element i of the next form a pair, and a
+/// pair is counted with one scalar increment of its (first code, second code) counter: half the increments of
+/// counting elements one by one, and the increments (the stores) were the bottleneck. Lane i counts into the
+/// 96 x 96 counter table i mod 8, so that runs of equal pairs (a sparse or constant tensor) do not serialise on one
+/// counter through store-to-load forwarding. At the end each counter is added to the bucket of its row and to the
+/// bucket of its column, and cleared; only the codes between the extremes are visited (all of them when NaN or Inf
+/// were seen).</para>
+/// <para>Lanes: <see cref="Vector{T}"/>, 8 floats with AVX2 or AVX-512 on x64 (.NET keeps <see cref="Vector{T}"/>
+/// at 256 bits unless <c>DOTNET_MaxVectorTBitWidth=512</c>; 512 bits measured a few percent faster, within noise)
+/// and 4 with NEON on ARM64, so every platform with vector hardware takes the same path.</para>
+/// <para>Thread-safe. Allocates nothing on the heap per call: each thread that summarizes allocates its pair
+/// counters (300 KiB) once, on its first call, and every call leaves them zeroed; about 4 KiB of stack.</para>
 /// </remarks>
 public static class TensorSummarizer
 {
@@ -38,15 +48,21 @@ public static class TensorSummarizer
     // Float32 lane sums are flushed to float64 every 8 vectors, which bounds their relative error by 8 * 2^-24.
     private const int VectorsPerBlock = 8;
 
-    // Counter tables of raw bins (sign and exponent bits). Consecutive increments go to different tables, 32 apart,
-    // so that a run of equal bins (a sparse or constant tensor) does not wait on the store-to-load forwarding of the
-    // previous increment of the same counter.
-    private const int TableCount = 32;
+    // Pair counters: a row per side code of the first element of a pair, a column per side code of the second, and
+    // PairTableCount counters (tables) side by side for each pair. Lane i counts into table i mod PairTableCount, so
+    // that a run of equal pairs (a sparse or constant tensor) does not wait on the store-to-load forwarding of the
+    // previous increment of the same counter (with 4 tables an all-zero tensor ran at half the speed). Rows are padded
+    // to 100 pairs: counters 4 KiB apart are mistaken by the CPU for the same address (4K aliasing), and with 96 or
+    // 112 pairs the counters of one column in rows 4 or 8 apart would be.
+    private const int PairTableCount = 8;
+    private const int CodeCount = Log2Histogram.BucketCount;
+    private const int PairRowStride = 100 * PairTableCount;
+    private const int PairCounterCount = CodeCount * PairRowStride;
 
-    // Tables 2 KiB apart put counters of the same bin in tables t and t + 2 exactly 4 KiB apart, where the CPU
-    // mistakes a load for one depending on the other's store (4K aliasing): measured 9x slower. One cache line of
-    // padding per table avoids it.
-    private const int TableStride = Log2Histogram.RawBinCount + 16;
+    // The clamp of |x| to [2^-32, 2^15], as float32 bits; biased exponent 95 is side 0.
+    private const int InnermostClampExponent = 127 + Log2Histogram.InnermostExponent - 1;
+    private const int LowestClampBits = InnermostClampExponent << 23;
+    private const int HighestClampBits = (127 + Log2Histogram.OutermostExponent) << 23;
 
     // A chunk is recomputed exactly when its squared mean offset from the centre exceeds this fraction of the mean
     // squared deviation from the centre: the cancellation in Σd² - (Σd)²/n then amplifies float32 errors at most 2x.
@@ -55,6 +71,10 @@ public static class TensorSummarizer
     // Squares of deviations below 2^-63 are subnormal or zero in float32. Where the summed squares are not far above
     // n * 2^-126, their loss would show; 2^-100 per element leaves a margin of 2^26.
     private static readonly double SmallestTrustedSquarePerElement = Math.ScaleB(1.0, -100);
+
+    // The pair counters of this thread (300 KiB), allocated on its first call and left zeroed by each call.
+    [ThreadStatic]
+    private static uint[]? _pairCounts;
 
     /// <summary>Summarizes <paramref name="values"/>.</summary>
     /// <param name="values">The elements; any length, including 0.</param>
@@ -107,21 +127,11 @@ public static class TensorSummarizer
     [SkipLocalsInit]
     private static void SummarizeVectors(ReadOnlySpan<float> values, Span<ulong> buckets, ref Moments moments)
     {
-        int lanes = Vector<float>.Count;
-        Span<uint> counts = stackalloc uint[TableCount * TableStride];
-        counts.Clear();
-        Span<uint> blockBuckets = stackalloc uint[VectorsPerBlock * lanes];
-        ref uint countsStart = ref MemoryMarshal.GetReference(counts);
-        ref uint blockStart = ref MemoryMarshal.GetReference(blockBuckets);
-
-        // Element i of a block counts into table i % TableCount.
-        Span<uint> tableBase = stackalloc uint[TableCount];
-        for (int table = 0; table < TableCount; table++)
-        {
-            tableBase[table] = (uint)(table * TableStride);
-        }
-
-        ref uint tableBaseStart = ref MemoryMarshal.GetReference(tableBase);
+        Span<uint> blockPairs = stackalloc uint[VectorsPerBlock / 2 * Vector<uint>.Count];
+        ref uint blockStart = ref MemoryMarshal.GetReference(blockPairs);
+        uint[] pairCounts = _pairCounts ??= new uint[PairCounterCount];
+        ref uint countsStart = ref MemoryMarshal.GetArrayDataReference(pairCounts);
+        Vector<int> laneOffset = PairLaneOffsets();
         Vector<float> globalMin = new(float.PositiveInfinity);
         Vector<float> globalMax = new(float.NegativeInfinity);
         var chunkSums = new ChunkSums { NegativeZeros = Vector<int>.Zero };
@@ -130,7 +140,7 @@ public static class TensorSummarizer
         for (int chunkStart = 0; chunkStart < values.Length; chunkStart += ChunkLength)
         {
             ReadOnlySpan<float> chunk = values.Slice(chunkStart, Math.Min(ChunkLength, values.Length - chunkStart));
-            SumChunk(chunk, centre, ref chunkSums, ref countsStart, ref blockStart, ref tableBaseStart);
+            SumChunk(chunk, centre, ref chunkSums, ref countsStart, ref blockStart, laneOffset);
             Vector<float> chunkMin = chunkSums.Min, chunkMax = chunkSums.Max;
             double chunkSum = Vector.Sum(chunkSums.Sum), chunkSquares = Vector.Sum(chunkSums.Squares);
             double chunkAbsolute = Vector.Sum(chunkSums.Absolute);
@@ -162,25 +172,19 @@ public static class TensorSummarizer
         moments.Min = Math.Min(moments.Min, Min(globalMin));
         moments.Max = Math.Max(moments.Max, Max(globalMax));
 
-        ReadOnlySpan<byte> bucketOfRawBin = Log2Histogram.RawBinToBucket;
-        for (int raw = 0; raw < Log2Histogram.RawBinCount; raw++)
-        {
-            ulong total = 0;
-            for (int table = raw; table < counts.Length; table += TableStride)
-            {
-                total += counts[table];
-            }
-
-            buckets[bucketOfRawBin[raw]] += total;
-        }
+        // Every element counted lies between the extremes, or is NaN or Inf (outermost side).
+        bool nonFinite = moments.Nan + moments.Inf > 0;
+        int positiveSides = nonFinite ? Log2Histogram.BucketsPerSign : SidesUpTo(moments.Max);
+        int negativeSides = nonFinite ? Log2Histogram.BucketsPerSign : SidesUpTo(-moments.Min);
+        DrainPairCounts(pairCounts, positiveSides, negativeSides, buckets);
     }
 
     // Fully optimised from the first call: this loop runs once per chunk, and tiered compilation would otherwise run
-    // it as on-stack-replacement code that keeps the accumulators in memory. One chunk, kept apart so that the register allocator sees only the vectors of the inner loop (with the caller's
-    // state in the same method, AVX2's 16 registers overflowed and every accumulator went through the stack).
+    // it as on-stack-replacement code that keeps the accumulators in memory. One chunk, kept apart so that the
+    // register allocator sees only the vectors of the inner loop.
     [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void SumChunk(ReadOnlySpan<float> chunk, float centre, ref ChunkSums sums, ref uint counts, ref uint blockBuckets, ref uint tableBase)
+    private static void SumChunk(ReadOnlySpan<float> chunk, float centre, ref ChunkSums sums, ref uint pairCounts, ref uint blockPairs, Vector<int> laneOffset)
     {
         int lanes = Vector<float>.Count;
         ref float start = ref MemoryMarshal.GetReference(chunk);
@@ -189,6 +193,7 @@ public static class TensorSummarizer
         Vector<float> min = new(float.PositiveInfinity);
         Vector<float> max = new(float.NegativeInfinity);
         Vector<int> negativeZeros = sums.NegativeZeros;
+        Vector<int> lowest = new(LowestClampBits), highest = new(HighestClampBits), rowStride = new(PairRowStride);
         sums.Sum = sums.Squares = sums.Absolute = Vector<double>.Zero;
         for (int blockFirst = 0; blockFirst < vectorCount; blockFirst += VectorsPerBlock)
         {
@@ -210,20 +215,20 @@ public static class TensorSummarizer
                 sum1 += d1;
                 squares0 = Vector.FusedMultiplyAdd(d0, d0, squares0);
                 squares1 = Vector.FusedMultiplyAdd(d1, d1, squares1);
-                absolute0 += Vector.Abs(x0);
-                absolute1 += Vector.Abs(x1);
-
-                ref uint tables = ref Unsafe.Add(ref tableBase, (v * lanes) & (TableCount - 1));
-                (Vector.ShiftRightLogical(Vector.AsVectorUInt32(x0), 23) + Vector.LoadUnsafe(ref tables))
-                    .StoreUnsafe(ref blockBuckets, (nuint)(v * lanes));
-                (Vector.ShiftRightLogical(Vector.AsVectorUInt32(x1), 23) + Vector.LoadUnsafe(ref tables, (nuint)lanes))
-                    .StoreUnsafe(ref blockBuckets, (nuint)((v + 1) * lanes));
+                Vector<float> a0 = Vector.Abs(x0);
+                Vector<float> a1 = Vector.Abs(x1);
+                absolute0 += a0;
+                absolute1 += a1;
+                Vector<int> code0 = SideCode(x0, a0, lowest, highest);
+                Vector<int> code1 = SideCode(x1, a1, lowest, highest);
+                Vector.AsVectorUInt32((code0 * rowStride) + (code1 * PairTableCount) + laneOffset)
+                    .StoreUnsafe(ref blockPairs, (nuint)(v / 2 * lanes));
             }
 
             sums.Sum += WidenSum(sum0 + sum1);
             sums.Squares += WidenSum(squares0 + squares1);
             sums.Absolute += WidenSum(absolute0 + absolute1);
-            CountBuckets(ref counts, ref blockBuckets, blockVectors * lanes);
+            CountPairs(ref pairCounts, ref blockPairs, blockVectors / 2 * lanes);
         }
 
         sums.Min = min;
@@ -231,8 +236,21 @@ public static class TensorSummarizer
         sums.NegativeZeros = negativeZeros;
     }
 
+    /// <summary>
+    /// The side code of each element: its side index (0 innermost to 47 outermost), plus 48 when its sign bit is set.
+    /// |x| is clamped as an integer (the bits of a non-negative float order as it does, NaN above Inf, on every
+    /// processor) to [2^-32, 2^15], whose biased exponents are 95 + the side index; zeros and subnormals fall on the
+    /// lower bound, Inf and NaN on the upper one, exactly as in <see cref="Log2Histogram.RawBinToBucket"/>.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CountBuckets(ref uint counts, ref uint indices, int length)
+    private static Vector<int> SideCode(Vector<float> x, Vector<float> magnitude, Vector<int> lowest, Vector<int> highest)
+    {
+        Vector<int> clamped = Vector.Min(Vector.Max(Vector.AsVectorInt32(magnitude), lowest), highest);
+        return Vector.ShiftRightLogical(clamped, 23) + (Vector.ShiftRightArithmetic(Vector.AsVectorInt32(x), 31) & new Vector<int>(Log2Histogram.BucketsPerSign));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CountPairs(ref uint counts, ref uint indices, int length)
     {
         // Lanes are 4, 8 or 16 wide, so length is a multiple of 4. Unsigned indices: no sign extension per element.
         ref uint end = ref Unsafe.Add(ref indices, length);
@@ -244,6 +262,81 @@ public static class TensorSummarizer
             Unsafe.Add(ref counts, (nuint)Unsafe.Add(ref indices, 3))++;
             indices = ref Unsafe.Add(ref indices, 4);
         }
+    }
+
+    // Lane i counts into table i % PairTableCount; the constant takes the clamp's exponent bias out of both codes.
+    private static Vector<int> PairLaneOffsets()
+    {
+        Span<int> offsets = stackalloc int[Vector<int>.Count];
+        for (int lane = 0; lane < offsets.Length; lane++)
+        {
+            offsets[lane] = (lane % PairTableCount) - ((InnermostClampExponent * PairRowStride) + (InnermostClampExponent * PairTableCount));
+        }
+
+        return Vector.Create<int>(offsets);
+    }
+
+    // Side indices 0 to n - 1 hold every element of magnitude up to |extreme|.
+    private static int SidesUpTo(double extreme) =>
+        extreme > 0 ? (Log2Histogram.BucketOf(extreme) - Log2Histogram.BucketsPerSign) + 1 : 1;
+
+    /// <summary>Adds the pair counts of the codes present to the buckets and zeroes them, so that the thread's counters
+    /// are clear for its next call. Totals fit in 32 bits: there are fewer than 2^30 pairs.</summary>
+    private static void DrainPairCounts(uint[] pairCounts, int positiveSides, int negativeSides, Span<ulong> buckets)
+    {
+        const int Negative = Log2Histogram.BucketsPerSign;
+        Span<uint> columnTotals = stackalloc uint[CodeCount * PairTableCount];
+        columnTotals.Clear();
+        for (int row = 0; row < CodeCount; row++)
+        {
+            if (row % Negative >= (row < Negative ? positiveSides : negativeSides))
+            {
+                continue;
+            }
+
+            Span<uint> counters = pairCounts.AsSpan(row * PairRowStride, CodeCount * PairTableCount);
+            uint rowTotal = AddAndClear(counters[..(positiveSides * PairTableCount)], columnTotals);
+            rowTotal += AddAndClear(counters.Slice(Negative * PairTableCount, negativeSides * PairTableCount), columnTotals[(Negative * PairTableCount)..]);
+            buckets[BucketOfCode(row)] += rowTotal;
+        }
+
+        for (int column = 0; column < CodeCount; column++)
+        {
+            ulong total = 0;
+            foreach (uint count in columnTotals.Slice(column * PairTableCount, PairTableCount))
+            {
+                total += count;
+            }
+
+            buckets[BucketOfCode(column)] += total;
+        }
+    }
+
+    // Codes 0-47 are the positive buckets 48-95, codes 48-95 the negative buckets 47-0.
+    private static int BucketOfCode(int code) => code < Log2Histogram.BucketsPerSign ? Log2Histogram.BucketsPerSign + code : Log2Histogram.BucketCount - 1 - code;
+
+    // Adds counters into totals element-wise, clears them and returns their sum. Lengths are multiples of the
+    // PairTableCount, itself a multiple of the lanes of a 128-bit vector.
+    private static uint AddAndClear(Span<uint> counters, Span<uint> totals)
+    {
+        Vector<uint> sum = Vector<uint>.Zero;
+        int i = 0;
+        for (; i <= counters.Length - Vector<uint>.Count; i += Vector<uint>.Count)
+        {
+            Vector<uint> c = new(counters[i..]);
+            sum += c;
+            (new Vector<uint>(totals[i..]) + c).CopyTo(totals[i..]);
+        }
+
+        uint rowTotal = Vector.Sum(sum);
+        for (; i < counters.Length; i++)
+        {
+            rowTotal += counters[i];
+            totals[i] += counters[i];
+        }
+
+        counters.Clear();
+        return rowTotal;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -8,7 +8,7 @@ public sealed class TensorSummarizerAccuracyTests
 {
     private const double Tolerance = 1e-6;
 
-    public static TheoryData<string> AdversarialKinds => new(["sparse", "large-offset", "wide-dynamic-range", "outlier-first", "sorted", "zeros-then-offset"]);
+    public static TheoryData<string> AdversarialKinds => new(["sparse", "large-offset", "offset-1e4-spread-1e-3", "wide-dynamic-range", "outlier-first", "sorted", "zeros-then-offset", "nan-inf-mixed"]);
 
     [Theory]
     [MemberData(nameof(AdversarialKinds))]
@@ -28,7 +28,62 @@ public sealed class TensorSummarizerAccuracyTests
         Assert.Equal(expected.Min, actual.Min);
         Assert.Equal(expected.Max, actual.Max);
         Assert.Equal(expected.ZeroCount, actual.ZeroCount);
+        Assert.Equal(expected.NanCount, actual.NanCount);
+        Assert.Equal(expected.InfCount, actual.InfCount);
         Assert.Equal(expected.Buckets, buckets);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Summarize_HistogramEqualsTheBucketOfEveryElement_OnRandomBitPatterns(int seed)
+    {
+        // Every exponent of both signs, NaN payloads, subnormals, and ±0, ±Inf placed in runs.
+        var random = new Random(seed);
+        var values = new float[(1 << 16) + 13];
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = BitConverter.UInt32BitsToSingle((uint)random.NextInt64(0, 1L << 32));
+        }
+
+        float[] specials = [0f, -0f, float.PositiveInfinity, float.NegativeInfinity, float.Epsilon, -float.Epsilon, float.MaxValue, float.MinValue];
+        for (int i = 0; i < values.Length; i += 997)
+        {
+            values.AsSpan(i, Math.Min(40, values.Length - i)).Fill(specials[random.Next(specials.Length)]);
+        }
+
+        var expected = TensorSummarizerTests.Reference.Of(values);
+        var buckets = new ulong[TensorSummarizer.BucketCount];
+
+        TensorSummarizer.Summarize(values, buckets, out TensorStatistics actual);
+
+        Assert.Equal(expected.Buckets, buckets);
+        Assert.Equal(expected.NanCount, actual.NanCount);
+        Assert.Equal(expected.InfCount, actual.InfCount);
+        Assert.Equal(expected.ZeroCount, actual.ZeroCount);
+        Assert.Equal(expected.Min, actual.Min);
+        Assert.Equal(expected.Max, actual.Max);
+    }
+
+    [Fact]
+    public void Summarize_EachCallCountsOnlyItsOwnElements_WhenCallsFollowEachOtherOnOneThread()
+    {
+        // The vector pass keeps per-thread pair counters that each call must leave clear, whatever range it touched.
+        var random = new Random(5);
+        string[] kinds = ["wide-dynamic-range", "sparse", "nan-inf-mixed", "sorted", "outlier-first", "sparse", "wide-dynamic-range"];
+        foreach (string kind in kinds)
+        {
+            foreach (int length in new[] { 16, 1_000, 70_001 })
+            {
+                float[] values = Adversarial(kind)[random.Next(1000)..][..length];
+                var buckets = new ulong[TensorSummarizer.BucketCount];
+
+                TensorSummarizer.Summarize(values, buckets, out _);
+
+                Assert.True(TensorSummarizerTests.Reference.Of(values).Buckets.AsSpan().SequenceEqual(buckets), $"{kind}, length {length}: histograms differ");
+            }
+        }
     }
 
     [Fact]
@@ -112,10 +167,12 @@ public sealed class TensorSummarizerAccuracyTests
             {
                 "sparse" => i == 0 ? 0.3f : i % 9973 == 0 ? (float)Normal(random) : 0f,
                 "large-offset" => (float)(1e6 + Normal(random)),
+                "offset-1e4-spread-1e-3" => (float)(1e4 + (1e-3 * Normal(random))),
                 "wide-dynamic-range" => (float)(Math.ScaleB(1.0 + random.NextDouble(), random.Next(-70, 70)) * (random.Next(2) == 0 ? -1 : 1)),
                 "outlier-first" => i == 0 ? 1e8f : (float)Normal(random),
                 "sorted" => (float)(i / (double)values.Length),
                 "zeros-then-offset" => i < values.Length / 2 ? 0f : (float)(1e4 + (1e-2 * Normal(random))),
+                "nan-inf-mixed" => i % 5003 == 1 ? float.NaN : i % 7919 == 2 ? float.NegativeInfinity : i % 6007 == 3 ? float.PositiveInfinity : (float)(3 + Normal(random)),
                 _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown kind"),
             };
         }
