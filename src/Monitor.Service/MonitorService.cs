@@ -85,7 +85,8 @@ public sealed class MonitorService : IAsyncDisposable
     private readonly AnalysisEngine _engine;
     private readonly ServiceMetrics _metrics;
     private readonly AlertDispatcher _notifications;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, AlertTransition> _activeAlerts = new(StringComparer.Ordinal);
+    private readonly AlertBook _alerts;
+    private readonly AlertActions _actions;
     private readonly ILogger _logger;
     private readonly ILoggerFactory _loggerFactory;
     private readonly CancellationTokenSource _stopping = new();
@@ -99,14 +100,8 @@ public sealed class MonitorService : IAsyncDisposable
     private Task? _pipeline;
     private Task? _heartbeats;
     private StateDirectory? _state;
-    private readonly KafkaStateChangelog? _changelog;
-    private readonly ITransactionalConsumer? _transactional;
-    // Changelog mode: the step partition of every key held, the keys changed since the last commit, and the
-    // transitions analysed but not committed yet (notified only once committed).
-    private readonly Dictionary<(string Run, uint Rank), int> _keyPartitions = [];
-    private readonly HashSet<(string Run, uint Rank)> _dirtyKeys = [];
-    private readonly List<AlertTransition> _uncommitted = [];
-    private Dictionary<int, long> _committedOffsets = [];
+    private readonly KafkaStateChangelog? _changelogProducer;
+    private readonly ChangelogState? _changelog;
     // The offsets the last saved (or restored) state reflects: what a save of untouched partitions carries over.
     private Dictionary<(string Topic, int Partition), long> _savedOffsets = [];
     private long _consumed, _processed, _decoded, _failed, _deadLettered, _alertsFired, _processingFailed, _deadLetterLost;
@@ -142,17 +137,16 @@ public sealed class MonitorService : IAsyncDisposable
             throw new ArgumentException($"a state directory needs a consumer that can start partitions at given offsets ({nameof(IPositionedConsumer)}); {consumer.GetType().Name} cannot");
         }
 
+        ITransactionalConsumer? transactional = null;
         if (options.StateTopic is not null)
         {
-            _changelog = changelog ?? throw new ArgumentException("a state topic needs the service's state changelog", nameof(changelog));
-            _transactional = consumer as ITransactionalConsumer
+            _changelogProducer = changelog ?? throw new ArgumentException("a state topic needs the service's state changelog", nameof(changelog));
+            transactional = consumer as ITransactionalConsumer
                 ?? throw new ArgumentException($"a state topic needs a consumer that commits in transactions ({nameof(ITransactionalConsumer)}); {consumer.GetType().Name} does not", nameof(consumer));
-            _transactional.PartitionsAssigned = PartitionsAssigned;
-            _transactional.PartitionsRevoked = PartitionsRevoked;
         }
 
         // With saved state (a directory or the changelog), offsets are committed only together with the state that reflects them.
-        _offsets = new ProcessedOffsets(consumer, holdCommits: options.StateDirectory is not null || _changelog is not null);
+        _offsets = new ProcessedOffsets(consumer, holdCommits: options.StateDirectory is not null || transactional is not null);
         _faultLog = new RateLimitedLog(_logger, options.TimeProvider, TimeSpan.FromMinutes(1));
         if (rules is null && options.RulesFile is { } file)
         {
@@ -167,7 +161,13 @@ public sealed class MonitorService : IAsyncDisposable
         _metrics.RulesLoaded(_engine.Rules);
         // Alert messages share the dead-letter producer (one Kafka producer per service); the dispatcher does not own it.
         // With the changelog, alert messages are written in the service's transactions instead.
-        _notifications = new AlertDispatcher(options.Notifications, _changelog is null ? deadLetterProducer : null, options.TimeProvider, _loggerFactory.CreateLogger<AlertDispatcher>());
+        _notifications = new AlertDispatcher(options.Notifications, transactional is null ? deadLetterProducer : null, options.TimeProvider, _loggerFactory.CreateLogger<AlertDispatcher>());
+        _alerts = new AlertBook(_metrics, _notifications);
+        _actions = new AlertActions(_metrics, options.TimeProvider, _logger);
+        if (transactional is not null)
+        {
+            _changelog = new ChangelogState(_changelogProducer!, transactional, _engine, _offsets, options, _notifications, _alerts, _metrics, Notify, _logger, _faultLog);
+        }
         _metrics.Registry.AddBeforeCollectCallback(() => _metrics.Notifications(_notifications.Statistics));
         _metrics.Registry.AddBeforeCollectCallback(() => _metrics.DeadLettersInFlight(_deadLetters.InFlight));
     }
@@ -194,7 +194,7 @@ public sealed class MonitorService : IAsyncDisposable
     public NotificationStatistics NotificationStatistics => _notifications.Statistics;
 
     /// <summary>Alerts pending or firing now, by fingerprint (a snapshot safe to read from any thread).</summary>
-    public IReadOnlyCollection<AlertTransition> ActiveAlerts => [.. _activeAlerts.Values];
+    public IReadOnlyCollection<AlertTransition> ActiveAlerts => [.. _alerts.Active];
 
     /// <summary>Counters so far.</summary>
     public ServiceStatistics Statistics => new(
@@ -224,10 +224,10 @@ public sealed class MonitorService : IAsyncDisposable
             RestoreState(stateDirectory);
         }
 
-        if (_changelog is not null)
+        if (_changelogProducer is not null)
         {
             // Registers the transactional id (aborting a dead predecessor's transaction) before any partition is assigned.
-            await Task.Run(() => _changelog.Start(_options.StepsTopic), cancellationToken).ConfigureAwait(false);
+            await Task.Run(() => _changelogProducer.Start(_options.StepsTopic), cancellationToken).ConfigureAwait(false);
         }
 
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
@@ -259,11 +259,12 @@ public sealed class MonitorService : IAsyncDisposable
         }
 
         _store = _redis is null ? null : new SelectionStore(_redis, _options.TimeProvider);
+        _actions.Store = _store;
         var authorization = new ApiAuthorization(_options.ApiToken, _options.ApiReadToken);
         RouteGroupBuilder api = web.MapGroup("/api");
         api.AddEndpointFilter(async (context, next) => authorization.RequireRead(context.HttpContext) ?? await next(context).ConfigureAwait(false));
         ControlPlaneApi.Map(api, _store, authorization);
-        AlertsApi.Map(api, () => _activeAlerts.Values);
+        AlertsApi.Map(api, () => _alerts.Active);
         _web = web;
         await web.StartAsync(cancellationToken).ConfigureAwait(false);
         string address = web.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
@@ -328,7 +329,7 @@ public sealed class MonitorService : IAsyncDisposable
 
         _certificate?.Dispose();
         _state?.Dispose();
-        _changelog?.Dispose();
+        _changelogProducer?.Dispose();
         _stopping.Dispose();
     }
 
@@ -396,9 +397,7 @@ public sealed class MonitorService : IAsyncDisposable
         foreach (AlertTransition alert in _engine.ActiveAlerts)
         {
             alerts++;
-            _activeAlerts[alert.Identity.Fingerprint] = alert;
-            _metrics.AlertRestored(alert);
-            _notifications.Restored(alert);
+            _alerts.Restored(alert);
         }
 
         _savedOffsets = new Dictionary<(string Topic, int Partition), long>(state.NextOffsets);
@@ -454,208 +453,6 @@ public sealed class MonitorService : IAsyncDisposable
         _metrics.StateSaved(time.GetElapsedTime(started), keys.Count, bytes, time.GetUtcNow());
     }
 
-    /// <summary>
-    /// Writes the snapshots of the keys changed since the last commit (tombstones for keys forgotten), the uncommitted
-    /// alert transitions and the consumed offsets in the current transaction and commits it; then the transitions are
-    /// notified. A failed transaction is aborted: the keys stay changed and the transitions uncommitted, so the next
-    /// commit writes them again (the engine's state is that of the records read, which the next offsets cover).
-    /// </summary>
-    /// <returns>False when the transaction failed and was aborted.</returns>
-    private bool CommitChangelog()
-    {
-        KafkaStateChangelog changelog = _changelog!;
-        var offsets = new Dictionary<int, long>();
-        foreach (((string topic, int partition), long next) in _offsets.Committable())
-        {
-            if (topic == _options.StepsTopic)
-            {
-                offsets[partition] = next;
-            }
-        }
-
-        if (_dirtyKeys.Count == 0 && _uncommitted.Count == 0
-            && offsets.Count == _committedOffsets.Count && offsets.All(o => _committedOffsets.TryGetValue(o.Key, out long c) && c == o.Value))
-        {
-            return true;
-        }
-
-        TimeProvider time = _options.TimeProvider;
-        long started = time.GetTimestamp();
-        long bytes = 0;
-        try
-        {
-            foreach ((string run, uint rank) in _dirtyKeys)
-            {
-                if (!_keyPartitions.TryGetValue((run, rank), out int partition))
-                {
-                    continue;
-                }
-
-                // A key the engine no longer holds (its run ended long ago, or it was idle past the TTL) is a tombstone.
-                byte[]? snapshot = _engine.Holds(run, rank) ? _engine.WriteSnapshot(run, rank) : null;
-                bytes += snapshot?.Length ?? 0;
-                changelog.PutSnapshot(partition, RecordKey.Format(run, (int)rank), snapshot);
-            }
-
-            foreach (AlertTransition transition in _uncommitted)
-            {
-                try
-                {
-                    (string key, byte[] value) = _notifications.KafkaMessage(transition);
-                    changelog.Put(_options.Notifications.AlertsTopic, key, value);
-                }
-                catch (ArgumentException ex)
-                {
-                    _faultLog.Error("alert-json", ex, $"Alert transition {transition.Identity} cannot be encoded as JSON; it is not written to {_options.Notifications.AlertsTopic}");
-                }
-            }
-
-            changelog.Commit(_options.StepsTopic, offsets, _transactional!.GroupMetadata);
-        }
-        catch (Confluent.Kafka.KafkaException ex) when (!ex.Error.IsFatal)
-        {
-            _metrics.StateSaveFailed();
-            _faultLog.Error("state", ex, $"Committing the state transaction to {changelog.Topic} failed ({ex.Error.Reason}); it is aborted and its state, alerts and offsets are written again with the next one");
-            try
-            {
-                changelog.Abort();
-            }
-            catch (Confluent.Kafka.KafkaException abort) when (!abort.Error.IsFatal)
-            {
-                _faultLog.Error("state-abort", abort, $"Aborting the state transaction failed ({abort.Error.Reason}); retried at the next commit");
-            }
-
-            return false;
-        }
-
-        foreach ((string run, uint rank) in _dirtyKeys)
-        {
-            if (!_engine.Holds(run, rank))
-            {
-                _keyPartitions.Remove((run, rank));
-            }
-        }
-
-        _dirtyKeys.Clear();
-        _committedOffsets = offsets;
-        // The list is reused: Notify may not add to it (it does not: only Handle does, on this thread).
-        foreach (AlertTransition transition in _uncommitted)
-        {
-            Notify(transition);
-        }
-
-        _uncommitted.Clear();
-        _metrics.StateSaved(time.GetElapsedTime(started), _keyPartitions.Count, bytes, time.GetUtcNow());
-        return true;
-    }
-
-    /// <summary>
-    /// Consuming thread, inside Consume, before any record of <paramref name="partitions"/>: restores their keys from
-    /// the changelog. Restored alerts are active again without a transition (their owner before notified them).
-    /// </summary>
-    private void PartitionsAssigned(IReadOnlyList<int> partitions)
-    {
-        KafkaStateChangelog changelog = _changelog!;
-        foreach (int partition in partitions)
-        {
-            if (partition >= changelog.Partitions)
-            {
-                throw new InvalidOperationException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                    $"step partition {partition} has no partition in the state topic '{changelog.Topic}' ({changelog.Partitions} partitions): give it at least as many partitions as '{_options.StepsTopic}'"));
-            }
-        }
-
-        long started = _options.TimeProvider.GetTimestamp();
-        int restored = 0, failures = 0;
-        var keys = new HashSet<(string Run, uint Rank)>();
-        foreach ((int partition, string key, byte[] snapshot) in changelog.Restore(partitions))
-        {
-            try
-            {
-                (string run, uint rank) = _engine.RestoreSnapshot(snapshot);
-                _keyPartitions[(run, rank)] = partition;
-                keys.Add((run, rank));
-                restored++;
-            }
-            catch (InvalidDataException ex)
-            {
-                failures++;
-                LogError(null, $"State topic {changelog.Topic}[{partition}]: the state of {key} is corrupt ({ex.Message}); that key starts empty");
-            }
-        }
-
-        int alerts = 0;
-        foreach (AlertTransition alert in _engine.ActiveAlerts)
-        {
-            if (KeyOf(alert) is { } key && keys.Contains(key))
-            {
-                alerts++;
-                _activeAlerts[alert.Identity.Fingerprint] = alert;
-                _metrics.AlertRestored(alert);
-                _notifications.Restored(alert);
-            }
-        }
-
-        _metrics.StateRestored(restored, failures);
-        _metrics.Engine(_engine);
-        LogInformation(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"Partitions {string.Join(", ", partitions)} of {_options.StepsTopic} assigned: restored {restored} keys and {alerts} active alerts from {changelog.Topic} in {_options.TimeProvider.GetElapsedTime(started).TotalMilliseconds:0} ms"));
-    }
-
-    /// <summary>
-    /// Consuming thread, inside Consume: <paramref name="partitions"/> leave this replica. Unless they are lost, what was
-    /// analysed of them is committed first. Then their keys are let go of: their state, alert series and Alertmanager
-    /// resends end here without a resolution (the new owner restores and carries them on), and their transitions not
-    /// committed are dropped (the new owner analyses their records again from the committed offsets).
-    /// </summary>
-    private void PartitionsRevoked(IReadOnlyList<int> partitions, bool lost)
-    {
-        if (!lost)
-        {
-            CommitChangelog();
-        }
-        else
-        {
-            try
-            {
-                // Another member may own them already: nothing of this transaction may commit.
-                _changelog!.Abort();
-            }
-            catch (Confluent.Kafka.KafkaException ex) when (!ex.Error.IsFatal)
-            {
-                _faultLog.Error("state-abort", ex, $"Aborting the state transaction after losing partitions failed ({ex.Error.Reason})");
-            }
-        }
-
-        var leaving = new HashSet<int>(partitions);
-        _uncommitted.RemoveAll(t => KeyOf(t) is { } key && _keyPartitions.TryGetValue(key, out int p) && leaving.Contains(p));
-        int released = 0;
-        foreach (((string run, uint rank), int partition) in _keyPartitions.Where(k => leaving.Contains(k.Value)).ToList())
-        {
-            foreach (AlertTransition alert in _engine.Release(run, rank))
-            {
-                _activeAlerts.TryRemove(alert.Identity.Fingerprint, out _);
-                _metrics.AlertHandedOver(alert);
-                _notifications.HandedOver(alert);
-            }
-
-            _metrics.RankEnded(run, rank);
-            _keyPartitions.Remove((run, rank));
-            _dirtyKeys.Remove((run, rank));
-            released++;
-        }
-
-        foreach (int partition in partitions)
-        {
-            _offsets.Forget(_options.StepsTopic, partition);
-            _committedOffsets.Remove(partition);
-        }
-
-        _metrics.Engine(_engine);
-        LogInformation(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"Partitions {string.Join(", ", partitions)} of {_options.StepsTopic} {(lost ? "lost" : "revoked")}: {released} keys handed over"));
-    }
-
     private void RunPipeline()
     {
         _ready = true;
@@ -701,10 +498,7 @@ public sealed class MonitorService : IAsyncDisposable
                     Handle(_engine.Tick(caughtUp: !_consumer.GetLag().Any(l => l.Lag > 0)));
                     foreach ((string run, uint rank) in _engine.RanksForgotten)
                     {
-                        if (_changelog is not null)
-                        {
-                            _dirtyKeys.Add((run, rank));
-                        }
+                        _changelog?.Forgotten(run, rank);
 
                         // Idle past the TTL: the rank's series go with its state, as for an end-of-run record.
                         _metrics.RankEnded(run, rank);
@@ -722,7 +516,7 @@ public sealed class MonitorService : IAsyncDisposable
                 if (_changelog is not null && time.GetElapsedTime(lastSave) >= _options.CommitInterval)
                 {
                     lastSave = time.GetTimestamp();
-                    CommitChangelog();
+                    _changelog.Commit();
                 }
 
                 // Also when idle, so the gauge falls to 0 once the consumer has caught up.
@@ -752,9 +546,9 @@ public sealed class MonitorService : IAsyncDisposable
             SettleDeadLetters();
             // A clean stop saves what was analysed since the last interval, so a restart reads nothing twice.
             SaveState();
-            if (_changelog is not null && _pipelineFault is null)
+            if (_pipelineFault is null)
             {
-                CommitChangelog();
+                _changelog?.Commit();
             }
         }
     }
@@ -908,11 +702,7 @@ public sealed class MonitorService : IAsyncDisposable
             return null;
         }
 
-        if (_changelog is not null)
-        {
-            _keyPartitions[(record.RunId, record.Rank)] = message.Partition;
-            _dirtyKeys.Add((record.RunId, record.Rank));
-        }
+        _changelog?.Processed(record.RunId, record.Rank, message.Partition);
 
         Handle(_engine.Process(record, trace), span);
         _metrics.Drift(_engine.DriftObservations);
@@ -931,7 +721,7 @@ public sealed class MonitorService : IAsyncDisposable
         foreach (AlertTransition transition in transitions)
         {
             ProcessSpan.Alert(span, transition);
-            _metrics.Alert(transition);
+            _alerts.Changed(transition);
             if (_changelog is null)
             {
                 Notify(transition);
@@ -939,20 +729,7 @@ public sealed class MonitorService : IAsyncDisposable
             else
             {
                 // Notified once the transaction that writes it (and the key's state after it) commits.
-                _uncommitted.Add(transition);
-                if (KeyOf(transition) is { } key)
-                {
-                    _dirtyKeys.Add(key);
-                }
-            }
-
-            if (transition.State == AlertState.Inactive)
-            {
-                _activeAlerts.TryRemove(transition.Identity.Fingerprint, out _);
-            }
-            else
-            {
-                _activeAlerts[transition.Identity.Fingerprint] = transition;
+                _changelog.Hold(transition);
             }
 
             if (transition.State == AlertState.Firing)
@@ -976,58 +753,8 @@ public sealed class MonitorService : IAsyncDisposable
     /// <summary>Notifications and actions of a transition (with the changelog: once committed).</summary>
     private void Notify(AlertTransition transition)
     {
-        if (transition.State == AlertState.Firing && transition.PreviousState != AlertState.Firing)
-        {
-            RunActions(transition);
-        }
-
+        _actions.Run(transition);
         _notifications.Publish(transition);
-    }
-
-    private static (string Run, uint Rank)? KeyOf(AlertTransition transition) =>
-        uint.TryParse(transition.Identity[AlertLabels.Rank], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out uint rank)
-            ? (transition.Identity[AlertLabels.Run], rank)
-            : null;
-
-    private void RunActions(AlertTransition transition)
-    {
-        foreach (string action in transition.Actions)
-        {
-            if (action != "stop")
-            {
-                continue;
-            }
-
-            string run = transition.Identity[AlertLabels.Run];
-            if (_store is null)
-            {
-                _metrics.Action(action, "no_control_plane");
-                LogError(null, $"Alert {transition.RuleName} asks to stop run '{run}', but the service has no control plane (--redis)");
-                continue;
-            }
-
-            var command = new RunCommand
-            {
-                Command = "stop",
-                Reason = $"{transition.RuleName} fired at step {transition.Step}: {transition.Description}",
-                IssuedBy = $"alert {transition.RuleName} ({transition.Identity.Fingerprint})",
-                IssuedAt = _options.TimeProvider.GetUtcNow(),
-            };
-            // Off the analysis thread: Redis latency must not hold up evaluation.
-            _ = Task.Run(async () =>
-            {
-                try
-                {
-                    await _store.IssueCommandAsync(run, command).ConfigureAwait(false);
-                    _metrics.Action(action, "issued");
-                }
-                catch (Exception ex) when (ex is RedisException or TimeoutException)
-                {
-                    _metrics.Action(action, "failed");
-                    LogError(ex, $"Could not issue the stop command for run '{run}'");
-                }
-            });
-        }
     }
 
     private void LogWarning(string message)
