@@ -20,8 +20,8 @@ public static class Program
         // Measurements of the whole service (CPU time and memory of this process, a child that feeds it), not of calls.
         switch (args)
         {
-            case ["service-feeder"]:
-                return ServiceFeeder.RunChild();
+            case ["service-feeder", string compression]:
+                return ServiceFeeder.RunChild(compression);
             case ["service-throughput", .. var rest]:
                 return ServiceThroughputBenchmarks.Run(rest);
             case ["step-to-alert", .. var rest]:

@@ -103,10 +103,11 @@ internal sealed class ServiceLoad
 /// memory are measured.
 /// </summary>
 /// <remarks>
-/// Protocol on its standard streams: it writes <c>bootstrap HOST:PORT</c>, then answers each line <c>produce FIRST
-/// COUNT</c> (steps FIRST to FIRST+COUNT-1, all ranks) with <c>produced</c> once the producer has flushed them; it
-/// exits when its standard input closes. The mock cluster keeps only a bounded tail of each partition, so the
-/// measuring side asks for a step only when the service has nearly caught up (at most two steps unread).
+/// Protocol on its standard streams: it writes <c>bootstrap HOST:PORT</c>, then answers each line <c>produce STEP
+/// FIRST COUNT</c> (the records of ranks FIRST to FIRST+COUNT-1 at STEP) with <c>produced</c> once the producer has
+/// flushed them; it exits when its standard input closes. The mock cluster keeps only a bounded tail of each
+/// partition (records beyond it are dropped unread), so the measuring side asks for a quarter of a step at a time and
+/// only when the service has read all but the quarter before.
 /// </remarks>
 internal sealed class ServiceFeeder : IDisposable
 {
@@ -120,9 +121,10 @@ internal sealed class ServiceFeeder : IDisposable
 
     public string BootstrapServers { get; }
 
-    public static ServiceFeeder Start()
+    /// <summary>Starts the child; it sends with the tracer's default compression (zstd) unless <paramref name="compressed"/> is false.</summary>
+    public static ServiceFeeder Start(bool compressed = true)
     {
-        Process process = Process.Start(ServiceLoad.StartSelf("service-feeder")) ?? throw new InvalidOperationException("the feeder did not start");
+        Process process = Process.Start(ServiceLoad.StartSelf("service-feeder", compressed ? "zstd" : "none")) ?? throw new InvalidOperationException("the feeder did not start");
         string? first = process.StandardOutput.ReadLine();
         if (first is null || !first.StartsWith("bootstrap ", StringComparison.Ordinal))
         {
@@ -133,8 +135,8 @@ internal sealed class ServiceFeeder : IDisposable
         return new ServiceFeeder(process, first["bootstrap ".Length..]);
     }
 
-    /// <summary>Asks for steps [<paramref name="first"/>, first + count) without waiting; see <see cref="WaitProduced"/>.</summary>
-    public void Produce(long first, int count) => _process.StandardInput.WriteLine(string.Create(CultureInfo.InvariantCulture, $"produce {first} {count}"));
+    /// <summary>Asks for the records of ranks [<paramref name="first"/>, first + count) at <paramref name="step"/> without waiting; see <see cref="WaitProduced"/>.</summary>
+    public void Produce(long step, int first, int count) => _process.StandardInput.WriteLine(string.Create(CultureInfo.InvariantCulture, $"produce {step} {first} {count}"));
 
     /// <summary>Waits for the answer to one <see cref="Produce"/>.</summary>
     public void WaitProduced()
@@ -158,31 +160,33 @@ internal sealed class ServiceFeeder : IDisposable
     }
 
     /// <summary>The child's side.</summary>
-    public static int RunChild()
+    public static int RunChild(string compression)
     {
         var load = new ServiceLoad();
         using var cluster = new MockKafkaCluster();
-        using var producer = new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = cluster.BootstrapServers, ClientId = "service-feeder" });
+        using var producer = new KafkaRecordProducer(new KafkaProducerOptions
+        {
+            BootstrapServers = cluster.BootstrapServers, ClientId = "service-feeder",
+            Compression = compression == "none" ? Confluent.Kafka.CompressionType.None : Confluent.Kafka.CompressionType.Zstd,
+        });
         string[] keys = [.. Enumerable.Range(0, ServiceLoad.Ranks).Select(rank => RecordKey.Format(ServiceLoad.Run, rank))];
         long failed = 0;
         Console.WriteLine("bootstrap " + cluster.BootstrapServers);
         while (Console.ReadLine() is { } line)
         {
             string[] parts = line.Split(' ');
-            long first = long.Parse(parts[1], CultureInfo.InvariantCulture);
-            int count = int.Parse(parts[2], CultureInfo.InvariantCulture);
-            for (long step = first; step < first + count; step++)
+            long step = long.Parse(parts[1], CultureInfo.InvariantCulture);
+            int first = int.Parse(parts[2], CultureInfo.InvariantCulture);
+            int count = int.Parse(parts[3], CultureInfo.InvariantCulture);
+            for (int rank = first; rank < first + count; rank++)
             {
-                for (int rank = 0; rank < ServiceLoad.Ranks; rank++)
+                producer.Produce(MonitorTopics.Steps, keys[rank], load.Payload(rank, step), null, report =>
                 {
-                    producer.Produce(MonitorTopics.Steps, keys[rank], load.Payload(rank, step), null, report =>
+                    if (!report.Delivered)
                     {
-                        if (!report.Delivered)
-                        {
-                            Interlocked.Increment(ref failed);
-                        }
-                    });
-                }
+                        Interlocked.Increment(ref failed);
+                    }
+                });
             }
 
             producer.Flush(TimeSpan.FromMinutes(1));

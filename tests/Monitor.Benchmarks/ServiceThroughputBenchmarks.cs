@@ -27,6 +27,7 @@ namespace Monitor.Benchmarks;
 public static class ServiceThroughputBenchmarks
 {
     private const int WarmSteps = 3;
+    private const int Chunk = ServiceLoad.Ranks / 4;
     private const long Summaries = (long)ServiceLoad.Ranks * ServiceLoad.Tensors;
 
     public static int Run(string[] args)
@@ -41,6 +42,9 @@ public static class ServiceThroughputBenchmarks
             case "gauges-off":
                 Console.WriteLine(MeasureService("per-tensor gauges off (`MaxTensorSeries` 0)", 0, measured).GetAwaiter().GetResult());
                 return 0;
+            case "gauges-off-uncompressed":
+                Console.WriteLine(MeasureService("per-tensor gauges off, records sent uncompressed", 0, measured, compressed: false).GetAwaiter().GetResult());
+                return 0;
             case "breakdown":
                 Console.WriteLine(MeasureBreakdown(measured));
                 return 0;
@@ -52,7 +56,7 @@ public static class ServiceThroughputBenchmarks
         Console.WriteLine("| service | records/s | summaries/s | CPU cores used | summaries/s per core | allocated per summary | GC pauses (of wall time) | RSS before | RSS after | RSS per (rank, tensor) | managed heap | /metrics size |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         // Each part in a process of its own, so one's memory does not count in the next one's resident set.
-        foreach (string part in new[] { "default", "gauges-off", "breakdown" })
+        foreach (string part in new[] { "default", "gauges-off", "gauges-off-uncompressed", "breakdown" })
         {
             if (part == "breakdown")
             {
@@ -72,11 +76,11 @@ public static class ServiceThroughputBenchmarks
         return 0;
     }
 
-    private static async Task<string> MeasureService(string name, int maxTensorSeries, int steps)
+    private static async Task<string> MeasureService(string name, int maxTensorSeries, int steps, bool compressed = true)
     {
-        using var feeder = ServiceFeeder.Start();
-        // The topic exists (auto-created by the first step) before the consumer subscribes.
-        feeder.Produce(0, 1);
+        using var feeder = ServiceFeeder.Start(compressed);
+        // The topic exists (auto-created by the first records) before the consumer subscribes.
+        feeder.Produce(0, 0, Chunk);
         feeder.WaitProduced();
         ServiceLoad.CollectEverything();
         long rssBefore = ServiceLoad.ResidentBytes();
@@ -107,14 +111,14 @@ public static class ServiceThroughputBenchmarks
             }
         });
 
-        Feed(feeder, service, 1, WarmSteps - 1);
+        Feed(feeder, service, Chunk, WarmSteps * ServiceLoad.Ranks);
         using Process self = Process.GetCurrentProcess();
         self.Refresh();
         TimeSpan cpuStart = self.TotalProcessorTime;
         long allocatedStart = GC.GetTotalAllocatedBytes(precise: true);
         TimeSpan pausedStart = GC.GetTotalPauseDuration();
         long start = Stopwatch.GetTimestamp();
-        Feed(feeder, service, WarmSteps, steps);
+        Feed(feeder, service, WarmSteps * ServiceLoad.Ranks, (WarmSteps + steps) * ServiceLoad.Ranks);
         double wall = Stopwatch.GetElapsedTime(start).TotalSeconds;
         self.Refresh();
         double cpu = (self.TotalProcessorTime - cpuStart).TotalSeconds;
@@ -138,20 +142,21 @@ public static class ServiceThroughputBenchmarks
     }
 
     /// <summary>
-    /// Steps [first, first + count) through the feeder, each asked for only once the service has analysed all but the
-    /// step before it (the mock cluster's bounded partitions would otherwise drop unread records); returns once the
-    /// service has analysed them all.
+    /// Records [from, to) (in step-major order: record r is rank r % 100 at step r / 100) through the feeder, a quarter
+    /// of a step at a time, each quarter asked for only once the service has analysed all but the quarter before it
+    /// (the mock cluster's bounded partitions would otherwise drop unread records); returns once the service has
+    /// analysed them all.
     /// </summary>
-    private static void Feed(ServiceFeeder feeder, MonitorService service, long first, int count)
+    private static void Feed(ServiceFeeder feeder, MonitorService service, long from, long to)
     {
-        for (long step = first; step < first + count; step++)
+        for (long record = from; record < to; record += Chunk)
         {
-            WaitProcessed(service, (step - 1) * ServiceLoad.Ranks);
-            feeder.Produce(step, 1);
+            WaitProcessed(service, record - Chunk);
+            feeder.Produce(record / ServiceLoad.Ranks, (int)(record % ServiceLoad.Ranks), Chunk);
             feeder.WaitProduced();
         }
 
-        WaitProcessed(service, (first + count) * ServiceLoad.Ranks);
+        WaitProcessed(service, to);
     }
 
     private static void WaitProcessed(MonitorService service, long records)
