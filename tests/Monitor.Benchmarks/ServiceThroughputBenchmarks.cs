@@ -53,8 +53,8 @@ public static class ServiceThroughputBenchmarks
         Console.WriteLine($"# Service throughput, {ServiceLoad.Ranks} ranks x {ServiceLoad.Tensors} tensors, {WarmSteps} warm-up + {steps} measured steps");
         Console.WriteLine($"processor: {Processor()}, {Environment.ProcessorCount} cores; load before: {File.ReadAllText("/proc/loadavg").Trim()}");
         Console.WriteLine();
-        Console.WriteLine("| service | records/s | summaries/s | CPU cores used | summaries/s per core | allocated per summary | GC pauses (of wall time) | RSS before | RSS after | RSS per (rank, tensor) | managed heap | /metrics size |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        Console.WriteLine("| service | records/s | summaries/s | CPU cores used | summaries/s per core | allocated per summary | GC pauses (of wall time) | GCs gen0/1/2 | RSS before | RSS after | RSS per (rank, tensor) | managed heap | /metrics size |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         // Each part in a process of its own, so one's memory does not count in the next one's resident set.
         foreach (string part in new[] { "default", "gauges-off", "gauges-off-uncompressed", "breakdown" })
         {
@@ -117,6 +117,7 @@ public static class ServiceThroughputBenchmarks
         TimeSpan cpuStart = self.TotalProcessorTime;
         long allocatedStart = GC.GetTotalAllocatedBytes(precise: true);
         TimeSpan pausedStart = GC.GetTotalPauseDuration();
+        int[] collectionsStart = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
         long start = Stopwatch.GetTimestamp();
         Feed(feeder, service, WarmSteps * ServiceLoad.Ranks, (WarmSteps + steps) * ServiceLoad.Ranks);
         double wall = Stopwatch.GetElapsedTime(start).TotalSeconds;
@@ -124,6 +125,7 @@ public static class ServiceThroughputBenchmarks
         double cpu = (self.TotalProcessorTime - cpuStart).TotalSeconds;
         long allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedStart;
         double paused = (GC.GetTotalPauseDuration() - pausedStart).TotalSeconds;
+        string collections = $"{GC.CollectionCount(0) - collectionsStart[0]}/{GC.CollectionCount(1) - collectionsStart[1]}/{GC.CollectionCount(2) - collectionsStart[2]}";
         await stopScraping.CancelAsync();
         await scraper;
         ServiceStatistics statistics = service.Statistics;
@@ -138,7 +140,7 @@ public static class ServiceThroughputBenchmarks
         double records = (double)steps * ServiceLoad.Ranks;
         double summaries = records * ServiceLoad.Tensors;
         return string.Create(CultureInfo.InvariantCulture,
-            $"| {name} | {records / wall:N0} | {summaries / wall:N0} | {cpu / wall:F2} | {summaries / cpu:N0} | {allocated / summaries:N0} B | {paused / wall:P0} | {rssBefore / 1e6:F0} MB | {rssAfter / 1e6:F0} MB | {(rssAfter - rssBefore) / (double)Summaries:N0} B | {heap / 1e6:F0} MB | {scrapeBytes / 1e3:N0} KB |");
+            $"| {name} | {records / wall:N0} | {summaries / wall:N0} | {cpu / wall:F2} | {summaries / cpu:N0} | {allocated / summaries:N0} B | {paused / wall:P0} | {collections} | {rssBefore / 1e6:F0} MB | {rssAfter / 1e6:F0} MB | {(rssAfter - rssBefore) / (double)Summaries:N0} B | {heap / 1e6:F0} MB | {scrapeBytes / 1e3:N0} KB |");
     }
 
     /// <summary>
