@@ -56,11 +56,14 @@ public class AnalysisThroughputBenchmarks
         return transitions;
     }
 
-    /// <summary>A record of 100 tensor summaries (also the records of <see cref="EngineSnapshotBenchmarks"/>).</summary>
-    internal static StepRecord Record(int rank, Random random)
+    /// <summary>
+    /// A record of 100 tensor summaries (also the records of <see cref="EngineSnapshotBenchmarks"/>), or of
+    /// <paramref name="tensors"/> of them in a run of <paramref name="worldSize"/> ranks (<see cref="ServiceLoad"/>).
+    /// </summary>
+    internal static StepRecord Record(int rank, Random random, int tensors = TensorsPerRecord, uint worldSize = Ranks)
     {
-        var record = new StepRecord { SchemaVersion = 1, RunId = "bench", Rank = (uint)rank, WorldSize = Ranks, Mode = Mode.Train };
-        for (int t = 0; t < TensorsPerRecord; t++)
+        var record = new StepRecord { SchemaVersion = 1, RunId = "bench", Rank = (uint)rank, WorldSize = worldSize, Mode = Mode.Train };
+        for (int t = 0; t < tensors; t++)
         {
             (string name, Collection collection) = (t % 5) switch
             {

@@ -10,11 +10,24 @@ namespace Monitor.Benchmarks;
 /// Entry point: <c>dotnet run -c Release --project tests/Monitor.Benchmarks -- --filter '*'</c>.
 /// Runs in-process (the repository's strict build policy would otherwise apply to BenchmarkDotNet's generated
 /// project, and libtorch loads from this output folder). Returns non-zero when any benchmark fails.
+/// <c>service-throughput [STEPS]</c> and <c>step-to-alert [TRIALS]</c> run the whole-service measurements instead
+/// (<see cref="ServiceThroughputBenchmarks"/>, <see cref="StepToAlertLatency"/>).
 /// </summary>
 public static class Program
 {
     public static int Main(string[] args)
     {
+        // Measurements of the whole service (CPU time and memory of this process, a child that feeds it), not of calls.
+        switch (args)
+        {
+            case ["service-feeder", string compression]:
+                return ServiceFeeder.RunChild(compression);
+            case ["service-throughput", .. var rest]:
+                return ServiceThroughputBenchmarks.Run(rest);
+            case ["step-to-alert", .. var rest]:
+                return StepToAlertLatency.Run(rest);
+        }
+
         // Every benchmark class names its own job through [Config] (all in-process).
         IConfig config = DefaultConfig.Instance
             .AddColumn(new ThroughputColumn())

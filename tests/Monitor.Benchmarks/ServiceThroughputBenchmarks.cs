@@ -1,0 +1,242 @@
+using System.Diagnostics;
+using System.Globalization;
+using Monitor.Analysis;
+using Monitor.Contracts;
+using Monitor.Contracts.V1;
+using Monitor.Service;
+using Monitor.Service.Rules;
+using Monitor.Tracing;
+
+namespace Monitor.Benchmarks;
+
+/// <summary>
+/// The whole service's cost over the librdkafka mock cluster (issue 13, part 5): the real <see cref="MonitorService"/>
+/// (default rule set, Prometheus export, <c>/metrics</c> scraped every second) consumes <see cref="ServiceLoad"/> steps
+/// (100 ranks × 1,000 tensor summaries) that a <see cref="ServiceFeeder"/> child process produces, and the figures are
+/// records and summaries per second of wall time and per second of this process's CPU time (all its threads:
+/// librdkafka's fetching and decompression, the pipeline, HTTP), then the resident set with every rank's series warm.
+/// A breakdown on one thread follows: decoding alone, and the engine alone, on the same records.
+/// Targets: at least 1,000,000 summaries per second per core over Kafka, decode included; at most 300 MB RSS.
+/// </summary>
+/// <remarks>
+/// Not a BenchmarkDotNet class: one measurement is minutes of streaming through a child process, and what is
+/// measured is CPU time and memory of the process, not the time of a call. Run it with
+/// <c>dotnet run -c Release --no-build --project tests/Monitor.Benchmarks -- service-throughput [STEPS]</c>
+/// (default 20 measured steps, after 3 warm-up steps). It prints a Markdown table.
+/// </remarks>
+public static class ServiceThroughputBenchmarks
+{
+    private const int WarmSteps = 3;
+    private const int Chunk = ServiceLoad.Ranks / 4;
+    private const long Summaries = (long)ServiceLoad.Ranks * ServiceLoad.Tensors;
+
+    public static int Run(string[] args)
+    {
+        string steps = args.Length > 0 ? args[0] : "20";
+        int measured = int.Parse(steps, CultureInfo.InvariantCulture);
+        switch (args.Length > 1 ? args[1] : null)
+        {
+            case "default":
+                Console.WriteLine(MeasureService("default options (2,000 tensor series exported)", 2_000, measured).GetAwaiter().GetResult());
+                return 0;
+            case "gauges-off":
+                Console.WriteLine(MeasureService("per-tensor gauges off (`MaxTensorSeries` 0)", 0, measured).GetAwaiter().GetResult());
+                return 0;
+            case "gauges-off-uncompressed":
+                Console.WriteLine(MeasureService("per-tensor gauges off, records sent uncompressed", 0, measured, compressed: false).GetAwaiter().GetResult());
+                return 0;
+            case "breakdown":
+                Console.WriteLine(MeasureBreakdown(measured));
+                return 0;
+        }
+
+        Console.WriteLine($"# Service throughput, {ServiceLoad.Ranks} ranks x {ServiceLoad.Tensors} tensors, {WarmSteps} warm-up + {steps} measured steps");
+        Console.WriteLine($"processor: {Processor()}, {Environment.ProcessorCount} cores; load before: {File.ReadAllText("/proc/loadavg").Trim()}");
+        Console.WriteLine();
+        Console.WriteLine("| service | records/s | summaries/s | CPU cores used | summaries/s per core | allocated per summary | GC pauses (of wall time) | GCs gen0/1/2 | RSS before | RSS after | RSS per (rank, tensor) | managed heap | /metrics size |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        // Each part in a process of its own, so one's memory does not count in the next one's resident set.
+        foreach (string part in new[] { "default", "gauges-off", "gauges-off-uncompressed", "breakdown" })
+        {
+            if (part == "breakdown")
+            {
+                Console.WriteLine();
+            }
+
+            using Process child = Process.Start(ServiceLoad.StartSelf("service-throughput", steps, part)) ?? throw new InvalidOperationException("no child process");
+            Console.Write(child.StandardOutput.ReadToEnd());
+            child.WaitForExit();
+            if (child.ExitCode != 0)
+            {
+                return child.ExitCode;
+            }
+        }
+
+        Console.WriteLine($"load after: {File.ReadAllText("/proc/loadavg").Trim()}");
+        return 0;
+    }
+
+    private static async Task<string> MeasureService(string name, int maxTensorSeries, int steps, bool compressed = true)
+    {
+        using var feeder = ServiceFeeder.Start(compressed);
+        // The topic exists (auto-created by the first records) before the consumer subscribes.
+        feeder.Produce(0, 0, Chunk);
+        feeder.WaitProduced();
+        ServiceLoad.CollectEverything();
+        long rssBefore = ServiceLoad.ResidentBytes();
+        var consumer = new KafkaRecordConsumer(new KafkaConsumerOptions
+        {
+            BootstrapServers = feeder.BootstrapServers, Topic = MonitorTopics.Steps, GroupId = "svc-bench-" + Guid.NewGuid().ToString("N")[..8],
+        });
+        var deadLetters = new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = feeder.BootstrapServers, ClientId = "svc-bench-dlq" });
+        await using var service = new MonitorService(new MonitorServiceOptions { ListenUrl = "http://127.0.0.1:0", MaxTensorSeries = maxTensorSeries }, consumer, deadLetters);
+        await service.StartAsync();
+        using var http = new HttpClient { BaseAddress = service.BaseAddress };
+        using var stopScraping = new CancellationTokenSource();
+        long scrapeBytes = 0;
+        Task scraper = Task.Run(async () =>
+        {
+            // As a Prometheus server would, but every second rather than every 15 s.
+            while (!stopScraping.IsCancellationRequested)
+            {
+                scrapeBytes = (await http.GetByteArrayAsync(new Uri("metrics", UriKind.Relative))).Length;
+                try
+                {
+                    await Task.Delay(1000, stopScraping.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        });
+
+        Feed(feeder, service, Chunk, WarmSteps * ServiceLoad.Ranks);
+        using Process self = Process.GetCurrentProcess();
+        self.Refresh();
+        TimeSpan cpuStart = self.TotalProcessorTime;
+        long allocatedStart = GC.GetTotalAllocatedBytes(precise: true);
+        TimeSpan pausedStart = GC.GetTotalPauseDuration();
+        int[] collectionsStart = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
+        long start = Stopwatch.GetTimestamp();
+        Feed(feeder, service, WarmSteps * ServiceLoad.Ranks, (WarmSteps + steps) * ServiceLoad.Ranks);
+        double wall = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        self.Refresh();
+        double cpu = (self.TotalProcessorTime - cpuStart).TotalSeconds;
+        long allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedStart;
+        double paused = (GC.GetTotalPauseDuration() - pausedStart).TotalSeconds;
+        string collections = $"{GC.CollectionCount(0) - collectionsStart[0]}/{GC.CollectionCount(1) - collectionsStart[1]}/{GC.CollectionCount(2) - collectionsStart[2]}";
+        await stopScraping.CancelAsync();
+        await scraper;
+        ServiceStatistics statistics = service.Statistics;
+        if (statistics.Decoded != statistics.Processed || statistics.Failed != 0)
+        {
+            throw new InvalidOperationException($"not every record was analysed: {statistics}");
+        }
+
+        ServiceLoad.CollectEverything();
+        long rssAfter = ServiceLoad.ResidentBytes();
+        long heap = GC.GetTotalMemory(forceFullCollection: false);
+        double records = (double)steps * ServiceLoad.Ranks;
+        double summaries = records * ServiceLoad.Tensors;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"| {name} | {records / wall:N0} | {summaries / wall:N0} | {cpu / wall:F2} | {summaries / cpu:N0} | {allocated / summaries:N0} B | {paused / wall:P0} | {collections} | {rssBefore / 1e6:F0} MB | {rssAfter / 1e6:F0} MB | {(rssAfter - rssBefore) / (double)Summaries:N0} B | {heap / 1e6:F0} MB | {scrapeBytes / 1e3:N0} KB |");
+    }
+
+    /// <summary>
+    /// Records [from, to) (in step-major order: record r is rank r % 100 at step r / 100) through the feeder, a quarter
+    /// of a step at a time, each quarter asked for only once the service has analysed all but the quarter before it
+    /// (the mock cluster's bounded partitions would otherwise drop unread records); returns once the service has
+    /// analysed them all.
+    /// </summary>
+    private static void Feed(ServiceFeeder feeder, MonitorService service, long from, long to)
+    {
+        for (long record = from; record < to; record += Chunk)
+        {
+            WaitProcessed(service, record - Chunk);
+            feeder.Produce(record / ServiceLoad.Ranks, (int)(record % ServiceLoad.Ranks), Chunk);
+            feeder.WaitProduced();
+        }
+
+        WaitProcessed(service, to);
+    }
+
+    private static void WaitProcessed(MonitorService service, long records)
+    {
+        long deadline = Stopwatch.GetTimestamp() + (120 * Stopwatch.Frequency);
+        while (service.Statistics.Processed < records)
+        {
+            if (Stopwatch.GetTimestamp() > deadline)
+            {
+                throw new TimeoutException($"the service analysed {service.Statistics.Processed} of {records} records within 120 s (records dropped by the mock cluster?): {service.Statistics}");
+            }
+
+            Thread.Sleep(1);
+        }
+    }
+
+    /// <summary>Decoding alone and the engine alone, on one thread, on the records the service reads.</summary>
+    private static string MeasureBreakdown(int steps)
+    {
+        var load = new ServiceLoad();
+        // Written into one buffer, so the breakdown allocates nothing of its own (a 0.2 MB payload a record would
+        // land on the large-object heap and bring full collections into the timings).
+        byte[] payload = new byte[load.MaxPayloadBytes];
+        ServiceLoad.CollectEverything();
+        long rssBefore = ServiceLoad.ResidentBytes();
+        var engine = new AnalysisEngine(RuleCatalog.DefaultRules(), TimeProvider.System);
+        long decodeTicks = 0, engineTicks = 0, decodeBytes = 0, engineBytes = 0;
+        TimeSpan decodePaused = TimeSpan.Zero, enginePaused = TimeSpan.Zero;
+        for (long step = 0; step < WarmSteps + steps; step++)
+        {
+            bool measured = step >= WarmSteps;
+            for (int rank = 0; rank < ServiceLoad.Ranks; rank++)
+            {
+                int length = load.Write(rank, step, payload);
+                long allocated0 = GC.GetAllocatedBytesForCurrentThread();
+                TimeSpan paused0 = GC.GetTotalPauseDuration();
+                long t0 = Stopwatch.GetTimestamp();
+                if (!StepRecordDecoder.TryDecode(payload.AsSpan(0, length), out StepRecord? record, out DecodeError error))
+                {
+                    throw new InvalidOperationException("the load does not decode: " + error);
+                }
+
+                long t1 = Stopwatch.GetTimestamp();
+                long allocated1 = GC.GetAllocatedBytesForCurrentThread();
+                TimeSpan paused1 = GC.GetTotalPauseDuration();
+                engine.Process(record);
+                long t2 = Stopwatch.GetTimestamp();
+                long allocated2 = GC.GetAllocatedBytesForCurrentThread();
+                TimeSpan paused2 = GC.GetTotalPauseDuration();
+                if (measured)
+                {
+                    decodeTicks += t1 - t0;
+                    engineTicks += t2 - t1;
+                    decodeBytes += allocated1 - allocated0;
+                    engineBytes += allocated2 - allocated1;
+                    decodePaused += paused1 - paused0;
+                    enginePaused += paused2 - paused1;
+                }
+            }
+        }
+
+        ServiceLoad.CollectEverything();
+        long rssEngine = ServiceLoad.ResidentBytes();
+        GC.KeepAlive(engine);
+        double summaries = (double)steps * Summaries;
+        double decodeNs = decodeTicks * 1e9 / Stopwatch.Frequency / summaries;
+        double engineNs = engineTicks * 1e9 / Stopwatch.Frequency / summaries;
+        return string.Create(CultureInfo.InvariantCulture, $"""
+            | one thread, same records | ns per summary | summaries/s | allocated per summary | of which GC pauses |
+            |---|---:|---:|---:|---:|
+            | decode and validate (`StepRecordDecoder.TryDecode`) | {decodeNs:F0} | {1e9 / decodeNs:N0} | {decodeBytes / summaries:N0} B | {decodePaused.TotalSeconds * 1e9 / summaries:F0} ns |
+            | engine (`AnalysisEngine.Process`, default rules) | {engineNs:F0} | {1e9 / engineNs:N0} | {engineBytes / summaries:N0} B | {enginePaused.TotalSeconds * 1e9 / summaries:F0} ns |
+            | both | {decodeNs + engineNs:F0} | {1e9 / (decodeNs + engineNs):N0} | | |
+
+            engine state of {ServiceLoad.Ranks} x {ServiceLoad.Tensors} warm (RSS growth after a full collection): {(rssEngine - rssBefore) / 1e6:F0} MB, {(rssEngine - rssBefore) / (double)Summaries:N0} B per (rank, tensor)
+            """);
+    }
+
+    internal static string Processor() =>
+        File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown";
+}
