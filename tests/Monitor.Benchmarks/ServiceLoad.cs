@@ -1,10 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using Google.Protobuf;
+using Monitor.Transport.Kafka;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
-using Monitor.Service;
-using Monitor.Tracing;
 
 namespace Monitor.Benchmarks;
 

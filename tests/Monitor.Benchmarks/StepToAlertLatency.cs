@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Monitor.Transport.Kafka;
 using Monitor.Analysis;
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
