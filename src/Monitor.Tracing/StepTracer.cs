@@ -26,6 +26,17 @@ namespace Monitor.Tracing;
 /// record growing to more tensors than it held before, a tensor whose raw values change length from the previous use
 /// of its slot (a small wrapper), the records of a burst while the sender is further behind than ever before, and, on
 /// the sender thread, the encoded message the transport keeps.</para>
+/// <para><b>Overhead budget.</b> The tracer weighs its own cost on the training thread (its <c>Add*</c> calls and
+/// <see cref="EndStep"/>, and what an adapter wraps in its cost scope: hooks, recorders, the capture at the end of a
+/// step; nested scopes count once) against the step time (<see cref="BeginStep"/> to <see cref="BeginStep"/>), both
+/// read from <see cref="TracerOptions.TimeProvider"/>, over windows of at least 8 steps. Over
+/// <see cref="TracerOptions.OverheadBudget"/> (or the selection's <c>budget</c>) it thins the heaviest collections: their
+/// tensors are traced every k-th traced step, in rotation, so <see cref="Wants"/> answers false for the others and an
+/// adapter skips their capture. Losses, the optimizer collection, scalars, the selection's named and pinned tensors are
+/// never thinned, nor anything under a schedule with <c>everySteps</c>. Strides change only at a step boundary, so a
+/// step is thinned one way throughout; the record lists the thinned collections (<c>thinned</c>) and the measured
+/// ratio (<c>overhead_ratio</c>), <see cref="Statistics"/> the same for the heartbeat and the meter. Measuring costs
+/// two timestamp reads per call and allocates nothing.</para>
 /// <para><b>OpenTelemetry.</b> When a listener is attached to <see cref="ActivitySourceName"/> (an OpenTelemetry SDK
 /// that adds this source), the sender emits a <c>send {topic}</c> PRODUCER span per record, a child of the span that
 /// was current on the training thread at <see cref="EndStep"/> (if any), and writes its W3C trace context into the
