@@ -234,7 +234,9 @@ internal static class TraceCommands
             foreach (WorkerStatus w in workers)
             {
                 string rejected = w.RejectedVersion is { } v ? $"  refused v{v}: {w.RejectionReason}" : "";
-                await output.WriteLineAsync($"rank {w.Rank,-4} selection v{w.SelectionVersion,-4} steps {w.Steps,-8} heartbeat {w.At:HH:mm:ss}Z  {w.Host}/{w.ProcessId}{rejected}{(w.Stopped ? "  stopped" : "")}");
+                string overhead = string.Create(CultureInfo.InvariantCulture, $"  overhead {w.OverheadRatio:P1}{(w.OverheadBudget is { } budget ? $" of {budget:P1}" : " (no budget)")}");
+                string thinned = w.Thinned is { Count: > 0 } list ? "  thinned " + string.Join(" ", list.Select(t => $"{t.Collection}/{t.Stride}")) : "";
+                await output.WriteLineAsync($"rank {w.Rank,-4} selection v{w.SelectionVersion,-4} steps {w.Steps,-8} heartbeat {w.At:HH:mm:ss}Z  {w.Host}/{w.ProcessId}{overhead}{thinned}{rejected}{(w.Stopped ? "  stopped" : "")}");
             }
 
             if (workers.Count == 0)

@@ -85,6 +85,30 @@ public sealed class TraceCommandTests
     }
 
     [Fact]
+    public async Task Workers_ShowsTheOverheadAndWhatTheBudgetThins_FromTheHeartbeats()
+    {
+        await using IRedisEndpoint redis = await RedisEndpoints.StartAsync("garnet", TestContext.Current.CancellationToken);
+        var keys = new RunKeys();
+        await using ConnectionMultiplexer client = await RedisEndpoints.ConnectAsync(redis);
+        var store = new SelectionStore(client);
+        await store.HeartbeatAsync(keys.Run, new WorkerStatus
+        {
+            Rank = 0,
+            OverheadRatio = 0.014,
+            OverheadBudget = 0.02,
+            Thinned = [new ThinnedCollectionStatus("weights", 16), new ThinnedCollectionStatus("gradients", 8)],
+        });
+        await store.HeartbeatAsync(keys.Run, new WorkerStatus { Rank = 1, OverheadRatio = 0.09 });
+
+        (int exitCode, string output, _) = await InvokeAsync("trace", "workers", "--redis", redis.ConnectionString, "--run", keys.Run);
+
+        Assert.Equal(0, exitCode);
+        string[] lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Contains(lines, l => l.StartsWith("rank 0", StringComparison.Ordinal) && l.Contains("overhead 1.4 % of 2.0 %  thinned weights/16 gradients/8", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("rank 1", StringComparison.Ordinal) && l.Contains("overhead 9.0 % (no budget)", StringComparison.Ordinal) && !l.Contains("thinned", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Set_FailsWithExitCode3_WhenRedisIsUnreachable()
     {
         (int exitCode, _, string error) = await InvokeAsync("trace", "set", "--redis", $"127.0.0.1:{Ports.Free()}", "--run", "r", "--collection", "weights");
