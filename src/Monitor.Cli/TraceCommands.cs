@@ -127,10 +127,12 @@ internal static class TraceCommands
         var chiefOnly = new Option<bool>("--chief-only") { Description = "Only rank 0 traces." };
         var modes = new Option<string[]>("--mode") { Description = "Trace only in these modes: train, eval, predict (repeatable)." };
         var limitSize = new Option<int?>("--limit-size") { Description = $"Raw elements per tensor per step (default {TraceSelection.DefaultLimitSize}, at most {TraceSelection.MaxLimitSize})." };
+        var budget = new Option<string?>("--budget") { Description = $"Overhead budget: a fraction of the step time in (0, 1] (e.g. 0.02), or \"{TraceBudget.NoneWord}\" to thin nothing. Default: the worker's (2%)." };
+        var pin = new Option<string[]>("--pin") { Description = "REGEX — tensors the overhead budget never thins, e.g. those a rule needs every step (repeatable)." };
         var who = new Option<string>("--who") { Description = "Recorded in the audit trail.", DefaultValueFactory = _ => Environment.UserName };
         var command = new Command("set", "Store a new selection for a run or some of its ranks; workers apply it at their next step. The selection is validated first: nothing is stored when it is invalid.")
         {
-            redis, run, ranks, file, include, exclude, collection, tensor, raw, noHistogram, everySteps, everySeconds, stepRange, chiefOnly, modes, limitSize, who, json,
+            redis, run, ranks, file, include, exclude, collection, tensor, raw, noHistogram, everySteps, everySeconds, stepRange, chiefOnly, modes, limitSize, budget, pin, who, json,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -139,10 +141,11 @@ internal static class TraceCommands
             try
             {
                 selection = parse.GetValue(file) is { } path
-                    ? FromFile(path, parse, [include, exclude, collection, tensor, raw, noHistogram, modes], [everySteps, everySeconds, limitSize], stepRange, chiefOnly)
+                    ? FromFile(path, parse, [include, exclude, collection, tensor, raw, noHistogram, modes, pin], [everySteps, everySeconds, limitSize, budget], stepRange, chiefOnly)
                     : Build(parse.GetValue(include) ?? [], parse.GetValue(exclude) ?? [], parse.GetValue(collection) ?? [], parse.GetValue(tensor) ?? [],
                         parse.GetValue(raw) ?? [], parse.GetValue(noHistogram) ?? [], parse.GetValue(everySteps), parse.GetValue(everySeconds),
-                        parse.GetValue(stepRange), parse.GetValue(chiefOnly), parse.GetValue(modes) ?? [], parse.GetValue(limitSize));
+                        parse.GetValue(stepRange), parse.GetValue(chiefOnly), parse.GetValue(modes) ?? [], parse.GetValue(limitSize),
+                        ParseBudget(parse.GetValue(budget)), parse.GetValue(pin) ?? []);
                 selection.EnsureValid();
             }
             catch (SelectionValidationException ex)
@@ -231,7 +234,9 @@ internal static class TraceCommands
             foreach (WorkerStatus w in workers)
             {
                 string rejected = w.RejectedVersion is { } v ? $"  refused v{v}: {w.RejectionReason}" : "";
-                await output.WriteLineAsync($"rank {w.Rank,-4} selection v{w.SelectionVersion,-4} steps {w.Steps,-8} heartbeat {w.At:HH:mm:ss}Z  {w.Host}/{w.ProcessId}{rejected}{(w.Stopped ? "  stopped" : "")}");
+                string overhead = string.Create(CultureInfo.InvariantCulture, $"  overhead {w.OverheadRatio:P1}{(w.OverheadBudget is { } budget ? $" of {budget:P1}" : " (no budget)")}");
+                string thinned = w.Thinned is { Count: > 0 } list ? "  thinned " + string.Join(" ", list.Select(t => $"{t.Collection}/{t.Stride}")) : "";
+                await output.WriteLineAsync($"rank {w.Rank,-4} selection v{w.SelectionVersion,-4} steps {w.Steps,-8} heartbeat {w.At:HH:mm:ss}Z  {w.Host}/{w.ProcessId}{overhead}{thinned}{rejected}{(w.Stopped ? "  stopped" : "")}");
             }
 
             if (workers.Count == 0)
@@ -257,7 +262,7 @@ internal static class TraceCommands
 
     /// <summary>Builds a selection from the command-line options.</summary>
     internal static TraceSelection Build(string[] include, string[] exclude, string[] collections, string[] tensors, string[] raw, string[] noHistogram,
-        int? everySteps, double? everySeconds, string? stepRange, bool chiefOnly, string[] modes, int? limitSize)
+        int? everySteps, double? everySeconds, string? stepRange, bool chiefOnly, string[] modes, int? limitSize, TraceBudget? budget = null, string[]? pin = null)
     {
         var filters = new SortedDictionary<string, (List<string> Include, List<string> Exclude, bool Raw, bool Histogram)>(StringComparer.Ordinal);
         (List<string> Include, List<string> Exclude, bool Raw, bool Histogram) Filter(string name)
@@ -314,8 +319,19 @@ internal static class TraceCommands
             ChiefOnly = chiefOnly,
             Modes = modes,
             LimitSize = limitSize ?? TraceSelection.DefaultLimitSize,
+            Budget = budget,
+            Pin = pin ?? [],
         };
     }
+
+    /// <summary>The <c>--budget</c> value: a fraction or <c>none</c> (validated with the selection).</summary>
+    private static TraceBudget? ParseBudget(string? value) => value switch
+    {
+        null => null,
+        TraceBudget.NoneWord => TraceBudget.None,
+        _ when double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double fraction) => new TraceBudget(fraction),
+        _ => throw new SelectionValidationException($"--budget: '{value}' is neither a fraction of the step time (e.g. 0.02) nor \"{TraceBudget.NoneWord}\""),
+    };
 
     private static TraceSelection FromFile(FileInfo path, ParseResult parse, Option<string[]>[] listOptions, Option[] valueOptions, Option<string?> stepRange, Option<bool> chiefOnly)
     {

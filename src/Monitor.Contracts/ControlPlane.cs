@@ -130,12 +130,34 @@ public sealed record WorkerStatus
     public long RawPartsTrimmed { get; init; }
 
     /// <summary>
+    /// The tracer's own cost on the training thread as a fraction of the step time (last complete budget window; 0
+    /// before the first). Absent in heartbeats of older workers.
+    /// </summary>
+    [JsonPropertyName("overheadRatio")]
+    public double OverheadRatio { get; init; }
+
+    /// <summary>The overhead budget in force (a fraction of the step time), or null when there is none.</summary>
+    [JsonPropertyName("overheadBudget")]
+    public double? OverheadBudget { get; init; }
+
+    /// <summary>The collections the overhead budget thins now, each with its stride; null (left out) when none is.</summary>
+    [JsonPropertyName("thinned")]
+    public IReadOnlyList<ThinnedCollectionStatus>? Thinned { get; init; }
+
+    /// <summary>
     /// True in the last heartbeat of a rank that stopped on purpose (its control loop was disposed), so its silence
     /// afterwards is not taken for a lost worker. Default false (also for heartbeats of older workers).
     /// </summary>
     [JsonPropertyName("stopped")]
     public bool Stopped { get; init; }
 }
+
+/// <summary>A collection the tracer's overhead budget thins: each of its tensors is traced every <see cref="Stride"/>-th traced step.</summary>
+/// <param name="Collection">The collection's name (<see cref="CollectionNames"/>).</param>
+/// <param name="Stride">Its stride, a power of two of at least 2.</param>
+public sealed record ThinnedCollectionStatus(
+    [property: JsonPropertyName("collection")] string Collection,
+    [property: JsonPropertyName("stride")] int Stride);
 
 /// <summary>A traceable tensor of a rank, as published in its catalog.</summary>
 /// <param name="Name">Tensor name.</param>

@@ -68,6 +68,19 @@ public sealed record TraceSelection
     [Description("Ranks this selection targets. The control plane stores a targeted selection per rank; ranks not listed keep their selection. Empty: all ranks.")]
     public IReadOnlyList<int> Ranks { get; init; } = [];
 
+    /// <summary>
+    /// The overhead budget of this selection: a fraction of the step time, or <see cref="TraceBudget.None"/>. Null (the
+    /// default): the worker's own <c>TracerOptions.OverheadBudget</c> (2%).
+    /// </summary>
+    [JsonPropertyName("budget")]
+    [Description("Overhead budget: the fraction of the step time the tracer may spend on the training thread, in (0, 1] (e.g. 0.02), or \"none\" to trace everything selected whatever it costs (while debugging). Over budget, the tracer thins the heaviest collections: it traces each of their tensors every k-th traced step, in rotation. Losses, the optimizer's learning rates, tensors named in tensors or matched by pin are never thinned, nor anything while schedule.everySteps is set. Absent: the worker's default (2%).")]
+    public TraceBudget? Budget { get; init; }
+
+    /// <summary>Tensors the overhead budget never thins (regular expressions, as in <see cref="CollectionFilter.Include"/>).</summary>
+    [JsonPropertyName("pin")]
+    [Description("Regular expressions (as in include) naming tensors the overhead budget never thins: those a rule needs at every step. Losses, learning rates and the names in tensors are never thinned anyway.")]
+    public IReadOnlyList<string> Pin { get; init; } = [];
+
     /// <summary>A one-shot capture when the selection takes effect (before training, for a start-up selection).</summary>
     [JsonPropertyName("atBegin")]
     [Description("One-shot capture, with raw values, taken once when this selection takes effect (before the first step for a start-up selection): for constants and values that never change.")]
@@ -112,6 +125,12 @@ public sealed record TraceSelection
         }
 
         CheckNames(problems, "tensors", Tensors);
+        CheckPatterns(problems, "pin", Pin);
+        if (Budget is { Fraction: { } budget } && TraceBudget.Check(budget) is { } budgetProblem)
+        {
+            problems.Add($"budget: {budgetProblem}");
+        }
+
         CheckNotNull(problems, "modes", Modes);
         CheckNotNull(problems, "ranks", Ranks);
         if (LimitSize is < 1 or > MaxLimitSize)

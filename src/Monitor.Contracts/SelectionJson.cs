@@ -61,6 +61,17 @@ public static class SelectionJson
             TreatNullObliviousAsNonNullable = true,
             TransformSchemaNode = static (context, node) =>
             {
+                if (context.TypeInfo.Type == typeof(TraceBudget))
+                {
+                    // Its converter reads a number or a word, which the exporter cannot see: spelled out here.
+                    node = new JsonObject
+                    {
+                        ["oneOf"] = new JsonArray(
+                            new JsonObject { ["type"] = "number", ["exclusiveMinimum"] = 0, ["maximum"] = 1 },
+                            new JsonObject { ["const"] = TraceBudget.NoneWord }),
+                    };
+                }
+
                 ICustomAttributeProvider? provider = context.PropertyInfo?.AttributeProvider;
                 if (provider?.GetCustomAttributes(typeof(DescriptionAttribute), inherit: false).FirstOrDefault() is DescriptionAttribute description
                     && node is JsonObject property)

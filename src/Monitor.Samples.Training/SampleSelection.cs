@@ -13,7 +13,11 @@ public static class SampleSelection
 
     /// <summary>
     /// Every collection every step (<see cref="TraceSelection.AllEveryStep"/>), plus raw examples of the batch: inputs
-    /// (drift), predictions and labels (class balance, confusion, concept drift) and per-example losses.
+    /// (drift), predictions and labels (class balance, confusion, concept drift) and per-example losses. Without an
+    /// overhead budget (<c>"budget": "none"</c>): the sample's faults are injected at chosen steps and its rules judge
+    /// every step, and on its small model (a step of a millisecond or less) the tracer's share of the step is large
+    /// enough that a budget would thin it, so which steps show a fault would depend on the machine's load. Set one at
+    /// run time (<c>monitor trace set --budget 0.02 ...</c>) to watch the budget work.
     /// </summary>
     public static TraceSelection Default { get; } = TraceSelection.AllEveryStep with
     {
@@ -25,5 +29,6 @@ public static class SampleSelection
             [CollectionNames.Losses] = new() { Raw = true },
         },
         LimitSize = LimitSize,
+        Budget = TraceBudget.None,
     };
 }

@@ -52,7 +52,7 @@ internal sealed class ServiceMetrics
     private readonly Gauge _loss;
     private readonly Counter _consumed, _decoded, _failed, _deadLettered, _deadLetterFailed;
     private readonly Gauge _lag, _deadLettersInFlight;
-    private readonly Gauge _step, _workerDropped, _workerRawTrimmed, _selectionVersion, _heartbeat;
+    private readonly Gauge _step, _workerDropped, _workerRawTrimmed, _workerOverhead, _workerThinned, _selectionVersion, _heartbeat;
     private readonly Counter _workerRecords;
     private readonly Dictionary<(string Run, uint Rank), RankSeries> _ranks = [];
     // Written by the pipeline, read by the heartbeat poller: the ranks this service received records from.
@@ -111,6 +111,8 @@ internal sealed class ServiceMetrics
         _step = factory.CreateGauge("monitor_worker_step", "Last step received from a rank.", "run", "rank");
         _workerDropped = factory.CreateGauge("monitor_worker_dropped_records", "Records the rank reports it dropped before sending (queue full, failed delivery).", "run", "rank");
         _workerRawTrimmed = factory.CreateGauge("monitor_worker_raw_trimmed_parts", "Raw parts the rank left out of its records to keep them within its byte budget (summaries were sent).", "run", "rank");
+        _workerOverhead = factory.CreateGauge("monitor_worker_overhead_ratio", "The rank's tracer cost on its training thread as a fraction of its step time (its last budget window).", "run", "rank");
+        _workerThinned = factory.CreateGauge("monitor_worker_thinned_tensors", "Selected tensors the rank's overhead budget left out of its last record (0: nothing thinned).", "run", "rank");
         _selectionVersion = factory.CreateGauge("monitor_selection_version", "Version of the selection the rank's last record was traced under.", "run", "rank");
         _workerRecords = factory.CreateCounter("monitor_worker_records_total", "Step records decoded from the rank.", "run", "rank");
         _heartbeat = factory.CreateGauge("monitor_worker_heartbeat_timestamp_seconds",
@@ -286,6 +288,8 @@ internal sealed class ServiceMetrics
             series.Step?.Remove();
             series.Dropped?.Remove();
             series.RawTrimmed?.Remove();
+            series.Overhead?.Remove();
+            series.Thinned?.Remove();
             series.Selection?.Remove();
         }
 
@@ -383,6 +387,15 @@ internal sealed class ServiceMetrics
         series.Step.Set(record.Step);
         series.Dropped.Set(record.DroppedBefore);
         (series.RawTrimmed ??= _workerRawTrimmed.WithLabels(record.RunId, rank)).Set(record.RawPartsTrimmed);
+        (series.Overhead ??= _workerOverhead.WithLabels(record.RunId, rank)).Set(record.OverheadRatio);
+        long thinned = 0;
+        for (int i = 0; i < record.Thinned.Count; i++)
+        {
+            // Indexed: the repeated field's enumerator would be boxed every record.
+            thinned += record.Thinned[i].SkippedTensors;
+        }
+
+        (series.Thinned ??= _workerThinned.WithLabels(record.RunId, rank)).Set(thinned);
 
         series.Selection.Set(record.SelectionVersion);
         if (series.SelectionVersion != record.SelectionVersion)
@@ -696,7 +709,7 @@ internal sealed class ServiceMetrics
     {
         public readonly string Rank = rank;
         public readonly Counter.Child Records = records;
-        public Gauge.Child? Step, Dropped, RawTrimmed, Selection;
+        public Gauge.Child? Step, Dropped, RawTrimmed, Overhead, Thinned, Selection;
         public long SelectionVersion = -1;
         public readonly HashSet<string> Tensors = new(StringComparer.Ordinal);
     }

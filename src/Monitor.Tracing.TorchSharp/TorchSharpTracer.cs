@@ -17,7 +17,9 @@ namespace Monitor.Tracing.TorchSharp;
 /// the updated ones and gradients are this step's). Call submodules with <c>call()</c>, not <c>forward()</c>, so their
 /// hooks run. Names follow PyTorch: <c>fc1.weight</c>, <c>fc1.weight.grad</c>, <c>fc1.output</c>,
 /// <c>optimizer.param_groups.0.lr</c>.</para>
-/// <para><b>Cost.</b> Nothing is captured on steps the schedule skips, nor for tensors the selection leaves out. CPU
+/// <para><b>Cost.</b> Nothing is captured on steps the schedule skips, nor for tensors the selection leaves out, nor for
+/// those the overhead budget thins out of a step (<see cref="TracerOptions.OverheadBudget"/>; the hooks, the capture at
+/// <see cref="EndStep"/> and the batch and tensor recorders are what it counts as the tracer's cost). CPU
 /// tensors are read in place by the fused summarizer (no copy for contiguous float32). Tensors on other devices are
 /// reduced on the device, and all their statistics of a step are copied to the host in one transfer at
 /// <see cref="EndStep"/>: one device-to-host synchronisation per step, not one per tensor. Once warm, the capture of
@@ -112,6 +114,7 @@ public sealed class TorchSharpTracer : IDisposable
         DisposePending();
         if (_tracer.BeginAtBeginCapture(step))
         {
+            using StepTracer.CostScope cost = _tracer.MeasureCost();
             try
             {
                 CaptureParameters();
@@ -142,6 +145,7 @@ public sealed class TorchSharpTracer : IDisposable
     {
         try
         {
+            using StepTracer.CostScope cost = _tracer.MeasureCost();
             if (!_catalog.ContainsKey(name))
             {
                 AddToCatalog(name, tensor.shape, tensor.dtype, collections);
@@ -179,6 +183,7 @@ public sealed class TorchSharpTracer : IDisposable
     {
         try
         {
+            using StepTracer.CostScope cost = _tracer.MeasureCost();
             if (inputs is not null)
             {
                 CaptureBatch("inputs", InputSet, inputs, featureNames);
@@ -213,6 +218,8 @@ public sealed class TorchSharpTracer : IDisposable
     /// </summary>
     public void EndStep()
     {
+        // The whole capture is the tracer's cost of the step (the overhead budget weighs it against the step time).
+        using StepTracer.CostScope cost = _tracer.MeasureCost();
         try
         {
             // Parameters, gradients and learning rates belong to training steps; an eval or predict step has no backward
@@ -334,6 +341,7 @@ public sealed class TorchSharpTracer : IDisposable
         {
             try
             {
+                using StepTracer.CostScope cost = _tracer.MeasureCost();
                 if (!_catalog.ContainsKey(name))
                 {
                     AddToCatalog(name, output.shape, output.dtype, ActivationSet);

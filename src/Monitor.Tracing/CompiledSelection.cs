@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Text.RegularExpressions;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
@@ -9,7 +10,10 @@ namespace Monitor.Tracing;
 /// <param name="Traced">The tensor is traced.</param>
 /// <param name="Histogram">Include the log2 histogram.</param>
 /// <param name="RawLimit">Raw elements to include (0: none).</param>
-internal readonly record struct CaptureSpec(bool Traced, bool Histogram, int RawLimit)
+/// <param name="ThinCollection">The collection the overhead budget may thin the tensor with; <see cref="Collection.Unspecified"/>
+/// when it is never thinned (losses, learning rates, named or pinned tensors).</param>
+/// <param name="ThinIndex">The tensor's place in that collection's rotation.</param>
+internal readonly record struct CaptureSpec(bool Traced, bool Histogram, int RawLimit, Collection ThinCollection = Collection.Unspecified, int ThinIndex = 0)
 {
     public static CaptureSpec None => default;
 }
@@ -24,6 +28,9 @@ internal sealed class CompiledSelection
     private readonly (Collection Collection, Regex[] Include, Regex[] Exclude, bool Histogram, bool Raw)[] _collections;
     private readonly HashSet<string> _explicitNames;
     private readonly bool _rawForExplicitNames;
+    private readonly Regex[] _pins;
+    // Next rotation index per collection: tensors take their places in the order the selection first meets them.
+    private readonly int[] _nextThinIndex = new int[32];
     private readonly HashSet<Mode> _modes;
     private readonly Dictionary<string, CaptureSpec> _decisions = new(StringComparer.Ordinal);
     private long _lastTracedTimestamp = long.MinValue;
@@ -52,6 +59,7 @@ internal sealed class CompiledSelection
             })
             .ToArray();
         _explicitNames = new HashSet<string>(selection.Tensors, StringComparer.Ordinal);
+        _pins = [.. selection.Pin.Select(TraceSelection.CompilePattern)];
         _modes = selection.Modes.Select(m => ModeNames.TryParse(m, out Mode mode) ? mode : Mode.Unspecified).ToHashSet();
         AtBegin = selection.AtBegin is { } atBegin ? new CompiledSelection(atBegin.AsSelection(), rawForExplicitNames: true) : null;
     }
@@ -59,6 +67,13 @@ internal sealed class CompiledSelection
     public TraceSelection Source { get; }
 
     public long Version => Source.Version;
+
+    /// <summary>
+    /// The overhead budget of steps under this selection: its own <c>budget</c>, else <paramref name="defaultBudget"/>;
+    /// none when the selection sets <c>schedule.everySteps</c> (an explicit rate wins over the budget).
+    /// </summary>
+    public double? BudgetOr(double? defaultBudget) =>
+        Source.Schedule.EverySteps is not null ? null : Source.Budget is { } own ? own.Fraction : defaultBudget;
 
     /// <summary>The one-shot capture of this selection, if it has one.</summary>
     public CompiledSelection? AtBegin { get; }
@@ -117,10 +132,10 @@ internal sealed class CompiledSelection
 
     private CaptureSpec Decide(string name, CollectionSet collections)
     {
-        bool traced = false, histogram = false, raw = false;
+        bool traced = false, histogram = false, raw = false, named = false;
         if (_explicitNames.Contains(name))
         {
-            traced = histogram = true;
+            traced = histogram = named = true;
             raw = _rawForExplicitNames;
         }
 
@@ -140,6 +155,19 @@ internal sealed class CompiledSelection
             }
         }
 
-        return traced ? new CaptureSpec(true, histogram, raw ? Source.LimitSize : 0) : CaptureSpec.None;
+        if (!traced)
+        {
+            return CaptureSpec.None;
+        }
+
+        Collection thin = named || IsNeverThinned(collections) || _pins.Any(r => r.IsMatch(name))
+            ? Collection.Unspecified
+            : (Collection)BitOperations.TrailingZeroCount(collections.Bits);
+        int index = thin == Collection.Unspecified ? 0 : _nextThinIndex[(int)thin]++;
+        return new CaptureSpec(true, histogram, raw ? Source.LimitSize : 0, thin, index);
     }
+
+    // Losses and learning rates are what a run is judged by and cost next to nothing: the budget never thins them.
+    private static bool IsNeverThinned(CollectionSet collections) =>
+        collections.IsEmpty || collections.Contains(Collection.Losses) || collections.Contains(Collection.Optimizer);
 }

@@ -61,7 +61,9 @@ internal sealed class StepRecordPool
 internal sealed class PooledStepRecord
 {
     private readonly List<PooledTensor> _tensors = [];
+    private readonly List<ThinnedCollection> _thinned = [];
     private int _used;
+    private int _thinnedUsed;
 
     /// <summary>The record, as filled by <see cref="Begin"/> and <see cref="AddTensor"/>.</summary>
     public StepRecord Record { get; } = new();
@@ -84,7 +86,25 @@ internal sealed class PooledStepRecord
         record.AtBegin = atBegin;
         record.RunEnd = null;
         record.RawPartsTrimmed = 0;
+        record.Thinned.Clear();
+        record.OverheadRatio = 0;
         _used = 0;
+        _thinnedUsed = 0;
+    }
+
+    /// <summary>Notes a collection the overhead budget thins in this step, reusing the message of an earlier use.</summary>
+    public void AddThinned(Collection collection, int stride, int skippedTensors)
+    {
+        if (_thinnedUsed == _thinned.Count)
+        {
+            _thinned.Add(new ThinnedCollection());
+        }
+
+        ThinnedCollection thinned = _thinned[_thinnedUsed++];
+        thinned.Collection = collection;
+        thinned.Stride = (uint)stride;
+        thinned.SkippedTensors = (uint)skippedTensors;
+        Record.Thinned.Add(thinned);
     }
 
     /// <summary>Adds a tensor, reusing the messages of the tensor added at this position in an earlier use.</summary>

@@ -26,6 +26,17 @@ namespace Monitor.Tracing;
 /// record growing to more tensors than it held before, a tensor whose raw values change length from the previous use
 /// of its slot (a small wrapper), the records of a burst while the sender is further behind than ever before, and, on
 /// the sender thread, the encoded message the transport keeps.</para>
+/// <para><b>Overhead budget.</b> The tracer weighs its own cost on the training thread (its <c>Add*</c> calls and
+/// <see cref="EndStep"/>, and what an adapter wraps in its cost scope: hooks, recorders, the capture at the end of a
+/// step; nested scopes count once) against the step time (<see cref="BeginStep"/> to <see cref="BeginStep"/>), both
+/// read from <see cref="TracerOptions.TimeProvider"/>, over windows of at least 8 steps. Over
+/// <see cref="TracerOptions.OverheadBudget"/> (or the selection's <c>budget</c>) it thins the heaviest collections: their
+/// tensors are traced every k-th traced step, in rotation, so <see cref="Wants"/> answers false for the others and an
+/// adapter skips their capture. Losses, the optimizer collection, scalars, the selection's named and pinned tensors are
+/// never thinned, nor anything under a schedule with <c>everySteps</c>. Strides change only at a step boundary, so a
+/// step is thinned one way throughout; the record lists the thinned collections (<c>thinned</c>) and the measured
+/// ratio (<c>overhead_ratio</c>), <see cref="Statistics"/> the same for the heartbeat and the meter. Measuring costs
+/// two timestamp reads per call and allocates nothing.</para>
 /// <para><b>OpenTelemetry.</b> When a listener is attached to <see cref="ActivitySourceName"/> (an OpenTelemetry SDK
 /// that adds this source), the sender emits a <c>send {topic}</c> PRODUCER span per record, a child of the span that
 /// was current on the training thread at <see cref="EndStep"/> (if any), and writes its W3C trace context into the
@@ -54,6 +65,10 @@ public sealed class StepTracer : IAsyncDisposable
     private readonly ulong[] _buckets = new ulong[TensorSummarizer.BucketCount];
     private readonly Dictionary<string, long> _lastFaultLog = new(StringComparer.Ordinal);
     private readonly StepRecordPool _pool = new();
+    private readonly OverheadGovernor _governor;
+    // The tensors the budget left out of this step, and how many per collection.
+    private readonly HashSet<string> _thinnedThisStep = new(StringComparer.Ordinal);
+    private readonly int[] _skipped = new int[32];
 
     private volatile CompiledSelection _selection;
     private CompiledSelection _stepSelection;
@@ -70,6 +85,17 @@ public sealed class StepTracer : IAsyncDisposable
     private long _faults;
     private long _rawPartsTrimmed;
     private long _rawBytesTrimmed;
+    private long _tensorsThinned;
+    // The tracer's cost this step: time inside its outermost calls (nested ones, an adapter's capture around the
+    // tracer's own, count once).
+    private int _costDepth;
+    private long _costStart;
+    private long _stepCost;
+    private long _stepStart = long.MinValue;
+    // The current step is thinned (the budget is on, it is a scheduled step), and its place in the rotation.
+    private bool _thinActive;
+    private long _thinTick;
+    private long _budgetBits = BitConverter.DoubleToInt64Bits(double.NaN);
     // Records queued or handed to the transport and not yet delivered or failed: what FlushAsync waits for.
     private long _unfinished;
     private string? _lastFault;
@@ -95,6 +121,7 @@ public sealed class StepTracer : IAsyncDisposable
         _sendSpanName = MessagingAttributes.SendSpanName(options.Topic);
         _selection = new CompiledSelection(options.Selection);
         _stepSelection = _selection;
+        _governor = new OverheadGovernor(options.TimeProvider.TimestampFrequency);
         _onDelivery = OnDelivery;
         _queue = Channel.CreateBounded<QueuedRecord>(new BoundedChannelOptions(options.QueueCapacity)
         {
@@ -122,6 +149,9 @@ public sealed class StepTracer : IAsyncDisposable
     /// </summary>
     internal static ActivityContext CurrentParent() =>
         Source.HasListeners() && Activity.Current is { IdFormat: ActivityIdFormat.W3C } current ? current.Context : default;
+
+    /// <summary>Largest stride the overhead budget thins a collection with (<see cref="TracerOptions.OverheadBudget"/>).</summary>
+    public const int MaxThinningStride = OverheadGovernor.MaxStride;
 
     /// <summary>Run id.</summary>
     public string RunId => _options.RunId;
@@ -154,7 +184,61 @@ public sealed class StepTracer : IAsyncDisposable
         _selection.Version,
         Volatile.Read(ref _lastFault),
         Interlocked.Read(ref _rawPartsTrimmed),
-        Interlocked.Read(ref _rawBytesTrimmed));
+        Interlocked.Read(ref _rawBytesTrimmed))
+    {
+        OverheadRatio = _governor.Ratio,
+        OverheadBudget = BitConverter.Int64BitsToDouble(Volatile.Read(ref _budgetBits)) is var budget && double.IsNaN(budget) ? null : budget,
+        Thinned = ThinnedNow(),
+        TensorsThinned = Interlocked.Read(ref _tensorsThinned),
+    };
+
+    private ThinnedCollectionStatus[] ThinnedNow()
+    {
+        if (!_governor.Thinning)
+        {
+            return [];
+        }
+
+        var thinned = new List<ThinnedCollectionStatus>();
+        for (int i = 0; i < _skipped.Length; i++)
+        {
+            if (_governor.StrideOf((Collection)i) is > 1 and int stride)
+            {
+                thinned.Add(new ThinnedCollectionStatus(CollectionNames.NameOf((Collection)i), stride));
+            }
+        }
+
+        return [.. thinned];
+    }
+
+    /// <summary>
+    /// Counts the time until the returned scope is disposed as the tracer's own cost of the step (for the overhead
+    /// budget). Framework adapters wrap their hooks and captures in it; scopes nest, and only the outermost counts.
+    /// Training thread only.
+    /// </summary>
+    internal CostScope MeasureCost()
+    {
+        if (_costDepth++ == 0)
+        {
+            _costStart = _options.TimeProvider.GetTimestamp();
+        }
+
+        return new CostScope(this);
+    }
+
+    private void EndCost()
+    {
+        if (--_costDepth == 0)
+        {
+            _stepCost += _options.TimeProvider.GetTimestamp() - _costStart;
+        }
+    }
+
+    /// <summary>The span of one <see cref="MeasureCost"/>; a struct, so measuring allocates nothing.</summary>
+    internal readonly struct CostScope(StepTracer tracer) : IDisposable
+    {
+        public void Dispose() => tracer.EndCost();
+    }
 
     /// <summary>
     /// Replaces the selection from the next <see cref="BeginStep"/> on; a step already begun finishes under the old
@@ -191,7 +275,17 @@ public sealed class StepTracer : IAsyncDisposable
             Interlocked.Increment(ref _stepsSeen);
             Volatile.Write(ref _lastStep, step);
             _stepSelection = _selection;
-            return StartRecord(step, mode, _stepSelection.Version, atBegin: false, _stepSelection.IsScheduled(step, mode, _options.Rank, _options.TimeProvider));
+            double? budget = _stepSelection.BudgetOr(_options.OverheadBudget);
+            CloseBudgetStep(budget);
+            bool traced = _stepSelection.IsScheduled(step, mode, _options.Rank, _options.TimeProvider);
+            bool started = StartRecord(step, mode, _stepSelection.Version, atBegin: false, traced);
+            _thinActive = started && budget is not null && _governor.Thinning;
+            if (started)
+            {
+                _thinTick++;
+            }
+
+            return started;
         }
 #pragma warning disable CA1031 // The tracer must never throw into the training loop; faults are counted and logged.
         catch (Exception ex)
@@ -234,9 +328,30 @@ public sealed class StepTracer : IAsyncDisposable
         }
     }
 
+    // The step that began at the previous BeginStep ends here: its time and cost go to the budget's window.
+    private void CloseBudgetStep(double? budget)
+    {
+        long now = _options.TimeProvider.GetTimestamp();
+        if (_stepStart != long.MinValue)
+        {
+            _governor.CloseStep(now - _stepStart, _stepCost, budget);
+        }
+
+        _stepStart = now;
+        _stepCost = 0;
+        Volatile.Write(ref _budgetBits, BitConverter.DoubleToInt64Bits(budget ?? double.NaN));
+    }
+
     private bool StartRecord(long step, Mode mode, long selectionVersion, bool atBegin, bool traced)
     {
         _namesThisStep.Clear();
+        _thinActive = false;
+        if (_thinnedThisStep.Count > 0)
+        {
+            _thinnedThisStep.Clear();
+            Array.Clear(_skipped);
+        }
+
         DiscardCurrent();
         if (!traced)
         {
@@ -272,7 +387,10 @@ public sealed class StepTracer : IAsyncDisposable
     public bool Wants(string name, CollectionSet collections) => CaptureOf(name, collections).Traced;
 
     /// <summary>What the current step captures of the tensor (<see cref="CaptureSpec.None"/> when nothing). Never throws.</summary>
-    internal CaptureSpec CaptureOf(string name, CollectionSet collections)
+    /// <param name="name">The tensor.</param>
+    /// <param name="collections">Its collections.</param>
+    /// <param name="thin">Whether the overhead budget may leave it out (false for scalars).</param>
+    internal CaptureSpec CaptureOf(string name, CollectionSet collections, bool thin = true)
     {
         try
         {
@@ -283,7 +401,13 @@ public sealed class StepTracer : IAsyncDisposable
                 return CaptureSpec.None;
             }
 
-            return _current is not null && !_namesThisStep.Contains(name) ? _stepSelection.Capture(name, collections) : CaptureSpec.None;
+            if (_current is null || _namesThisStep.Contains(name))
+            {
+                return CaptureSpec.None;
+            }
+
+            CaptureSpec spec = _stepSelection.Capture(name, collections);
+            return thin && _thinActive && spec.ThinCollection != Collection.Unspecified && IsThinnedOut(name, spec) ? CaptureSpec.None : spec;
         }
 #pragma warning disable CA1031 // See BeginStep.
         catch (Exception ex)
@@ -294,6 +418,24 @@ public sealed class StepTracer : IAsyncDisposable
         }
     }
 
+    // Rotation: tensor i of a collection thinned with stride k is traced at the traced steps t with (i + t) % k == 0.
+    private bool IsThinnedOut(string name, CaptureSpec spec)
+    {
+        int stride = _governor.StrideOf(spec.ThinCollection);
+        if (stride <= 1 || ((spec.ThinIndex + _thinTick) & (stride - 1)) == 0)
+        {
+            return false;
+        }
+
+        if (_thinnedThisStep.Add(name))
+        {
+            _skipped[(int)spec.ThinCollection]++;
+            Interlocked.Increment(ref _tensorsThinned);
+        }
+
+        return true;
+    }
+
     /// <summary>
     /// Summarizes float32 values with the fused summarizer and adds them to the step, with the histogram and raw
     /// values when the selection asks for them, if <see cref="Wants"/>. Never throws.
@@ -302,6 +444,7 @@ public sealed class StepTracer : IAsyncDisposable
     {
         try
         {
+            using CostScope cost = MeasureCost();
             CaptureSpec spec = CaptureOf(name, collections);
             if (!spec.Traced)
             {
@@ -309,7 +452,7 @@ public sealed class StepTracer : IAsyncDisposable
             }
 
             TensorSummarizer.Summarize(values, _buckets, out TensorStatistics statistics);
-            AddTensor(name, collections, dtype, shape, statistics, spec.Histogram ? _buckets : [], RawPart(spec, values), values.Length);
+            AddTensor(spec.ThinCollection, name, collections, dtype, shape, statistics, spec.Histogram ? _buckets : [], RawPart(spec, values), values.Length);
         }
 #pragma warning disable CA1031 // See BeginStep.
         catch (Exception ex)
@@ -338,6 +481,7 @@ public sealed class StepTracer : IAsyncDisposable
     {
         try
         {
+            using CostScope cost = MeasureCost();
             CaptureSpec spec = CaptureOf(name, collections);
             if (!spec.Traced)
             {
@@ -345,7 +489,7 @@ public sealed class StepTracer : IAsyncDisposable
             }
 
             TensorSummarizer.Summarize(values, _buckets, out TensorStatistics statistics);
-            AddBatchTensor(name, collections, dtype, shape, statistics, spec.Histogram ? _buckets : [], values, spec.RawLimit, featureNames);
+            AddBatchTensor(spec.ThinCollection, name, collections, dtype, shape, statistics, spec.Histogram ? _buckets : [], values, spec.RawLimit, featureNames);
         }
 #pragma warning disable CA1031 // See BeginStep.
         catch (Exception ex)
@@ -373,6 +517,7 @@ public sealed class StepTracer : IAsyncDisposable
     {
         try
         {
+            using CostScope cost = MeasureCost();
             CaptureSpec spec = CaptureOf(name, collections);
             if (!spec.Traced)
             {
@@ -381,7 +526,7 @@ public sealed class StepTracer : IAsyncDisposable
 
             long columns = Columns(shape);
             int rows = columns == 0 ? 0 : (int)Math.Min(sampledRows.Length / columns, BatchSampleRows(shape, spec.RawLimit));
-            AddTensor(name, collections, dtype, shape, statistics, spec.Histogram ? buckets : [], sampledRows[..(int)(rows * columns)], statistics.Count,
+            AddTensor(spec.ThinCollection, name, collections, dtype, shape, statistics, spec.Histogram ? buckets : [], sampledRows[..(int)(rows * columns)], statistics.Count,
                 rows, CheckedNames(name, featureNames, columns));
         }
 #pragma warning disable CA1031 // See BeginStep.
@@ -408,7 +553,7 @@ public sealed class StepTracer : IAsyncDisposable
 
     private static long Columns(ReadOnlySpan<long> shape) => BatchSample.Columns(shape);
 
-    private void AddBatchTensor(string name, CollectionSet collections, DType dtype, ReadOnlySpan<long> shape, in TensorStatistics statistics,
+    private void AddBatchTensor(Collection thin, string name, CollectionSet collections, DType dtype, ReadOnlySpan<long> shape, in TensorStatistics statistics,
         ReadOnlySpan<ulong> buckets, ReadOnlySpan<float> values, int rawLimit, IReadOnlyList<string>? featureNames)
     {
         long columns = Columns(shape);
@@ -417,13 +562,13 @@ public sealed class StepTracer : IAsyncDisposable
         int kept = BatchSampleRows(shape, rawLimit);
         if (kept == 0 || values.Length < batch * columns)
         {
-            AddTensor(name, collections, dtype, shape, statistics, buckets, [], values.Length, 0, names);
+            AddTensor(thin, name, collections, dtype, shape, statistics, buckets, [], values.Length, 0, names);
             return;
         }
 
         if (kept == batch)
         {
-            AddTensor(name, collections, dtype, shape, statistics, buckets, values[..(int)(batch * columns)], values.Length, kept, names);
+            AddTensor(thin, name, collections, dtype, shape, statistics, buckets, values[..(int)(batch * columns)], values.Length, kept, names);
             return;
         }
 
@@ -437,7 +582,7 @@ public sealed class StepTracer : IAsyncDisposable
                 values.Slice((int)(row * width), width).CopyTo(sample.AsSpan(i * width, width));
             }
 
-            AddTensor(name, collections, dtype, shape, statistics, buckets, sample.AsSpan(0, kept * width), values.Length, kept, names);
+            AddTensor(thin, name, collections, dtype, shape, statistics, buckets, sample.AsSpan(0, kept * width), values.Length, kept, names);
         }
         finally
         {
@@ -461,7 +606,9 @@ public sealed class StepTracer : IAsyncDisposable
     {
         try
         {
-            CaptureSpec spec = CaptureOf(name, collections);
+            using CostScope cost = MeasureCost();
+            // A scalar costs next to nothing to trace: the budget never leaves one out.
+            CaptureSpec spec = CaptureOf(name, collections, thin: false);
             if (!spec.Traced)
             {
                 return;
@@ -490,7 +637,7 @@ public sealed class StepTracer : IAsyncDisposable
             }
 
             float single = (float)value;
-            AddTensor(name, collections, DType.Float64, [], statistics, spec.Histogram ? _buckets : [],
+            AddTensor(Collection.Unspecified, name, collections, DType.Float64, [], statistics, spec.Histogram ? _buckets : [],
                 RawPart(spec, new ReadOnlySpan<float>(in single)), 1);
         }
 #pragma warning disable CA1031 // See BeginStep.
@@ -514,10 +661,11 @@ public sealed class StepTracer : IAsyncDisposable
     {
         try
         {
+            using CostScope cost = MeasureCost();
             CaptureSpec spec = CaptureOf(name, collections);
             if (spec.Traced)
             {
-                AddTensor(name, collections, dtype, shape, statistics, spec.Histogram ? buckets : [], RawPart(spec, raw), statistics.Count);
+                AddTensor(spec.ThinCollection, name, collections, dtype, shape, statistics, spec.Histogram ? buckets : [], RawPart(spec, raw), statistics.Count);
             }
         }
 #pragma warning disable CA1031 // See BeginStep.
@@ -550,6 +698,13 @@ public sealed class StepTracer : IAsyncDisposable
 
         try
         {
+            using CostScope cost = MeasureCost();
+            if (_thinActive)
+            {
+                NoteThinned(record);
+            }
+
+            record.Record.OverheadRatio = _governor.Ratio;
             Queue(record);
         }
 #pragma warning disable CA1031 // See BeginStep.
@@ -557,6 +712,18 @@ public sealed class StepTracer : IAsyncDisposable
 #pragma warning restore CA1031
         {
             Fault("end-step", ex);
+        }
+    }
+
+    // The record says which collections the budget thinned in this step, with their strides and what they left out.
+    private void NoteThinned(PooledStepRecord record)
+    {
+        for (int i = 0; i < _skipped.Length; i++)
+        {
+            if (_governor.StrideOf((Collection)i) is > 1 and int stride)
+            {
+                record.AddThinned((Collection)i, stride, _skipped[i]);
+            }
         }
     }
 
@@ -685,10 +852,11 @@ public sealed class StepTracer : IAsyncDisposable
         }
     }
 
-    private void AddTensor(string name, CollectionSet collections, DType dtype, ReadOnlySpan<long> shape, in TensorStatistics statistics,
+    private void AddTensor(Collection thin, string name, CollectionSet collections, DType dtype, ReadOnlySpan<long> shape, in TensorStatistics statistics,
         ReadOnlySpan<ulong> buckets, ReadOnlySpan<float> raw, long elements, int sampleRows = 0, IReadOnlyList<string>? featureNames = null)
     {
         _namesThisStep.Add(name);
+        _governor.Traced(thin, elements);
         _current!.AddTensor(name, collections, dtype, shape, statistics, buckets, raw, elements, sampleRows, featureNames);
     }
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
+using Monitor.Contracts;
 
 namespace Monitor.Tracing;
 
@@ -26,7 +27,32 @@ public static class TracerMetrics
         Meter.CreateObservableCounter("monitor.tracer.raw.trimmed", () => Observe(s => s.RawPartsTrimmed), "parts", "Raw parts left out of step records to keep them within the byte budget (their summaries were sent).");
         Meter.CreateObservableCounter("monitor.tracer.faults", () => Observe(s => s.Faults), "faults", "Exceptions caught inside the tracer.");
         Meter.CreateObservableGauge("monitor.tracer.queue.length", () => Observe(s => s.QueueLength), "records", "Records waiting for the sender.");
+        Meter.CreateObservableGauge("monitor.tracer.overhead.ratio", ObserveOverhead, "1", "The tracer's own cost on the training thread as a fraction of the step time (last budget window).");
+        Meter.CreateObservableGauge("monitor.tracer.thinned.stride", ObserveStrides, "steps", "Stride of each collection the overhead budget thins: its tensors are traced every stride-th traced step, in rotation.");
+        Meter.CreateObservableCounter("monitor.tracer.tensors.thinned", () => Observe(s => s.TensorsThinned), "tensors", "Tensors the overhead budget left out of traced steps.");
     }
+
+    private static IEnumerable<Measurement<double>> ObserveOverhead()
+    {
+        foreach (StepTracer tracer in Live.Keys)
+        {
+            yield return new Measurement<double>(tracer.Statistics.OverheadRatio, Tags(tracer));
+        }
+    }
+
+    private static IEnumerable<Measurement<long>> ObserveStrides()
+    {
+        foreach (StepTracer tracer in Live.Keys)
+        {
+            foreach (ThinnedCollectionStatus thinned in tracer.Statistics.Thinned)
+            {
+                yield return new Measurement<long>(thinned.Stride, [.. Tags(tracer), new("collection", thinned.Collection)]);
+            }
+        }
+    }
+
+    private static KeyValuePair<string, object?>[] Tags(StepTracer tracer) =>
+        [new("run", tracer.RunId), new("rank", tracer.Rank)];
 
     internal static void Register(StepTracer tracer) => Live.TryAdd(tracer, 0);
 

@@ -51,7 +51,23 @@ public sealed class TracerOptions
     /// <summary>Default of <see cref="MaxRecordBytes"/>: 990,000 bytes.</summary>
     public const int DefaultMaxRecordBytes = 990_000;
 
-    /// <summary>Clock for event times and the every-seconds schedule. Default <see cref="TimeProvider.System"/>.</summary>
+    /// <summary>
+    /// The fraction of the step time the tracer may spend on the training thread. Default
+    /// <see cref="DefaultOverheadBudget"/> (0.02: 2%); null for none. A selection's <c>budget</c> overrides it. The
+    /// tracer measures its own cost (its calls and the adapter's hooks and capture, on the training thread) against the
+    /// step time (step start to step start) over windows of at least 8 steps; over budget it thins the heaviest
+    /// collections, tracing each of their tensors every k-th traced step in rotation (k a power of two, up to
+    /// <see cref="StepTracer.MaxThinningStride"/>), and it thins less again once well under. Losses, learning rates
+    /// (the optimizer collection), the selection's explicitly named and pinned tensors are never thinned, nor anything
+    /// while the selection sets <c>schedule.everySteps</c>. A cost under 0.1 ms per step is never thinned. Thinning
+    /// shows in each record (<c>thinned</c>), the heartbeat and the metrics. Within (0, 1].
+    /// </summary>
+    public double? OverheadBudget { get; init; } = DefaultOverheadBudget;
+
+    /// <summary>Default of <see cref="OverheadBudget"/>: 0.02 (2% of the step time).</summary>
+    public const double DefaultOverheadBudget = 0.02;
+
+    /// <summary>Clock for event times, the every-seconds schedule and the overhead budget's measurements. Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     /// <summary>Where faults are reported (rate-limited to one line per fault kind per minute). Default none.</summary>
@@ -93,6 +109,11 @@ public sealed class TracerOptions
         if (MaxRecordBytes < 1_000)
         {
             throw new ArgumentException($"{nameof(MaxRecordBytes)} is {MaxRecordBytes}; it must be at least 1,000");
+        }
+
+        if (OverheadBudget is { } budget && TraceBudget.Check(budget) is { } problem2)
+        {
+            throw new ArgumentException($"{nameof(OverheadBudget)}: {problem2}");
         }
 
         ArgumentNullException.ThrowIfNull(Selection, nameof(Selection));

@@ -1,3 +1,5 @@
+using Monitor.Contracts;
+
 namespace Monitor.Tracing;
 
 /// <summary>A snapshot of a tracer's counters. Every record the tracer creates ends up in exactly one of
@@ -29,6 +31,20 @@ public sealed record TracerStatistics(
     long RawPartsTrimmed = 0,
     long RawBytesTrimmed = 0)
 {
+    /// <summary>The tracer's own cost as a fraction of the step time, over the overhead budget's last complete window
+    /// (0 before the first).</summary>
+    public double OverheadRatio { get; init; }
+
+    /// <summary>The overhead budget of the step in force (the selection's <c>budget</c>, else
+    /// <see cref="TracerOptions.OverheadBudget"/>), or null when there is none.</summary>
+    public double? OverheadBudget { get; init; }
+
+    /// <summary>The collections the budget thins now, with their strides; empty when none.</summary>
+    public IReadOnlyList<ThinnedCollectionStatus> Thinned { get; init; } = [];
+
+    /// <summary>Tensors the budget has left out of steps so far (each tensor counted once per step).</summary>
+    public long TensorsThinned { get; init; }
+
     /// <summary>Records lost on the worker side: dropped at the queue plus failed deliveries.</summary>
     public long Lost => DroppedQueueFull + DeliveryFailed;
 }

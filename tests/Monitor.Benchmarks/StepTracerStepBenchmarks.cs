@@ -52,7 +52,8 @@ public class StepTracerStepBenchmarks
         // tracer's pool retains, so a sender descheduled on a busy machine cannot make the pool allocate records that
         // it then lets go; waiting a little for room keeps drops (records never encoded) rare.
         _tracer = new StepTracer(
-            new TracerOptions { RunId = "bench", Selection = selection, QueueCapacity = 6, MaxEnqueueWait = TracerOptions.MaxEnqueueWaitLimit },
+            // Without an overhead budget: nothing but the tracer runs between these steps, and every step must carry every tensor.
+            new TracerOptions { RunId = "bench", Selection = selection, QueueCapacity = 6, MaxEnqueueWait = TracerOptions.MaxEnqueueWaitLimit, OverheadBudget = null },
             new DiscardingProducer());
     }
 

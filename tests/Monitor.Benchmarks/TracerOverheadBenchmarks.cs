@@ -11,7 +11,8 @@ namespace Monitor.Benchmarks;
 
 /// <summary>
 /// The tracer on a 12.6M-parameter MLP (1024 → 4096 → 2048 → 10, batch 64, SGD, CPU): a whole training step
-/// without the tracer and with it (every collection every step; gradients only), and the capture at
+/// without the tracer and with it (every collection every step and gradients only, both without an overhead budget;
+/// every collection under the default 2% budget, <see cref="DefaultBudget"/>), and the capture at
 /// <see cref="TorchSharpTracer.EndStep"/> alone. Records go to the in-process bus, where nobody consumes them, so only
 /// the training thread's cost is measured (encoding and sending run on the sender thread).
 /// </summary>
@@ -27,7 +28,10 @@ public class TracerOverheadBenchmarks
     private TorchSharpTracer? _adapter;
     private long _step;
 
-    [Params("none", "gradients", "all")]
+    /// <summary>Every collection selected, under <see cref="TracerOptions.DefaultOverheadBudget"/>.</summary>
+    public const string DefaultBudget = "all, default budget";
+
+    [Params("none", "gradients", "all", DefaultBudget)]
     public string Traced { get; set; } = "none";
 
     [GlobalSetup]
@@ -44,16 +48,31 @@ public class TracerOverheadBenchmarks
         }
 
         var bus = new InProcessBus(capacityPerTopic: 1_000_000);
-        TraceSelection selection = Traced == "all"
-            ? TraceSelection.AllEveryStep
-            : new TraceSelection { Collections = new Dictionary<string, CollectionFilter> { [CollectionNames.Gradients] = new() } };
-        _tracer = new StepTracer(new TracerOptions { RunId = "bench", Selection = selection, QueueCapacity = 4096 }, bus.CreateProducer());
+        TraceSelection selection = Traced == "gradients"
+            ? new TraceSelection { Collections = new Dictionary<string, CollectionFilter> { [CollectionNames.Gradients] = new() } }
+            : TraceSelection.AllEveryStep;
+        _tracer = new StepTracer(new TracerOptions
+        {
+            RunId = "bench",
+            Selection = selection,
+            QueueCapacity = 4096,
+            // Without a budget the whole selection is traced at every step: the cost the budget is measured against.
+            OverheadBudget = Traced == DefaultBudget ? TracerOptions.DefaultOverheadBudget : null,
+        }, bus.CreateProducer());
         _adapter = TorchSharpTracer.Attach(_tracer, _model, _optimizer);
     }
 
     [GlobalCleanup]
     public void Cleanup()
     {
+        if (_tracer is not null)
+        {
+            TracerStatistics statistics = _tracer.Statistics;
+            // What the budget did, for the README: the measured ratio and the strides it settled on.
+            Console.WriteLine($"// {Traced}: overhead {statistics.OverheadRatio:P2} of the step, budget {statistics.OverheadBudget?.ToString("P0", System.Globalization.CultureInfo.InvariantCulture) ?? "none"}, thinned: "
+                + (statistics.Thinned.Count == 0 ? "nothing" : string.Join(", ", statistics.Thinned.Select(t => $"{t.Collection} every {t.Stride}"))));
+        }
+
         _adapter?.Dispose();
         _tracer?.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _optimizer.Dispose();

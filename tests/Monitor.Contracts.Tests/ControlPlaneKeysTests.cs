@@ -155,6 +155,8 @@ public sealed class ControlPlaneKeysTests
             RecordsDelivered = 990,
             RecordsLost = 10,
             RawPartsTrimmed = 3,
+            OverheadRatio = 0.015,
+            OverheadBudget = 0.02,
             Stopped = true,
         };
 
@@ -162,9 +164,22 @@ public sealed class ControlPlaneKeysTests
         WorkerStatus? back = JsonSerializer.Deserialize<WorkerStatus>(json, SelectionJson.StatusOptions);
 
         Assert.Equal(
-            ["at", "host", "pid", "rank", "rawPartsTrimmed", "recordsDelivered", "recordsLost", "rejectedVersion", "rejectionReason", "selectionVersion", "steps", "stopped"],
+            ["at", "host", "overheadBudget", "overheadRatio", "pid", "rank", "rawPartsTrimmed", "recordsDelivered", "recordsLost", "rejectedVersion", "rejectionReason",
+                "selectionVersion", "steps", "stopped"],
             PropertyNames(json));
         Assert.Equal(status, back);
+    }
+
+    [Fact]
+    public void WorkerStatus_RoundTripsTheThinnedCollections_WithTheDocumentedNames()
+    {
+        var status = new WorkerStatus { Rank = 1, Thinned = [new ThinnedCollectionStatus("weights", 8), new ThinnedCollectionStatus("gradients", 16)] };
+
+        string json = JsonSerializer.Serialize(status, SelectionJson.Options);
+        WorkerStatus? back = JsonSerializer.Deserialize<WorkerStatus>(json, SelectionJson.StatusOptions);
+
+        Assert.Contains("\"thinned\":[{\"collection\":\"weights\",\"stride\":8},{\"collection\":\"gradients\",\"stride\":16}]", json, StringComparison.Ordinal);
+        Assert.Equal(status.Thinned, back!.Thinned);
     }
 
     [Fact]

@@ -23,6 +23,8 @@ public sealed class SelectionJsonTests
         Assert.Equal(original.ChiefOnly, parsed.ChiefOnly);
         Assert.Equal(original.Modes, parsed.Modes);
         Assert.Equal(original.Ranks, parsed.Ranks);
+        Assert.Equal(original.Budget, parsed.Budget);
+        Assert.Equal(original.Pin, parsed.Pin);
         AssertSameCollections(original.Collections, parsed.Collections);
         Assert.NotNull(parsed.AtBegin);
         AssertSameCollections(original.AtBegin!.Collections, parsed.AtBegin.Collections);
@@ -49,7 +51,7 @@ public sealed class SelectionJsonTests
         JsonElement root = document.RootElement;
 
         Assert.Equal(
-            ["atBegin", "chiefOnly", "collections", "limitSize", "modes", "ranks", "schedule", "tensors", "version"],
+            ["atBegin", "budget", "chiefOnly", "collections", "limitSize", "modes", "pin", "ranks", "schedule", "tensors", "version"],
             root.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal));
         Assert.Equal(5000, root.GetProperty("limitSize").GetInt32());
         Assert.True(root.GetProperty("chiefOnly").GetBoolean());
@@ -243,7 +245,7 @@ public sealed class SelectionJsonTests
 
         JsonObject properties = SchemaObject()["properties"]!.AsObject();
 
-        Assert.Equal(["atBegin", "chiefOnly", "collections", "limitSize", "modes", "ranks", "schedule", "tensors", "version"], expected);
+        Assert.Equal(["atBegin", "budget", "chiefOnly", "collections", "limitSize", "modes", "pin", "ranks", "schedule", "tensors", "version"], expected);
         Assert.Equal(expected, properties.Select(p => p.Key).Order(StringComparer.Ordinal));
     }
 
@@ -281,6 +283,62 @@ public sealed class SelectionJsonTests
             Walk(schema["additionalProperties"], path + ".*");
             Walk(schema["items"], path + "[]");
         }
+    }
+
+    [Theory]
+    [InlineData("0.02", 0.02)]
+    [InlineData("1", 1.0)]
+    [InlineData("\"none\"", null)]
+    public void Parse_ReadsTheBudget_WhenAFractionOrNone(string budget, double? expected)
+    {
+        TraceSelection parsed = SelectionJson.Parse($$$"""{"collections": {"weights": {}}, "budget": {{{budget}}}, "pin": ["^fc1\\."]}""");
+
+        Assert.Equal(expected, parsed.Budget!.Fraction);
+        Assert.Equal(["^fc1\\."], parsed.Pin);
+        Assert.Equal(expected is null ? "\"none\"" : budget, JsonNode.Parse(SelectionJson.Serialize(parsed))!["budget"]!.ToJsonString());
+    }
+
+    [Fact]
+    public void Parse_LeavesTheBudgetToTheWorker_WhenAbsent()
+    {
+        TraceSelection parsed = SelectionJson.Parse("""{"collections": {"weights": {}}}""");
+
+        Assert.Null(parsed.Budget);
+        Assert.Null(JsonNode.Parse(SelectionJson.Serialize(parsed))!["budget"]);
+    }
+
+    [Theory]
+    [InlineData("0", "budget: 0 is outside (0, 1]")]
+    [InlineData("1.5", "budget: 1.5 is outside (0, 1]")]
+    [InlineData("-0.01", "budget: -0.01 is outside (0, 1]")]
+    [InlineData("\"lots\"", "budget: budget must be a fraction of the step time in (0, 1] (e.g. 0.02) or \"none\"")]
+    [InlineData("true", "budget: budget must be a fraction")]
+    public void Parse_RefusesTheBudget_WhenNotAFractionInRangeOrNone(string budget, string problem)
+    {
+        var exception = Assert.Throws<SelectionValidationException>(() => SelectionJson.Parse($$$"""{"collections": {"weights": {}}, "budget": {{{budget}}}}"""));
+
+        Assert.StartsWith(problem, Assert.Single(exception.Problems), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_RefusesAPin_WhenItIsNotARegularExpression()
+    {
+        var exception = Assert.Throws<SelectionValidationException>(() => SelectionJson.Parse("""{"collections": {"weights": {}}, "pin": ["(fc"]}"""));
+
+        Assert.StartsWith("pin[0]: invalid regular expression", Assert.Single(exception.Problems), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Schema_DescribesTheBudget_AsAFractionOrNone()
+    {
+        JsonObject budget = SchemaObject()["properties"]!["budget"]!.AsObject();
+
+        Assert.Contains("none", (string?)budget["description"], StringComparison.Ordinal);
+        JsonArray oneOf = budget["oneOf"]!.AsArray();
+        Assert.Equal("number", (string?)oneOf[0]!["type"]);
+        Assert.Equal(0, (int?)oneOf[0]!["exclusiveMinimum"]);
+        Assert.Equal(1, (int?)oneOf[0]!["maximum"]);
+        Assert.Equal("none", (string?)oneOf[1]!["const"]);
     }
 
     [Fact]
@@ -385,6 +443,8 @@ public sealed class SelectionJsonTests
         ChiefOnly = true,
         Modes = ["train", "eval"],
         Ranks = [0, 3],
+        Budget = new TraceBudget(0.05),
+        Pin = ["^fc2\\.weight\\.grad$"],
         AtBegin = new AtBeginCapture
         {
             Collections = new Dictionary<string, CollectionFilter>

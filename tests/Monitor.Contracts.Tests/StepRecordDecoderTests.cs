@@ -204,7 +204,7 @@ public sealed class StepRecordDecoderTests
 
     [Theory]
     [InlineData("A0062A", "field 100, varint")]
-    [InlineData("7A03616263", "field 15, length-delimited")]
+    [InlineData("FA0103616263", "field 31, length-delimited")]
     [InlineData("FDFF0701020304", "field 16383, fixed32")]
     [InlineData("F1FFFFFF0F0102030405060708", "field 536870910, fixed64")]
     [InlineData("A306A80601A406", "field 100, group holding field 101")]

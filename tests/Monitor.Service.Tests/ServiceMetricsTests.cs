@@ -60,6 +60,31 @@ public sealed class ServiceMetricsTests
     }
 
     [Fact]
+    public async Task Record_ExportsTheOverheadRatioAndTheThinnedTensors_OfTheRanksLastRecord()
+    {
+        await using ServiceHarness harness = await ServiceHarness.StartAsync();
+        StepRecord thinned = ServiceHarness.Record("run-o", 1, 7, ("loss", Collection.Losses, 0.5));
+        thinned.OverheadRatio = 0.0125;
+        thinned.Thinned.Add(new ThinnedCollection { Collection = Collection.Weights, Stride = 8, SkippedTensors = 5 });
+        thinned.Thinned.Add(new ThinnedCollection { Collection = Collection.Gradients, Stride = 4, SkippedTensors = 3 });
+        StepRecord full = ServiceHarness.Record("run-o", 1, 8, ("loss", Collection.Losses, 0.5));
+        full.Sequence = thinned.Sequence + 1;
+        full.OverheadRatio = 0.004;
+
+        harness.Send(thinned);
+        await harness.WaitForProcessedAsync(1);
+        string first = await harness.ScrapeAsync();
+        harness.Send(full);
+        await harness.WaitForProcessedAsync(2);
+        string second = await harness.ScrapeAsync();
+
+        Assert.Equal(0.0125, ServiceHarness.Sample(first, "monitor_worker_overhead_ratio{run=\"run-o\",rank=\"1\"}"));
+        Assert.Equal(8, ServiceHarness.Sample(first, "monitor_worker_thinned_tensors{run=\"run-o\",rank=\"1\"}"));
+        Assert.Equal(0.004, ServiceHarness.Sample(second, "monitor_worker_overhead_ratio{run=\"run-o\",rank=\"1\"}"));
+        Assert.Equal(0, ServiceHarness.Sample(second, "monitor_worker_thinned_tensors{run=\"run-o\",rank=\"1\"}"));
+    }
+
+    [Fact]
     public async Task Histogram_IsExportedCumulativelyPerUpperEdge_ForTheLog2Layout()
     {
         await using ServiceHarness harness = await ServiceHarness.StartAsync();

@@ -86,7 +86,7 @@ public sealed class CompiledSelectionCaptureTests
     {
         var compiled = new CompiledSelection(Of((CollectionNames.Weights, new CollectionFilter())));
 
-        Assert.Equal(new CaptureSpec(true, true, 0), compiled.Capture("fc1.weight", Weights));
+        Assert.Equal(new CaptureSpec(true, true, 0), What(compiled.Capture("fc1.weight", Weights)));
     }
 
     [Fact]
@@ -110,7 +110,7 @@ public sealed class CompiledSelectionCaptureTests
     {
         var compiled = new CompiledSelection(Of((CollectionNames.Weights, new CollectionFilter { Raw = true })) with { LimitSize = limitSize });
 
-        Assert.Equal(new CaptureSpec(true, true, limitSize), compiled.Capture("fc1.weight", Weights));
+        Assert.Equal(new CaptureSpec(true, true, limitSize), What(compiled.Capture("fc1.weight", Weights)));
     }
 
     [Fact]
@@ -138,7 +138,7 @@ public sealed class CompiledSelectionCaptureTests
 
         CaptureSpec spec = compiled.Capture("w", CollectionSet.Of(Collection.Weights, Collection.Gradients));
 
-        Assert.Equal(new CaptureSpec(true, expectedHistogram, expectedRaw), spec);
+        Assert.Equal(new CaptureSpec(true, expectedHistogram, expectedRaw), What(spec));
     }
 
     [Fact]
@@ -150,7 +150,7 @@ public sealed class CompiledSelectionCaptureTests
 
         CaptureSpec spec = compiled.Capture("w", CollectionSet.Of(Collection.Weights, Collection.Gradients));
 
-        Assert.Equal(new CaptureSpec(true, false, 0), spec);
+        Assert.Equal(new CaptureSpec(true, false, 0), What(spec));
     }
 
     [Fact]
@@ -158,8 +158,8 @@ public sealed class CompiledSelectionCaptureTests
     {
         var compiled = new CompiledSelection(new TraceSelection { Tensors = ["loss"], LimitSize = 9 });
 
-        Assert.Equal(new CaptureSpec(true, true, 0), compiled.Capture("loss", CollectionSet.None));
-        Assert.Equal(new CaptureSpec(true, true, 0), compiled.Capture("loss", Losses));
+        Assert.Equal(new CaptureSpec(true, true, 0), What(compiled.Capture("loss", CollectionSet.None)));
+        Assert.Equal(new CaptureSpec(true, true, 0), What(compiled.Capture("loss", Losses)));
     }
 
     [Fact]
@@ -167,7 +167,7 @@ public sealed class CompiledSelectionCaptureTests
     {
         var compiled = new CompiledSelection(new TraceSelection { Tensors = ["embedding.weight"], LimitSize = 9 }, rawForExplicitNames: true);
 
-        Assert.Equal(new CaptureSpec(true, true, 9), compiled.Capture("embedding.weight", Weights));
+        Assert.Equal(new CaptureSpec(true, true, 9), What(compiled.Capture("embedding.weight", Weights)));
         Assert.Equal(CaptureSpec.None, compiled.Capture("other", Weights));
     }
 
@@ -180,8 +180,8 @@ public sealed class CompiledSelectionCaptureTests
             LimitSize = 3,
         });
 
-        Assert.Equal(new CaptureSpec(true, true, 3), compiled.Capture("loss", Losses));
-        Assert.Equal(new CaptureSpec(true, false, 3), compiled.Capture("val_loss", Losses));
+        Assert.Equal(new CaptureSpec(true, true, 3), What(compiled.Capture("loss", Losses)));
+        Assert.Equal(new CaptureSpec(true, false, 3), What(compiled.Capture("val_loss", Losses)));
     }
 
     [Fact]
@@ -211,13 +211,13 @@ public sealed class CompiledSelectionCaptureTests
         Assert.NotNull(atBegin);
         Assert.Null(atBegin.AtBegin);
         // Raw values of every at-begin tensor, capped by the at-begin limit, with the filter's histogram setting.
-        Assert.Equal(new CaptureSpec(true, true, 4), atBegin.Capture("fc1.weight", Weights));
-        Assert.Equal(new CaptureSpec(true, true, 4), atBegin.Capture("embedding.weight", CollectionSet.None));
+        Assert.Equal(new CaptureSpec(true, true, 4), What(atBegin.Capture("fc1.weight", Weights)));
+        Assert.Equal(new CaptureSpec(true, true, 4), What(atBegin.Capture("embedding.weight", CollectionSet.None)));
         Assert.Equal(CaptureSpec.None, atBegin.Capture("fc2.weight", Weights));
         Assert.Equal(CaptureSpec.None, atBegin.Capture("loss", Losses));
         // The step selection is not changed by its at-begin part.
         Assert.Equal(CaptureSpec.None, compiled.Capture("fc1.weight", Weights));
-        Assert.Equal(new CaptureSpec(true, true, 0), compiled.Capture("loss", Losses));
+        Assert.Equal(new CaptureSpec(true, true, 0), What(compiled.Capture("loss", Losses)));
     }
 
     [Fact]
@@ -231,9 +231,12 @@ public sealed class CompiledSelectionCaptureTests
         CompiledSelection? atBegin = new CompiledSelection(selection).AtBegin;
 
         Assert.NotNull(atBegin);
-        Assert.Equal(new CaptureSpec(true, false, 2), atBegin.Capture("fc1.bias", Biases));
+        Assert.Equal(new CaptureSpec(true, false, 2), What(atBegin.Capture("fc1.bias", Biases)));
     }
 
     private static TraceSelection Of(params (string Name, CollectionFilter Filter)[] collections) =>
         new() { Collections = Collections(collections) };
+
+    // What is captured, leaving out the tensor's place in the overhead budget's rotation (StepTracerBudgetTests).
+    private static CaptureSpec What(CaptureSpec spec) => spec with { ThinCollection = default, ThinIndex = 0 };
 }

@@ -19,6 +19,9 @@ public sealed class TracerOptionsTests
         { "max-enqueue-wait-just-over-limit", "MaxEnqueueWait" },
         { "max-enqueue-wait-negative", "MaxEnqueueWait" },
         { "invalid-selection", "schedule.everySteps" },
+        { "overhead-budget-zero", "OverheadBudget" },
+        { "overhead-budget-over-one", "OverheadBudget" },
+        { "overhead-budget-nan", "OverheadBudget" },
     };
 
     [Theory]
@@ -56,6 +59,7 @@ public sealed class TracerOptionsTests
         Assert.Equal(MonitorTopics.Steps, options.Topic);
         Assert.Same(TraceSelection.AllEveryStep, options.Selection);
         Assert.Same(TimeProvider.System, options.TimeProvider);
+        Assert.Equal(0.02, options.OverheadBudget);
     }
 
     [Fact]
@@ -68,6 +72,7 @@ public sealed class TracerOptionsTests
             WorldSize = 8,
             QueueCapacity = 1,
             MaxEnqueueWait = TracerOptions.MaxEnqueueWaitLimit,
+            OverheadBudget = 1,
         };
 
         options.Validate();
@@ -89,6 +94,9 @@ public sealed class TracerOptionsTests
         "max-enqueue-wait-two-ms" => new TracerOptions { RunId = "run", MaxEnqueueWait = TimeSpan.FromMilliseconds(2) },
         "max-enqueue-wait-just-over-limit" => new TracerOptions { RunId = "run", MaxEnqueueWait = TracerOptions.MaxEnqueueWaitLimit + TimeSpan.FromTicks(1) },
         "max-enqueue-wait-negative" => new TracerOptions { RunId = "run", MaxEnqueueWait = TimeSpan.FromTicks(-1) },
+        "overhead-budget-zero" => new TracerOptions { RunId = "run", OverheadBudget = 0 },
+        "overhead-budget-over-one" => new TracerOptions { RunId = "run", OverheadBudget = 1.01 },
+        "overhead-budget-nan" => new TracerOptions { RunId = "run", OverheadBudget = double.NaN },
         "invalid-selection" => new TracerOptions { RunId = "run", Selection = new TraceSelection { Schedule = new TraceSchedule { EverySteps = 0 } } },
         _ => throw new ArgumentOutOfRangeException(nameof(invalid), invalid, "unknown case"),
     };

@@ -47,7 +47,8 @@ public sealed class TorchSharpTracerAllocationTests
             LimitSize = 100,
         };
         var producer = new RecordingProducer();
-        await using var tracer = new StepTracer(new TracerOptions { RunId = "torch-alloc", Selection = selection, QueueCapacity = 4 }, producer);
+        // Without an overhead budget: nothing runs between these steps but the capture, which a budget would thin.
+        await using var tracer = new StepTracer(new TracerOptions { RunId = "torch-alloc", Selection = selection, QueueCapacity = 4, OverheadBudget = null }, producer);
         using var adapter = TorchSharpTracer.Attach(tracer, model, optimizer, new TorchSharpTracerOptions { CaptureActivations = false });
         long step = 0;
         void Step()

@@ -21,7 +21,8 @@ public sealed class TorchSharpTracerSelectionTests
         TorchSharpTracerOptions? adapterOptions = null, Action<nn.Module, TorchSharpTracer>? onAttach = null)
     {
         var producer = new RecordingProducer();
-        await using (var tracer = new StepTracer(new TracerOptions { RunId = "torch-selection", Selection = selection }, producer))
+        // Without an overhead budget: what is captured at every step is under test, not the budget's thinning of it.
+        await using (var tracer = new StepTracer(new TracerOptions { RunId = "torch-selection", Selection = selection, OverheadBudget = null }, producer))
         {
             var job = new TrainingJob(new TrainingJobOptions { Steps = steps, Hidden = Hidden, Inputs = Inputs, BatchSize = 64, EvalEvery = 0 });
             await job.RunAsync(

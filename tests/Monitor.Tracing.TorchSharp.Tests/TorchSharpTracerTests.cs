@@ -8,8 +8,10 @@ namespace Monitor.Tracing.TorchSharp.Tests;
 
 public sealed class TorchSharpTracerTests
 {
+    // Without an overhead budget: these tests check what is captured at every step, and on a small model the budget
+    // could thin it depending on the machine's load (StepTracerBudgetTests drive the budget with a fake clock).
     private static TracerOptions Options(TraceSelection? selection = null) =>
-        new() { RunId = "torch-test", Selection = selection ?? TraceSelection.AllEveryStep };
+        new() { RunId = "torch-test", Selection = selection ?? TraceSelection.AllEveryStep, OverheadBudget = null };
 
     /// <summary>Trains the sample MLP for a few real steps (forward, backward, SGD) with the adapter attached.</summary>
     private static async Task<IReadOnlyList<StepRecord>> TrainAsync(int steps, TraceSelection? selection = null,
@@ -27,6 +29,21 @@ public sealed class TorchSharpTracerTests
         // Disposing the tracer ended the run: its last record says so.
         Assert.Equal(RunEndReason.Done, producer.AllRecords[^1].RunEnd?.Reason);
         return producer.Records;
+    }
+
+    [Fact]
+    public async Task Attach_CountsTheCaptureAsTheTracersCost_WhenTraining()
+    {
+        var producer = new RecordingProducer();
+        await using var tracer = new StepTracer(Options(), producer);
+        var job = new TrainingJob(new TrainingJobOptions { Steps = 24 /* three budget windows */, Hidden = 16, Inputs = 8, BatchSize = 64, EvalEvery = 0 });
+
+        await job.RunAsync((model, optimizer) => TorchSharpTracer.Attach(tracer, model, optimizer), cancellationToken: TestContext.Current.CancellationToken);
+
+        // The hooks and the capture are timed against the whole step: a share, neither nothing nor everything.
+        Assert.InRange(tracer.Statistics.OverheadRatio, double.Epsilon, 1);
+        Assert.True(await tracer.FlushAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+        Assert.InRange(producer.Records[^1].OverheadRatio, double.Epsilon, 1);
     }
 
     [Fact]

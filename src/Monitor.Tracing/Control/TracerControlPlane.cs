@@ -369,6 +369,9 @@ public sealed class TracerControlPlane : IAsyncDisposable
             RecordsDelivered = stats.Delivered,
             RecordsLost = stats.Lost,
             RawPartsTrimmed = stats.RawPartsTrimmed,
+            OverheadRatio = stats.OverheadRatio,
+            OverheadBudget = stats.OverheadBudget,
+            Thinned = stats.Thinned.Count == 0 ? null : stats.Thinned,
         };
     }
 
