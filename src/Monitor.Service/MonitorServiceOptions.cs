@@ -39,6 +39,15 @@ public sealed class MonitorServiceOptions
     public int MaxTensorSeries { get; init; } = 2_000;
 
     /// <summary>
+    /// How long an exported tensor or drift series must go without an update before a new combination may evict it at
+    /// the <see cref="MaxTensorSeries"/> cap (the least recently updated first). While none has been idle that long, a new
+    /// combination is not exported and is counted in <c>monitor_tensor_series_rejected_total</c>: more live combinations
+    /// than the cap keep the series exported first instead of replacing them at every record. Default 1 minute; zero
+    /// evicts any series the current record did not update.
+    /// </summary>
+    public TimeSpan SeriesEvictionIdle { get; init; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
     /// Regular expression (matched with <see cref="System.Text.RegularExpressions.RegexOptions.NonBacktracking"/>) on
     /// tensor names whose histograms are exported as <c>monitor_tensor_histogram_elements</c>. Default none: every
     /// tensor, up to <see cref="MaxHistogramTensors"/>.
@@ -202,6 +211,11 @@ public sealed class MonitorServiceOptions
         if (MaxTensorSeries < 0)
         {
             throw new ArgumentException($"max tensor series is {MaxTensorSeries}; it must not be negative");
+        }
+
+        if (SeriesEvictionIdle < TimeSpan.Zero)
+        {
+            throw new ArgumentException($"the series eviction idle time is {SeriesEvictionIdle}; it must not be negative");
         }
 
         if (MaxDeadLettersInFlight < 1)

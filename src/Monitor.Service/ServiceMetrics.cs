@@ -45,6 +45,11 @@ internal sealed class ServiceMetrics
     private readonly Counter _tensorSeriesRejected, _tensorSeriesEvicted;
     // Advanced per record: the stamp of the series a record updates, so the least recently updated can be evicted.
     private long _recordStamp;
+    // The clock's timestamp of the record being exported, how long a series must go without an update before it can
+    // be evicted, and per kind the earliest timestamp at which one can be (no scan for a newcomer before then).
+    private readonly TimeProvider _time;
+    private readonly long _evictionIdle;
+    private long _recordAt, _tensorsEvictableAt, _driftEvictableAt;
     private readonly Regex? _histogramPattern;
     private readonly int _maxHistogramTensors;
     private readonly Gauge _histogram, _histogramCount;
@@ -76,6 +81,8 @@ internal sealed class ServiceMetrics
     {
         Registry = registry;
         _maxTensorSeries = options.MaxTensorSeries;
+        _time = options.TimeProvider;
+        _evictionIdle = (long)(options.SeriesEvictionIdle.TotalSeconds * _time.TimestampFrequency);
         _maxHistogramTensors = options.MaxHistogramTensors;
         _histogramPattern = options.HistogramTensors is { } pattern ? new Regex(pattern, RegexOptions.NonBacktracking | RegexOptions.CultureInvariant) : null;
         MetricFactory factory = Metrics.WithCustomRegistry(registry);
@@ -358,6 +365,7 @@ internal sealed class ServiceMetrics
     {
         _decoded.Inc();
         _recordStamp++;
+        _recordAt = _time.GetTimestamp();
         if (record.RunEnd is not null)
         {
             // The rank's end: RankEnded removes its series; a redelivered end must not bring them back.
@@ -428,7 +436,7 @@ internal sealed class ServiceMetrics
             var key = new SeriesKey(record.RunId, record.Rank, tensor.Name);
             if (!_tensorSeries.TryGetValue(key, out TensorGauges? gauges))
             {
-                if (_tensorSeries.Count >= _maxTensorSeries && !EvictLeastRecent(_tensorSeries, g => g.LastUpdate, RemoveEvictedTensorSeries, _tensorSeriesEvicted))
+                if (_tensorSeries.Count >= _maxTensorSeries && !EvictLeastRecent(_tensorSeries, g => g.LastUpdate, g => g.UpdatedAt, RemoveEvictedTensorSeries, _tensorSeriesEvicted, ref _tensorsEvictableAt))
                 {
                     _tensorSeriesRejected.Inc();
                     continue;
@@ -448,6 +456,7 @@ internal sealed class ServiceMetrics
             }
 
             gauges.LastUpdate = _recordStamp;
+            gauges.UpdatedAt = _recordAt;
             Gauge.Child[] g = gauges.Summary;
             g[0].Set(summary.Min);
             g[1].Set(summary.Max);
@@ -480,7 +489,7 @@ internal sealed class ServiceMetrics
             var key = (o.Run, o.Rank, o.Tensor, o.Feature, o.Test);
             if (!_driftSeries.TryGetValue(key, out DriftGauges? gauges))
             {
-                if (_driftSeries.Count >= _maxTensorSeries && !EvictLeastRecent(_driftSeries, g => g.LastUpdate, RemoveDriftSeries, _driftSeriesEvicted))
+                if (_driftSeries.Count >= _maxTensorSeries && !EvictLeastRecent(_driftSeries, g => g.LastUpdate, g => g.UpdatedAt, RemoveDriftSeries, _driftSeriesEvicted, ref _driftEvictableAt))
                 {
                     _driftSeriesRejected.Inc();
                     continue;
@@ -493,6 +502,7 @@ internal sealed class ServiceMetrics
             }
 
             gauges.LastUpdate = _recordStamp;
+            gauges.UpdatedAt = _recordAt;
             gauges.Statistic.Set(o.Statistic);
             gauges.Drifted.Set(o.Drift ? 1 : 0);
             if (o.Drift)
@@ -638,18 +648,30 @@ internal sealed class ServiceMetrics
     }
 
     /// <summary>
-    /// Makes room under the cap: removes the least recently updated 1% of <paramref name="series"/> (at least one), never
-    /// one the current record updated, so the sort is paid once per hundred new series. False when nothing could go.
+    /// Makes room under the cap: removes the least recently updated 1% of <paramref name="series"/> (at least one) among
+    /// those idle for <see cref="MonitorServiceOptions.SeriesEvictionIdle"/>, never one the current record updated, so
+    /// the sort is paid once per hundred new series. False when nothing could go; then no newcomer scans again before the
+    /// least recently updated series can have become idle (<paramref name="evictableAt"/>), so a cap too small for the
+    /// live series costs a comparison per newcomer, not a sort, and the exported series stay put instead of churning.
     /// </summary>
-    private bool EvictLeastRecent<TKey, TValue>(Dictionary<TKey, TValue> series, Func<TValue, long> lastUpdate, Action<TKey> remove, Counter evicted)
+    private bool EvictLeastRecent<TKey, TValue>(Dictionary<TKey, TValue> series, Func<TValue, long> lastUpdate, Func<TValue, long> updatedAt,
+        Action<TKey> remove, Counter evicted, ref long evictableAt)
         where TKey : notnull
     {
-        if (_maxTensorSeries == 0)
+        if (_maxTensorSeries == 0 || _recordAt < evictableAt)
         {
             return false;
         }
 
-        TKey[] oldest = [.. series.Where(s => lastUpdate(s.Value) < _recordStamp).OrderBy(s => lastUpdate(s.Value)).Take(Math.Max(1, _maxTensorSeries / 100)).Select(s => s.Key)];
+        long idleSince = _recordAt - _evictionIdle;
+        TKey[] oldest = [.. series.Where(s => lastUpdate(s.Value) < _recordStamp && updatedAt(s.Value) <= idleSince)
+            .OrderBy(s => lastUpdate(s.Value)).Take(Math.Max(1, _maxTensorSeries / 100)).Select(s => s.Key)];
+        if (oldest.Length == 0)
+        {
+            evictableAt = series.Count == 0 ? _recordAt : series.Values.Min(updatedAt) + _evictionIdle;
+            return false;
+        }
+
         foreach (TKey key in oldest)
         {
             remove(key);
@@ -720,6 +742,9 @@ internal sealed class ServiceMetrics
 
         /// <summary>The stamp of the record that last updated it.</summary>
         public long LastUpdate { get; set; }
+
+        /// <summary>The clock's timestamp of that update.</summary>
+        public long UpdatedAt { get; set; }
     }
 
     /// <summary>The exported series of one (run, rank, tensor).</summary>
@@ -747,5 +772,8 @@ internal sealed class ServiceMetrics
 
         /// <summary>The stamp of the record that last updated it.</summary>
         public long LastUpdate { get; set; }
+
+        /// <summary>The clock's timestamp of that update.</summary>
+        public long UpdatedAt { get; set; }
     }
 }

@@ -106,7 +106,7 @@ public sealed class MonitorServiceTests
     [Fact]
     public async Task TensorSeriesCap_EvictsTheLeastRecentlyUpdatedSeries_SoANewRunGetsItsSeries()
     {
-        await using ServiceHarness harness = await ServiceHarness.StartAsync(new MonitorServiceOptions { MaxTensorSeries = 4 });
+        await using ServiceHarness harness = await ServiceHarness.StartAsync(new MonitorServiceOptions { MaxTensorSeries = 4, SeriesEvictionIdle = TimeSpan.Zero });
         (string, Collection, double)[] tensors = [("a", Collection.Weights, 1.0), ("b", Collection.Weights, 1.0)];
 
         harness.Send(ServiceHarness.Record("run-old", 0, 1, tensors));
@@ -122,6 +122,27 @@ public sealed class MonitorServiceTests
         Assert.DoesNotContain("run=\"run-old\"", string.Join('\n', metrics.Split('\n').Where(l => l.StartsWith("monitor_tensor_mean{", StringComparison.Ordinal))), StringComparison.Ordinal);
         Assert.Equal(2, metrics.Split('\n').Count(l => l.StartsWith("monitor_tensor_mean{run=\"run-new\"", StringComparison.Ordinal)));
         Assert.Equal(2, metrics.Split('\n').Count(l => l.StartsWith("monitor_tensor_mean{run=\"run-busy\"", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task TensorSeriesCap_WhileNoSeriesHasBeenIdleLongEnough_RejectsTheNewRun_AndKeepsTheExportedSeries()
+    {
+        await using ServiceHarness harness = await ServiceHarness.StartAsync(new MonitorServiceOptions { MaxTensorSeries = 2, SeriesEvictionIdle = TimeSpan.FromHours(1) });
+        (string, Collection, double)[] tensors = [("a", Collection.Weights, 1.0), ("b", Collection.Weights, 1.0)];
+
+        harness.Send(ServiceHarness.Record("run-live", 0, 1, tensors));
+        for (int step = 1; step <= 3; step++)
+        {
+            harness.Send(ServiceHarness.Record("run-newer", 0, step, tensors));
+        }
+
+        await harness.WaitForProcessedAsync(4);
+
+        string metrics = await harness.ScrapeAsync();
+        Assert.Equal(2, ServiceHarness.Sample(metrics, "monitor_tensor_series"));
+        Assert.Equal(0, ServiceHarness.Sample(metrics, "monitor_tensor_series_evicted_total"));
+        Assert.Equal(6, ServiceHarness.Sample(metrics, "monitor_tensor_series_rejected_total"));
+        Assert.Equal(2, metrics.Split('\n').Count(l => l.StartsWith("monitor_tensor_mean{run=\"run-live\"", StringComparison.Ordinal)));
     }
 
     [Fact]

@@ -34,6 +34,7 @@ internal sealed class ServiceHarness : IAsyncDisposable
         {
             ListenUrl = "http://127.0.0.1:0",
             MaxTensorSeries = options.MaxTensorSeries,
+            SeriesEvictionIdle = options.SeriesEvictionIdle,
             HistogramTensors = options.HistogramTensors,
             MaxHistogramTensors = options.MaxHistogramTensors,
             StepsTopic = options.StepsTopic,
