@@ -152,9 +152,11 @@ public sealed class MonitorServiceOptions
 
     /// <summary>
     /// How often the transaction of <see cref="StateTopic"/> is committed: the most an alert waits before it is
-    /// notified, and the most analysed again after a crash. Default 1 s.
+    /// notified, and the most analysed again after a crash. Every commit writes the snapshot of each key that changed
+    /// since the last one (about 110 bytes per tensor, 0.4 µs per tensor to write), so at one step per second per rank a
+    /// 1 s interval costs about a sixth more CPU than analysis alone, 5 s a thirtieth. Default 5 s.
     /// </summary>
-    public TimeSpan CommitInterval { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan CommitInterval { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>How often consumer lag is refreshed. Default 1 s.</summary>
     public TimeSpan LagInterval { get; init; } = TimeSpan.FromSeconds(1);

@@ -42,6 +42,12 @@ public static class ServiceThroughputBenchmarks
             case "gauges-off":
                 Console.WriteLine(MeasureService("per-tensor gauges off (`MaxTensorSeries` 0)", 0, measured).GetAwaiter().GetResult());
                 return 0;
+            case "gauges-off-changelog":
+                Console.WriteLine(MeasureService("per-tensor gauges off, exactly-once state in Kafka (`StateTopic`, commit every 1 s)", 0, measured, changelog: TimeSpan.FromSeconds(1)).GetAwaiter().GetResult());
+                return 0;
+            case "gauges-off-changelog-5s":
+                Console.WriteLine(MeasureService("per-tensor gauges off, exactly-once state in Kafka (`StateTopic`, commit every 5 s)", 0, measured, changelog: TimeSpan.FromSeconds(5)).GetAwaiter().GetResult());
+                return 0;
             case "gauges-off-uncompressed":
                 Console.WriteLine(MeasureService("per-tensor gauges off, records sent uncompressed", 0, measured, compressed: false).GetAwaiter().GetResult());
                 return 0;
@@ -56,7 +62,7 @@ public static class ServiceThroughputBenchmarks
         Console.WriteLine("| service | records/s | summaries/s | CPU cores used | summaries/s per core | allocated per summary | GC pauses (of wall time) | GCs gen0/1/2 | RSS before | RSS after | RSS per (rank, tensor) | managed heap | /metrics size |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         // Each part in a process of its own, so one's memory does not count in the next one's resident set.
-        foreach (string part in new[] { "default", "gauges-off", "gauges-off-uncompressed", "breakdown" })
+        foreach (string part in new[] { "default", "gauges-off", "gauges-off-changelog", "gauges-off-changelog-5s", "gauges-off-uncompressed", "breakdown" })
         {
             if (part == "breakdown")
             {
@@ -76,7 +82,7 @@ public static class ServiceThroughputBenchmarks
         return 0;
     }
 
-    private static async Task<string> MeasureService(string name, int maxTensorSeries, int steps, bool compressed = true)
+    private static async Task<string> MeasureService(string name, int maxTensorSeries, int steps, bool compressed = true, TimeSpan? changelog = null)
     {
         using var feeder = ServiceFeeder.Start(compressed);
         // The topic exists (auto-created by the first records) before the consumer subscribes.
@@ -87,9 +93,17 @@ public static class ServiceThroughputBenchmarks
         var consumer = new KafkaRecordConsumer(new KafkaConsumerOptions
         {
             BootstrapServers = feeder.BootstrapServers, Topic = MonitorTopics.Steps, GroupId = "svc-bench-" + Guid.NewGuid().ToString("N")[..8],
+            ExactlyOnce = changelog is not null,
         });
         var deadLetters = new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = feeder.BootstrapServers, ClientId = "svc-bench-dlq" });
-        await using var service = new MonitorService(new MonitorServiceOptions { ListenUrl = "http://127.0.0.1:0", MaxTensorSeries = maxTensorSeries }, consumer, deadLetters);
+        string stateTopic = "svc-bench-state-" + Guid.NewGuid().ToString("N")[..8];
+        KafkaStateChangelog? state = changelog is not null
+            ? new KafkaStateChangelog(new KafkaStateChangelogOptions { BootstrapServers = feeder.BootstrapServers, Topic = stateTopic, TransactionalId = stateTopic })
+            : null;
+        await using var service = new MonitorService(
+            new MonitorServiceOptions { ListenUrl = "http://127.0.0.1:0", MaxTensorSeries = maxTensorSeries, StateTopic = changelog is null ? null : stateTopic,
+                CommitInterval = changelog ?? TimeSpan.FromSeconds(1) },
+            consumer, deadLetters, changelog: state);
         await service.StartAsync();
         using var http = new HttpClient { BaseAddress = service.BaseAddress };
         using var stopScraping = new CancellationTokenSource();

@@ -161,13 +161,16 @@ public sealed partial class AnalysisEngine
         output.Write(_snapshotBuffer.WrittenSpan);
     }
 
+    private readonly ArrayBufferWriter<byte> _snapshotOutput = new();
+
     /// <summary>The snapshot of one key as a new array (see <see cref="WriteSnapshot(string, uint, IBufferWriter{byte})"/>).</summary>
     /// <exception cref="ArgumentNullException"><paramref name="run"/> is null.</exception>
     public byte[] WriteSnapshot(string run, uint rank)
     {
-        var output = new ArrayBufferWriter<byte>();
-        WriteSnapshot(run, rank, output);
-        return output.WrittenSpan.ToArray();
+        // Reused: the array returned is the only allocation once the buffer has grown.
+        _snapshotOutput.ResetWrittenCount();
+        WriteSnapshot(run, rank, _snapshotOutput);
+        return _snapshotOutput.WrittenSpan.ToArray();
     }
 
     /// <summary>
