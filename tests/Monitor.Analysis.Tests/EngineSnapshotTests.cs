@@ -154,6 +154,28 @@ public sealed class EngineSnapshotTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Release_DropsTheKeyWithoutATransition_ReturnsItsActiveAlerts_AndLeavesOtherKeys()
+    {
+        var driver = new AnalysisTestDriver(new VanishingGradientRule(), new StalledTrainingRule());
+        driver.PipeSteps(0, 5, step => Record(DefaultRun, 0, step, TimeOfStep(step), Gradient("w.grad", 0)));
+        driver.PipeSteps(0, 5, step => Record("other", 3, step, TimeOfStep(step), Gradient("w.grad", 1)));
+        AlertTransition firing = Assert.Single(driver.Engine.ActiveAlerts);
+
+        AlertTransition released = Assert.Single(driver.Engine.Release(DefaultRun, 0));
+
+        Assert.Equal((firing.Identity.Fingerprint, AlertState.Firing), (released.Identity.Fingerprint, released.State));
+        Assert.Empty(driver.Engine.ActiveAlerts);
+        Assert.False(driver.Engine.Holds(DefaultRun, 0));
+        Assert.True(driver.Engine.Holds("other", 3));
+        Assert.Equal([("other", 3u)], driver.Engine.Keys);
+        // Its new owner carries it on: here, no stall is judged for it, however long the silence (the other rank, still
+        // held, is judged as before).
+        driver.Time.Advance(TimeSpan.FromHours(1));
+        Assert.DoesNotContain(driver.Engine.Tick(caughtUp: true), t => t.Identity[AlertLabels.Run] == DefaultRun);
+        Assert.Empty(driver.Engine.Release(DefaultRun, 0));
+    }
+
+    [Fact]
     public void RestoreSnapshot_ReplacesOnlyItsKey()
     {
         var driver = new AnalysisTestDriver(new VanishingGradientRule());
