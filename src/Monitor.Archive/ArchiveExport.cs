@@ -104,16 +104,7 @@ public static class ArchiveExport
                     string file = files[f];
                     using DbCommand command = connection.CreateCommand();
                     command.CommandText = $"{ArchiveFiles.Select([file], rowNumbers: true)}{Where(options)} ORDER BY file_row_number";
-                    DbDataReader reader;
-                    try
-                    {
-                        reader = command.ExecuteReader();
-                    }
-                    catch (DuckDBException ex)
-                    {
-                        throw new ArchiveReadException($"{file}: {ex.Message}", ex);
-                    }
-
+                    DbDataReader reader = ArchiveFiles.ReadFile(command, file);
                     using (reader)
                     {
                         int rowNumber = reader.GetOrdinal("file_row_number");

@@ -30,6 +30,19 @@ public sealed class ArchiveReadException : Exception
 /// <summary>Finds the Parquet files of an archive directory (or takes one file).</summary>
 public static class ArchiveFiles
 {
+    /// <summary>Runs a query over one archive file; a DuckDB error becomes an <see cref="ArchiveReadException"/> naming the file.</summary>
+    internal static DbDataReader ReadFile(DbCommand command, string file)
+    {
+        try
+        {
+            return command.ExecuteReader();
+        }
+        catch (DuckDBException ex)
+        {
+            throw new ArchiveReadException($"{file}: {ex.Message}", ex);
+        }
+    }
+
     /// <summary>
     /// The completed archive files under <paramref name="from"/> (a directory, searched recursively for
     /// <c>*.parquet</c>; files being written are hidden <c>.tmp</c> files and never match), or <paramref name="from"/>

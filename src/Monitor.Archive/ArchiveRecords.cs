@@ -53,16 +53,7 @@ public static class ArchiveRecords
         string where = (run is null ? "" : " AND run_id = " + ArchiveFiles.Literal(run))
             + (rank is null ? "" : string.Create(CultureInfo.InvariantCulture, $" AND rank = {rank.Value}"));
         command.CommandText = $"SELECT * EXCLUDE (filename) FROM {ArchiveFiles.ReadParquet([file], rowNumbers: true)} WHERE true{where} ORDER BY file_row_number";
-        DbDataReader reader;
-        try
-        {
-            reader = command.ExecuteReader();
-        }
-        catch (DuckDBException ex)
-        {
-            throw new ArchiveReadException($"{file}: {ex.Message}", ex);
-        }
-
+        DbDataReader reader = ArchiveFiles.ReadFile(command, file);
         using (reader)
         {
             StepRecord? current = null;
