@@ -184,7 +184,7 @@ internal sealed class ChangelogState
 
     /// <summary>
     /// Consuming thread, inside Consume, before any record of <paramref name="partitions"/>: restores their keys from
-    /// the _changelog. Restored alerts are active again without a transition (their owner before notified them).
+    /// the changelog. Restored alerts are active again without a transition (their owner before notified them).
     /// </summary>
     private void Assigned(IReadOnlyList<int> partitions)
     {
