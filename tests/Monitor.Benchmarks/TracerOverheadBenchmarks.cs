@@ -31,7 +31,8 @@ public class TracerOverheadBenchmarks
     /// <summary>Every collection selected, under <see cref="TracerOptions.DefaultOverheadBudget"/>.</summary>
     public const string DefaultBudget = "all, default budget";
 
-    [Params("none", "gradients", "all", DefaultBudget)]
+    // "weights" and "activations" alone tell which part of "all" costs what.
+    [Params("none", "gradients", "weights", "activations", "all", DefaultBudget)]
     public string Traced { get; set; } = "none";
 
     [GlobalSetup]
@@ -48,9 +49,11 @@ public class TracerOverheadBenchmarks
         }
 
         var bus = new InProcessBus(capacityPerTopic: 1_000_000);
-        TraceSelection selection = Traced == "gradients"
-            ? new TraceSelection { Collections = new Dictionary<string, CollectionFilter> { [CollectionNames.Gradients] = new() } }
-            : TraceSelection.AllEveryStep;
+        TraceSelection selection = Traced switch
+        {
+            "gradients" or "weights" or "activations" => new TraceSelection { Collections = new Dictionary<string, CollectionFilter> { [Traced] = new() } },
+            _ => TraceSelection.AllEveryStep,
+        };
         _tracer = new StepTracer(new TracerOptions
         {
             RunId = "bench",
