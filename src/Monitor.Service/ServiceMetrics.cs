@@ -169,12 +169,12 @@ internal sealed class ServiceMetrics
         _driftSeriesEvicted = factory.CreateCounter("monitor_drift_series_evicted_total", "Drift series removed to make room under the cap (the least recently updated go first).");
 
         // serve --state-dir; at 0 without one (the demo keeps its state in memory).
-        _stateSaves = factory.CreateCounter("monitor_state_saves_total", "State generations written to --state-dir (snapshots and offsets together), by result.", "result");
+        _stateSaves = factory.CreateCounter("monitor_state_saves_total", "State generations written to --state-dir, or transactions committed to --state-topic (snapshots and offsets together), by result.", "result");
         _stateSaves.WithLabels("success");
         _stateSaves.WithLabels("failure");
-        _stateSaveSeconds = factory.CreateGauge("monitor_state_save_seconds", "Duration of the last successful state save (pipeline paused meanwhile).");
+        _stateSaveSeconds = factory.CreateGauge("monitor_state_save_seconds", "Duration of the last successful state save or changelog commit (pipeline paused meanwhile).");
         _stateKeys = factory.CreateGauge("monitor_state_keys", "(run, rank) keys in the last state saved or restored.");
-        _stateBytes = factory.CreateGauge("monitor_state_bytes", "Size of the snapshots of the last state saved.");
+        _stateBytes = factory.CreateGauge("monitor_state_bytes", "Size of the snapshots of the last state saved (with --state-topic: those the last commit wrote, the keys that changed).");
         _stateSavedAt = factory.CreateGauge("monitor_state_last_save_timestamp_seconds", "When the last state save succeeded (Unix seconds); 0 before the first.");
         _stateRestoreFailures = factory.CreateCounter("monitor_state_restore_failures_total", "Saved keys that could not be restored (corrupt or truncated bytes) and started empty, and unreadable generations.");
     }
