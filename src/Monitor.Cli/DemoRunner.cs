@@ -8,10 +8,10 @@ using Monitor.Contracts.Transport;
 using Monitor.Contracts.V1;
 using Monitor.Samples.Training;
 using Monitor.Service;
-using Monitor.Transport.Kafka;
 using Monitor.Tracing;
 using Monitor.Tracing.Control;
 using Monitor.Tracing.TorchSharp;
+using Monitor.Transport.Kafka;
 
 namespace Monitor.Cli;
 

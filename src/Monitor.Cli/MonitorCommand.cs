@@ -1,6 +1,5 @@
-using Confluent.Kafka;
-using Monitor.Service.Notifications;
 using System.CommandLine;
+using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 using Monitor.Analysis;
 using Monitor.Archive;
@@ -8,9 +7,10 @@ using Monitor.Contracts;
 using Monitor.Hosting;
 using Monitor.Samples.Training;
 using Monitor.Service;
-using Monitor.Transport.Kafka;
+using Monitor.Service.Notifications;
 using Monitor.Service.Rules;
 using Monitor.Tracing;
+using Monitor.Transport.Kafka;
 
 namespace Monitor.Cli;
 

@@ -2,9 +2,9 @@ using System.CommandLine;
 using Monitor.Contracts.V1;
 using Monitor.Hosting;
 using Monitor.Tracing;
-using Monitor.Transport.Kafka;
 using Monitor.Tracing.Control;
 using Monitor.Tracing.TorchSharp;
+using Monitor.Transport.Kafka;
 
 namespace Monitor.Samples.Training;
 

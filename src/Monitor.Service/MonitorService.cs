@@ -1,4 +1,3 @@
-using Monitor.Transport.Kafka;
 using System.Diagnostics;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
@@ -13,10 +12,11 @@ using Monitor.Analysis;
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Contracts.V1;
+using Monitor.ControlPlane;
 using Monitor.Service.Notifications;
 using Monitor.Service.Rules;
 using Monitor.Service.State;
-using Monitor.ControlPlane;
+using Monitor.Transport.Kafka;
 using Prometheus;
 using StackExchange.Redis;
 

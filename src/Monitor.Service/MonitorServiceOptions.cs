@@ -1,7 +1,7 @@
-using Monitor.Transport.Kafka;
 using Monitor.Analysis;
 using Monitor.Contracts;
 using Monitor.Service.Notifications;
+using Monitor.Transport.Kafka;
 
 namespace Monitor.Service;
 

@@ -9,8 +9,8 @@ using Monitor.Cli;
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Contracts.V1;
-using Monitor.Tracing;
 using Monitor.ControlPlane;
+using Monitor.Tracing;
 using Monitor.Tracing.Control;
 using StackExchange.Redis;
 

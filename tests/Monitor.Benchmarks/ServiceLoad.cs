@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using Google.Protobuf;
-using Monitor.Transport.Kafka;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
+using Monitor.Transport.Kafka;
 
 namespace Monitor.Benchmarks;
 

@@ -1,11 +1,11 @@
 using System.Diagnostics;
 using System.Globalization;
-using Monitor.Transport.Kafka;
 using Monitor.Analysis;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
 using Monitor.Service;
 using Monitor.Service.Rules;
+using Monitor.Transport.Kafka;
 
 namespace Monitor.Benchmarks;
 

@@ -1,12 +1,12 @@
 using System.Diagnostics;
 using System.Globalization;
-using Monitor.Transport.Kafka;
 using Monitor.Analysis;
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Contracts.V1;
 using Monitor.Service;
 using Monitor.Tracing;
+using Monitor.Transport.Kafka;
 
 namespace Monitor.Benchmarks;
 

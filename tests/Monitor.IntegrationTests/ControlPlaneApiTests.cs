@@ -4,8 +4,8 @@ using System.Text;
 using System.Text.Json;
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
-using Monitor.Service;
 using Monitor.ControlPlane;
+using Monitor.Service;
 using StackExchange.Redis;
 
 namespace Monitor.IntegrationTests;

@@ -1,7 +1,7 @@
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
-using Monitor.Tracing;
 using Monitor.ControlPlane;
+using Monitor.Tracing;
 using Monitor.Tracing.Control;
 using StackExchange.Redis;
 

@@ -3,8 +3,8 @@ using System.Diagnostics;
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Contracts.V1;
-using Monitor.Tracing;
 using Monitor.ControlPlane;
+using Monitor.Tracing;
 using Monitor.Tracing.Control;
 using StackExchange.Redis;
 

@@ -8,9 +8,9 @@ using Monitor.Analysis.Rules;
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Service;
-using Monitor.Transport.Kafka;
 using Monitor.Service.Notifications;
 using Monitor.Tracing;
+using Monitor.Transport.Kafka;
 using OpenTelemetry;
 using OpenTelemetry.Trace;
 

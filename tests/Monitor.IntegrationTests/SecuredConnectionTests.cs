@@ -6,8 +6,8 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Monitor.Cli;
 using Monitor.Contracts;
-using Monitor.Samples.Training;
 using Monitor.ControlPlane;
+using Monitor.Samples.Training;
 using Monitor.Transport.Kafka;
 using StackExchange.Redis;
 

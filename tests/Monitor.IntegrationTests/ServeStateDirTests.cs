@@ -6,8 +6,8 @@ using Monitor.Cli;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
 using Monitor.Service;
-using Monitor.Transport.Kafka;
 using Monitor.Tracing;
+using Monitor.Transport.Kafka;
 
 namespace Monitor.IntegrationTests;
 

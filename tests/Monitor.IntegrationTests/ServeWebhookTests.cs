@@ -9,8 +9,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Monitor.Contracts;
 using Monitor.Contracts.V1;
-using Monitor.Transport.Kafka;
 using Monitor.Tracing;
+using Monitor.Transport.Kafka;
 
 namespace Monitor.IntegrationTests;
 

@@ -1,8 +1,8 @@
 using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Contracts.V1;
-using Monitor.Service;
 using Monitor.ControlPlane;
+using Monitor.Service;
 using Monitor.Tracing;
 using Monitor.Tracing.Control;
 using StackExchange.Redis;

@@ -1,4 +1,3 @@
-using Monitor.Transport.Kafka;
 using System.Buffers;
 using Microsoft.Extensions.Time.Testing;
 using Monitor.Analysis;
@@ -7,6 +6,7 @@ using Monitor.Contracts;
 using Monitor.Contracts.Transport;
 using Monitor.Contracts.V1;
 using Monitor.Service.State;
+using Monitor.Transport.Kafka;
 
 namespace Monitor.Service.Tests;
 

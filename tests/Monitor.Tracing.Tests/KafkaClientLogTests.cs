@@ -1,8 +1,8 @@
-using Monitor.Transport.Kafka;
 using System.Collections.Concurrent;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
+using Monitor.Transport.Kafka;
 
 namespace Monitor.Tracing.Tests;
 

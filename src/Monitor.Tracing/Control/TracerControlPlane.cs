@@ -1,7 +1,7 @@
-using Monitor.ControlPlane;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Monitor.Contracts;
+using Monitor.ControlPlane;
 using StackExchange.Redis;
 
 namespace Monitor.Tracing.Control;
