@@ -28,6 +28,9 @@ public static class ControlPlaneKeys
     /// <summary>Hash: rank → <see cref="WorkerStatus"/> JSON (the heartbeat).</summary>
     public static string Workers(string run) => $"monitor:{{{run}}}:workers";
 
+    /// <summary>Hash: rank → <see cref="RunMetadata"/> JSON (the rank's lineage, written once at its start).</summary>
+    public static string Metadata(string run) => $"monitor:{{{run}}}:metadata";
+
     /// <summary>String: a command for the run's workers (e.g. stop).</summary>
     public static string Command(string run) => $"monitor:{{{run}}}:command";
 

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Reflection;
 using System.Threading.Channels;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
@@ -102,6 +103,10 @@ public sealed class StepTracer : IAsyncDisposable
     private int _disposed;
     private int _completed;
     private volatile bool _stopRequested;
+    private volatile RunMetadata _metadata;
+    private readonly Lock _metadataLock = new();
+    // Only the sender reads and sets it.
+    private bool _metadataSent;
 
     /// <summary>Creates a tracer and starts its sender.</summary>
     /// <param name="options">Validated here; see <see cref="TracerOptions"/> for defaults.</param>
@@ -122,6 +127,7 @@ public sealed class StepTracer : IAsyncDisposable
         _selection = new CompiledSelection(options.Selection);
         _stepSelection = _selection;
         _governor = new OverheadGovernor(options.TimeProvider.TimestampFrequency);
+        _metadata = CreateMetadata(options);
         _onDelivery = OnDelivery;
         _queue = Channel.CreateBounded<QueuedRecord>(new BoundedChannelOptions(options.QueueCapacity)
         {
@@ -158,6 +164,50 @@ public sealed class StepTracer : IAsyncDisposable
 
     /// <summary>Rank.</summary>
     public int Rank => _options.Rank;
+
+    /// <summary>
+    /// The rank's run metadata (lineage), gathered at construction from the options (hyperparameters, data sets,
+    /// devices, parent run), the git repository of <see cref="TracerOptions.CodeDirectory"/>, the runtime and this
+    /// library; an adapter adds its framework's versions (the TorchSharp adapter: TorchSharp and libtorch). The sender
+    /// puts it on the first record it sends (<c>run_metadata</c>; lost only if that record's delivery fails) and the
+    /// control plane writes it to Redis. Thread-safe.
+    /// </summary>
+    public RunMetadata Metadata => _metadata;
+
+    /// <summary>Adds a component's version to <see cref="Metadata"/> (an adapter's framework). Takes effect on records
+    /// only before the first is sent; the control plane republishes a changed one.</summary>
+    internal void AddVersion(string component, string version)
+    {
+        lock (_metadataLock)
+        {
+            var versions = new SortedDictionary<string, string>(_metadata.Versions.ToDictionary(), StringComparer.Ordinal) { [component] = version };
+            _metadata = _metadata with { Versions = versions };
+        }
+    }
+
+    private static RunMetadata CreateMetadata(TracerOptions options)
+    {
+        var versions = new SortedDictionary<string, string>(StringComparer.Ordinal)
+        {
+            [".NET"] = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription,
+            ["Monitor"] = typeof(StepTracer).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+                ?? typeof(StepTracer).Assembly.GetName().Version?.ToString() ?? "",
+        };
+        return new RunMetadata
+        {
+            Run = options.RunId,
+            Rank = options.Rank,
+            WorldSize = options.WorldSize,
+            StartedAt = options.TimeProvider.GetUtcNow(),
+            Hyperparameters = new SortedDictionary<string, string>(options.Hyperparameters.ToDictionary(), StringComparer.Ordinal),
+            Datasets = [.. options.Datasets],
+            Code = options.CodeDirectory is { } directory ? CodeVersion.Find(directory) : null,
+            Versions = versions,
+            Host = Environment.MachineName,
+            Devices = [.. options.Devices],
+            ParentRun = options.ParentRun,
+        };
+    }
 
     /// <summary>Ranks in the run (<see cref="TracerOptions.WorldSize"/>).</summary>
     public int WorldSize => _options.WorldSize;
@@ -917,6 +967,13 @@ public sealed class StepTracer : IAsyncDisposable
         {
             StepRecord record = queued.Record.Record;
             step = record.Step;
+            if (!_metadataSent)
+            {
+                // Once per rank, on the sender's thread, and before the size check so the budget counts it.
+                record.RunMetadata = _metadata.ToJson();
+                _metadataSent = true;
+            }
+
             int size = record.CalculateSize();
             if (size > _options.MaxRecordBytes - TrimmedCountReserve)
             {

@@ -43,7 +43,7 @@ public sealed record ControlPlaneStatistics(long Refreshes, long Applied, long R
 
 /// <summary>
 /// A worker's side of the control plane: keeps the tracer's selection in step with Redis, publishes the rank's
-/// catalog and heartbeat.
+/// run metadata (<see cref="StepTracer.Metadata"/>, once when it first reaches Redis), catalog and heartbeat.
 /// </summary>
 /// <remarks>
 /// <para>The selection is re-read when a notice arrives on the run's channel, when the connection comes back, and
@@ -161,6 +161,7 @@ public sealed class TracerControlPlane : IAsyncDisposable
         }
 
         int publishedCatalog = -1;
+        RunMetadata? publishedMetadata = null;
         long lastHeartbeat = long.MinValue;
         bool kept = false;
         while (!stopping.IsCancellationRequested)
@@ -174,6 +175,13 @@ public sealed class TracerControlPlane : IAsyncDisposable
                         // A run id used again after its run finished: its keys must not expire under this run.
                         await store.KeepRunAsync(_tracer.RunId, _tracer.Rank).ConfigureAwait(false);
                         kept = true;
+                    }
+
+                    if (!ReferenceEquals(_tracer.Metadata, publishedMetadata))
+                    {
+                        RunMetadata metadata = _tracer.Metadata;
+                        await store.PublishMetadataAsync(metadata).ConfigureAwait(false);
+                        publishedMetadata = metadata;
                     }
 
                     await RefreshSelectionAsync(stopping).ConfigureAwait(false);
@@ -214,6 +222,12 @@ public sealed class TracerControlPlane : IAsyncDisposable
         {
             try
             {
+                if (!ReferenceEquals(_tracer.Metadata, publishedMetadata))
+                {
+                    // A run shorter than the connection's set-up still leaves its lineage.
+                    await store.PublishMetadataAsync(_tracer.Metadata).WaitAsync(FinalHeartbeatTimeout, CancellationToken.None).ConfigureAwait(false);
+                }
+
                 // Bounded: disposing must not hang on a slow Redis. A missed last heartbeat only looks like a lost worker.
                 await store.HeartbeatAsync(_tracer.RunId, Heartbeat() with { Stopped = true }).WaitAsync(FinalHeartbeatTimeout, CancellationToken.None).ConfigureAwait(false);
                 if (_options.FinishedRunRetention > TimeSpan.Zero)
