@@ -23,4 +23,38 @@ public static class ArchiveRuns
             .OfType<RunMetadata>()
             .OrderBy(m => m.Run, StringComparer.Ordinal).ThenBy(m => m.Rank)];
     }
+
+    /// <summary>
+    /// The artifact events of <paramref name="run"/>'s ranks under <paramref name="directory"/>, by step, rank and path;
+    /// repeats (a record archived twice) and lines that are not artifact events are left out.
+    /// </summary>
+    /// <exception cref="IOException">A file cannot be read.</exception>
+    public static IReadOnlyList<ArtifactRecord> ReadArtifacts(string directory, string run)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        string runDirectory = Path.Combine(directory, ArchiveWriter.DirectoryOf(run));
+        if (!Directory.Exists(runDirectory))
+        {
+            return [];
+        }
+
+        return [.. Directory.EnumerateFiles(runDirectory, ArchiveWriter.ArtifactsFileName, SearchOption.AllDirectories)
+            .SelectMany(File.ReadLines)
+            .Select(Parse)
+            .OfType<ArtifactRecord>()
+            .Distinct()
+            .OrderBy(a => a.Step).ThenBy(a => a.Rank).ThenBy(a => a.Path, StringComparer.Ordinal)];
+    }
+
+    private static ArtifactRecord? Parse(string line)
+    {
+        try
+        {
+            return line.Length == 0 ? null : System.Text.Json.JsonSerializer.Deserialize<ArtifactRecord>(line, SelectionJson.StatusOptions);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
 }

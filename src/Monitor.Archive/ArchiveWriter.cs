@@ -159,6 +159,11 @@ public sealed class ArchiveWriter : IAsyncDisposable
             WriteMetadata(record);
         }
 
+        if (record.Artifacts.Count > 0)
+        {
+            AppendArtifacts(record);
+        }
+
         int closed = 0;
         var key = (record.RunId, record.Rank);
         if (!_open.TryGetValue(key, out ArchiveFile? file))
@@ -327,6 +332,22 @@ public sealed class ArchiveWriter : IAsyncDisposable
         File.WriteAllText(temporary, record.RunMetadata);
         File.Move(temporary, path, overwrite: true);
     }
+
+    /// <summary>
+    /// Appends the artifact events a record carries to <c>{run}/rank-{rank}/artifacts.jsonl</c>, one JSON line each
+    /// (<see cref="Monitor.Contracts.ArtifactRecord"/>). A record read again after a crash appends them again:
+    /// <see cref="ArchiveRuns.ReadArtifacts"/> drops such repeats.
+    /// </summary>
+    private void AppendArtifacts(StepRecord record)
+    {
+        string directory = Path.Combine(_options.Directory, DirectoryOf(record.RunId), "rank-" + record.Rank.ToString(CultureInfo.InvariantCulture));
+        System.IO.Directory.CreateDirectory(directory);
+        File.AppendAllLines(Path.Combine(directory, ArtifactsFileName), record.Artifacts.Select(a =>
+            System.Text.Json.JsonSerializer.Serialize(Monitor.Contracts.ArtifactRecord.From((int)record.Rank, a), Monitor.Contracts.SelectionJson.Options)));
+    }
+
+    /// <summary>Name of a rank's artifact events file in its directory (JSON lines of <see cref="Monitor.Contracts.ArtifactRecord"/>).</summary>
+    public const string ArtifactsFileName = "artifacts.jsonl";
 
     /// <summary>Name of a rank's run metadata file in its directory (<see cref="Monitor.Contracts.RunMetadata"/> JSON).</summary>
     public const string MetadataFileName = "run.json";

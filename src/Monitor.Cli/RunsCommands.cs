@@ -15,7 +15,7 @@ internal static class RunsCommands
     public static Command Create() =>
         new("runs", "Show what runs were started with (hyperparameters, data sets, code and library versions, host, devices, parent run) and what changed between two runs, from an archive (--archive) or the control plane (--redis).")
         {
-            List(), Show(), Diff(),
+            List(), Show(), Diff(), Artifacts(),
         };
 
     private sealed class Source
@@ -175,6 +175,46 @@ internal static class RunsCommands
 
             return 0;
         }, ct));
+        return command;
+    }
+
+    private static Command Artifacts()
+    {
+        var run = new Argument<string>("run") { Description = "Run id." };
+        var archive = new Option<DirectoryInfo>("--archive") { Description = "The archive directory (artifact events are kept in archives only).", Required = true };
+        var json = new Option<bool>("--json") { Description = "Print JSON instead of text." };
+        var command = new Command("artifacts", "List the artifacts (checkpoints, exported models) the run's ranks consumed and produced, by step, from an archive.") { run, archive, json };
+        command.SetAction(async (parse, ct) =>
+        {
+            TextWriter output = parse.InvocationConfiguration.Output;
+            DirectoryInfo directory = parse.GetValue(archive)!;
+            if (!directory.Exists)
+            {
+                await parse.InvocationConfiguration.Error.WriteLineAsync($"monitor runs artifacts: no archive at {directory.FullName}");
+                return ExitInvalid;
+            }
+
+            IReadOnlyList<ArtifactRecord> artifacts = ArchiveRuns.ReadArtifacts(directory.FullName, parse.GetValue(run)!);
+            if (parse.GetValue(json))
+            {
+                await output.WriteLineAsync(JsonSerializer.Serialize(artifacts, SelectionJson.Options));
+                return 0;
+            }
+
+            if (artifacts.Count == 0)
+            {
+                await output.WriteLineAsync($"No artifacts recorded for run '{parse.GetValue(run)}'.");
+                return ExitNotFound;
+            }
+
+            await output.WriteLineAsync($"{"STEP",8}  RANK  {"EVENT",-8}  {"TYPE",-10}  {"HASH",-20}  PATH");
+            foreach (ArtifactRecord artifact in artifacts)
+            {
+                await output.WriteLineAsync($"{artifact.Step,8}  {artifact.Rank,4}  {artifact.Event,-8}  {artifact.Type,-10}  {artifact.Hash ?? "-",-20}  {artifact.Path}");
+            }
+
+            return 0;
+        });
         return command;
     }
 

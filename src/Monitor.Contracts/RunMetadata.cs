@@ -189,3 +189,38 @@ public sealed record CodeVersion(
 
     private static bool IsCommit(string text) => text.Length is 40 or 64 && text.All(char.IsAsciiHexDigitLower);
 }
+
+/// <summary>
+/// An artifact event as the archive keeps it (one JSON line of <c>{run}/rank-{rank}/artifacts.jsonl</c>), from
+/// <c>StepRecord.artifacts</c>: ML Metadata's artifact (path, hash, type) with its event (consumed or produced, at a step).
+/// </summary>
+/// <param name="Rank">The rank that recorded it.</param>
+/// <param name="Path">Where the artifact is: a path or URI.</param>
+/// <param name="Hash">Its content hash, or null when unknown.</param>
+/// <param name="Step">The step it was read or written at.</param>
+/// <param name="Event"><c>consumed</c> or <c>produced</c>.</param>
+/// <param name="Type">Its kind, e.g. <c>checkpoint</c>.</param>
+/// <param name="At">When it was recorded (the worker's clock).</param>
+public sealed record ArtifactRecord(
+    [property: JsonPropertyName("rank")] int Rank,
+    [property: JsonPropertyName("path")] string Path,
+    [property: JsonPropertyName("hash")] string? Hash,
+    [property: JsonPropertyName("step")] long Step,
+    [property: JsonPropertyName("event")] string Event,
+    [property: JsonPropertyName("type")] string Type,
+    [property: JsonPropertyName("at")] DateTimeOffset At)
+{
+    /// <summary>The archive's form of an artifact event of rank <paramref name="rank"/>'s record.</summary>
+    public static ArtifactRecord From(int rank, V1.ArtifactEvent artifact)
+    {
+        ArgumentNullException.ThrowIfNull(artifact);
+        return new ArtifactRecord(
+            rank,
+            artifact.Path,
+            artifact.Hash.Length == 0 ? null : artifact.Hash,
+            artifact.Step,
+            artifact.Direction == V1.ArtifactDirection.Consumed ? "consumed" : "produced",
+            artifact.Type,
+            DateTimeOffset.UnixEpoch.AddTicks(artifact.TimeUnixNanos / 100));
+    }
+}

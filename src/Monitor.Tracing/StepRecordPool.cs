@@ -89,6 +89,7 @@ internal sealed class PooledStepRecord
         record.Thinned.Clear();
         record.OverheadRatio = 0;
         record.RunMetadata = "";
+        record.Artifacts.Clear();
         _used = 0;
         _thinnedUsed = 0;
     }

@@ -107,6 +107,8 @@ public sealed class StepTracer : IAsyncDisposable
     private readonly Lock _metadataLock = new();
     // Only the sender reads and sets it.
     private bool _metadataSent;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<ArtifactEvent> _artifacts = new();
+    private int _artifactsPending;
 
     /// <summary>Creates a tracer and starts its sender.</summary>
     /// <param name="options">Validated here; see <see cref="TracerOptions"/> for defaults.</param>
@@ -777,6 +779,55 @@ public sealed class StepTracer : IAsyncDisposable
         }
     }
 
+    /// <summary>Artifact events held for the next record at most; past it, new ones are dropped and counted as faults.</summary>
+    public const int MaxPendingArtifacts = 1024;
+
+    /// <summary>
+    /// Records that the run read (<see cref="ArtifactDirection.Consumed"/>) or wrote (<see cref="ArtifactDirection.Produced"/>)
+    /// an artifact, a checkpoint or an exported model: the event goes on the next record the sender sends
+    /// (<c>StepRecord.artifacts</c>), and the archive keeps it in <c>{run}/rank-{rank}/artifacts.jsonl</c>. Record it
+    /// before <see cref="Complete"/> (the end-of-run record carries the last ones). Any thread; never throws: an
+    /// invalid call or more than <see cref="MaxPendingArtifacts"/> waiting events are counted as faults.
+    /// </summary>
+    /// <param name="path">Where the artifact is: a path or URI.</param>
+    /// <param name="hash">Its content hash (e.g. <c>sha256:...</c>), or null when unknown.</param>
+    /// <param name="step">The step it was read or written at.</param>
+    /// <param name="direction">Whether the run consumed or produced it.</param>
+    /// <param name="type">Its kind. Default <c>checkpoint</c>.</param>
+    public void RecordArtifact(string path, string? hash, long step, ArtifactDirection direction, string type = "checkpoint")
+    {
+        try
+        {
+            ArgumentException.ThrowIfNullOrEmpty(path);
+            if (direction == ArtifactDirection.Unspecified)
+            {
+                throw new ArgumentException("an artifact is consumed or produced", nameof(direction));
+            }
+
+            if (Interlocked.Increment(ref _artifactsPending) > MaxPendingArtifacts)
+            {
+                Interlocked.Decrement(ref _artifactsPending);
+                throw new InvalidOperationException($"more than {MaxPendingArtifacts} artifact events wait for a record; '{path}' is not recorded");
+            }
+
+            _artifacts.Enqueue(new ArtifactEvent
+            {
+                Path = path,
+                Hash = hash ?? "",
+                Step = step,
+                Direction = direction,
+                Type = type ?? "",
+                TimeUnixNanos = (_options.TimeProvider.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100,
+            });
+        }
+#pragma warning disable CA1031 // See BeginStep: the training loop never sees the tracer's faults.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Fault("artifact", ex);
+        }
+    }
+
     /// <summary>
     /// Ends the rank's run: queues the end-of-run record (<see cref="StepRecord.RunEnd"/> with
     /// <paramref name="reason"/>, no tensors, the last step begun) behind every record already queued, so the monitor
@@ -972,6 +1023,12 @@ public sealed class StepTracer : IAsyncDisposable
                 // Once per rank, on the sender's thread, and before the size check so the budget counts it.
                 record.RunMetadata = _metadata.ToJson();
                 _metadataSent = true;
+            }
+
+            while (_artifacts.TryDequeue(out ArtifactEvent? artifact))
+            {
+                Interlocked.Decrement(ref _artifactsPending);
+                record.Artifacts.Add(artifact);
             }
 
             int size = record.CalculateSize();

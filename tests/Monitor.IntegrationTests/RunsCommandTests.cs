@@ -67,6 +67,38 @@ public sealed class RunsCommandTests : IDisposable
         Assert.Contains("no metadata of run 'no-such-run' rank 0", message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task RunsArtifacts_ListsTheArchivedArtifactEventsByStep_OnceEachWhenARecordIsArchivedTwice()
+    {
+        string archive = Path.Combine(_directory, "archive");
+        Monitor.Contracts.V1.StepRecord first = Record("art-run", 1, 0), later = Record("art-run", 0, 5);
+        first.Artifacts.Add(new Monitor.Contracts.V1.ArtifactEvent { Path = "s3://models/base.pt", Hash = "sha256:ab", Step = 0, Direction = Monitor.Contracts.V1.ArtifactDirection.Consumed, Type = "model" });
+        later.Artifacts.Add(new Monitor.Contracts.V1.ArtifactEvent { Path = "/ckpt/step-5.pt", Step = 5, Direction = Monitor.Contracts.V1.ArtifactDirection.Produced, Type = "checkpoint" });
+        await using (var writer = new Monitor.Archive.ArchiveWriter(new Monitor.Archive.ArchiveOptions { Directory = archive }))
+        {
+            // The second record twice, as after an archiver's crash before its offsets were committed.
+            foreach (Monitor.Contracts.V1.StepRecord record in new[] { later, first, later })
+            {
+                await writer.AppendAsync(record, cancellationToken: TestContext.Current.CancellationToken);
+            }
+        }
+
+        (int exitCode, string output, string error) = await InvokeAsync("runs", "artifacts", "art-run", "--archive", archive);
+        Assert.True(exitCode == 0, error);
+        string[] lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Equal(3, lines.Length);
+        Assert.Matches(@"^0\s+1\s+consumed\s+model\s+sha256:ab\s+s3://models/base\.pt$", lines[1]);
+        Assert.Matches(@"^5\s+0\s+produced\s+checkpoint\s+-\s+/ckpt/step-5\.pt$", lines[2]);
+
+        (exitCode, output, error) = await InvokeAsync("runs", "artifacts", "art-run", "--archive", archive, "--json");
+        Assert.True(exitCode == 0, error);
+        ArtifactRecord[] artifacts = JsonSerializer.Deserialize<ArtifactRecord[]>(output, SelectionJson.StatusOptions)!;
+        Assert.Equal(["consumed", "produced"], artifacts.Select(a => a.Event));
+
+        (exitCode, _, _) = await InvokeAsync("runs", "artifacts", "other-run", "--archive", archive);
+        Assert.Equal(1, exitCode);
+    }
+
     /// <summary>A short demo (6 steps) as a user starts it, in a process of its own.</summary>
     private static async Task DemoAsync(string run, string learningRate, string archive, string redis)
     {

@@ -57,6 +57,37 @@ public sealed class StepTracerMetadataTests : IDisposable
     }
 
     [Fact]
+    public async Task RecordArtifact_GoesOnTheNextRecordSent_AndAnInvalidOneIsAFaultNotAnException()
+    {
+        var producer = new TestRecordProducer();
+        var time = new FakeTimeProvider(Start);
+        await using var tracer = new StepTracer(new TracerOptions { RunId = "art", TimeProvider = time, CodeDirectory = null }, producer);
+        tracer.RecordArtifact("s3://models/init.pt", "sha256:00", 0, ArtifactDirection.Consumed, "model");
+        tracer.BeginStep(0);
+        tracer.EndStep();
+        await Poll.UntilAsync(() => tracer.Statistics.Delivered == 1, "the first record delivered");
+        tracer.RecordArtifact("/ckpt/step-1.pt", null, 1, ArtifactDirection.Produced);
+        tracer.RecordArtifact("", null, 1, ArtifactDirection.Produced);
+        tracer.RecordArtifact("/ckpt/x.pt", null, 1, ArtifactDirection.Unspecified);
+        tracer.BeginStep(1);
+        tracer.EndStep();
+        tracer.BeginStep(2);
+        tracer.EndStep();
+        await Poll.UntilAsync(() => tracer.Statistics.Delivered == 3, "three records delivered");
+
+        StepRecord[] records = [.. producer.Messages.Select(m => StepRecord.Parser.ParseFrom(m.Value))];
+        ArtifactEvent consumed = Assert.Single(records[0].Artifacts);
+        Assert.Equal(("s3://models/init.pt", "sha256:00", 0L, ArtifactDirection.Consumed, "model"), (consumed.Path, consumed.Hash, consumed.Step, consumed.Direction, consumed.Type));
+        Assert.Equal((Start - DateTimeOffset.UnixEpoch).Ticks * 100, consumed.TimeUnixNanos);
+        ArtifactEvent produced = Assert.Single(records[1].Artifacts);
+        Assert.Equal(("/ckpt/step-1.pt", "", ArtifactDirection.Produced, "checkpoint"), (produced.Path, produced.Hash, produced.Direction, produced.Type));
+        Assert.Empty(records[2].Artifacts);
+        Assert.Equal(2, tracer.Statistics.Faults);
+        // CodeDirectory null: no code version is looked for.
+        Assert.Null(RunMetadata.TryParse(records[0].RunMetadata)!.Code);
+    }
+
+    [Fact]
     public void CodeVersion_IsNull_OutsideARepository_AndADetachedHeadHasNoBranch()
     {
         Assert.Null(CodeVersion.Find(_directory));
