@@ -176,10 +176,19 @@ public sealed class StepTracer : IAsyncDisposable
     /// </summary>
     public RunMetadata Metadata => _metadata;
 
-    /// <summary>Adds a component's version to <see cref="Metadata"/> (an adapter's framework). Takes effect on records
-    /// only before the first is sent; the control plane republishes a changed one.</summary>
-    internal void AddVersion(string component, string version)
+    /// <summary>
+    /// Adds (or replaces) a component's version in <see cref="Metadata"/>: a framework's (the TorchSharp adapter adds
+    /// TorchSharp and libtorch), a library's, the job's own. Call it before the first step: the first record carries
+    /// the metadata as it is when the sender sends it; the control plane republishes a changed one. Thread-safe; null
+    /// or empty arguments are ignored (never throws).
+    /// </summary>
+    public void AddVersion(string component, string version)
     {
+        if (string.IsNullOrEmpty(component) || version is null)
+        {
+            return;
+        }
+
         lock (_metadataLock)
         {
             var versions = new SortedDictionary<string, string>(_metadata.Versions.ToDictionary(), StringComparer.Ordinal) { [component] = version };

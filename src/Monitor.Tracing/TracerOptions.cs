@@ -146,9 +146,9 @@ public sealed class TracerOptions
         ArgumentNullException.ThrowIfNull(Hyperparameters, nameof(Hyperparameters));
         ArgumentNullException.ThrowIfNull(Datasets, nameof(Datasets));
         ArgumentNullException.ThrowIfNull(Devices, nameof(Devices));
-        if (Datasets.FirstOrDefault(d => d is null || string.IsNullOrWhiteSpace(d.Name) || d.Uri is null) is { } dataset)
+        if (Datasets.Any(d => d is null || string.IsNullOrWhiteSpace(d.Name) || d.Uri is null))
         {
-            throw new ArgumentException($"{nameof(Datasets)}: a data set without a name or URI ({dataset?.Name ?? "null"})");
+            throw new ArgumentException($"{nameof(Datasets)}: every data set needs a name and a URI");
         }
 
         ArgumentNullException.ThrowIfNull(Selection, nameof(Selection));

@@ -102,6 +102,7 @@ public sealed class StepTracerMetadataTests : IDisposable
     {
         Assert.Contains("ParentRun", Assert.Throws<ArgumentException>(() => new TracerOptions { RunId = "r", ParentRun = "a/b" }.Validate()).Message, StringComparison.Ordinal);
         Assert.Contains("Datasets", Assert.Throws<ArgumentException>(() => new TracerOptions { RunId = "r", Datasets = [new DatasetReference("", "x")] }.Validate()).Message, StringComparison.Ordinal);
+        Assert.Contains("Datasets", Assert.Throws<ArgumentException>(() => new TracerOptions { RunId = "r", Datasets = [null!] }.Validate()).Message, StringComparison.Ordinal);
     }
 
     [Fact]
