@@ -180,40 +180,51 @@ internal static class RunsCommands
 
     private static Command Artifacts()
     {
+        var source = new Source();
         var run = new Argument<string>("run") { Description = "Run id." };
-        var archive = new Option<DirectoryInfo>("--archive") { Description = "The archive directory (artifact events are kept in archives only).", Required = true };
-        var json = new Option<bool>("--json") { Description = "Print JSON instead of text." };
-        var command = new Command("artifacts", "List the artifacts (checkpoints, exported models) the run's ranks consumed and produced, by step, from an archive.") { run, archive, json };
+        var command = new Command("artifacts", "List the artifacts (checkpoints, exported models) the run's ranks consumed and produced, by step. Exit code 1 when there are none.") { run };
+        foreach (Option option in source.All)
+        {
+            command.Options.Add(option);
+        }
+
         command.SetAction(async (parse, ct) =>
         {
-            TextWriter output = parse.InvocationConfiguration.Output;
-            DirectoryInfo directory = parse.GetValue(archive)!;
-            if (!directory.Exists)
+            string runId = parse.GetValue(run)!;
+            Func<IReadOnlyList<ArtifactRecord>, TextWriter, Task<int>> print = async (artifacts, output) =>
             {
-                await parse.InvocationConfiguration.Error.WriteLineAsync($"monitor runs artifacts: no archive at {directory.FullName}");
+                if (parse.GetValue(source.Json))
+                {
+                    await output.WriteLineAsync(JsonSerializer.Serialize(artifacts, SelectionJson.Options));
+                    return 0;
+                }
+
+                if (artifacts.Count == 0)
+                {
+                    await output.WriteLineAsync($"No artifacts recorded for run '{runId}'.");
+                    return ExitNotFound;
+                }
+
+                await output.WriteLineAsync($"{"STEP",8}  RANK  {"EVENT",-8}  {"TYPE",-10}  {"HASH",-20}  PATH");
+                foreach (ArtifactRecord artifact in artifacts)
+                {
+                    await output.WriteLineAsync($"{artifact.Step,8}  {artifact.Rank,4}  {artifact.Event,-8}  {artifact.Type,-10}  {artifact.Hash ?? "-",-20}  {artifact.Path}");
+                }
+
+                return 0;
+            };
+            if (parse.GetValue(source.Archive) is not { } archive)
+            {
+                return await TraceCommands.WithStoreAsync(parse, source.Redis, async (store, output) => await print(await store.ArtifactsAsync(runId), output), ct, "runs");
+            }
+
+            if (!archive.Exists)
+            {
+                await parse.InvocationConfiguration.Error.WriteLineAsync($"monitor runs artifacts: no archive at {archive.FullName}");
                 return ExitInvalid;
             }
 
-            IReadOnlyList<ArtifactRecord> artifacts = ArchiveRuns.ReadArtifacts(directory.FullName, parse.GetValue(run)!);
-            if (parse.GetValue(json))
-            {
-                await output.WriteLineAsync(JsonSerializer.Serialize(artifacts, SelectionJson.Options));
-                return 0;
-            }
-
-            if (artifacts.Count == 0)
-            {
-                await output.WriteLineAsync($"No artifacts recorded for run '{parse.GetValue(run)}'.");
-                return ExitNotFound;
-            }
-
-            await output.WriteLineAsync($"{"STEP",8}  RANK  {"EVENT",-8}  {"TYPE",-10}  {"HASH",-20}  PATH");
-            foreach (ArtifactRecord artifact in artifacts)
-            {
-                await output.WriteLineAsync($"{artifact.Step,8}  {artifact.Rank,4}  {artifact.Event,-8}  {artifact.Type,-10}  {artifact.Hash ?? "-",-20}  {artifact.Path}");
-            }
-
-            return 0;
+            return await print(ArchiveRuns.ReadArtifacts(archive.FullName, runId), parse.InvocationConfiguration.Output);
         });
         return command;
     }

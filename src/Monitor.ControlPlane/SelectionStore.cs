@@ -250,6 +250,7 @@ public sealed class SelectionStore
         {
             ControlPlaneKeys.Selection(run), ControlPlaneKeys.Version(run), ControlPlaneKeys.Workers(run), ControlPlaneKeys.Audit(run),
             ControlPlaneKeys.Command(run), ControlPlaneKeys.CommandSequence(run), ControlPlaneKeys.Metadata(run),
+            ControlPlaneKeys.Artifacts(run),
         }.Concat(Enumerable.Range(0, ranks).SelectMany(rank => new RedisKey[] { ControlPlaneKeys.RankSelection(run, rank), ControlPlaneKeys.Catalog(run, rank) }));
 
     /// <summary>The heartbeats of the run's ranks, by rank.</summary>
@@ -283,6 +284,31 @@ public sealed class SelectionStore
         RunId.Validate(metadata.Run);
         await Database.HashSetAsync(ControlPlaneKeys.Metadata(metadata.Run), metadata.Rank, metadata.ToJson()).ConfigureAwait(false);
         await Database.SetAddAsync(ControlPlaneKeys.Runs, metadata.Run).ConfigureAwait(false);
+    }
+
+    /// <summary>The run's artifact events (<see cref="ControlPlaneKeys.Artifacts"/>) in the order they were stored; unreadable entries are left out.</summary>
+    public async Task<IReadOnlyList<ArtifactRecord>> ArtifactsAsync(string run)
+    {
+        RunId.Validate(run);
+        RedisValue[] values = await Database.ListRangeAsync(ControlPlaneKeys.Artifacts(run)).ConfigureAwait(false);
+        return [.. values.Select(v => ParseStatus<ArtifactRecord>(v)).OfType<ArtifactRecord>()];
+    }
+
+    /// <summary>Appends artifact events of the run (worker side), keeping the newest <see cref="ControlPlaneKeys.ArtifactsLength"/>.</summary>
+    public async Task AppendArtifactsAsync(string run, IReadOnlyCollection<ArtifactRecord> artifacts)
+    {
+        ArgumentNullException.ThrowIfNull(artifacts);
+        RunId.Validate(run);
+        if (artifacts.Count == 0)
+        {
+            return;
+        }
+
+        ITransaction transaction = Database.CreateTransaction();
+        _ = transaction.ListRightPushAsync(ControlPlaneKeys.Artifacts(run), [.. artifacts.Select(a => (RedisValue)JsonSerializer.Serialize(a, SelectionJson.Options))]);
+        _ = transaction.ListTrimAsync(ControlPlaneKeys.Artifacts(run), -ControlPlaneKeys.ArtifactsLength, -1);
+        await transaction.ExecuteAsync().ConfigureAwait(false);
+        await Database.SetAddAsync(ControlPlaneKeys.Runs, run).ConfigureAwait(false);
     }
 
     /// <summary>Replaces a rank's catalog (worker side).</summary>

@@ -33,10 +33,11 @@ internal static class ControlPlaneApi
 
             return Json(runs);
         }));
-        // The run's lineage: each rank's metadata (hyperparameters, data sets, code and library versions, host, devices, parent run).
+        // The run's lineage: each rank's metadata (hyperparameters, data sets, code and library versions, host, devices,
+        // parent run) and the artifacts the ranks consumed and produced.
         api.MapGet("/runs/{run}", async (string run) => await Guard(store, async s =>
             await s.MetadataAsync(run) is { Count: > 0 } metadata
-                ? Json(new { run, metadata })
+                ? Json(new { run, metadata, artifacts = await s.ArtifactsAsync(run) })
                 : Results.NotFound(new { error = $"no run metadata stored for run '{run}'" })));
         api.MapGet("/runs/{run}/workers", async (string run) => await Guard(store, async s => Json(await s.WorkersAsync(run))));
         api.MapGet("/runs/{run}/catalog", async (string run, int? rank) => await Guard(store, async s =>

@@ -109,6 +109,9 @@ public sealed class StepTracer : IAsyncDisposable
     private bool _metadataSent;
     private readonly System.Collections.Concurrent.ConcurrentQueue<ArtifactEvent> _artifacts = new();
     private int _artifactsPending;
+    // The same events for the control plane, once one is attached (bounded like the sender's: oldest dropped).
+    private readonly System.Collections.Concurrent.ConcurrentQueue<ArtifactRecord> _artifactsForControl = new();
+    private volatile bool _controlAttached;
 
     /// <summary>Creates a tracer and starts its sender.</summary>
     /// <param name="options">Validated here; see <see cref="TracerOptions"/> for defaults.</param>
@@ -788,13 +791,29 @@ public sealed class StepTracer : IAsyncDisposable
         }
     }
 
+    /// <summary>Starts keeping artifact events for the control plane (<see cref="TakeArtifactsForControl"/>).</summary>
+    internal void AttachControl() => _controlAttached = true;
+
+    /// <summary>The artifact events recorded since the last call, for the control plane to store.</summary>
+    internal List<ArtifactRecord> TakeArtifactsForControl()
+    {
+        var taken = new List<ArtifactRecord>();
+        while (_artifactsForControl.TryDequeue(out ArtifactRecord? artifact))
+        {
+            taken.Add(artifact);
+        }
+
+        return taken;
+    }
+
     /// <summary>Artifact events held for the next record at most; past it, new ones are dropped and counted as faults.</summary>
     public const int MaxPendingArtifacts = 1024;
 
     /// <summary>
     /// Records that the run read (<see cref="ArtifactDirection.Consumed"/>) or wrote (<see cref="ArtifactDirection.Produced"/>)
     /// an artifact, a checkpoint or an exported model: the event goes on the next record the sender sends
-    /// (<c>StepRecord.artifacts</c>), and the archive keeps it in <c>{run}/rank-{rank}/artifacts.jsonl</c>. Record it
+    /// (<c>StepRecord.artifacts</c>), and the archive keeps it in <c>{run}/rank-{rank}/artifacts.jsonl</c>; with a
+    /// control plane its loop also stores it in Redis (<c>monitor:{run}:artifacts</c>, served by <c>/api/runs/{run}</c>). Record it
     /// before <see cref="Complete"/> (the end-of-run record carries the last ones). Any thread; never throws: an
     /// invalid call or more than <see cref="MaxPendingArtifacts"/> waiting events are counted as faults.
     /// </summary>
@@ -819,7 +838,7 @@ public sealed class StepTracer : IAsyncDisposable
                 throw new InvalidOperationException($"more than {MaxPendingArtifacts} artifact events wait for a record; '{path}' is not recorded");
             }
 
-            _artifacts.Enqueue(new ArtifactEvent
+            var artifact = new ArtifactEvent
             {
                 Path = path,
                 Hash = hash ?? "",
@@ -827,7 +846,15 @@ public sealed class StepTracer : IAsyncDisposable
                 Direction = direction,
                 Type = type ?? "",
                 TimeUnixNanos = (_options.TimeProvider.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100,
-            });
+            };
+            _artifacts.Enqueue(artifact);
+            if (_controlAttached)
+            {
+                _artifactsForControl.Enqueue(ArtifactRecord.From(_options.Rank, artifact));
+                while (_artifactsForControl.Count > MaxPendingArtifacts && _artifactsForControl.TryDequeue(out _))
+                {
+                }
+            }
         }
 #pragma warning disable CA1031 // See BeginStep: the training loop never sees the tracer's faults.
         catch (Exception ex)

@@ -98,8 +98,10 @@ public sealed class ControlPlaneApiTests
         using HttpResponseMessage unknown = await http.GetAsync($"api/runs/{keys.Run}", TestContext.Current.CancellationToken);
         Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
         await store.PublishMetadataAsync(new RunMetadata { Run = keys.Run, Rank = 0, Hyperparameters = new Dictionary<string, string> { ["learning_rate"] = "0.05" } });
+        await store.AppendArtifactsAsync(keys.Run, [new ArtifactRecord(0, "/ckpt/a.pt", null, 5, "produced", "checkpoint", DateTimeOffset.UnixEpoch)]);
         using JsonDocument lineage = JsonDocument.Parse(await http.GetStringAsync($"api/runs/{keys.Run}", TestContext.Current.CancellationToken));
         Assert.Equal("0.05", lineage.RootElement.GetProperty("metadata")[0].GetProperty("hyperparameters").GetProperty("learning_rate").GetString());
+        Assert.Equal("/ckpt/a.pt", lineage.RootElement.GetProperty("artifacts")[0].GetProperty("path").GetString());
 
         // No token configured: every write is refused, saying why.
         using HttpResponseMessage write = await http.PutAsync($"api/runs/{keys.Run}/selection", Body("""{"tensors":["x"]}"""), TestContext.Current.CancellationToken);

@@ -97,6 +97,17 @@ public sealed class RunsCommandTests : IDisposable
 
         (exitCode, _, _) = await InvokeAsync("runs", "artifacts", "other-run", "--archive", archive);
         Assert.Equal(1, exitCode);
+
+        // The same events from the control plane, as a worker's loop stores them.
+        await using IRedisEndpoint redis = await RedisEndpoints.StartAsync(RedisEndpoints.Garnet, TestContext.Current.CancellationToken);
+        await using (StackExchange.Redis.ConnectionMultiplexer client = await RedisEndpoints.ConnectAsync(redis))
+        {
+            await new Monitor.ControlPlane.SelectionStore(client).AppendArtifactsAsync("art-run", artifacts);
+        }
+
+        (exitCode, string fromRedis, error) = await InvokeAsync("runs", "artifacts", "art-run", "--redis", redis.ConnectionString);
+        Assert.True(exitCode == 0, error);
+        Assert.Equal(lines, fromRedis.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
     }
 
     /// <summary>A short demo (6 steps) as a user starts it, in a process of its own.</summary>
