@@ -254,6 +254,12 @@ public sealed class TracerControlPlane : IAsyncDisposable
     private async Task PublishArtifactsAsync(SelectionStore store)
     {
         _unstoredArtifacts.AddRange(_tracer.TakeArtifactsForControl());
+        if (_unstoredArtifacts.Count > StepTracer.MaxPendingArtifacts)
+        {
+            // A Redis that keeps failing must not grow the worker's memory: the oldest events go, as in the tracer.
+            _unstoredArtifacts.RemoveRange(0, _unstoredArtifacts.Count - StepTracer.MaxPendingArtifacts);
+        }
+
         if (_unstoredArtifacts.Count > 0)
         {
             await store.AppendArtifactsAsync(_tracer.RunId, _unstoredArtifacts).ConfigureAwait(false);
