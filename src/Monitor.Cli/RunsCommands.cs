@@ -13,7 +13,7 @@ internal static class RunsCommands
     private const int ExitInvalid = 2;
 
     public static Command Create() =>
-        new("runs", "Show what runs were started with (hyperparameters, data sets, code and library versions, host, devices, parent run) and what changed between two runs, from an archive (--archive) or the control plane (--redis).")
+        new("runs", "Show what runs were started with (hyperparameters, data sets, code and library versions, host, devices, parent run) what changed between two runs, and the artifacts they consumed and produced, from an archive (--archive) or the control plane (--redis).")
         {
             List(), Show(), Diff(), Artifacts(),
         };
