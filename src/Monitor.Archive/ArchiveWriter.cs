@@ -154,6 +154,16 @@ public sealed class ArchiveWriter : IAsyncDisposable
     public async ValueTask<int> AppendAsync(StepRecord record, ArchiveSource? source = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(record);
+        if (record.RunMetadata.Length > 0)
+        {
+            WriteMetadata(record);
+        }
+
+        if (record.Artifacts.Count > 0)
+        {
+            AppendArtifacts(record);
+        }
+
         int closed = 0;
         var key = (record.RunId, record.Rank);
         if (!_open.TryGetValue(key, out ArchiveFile? file))
@@ -308,6 +318,40 @@ public sealed class ArchiveWriter : IAsyncDisposable
     public async ValueTask DisposeAsync() => await CloseAllAsync().ConfigureAwait(false);
 
     /// <summary>The directory name of a run: the run id, except that "." and ".." (valid run ids) get a leading "_".</summary>
+    /// <summary>
+    /// Writes the run metadata a rank's first record carries to <c>{run}/rank-{rank}/run.json</c> (replacing an earlier
+    /// run's under the same id), through a temporary file so readers never see half of it. Written at once, not with
+    /// the Parquet files: a record read again after a crash writes it again, the same document. Retention leaves it.
+    /// </summary>
+    private void WriteMetadata(StepRecord record)
+    {
+        string directory = Path.Combine(_options.Directory, DirectoryOf(record.RunId), "rank-" + record.Rank.ToString(CultureInfo.InvariantCulture));
+        System.IO.Directory.CreateDirectory(directory);
+        string path = Path.Combine(directory, MetadataFileName);
+        string temporary = Path.Combine(directory, "." + MetadataFileName + "." + _writerId + TemporaryExtension);
+        File.WriteAllText(temporary, record.RunMetadata);
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    /// <summary>
+    /// Appends the artifact events a record carries to <c>{run}/rank-{rank}/artifacts.jsonl</c>, one JSON line each
+    /// (<see cref="Monitor.Contracts.ArtifactRecord"/>). A record read again after a crash appends them again:
+    /// <see cref="ArchiveRuns.ReadArtifacts"/> drops such repeats.
+    /// </summary>
+    private void AppendArtifacts(StepRecord record)
+    {
+        string directory = Path.Combine(_options.Directory, DirectoryOf(record.RunId), "rank-" + record.Rank.ToString(CultureInfo.InvariantCulture));
+        System.IO.Directory.CreateDirectory(directory);
+        File.AppendAllLines(Path.Combine(directory, ArtifactsFileName), record.Artifacts.Select(a =>
+            System.Text.Json.JsonSerializer.Serialize(Monitor.Contracts.ArtifactRecord.From((int)record.Rank, a), Monitor.Contracts.SelectionJson.Options)));
+    }
+
+    /// <summary>Name of a rank's artifact events file in its directory (JSON lines of <see cref="Monitor.Contracts.ArtifactRecord"/>).</summary>
+    public const string ArtifactsFileName = "artifacts.jsonl";
+
+    /// <summary>Name of a rank's run metadata file in its directory (<see cref="Monitor.Contracts.RunMetadata"/> JSON).</summary>
+    public const string MetadataFileName = "run.json";
+
     internal static string DirectoryOf(string run) => run is "." or ".." ? "_" + run : run;
 
     private async Task<ArchiveFile> OpenAsync(string run, uint rank, CancellationToken cancellationToken)

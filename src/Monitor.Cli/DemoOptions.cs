@@ -11,6 +11,9 @@ internal sealed class DemoOptions
 
     public int FaultAt { get; init; } = 150;
 
+    /// <summary>SGD learning rate of the sample job, recorded as the hyperparameter <c>learning_rate</c>.</summary>
+    public double LearningRate { get; init; } = new TrainingJobOptions().LearningRate;
+
     /// <summary>Port of /metrics; 0 picks a free one.</summary>
     public int MetricsPort { get; init; } = 9464;
 

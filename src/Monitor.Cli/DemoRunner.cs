@@ -101,6 +101,15 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
         Write($"  dotnet run --project src/Monitor.Cli -- trace set --redis {RedisConnection} --run {options.RunId} --rank {exampleRank} --include 'gradients:^fc2\\.' --every-steps 1");
         Write($"  (list its tensors: dotnet run --project src/Monitor.Cli -- trace tensors --redis {RedisConnection} --run {options.RunId} --rank {exampleRank})");
 
+        var jobOptions = new TrainingJobOptions
+        {
+            Steps = options.Steps,
+            Fault = options.Fault,
+            FaultAt = options.FaultAt,
+            LearningRate = options.LearningRate,
+            StepDelay = options.StepDelay,
+            Ranks = options.Ranks,
+        };
         var tracers = new StepTracer[options.Ranks];
         var controls = new TracerControlPlane?[options.Ranks];
         try
@@ -111,20 +120,17 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
                     ? bus.CreateProducer()
                     : new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = bootstrap, ClientId = $"monitor-demo-rank-{rank}", Properties = options.KafkaProperties });
                 tracers[rank] = new StepTracer(
-                    new TracerOptions { RunId = options.RunId, Rank = rank, WorldSize = options.Ranks, QueueCapacity = 1024, Selection = SampleSelection.Default },
+                    new TracerOptions
+                    {
+                        RunId = options.RunId, Rank = rank, WorldSize = options.Ranks, QueueCapacity = 1024, Selection = SampleSelection.Default,
+                        Hyperparameters = jobOptions.Hyperparameters(), Devices = ["cpu"],
+                    },
                     producer,
                     ownsProducer: true);
             }
 
             Tracers = tracers;
-            var job = new TrainingJob(new TrainingJobOptions
-            {
-                Steps = options.Steps,
-                Fault = options.Fault,
-                FaultAt = options.FaultAt,
-                StepDelay = options.StepDelay,
-                Ranks = options.Ranks,
-            });
+            var job = new TrainingJob(jobOptions);
 
             var clock = Stopwatch.StartNew();
             RunCommand? stop = null;

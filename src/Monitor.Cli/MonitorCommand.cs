@@ -53,6 +53,7 @@ internal static class MonitorCommand
             ArchiveCommands.Archive(),
             ArchiveCommands.Export(),
             ArchiveCommands.Query(),
+            RunsCommands.Create(),
             CreateKafkaMock(),
         };
         return root;
@@ -65,6 +66,7 @@ internal static class MonitorCommand
         var fault = new Option<string>("--fault") { Description = "Fault to inject into the sample job.", DefaultValueFactory = _ => FaultNames.NameOf(defaults.Fault) };
         fault.AcceptOnlyFromAmong([.. FaultNames.All]);
         var faultAt = new Option<int>("--fault-at") { Description = "First step with the fault.", DefaultValueFactory = _ => defaults.FaultAt };
+        var learningRate = new Option<double>("--learning-rate") { Description = "SGD learning rate of the sample job (recorded in the run metadata as learning_rate; compare runs with `monitor runs diff`).", DefaultValueFactory = _ => defaults.LearningRate };
         var metricsPort = new Option<int>("--metrics-port") { Description = "Port of /metrics, /healthz and /readyz on 127.0.0.1 (0 = any free port).", DefaultValueFactory = _ => defaults.MetricsPort };
         var kafka = new Option<string?>("--kafka") { Description = "Use Kafka instead of the in-process bus: bootstrap servers host:port[,...], or 'mock' for librdkafka's built-in mock cluster." };
         var kafkaClient = new KafkaClientProperties(readEnvironment: false);
@@ -77,10 +79,11 @@ internal static class MonitorCommand
         var archive = new Option<DirectoryInfo?>("--archive") { Description = "Also archive every step record to Parquet files under this directory (as `monitor archive` does), for `monitor export` and `monitor query`." };
         var command = new Command("demo", "Run the sample TorchSharp job and the monitor service in one process, with no external servers, and print alerts as they fire.")
         {
-            steps, fault, faultAt, metricsPort, kafka, kafkaClient.Property, kafkaClient.ConfigFile, run, stepDelay, ranks, redis, rules, record, archive,
+            steps, fault, faultAt, learningRate, metricsPort, kafka, kafkaClient.Property, kafkaClient.ConfigFile, run, stepDelay, ranks, redis, rules, record, archive,
         };
         OptionValues.AddCheck(steps, value => value < 1 ? "--steps must be at least 1" : null);
         OptionValues.AddCheck(faultAt, value => value < 0 ? "--fault-at must not be negative" : null);
+        OptionValues.AddCheck(learningRate, value => !(value > 0) || double.IsInfinity(value) ? "--learning-rate must be a positive number" : null);
         OptionValues.AddCheck(metricsPort, value => value is < 0 or > 65535 ? "--metrics-port must be between 0 and 65535" : null);
         OptionValues.AddCheck(stepDelay, value => value < 0 ? "--step-delay-ms must not be negative" : null);
         OptionValues.AddCheck(run, value => RunId.Check(value) is { } problem ? "--run: " + problem : null);
@@ -111,6 +114,7 @@ internal static class MonitorCommand
                 Steps = parse.GetValue(steps),
                 Fault = FaultNames.Parse(parse.GetValue(fault)),
                 FaultAt = parse.GetValue(faultAt),
+                LearningRate = parse.GetValue(learningRate),
                 MetricsPort = parse.GetValue(metricsPort),
                 Kafka = kafkaSettings?.BootstrapServers,
                 KafkaProperties = kafkaSettings?.Properties ?? defaults.KafkaProperties,

@@ -27,7 +27,7 @@ internal static class TraceCommands
     private const string DefaultRedis = "localhost:6379";
 
     // No DefaultValueFactory: --help would print the variable, which may hold a password.
-    private static Option<string?> RedisOption() => new("--redis")
+    internal static Option<string?> RedisOption() => new("--redis")
     {
         Description = $"Redis (or Garnet) of the control plane, StackExchange.Redis syntax (host:port[,user=...,password=...,ssl=true]). Default: ${RedisVariable}, else {DefaultRedis}.",
     };
@@ -378,7 +378,8 @@ internal static class TraceCommands
         return new StepRange(start, end);
     }
 
-    private static async Task<int> WithStoreAsync(ParseResult parse, Option<string?> redis, Func<SelectionStore, TextWriter, Task<int>> action, CancellationToken cancellationToken)
+    /// <summary>Connects to the control plane of <paramref name="redis"/> and runs <paramref name="action"/>; errors are printed as <c>monitor {group} {command}: ...</c>.</summary>
+    internal static async Task<int> WithStoreAsync(ParseResult parse, Option<string?> redis, Func<SelectionStore, TextWriter, Task<int>> action, CancellationToken cancellationToken, string group = "trace")
     {
         TextWriter error = parse.InvocationConfiguration.Error;
         string connection = parse.GetValue(redis) is { Length: > 0 } given ? given
@@ -398,17 +399,17 @@ internal static class TraceCommands
         }
         catch (SelectionValidationException ex)
         {
-            await error.WriteLineAsync($"monitor trace {name}: {ex.Message}");
+            await error.WriteLineAsync($"monitor {group} {name}: {ex.Message}");
             return ExitInvalid;
         }
         catch (ArgumentException ex)
         {
-            await error.WriteLineAsync($"monitor trace {name}: {ex.Message}");
+            await error.WriteLineAsync($"monitor {group} {name}: {ex.Message}");
             return ExitInvalid;
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            await error.WriteLineAsync($"monitor trace {name}: cannot reach Redis at '{shown}': {ex.Message}");
+            await error.WriteLineAsync($"monitor {group} {name}: cannot reach Redis at '{shown}': {ex.Message}");
             return ExitUnavailable;
         }
     }

@@ -28,6 +28,15 @@ public static class ControlPlaneKeys
     /// <summary>Hash: rank → <see cref="WorkerStatus"/> JSON (the heartbeat).</summary>
     public static string Workers(string run) => $"monitor:{{{run}}}:workers";
 
+    /// <summary>Hash: rank → <see cref="RunMetadata"/> JSON (the rank's lineage, written once at its start).</summary>
+    public static string Metadata(string run) => $"monitor:{{{run}}}:metadata";
+
+    /// <summary>List: <see cref="ArtifactRecord"/> JSON in the order the ranks recorded them, trimmed to the newest <see cref="ArtifactsLength"/>.</summary>
+    public static string Artifacts(string run) => $"monitor:{{{run}}}:artifacts";
+
+    /// <summary>Artifact events kept per run in <see cref="Artifacts"/>.</summary>
+    public const int ArtifactsLength = 10_000;
+
     /// <summary>String: a command for the run's workers (e.g. stop).</summary>
     public static string Command(string run) => $"monitor:{{{run}}}:command";
 

@@ -206,7 +206,8 @@ public sealed class SelectionStore
             await db.KeyExistsAsync(ControlPlaneKeys.Workers(run)).ConfigureAwait(false)
             || await db.KeyExistsAsync(ControlPlaneKeys.Selection(run)).ConfigureAwait(false)
             || await db.KeyExistsAsync(ControlPlaneKeys.Audit(run)).ConfigureAwait(false)
-            || await db.KeyExistsAsync(ControlPlaneKeys.Command(run)).ConfigureAwait(false))).ConfigureAwait(false);
+            || await db.KeyExistsAsync(ControlPlaneKeys.Command(run)).ConfigureAwait(false)
+            || await db.KeyExistsAsync(ControlPlaneKeys.Metadata(run)).ConfigureAwait(false))).ConfigureAwait(false);
         string[] gone = [.. runs.Where((_, i) => !present[i])];
         if (gone.Length > 0)
         {
@@ -248,7 +249,8 @@ public sealed class SelectionStore
         new RedisKey[]
         {
             ControlPlaneKeys.Selection(run), ControlPlaneKeys.Version(run), ControlPlaneKeys.Workers(run), ControlPlaneKeys.Audit(run),
-            ControlPlaneKeys.Command(run), ControlPlaneKeys.CommandSequence(run),
+            ControlPlaneKeys.Command(run), ControlPlaneKeys.CommandSequence(run), ControlPlaneKeys.Metadata(run),
+            ControlPlaneKeys.Artifacts(run),
         }.Concat(Enumerable.Range(0, ranks).SelectMany(rank => new RedisKey[] { ControlPlaneKeys.RankSelection(run, rank), ControlPlaneKeys.Catalog(run, rank) }));
 
     /// <summary>The heartbeats of the run's ranks, by rank.</summary>
@@ -265,6 +267,48 @@ public sealed class SelectionStore
         RunId.Validate(run);
         HashEntry[] entries = await Database.HashGetAllAsync(ControlPlaneKeys.Catalog(run, rank)).ConfigureAwait(false);
         return [.. entries.Select(e => ParseStatus<CatalogEntry>(e.Value)).OfType<CatalogEntry>().OrderBy(c => c.Name, StringComparer.Ordinal)];
+    }
+
+    /// <summary>The run metadata its ranks published (<see cref="ControlPlaneKeys.Metadata"/>), by rank; unreadable entries are left out.</summary>
+    public async Task<IReadOnlyList<RunMetadata>> MetadataAsync(string run)
+    {
+        RunId.Validate(run);
+        HashEntry[] entries = await Database.HashGetAllAsync(ControlPlaneKeys.Metadata(run)).ConfigureAwait(false);
+        return [.. entries.Select(e => RunMetadata.TryParse(e.Value.ToString())).OfType<RunMetadata>().OrderBy(m => m.Rank)];
+    }
+
+    /// <summary>Stores a rank's run metadata, replacing an earlier run's under the same id (worker side, once at start).</summary>
+    public async Task PublishMetadataAsync(RunMetadata metadata)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        RunId.Validate(metadata.Run);
+        await Database.HashSetAsync(ControlPlaneKeys.Metadata(metadata.Run), metadata.Rank, metadata.ToJson()).ConfigureAwait(false);
+        await Database.SetAddAsync(ControlPlaneKeys.Runs, metadata.Run).ConfigureAwait(false);
+    }
+
+    /// <summary>The run's artifact events (<see cref="ControlPlaneKeys.Artifacts"/>) in the order they were stored; unreadable entries are left out.</summary>
+    public async Task<IReadOnlyList<ArtifactRecord>> ArtifactsAsync(string run)
+    {
+        RunId.Validate(run);
+        RedisValue[] values = await Database.ListRangeAsync(ControlPlaneKeys.Artifacts(run)).ConfigureAwait(false);
+        return [.. values.Select(v => ParseStatus<ArtifactRecord>(v)).OfType<ArtifactRecord>()];
+    }
+
+    /// <summary>Appends artifact events of the run (worker side), keeping the newest <see cref="ControlPlaneKeys.ArtifactsLength"/>.</summary>
+    public async Task AppendArtifactsAsync(string run, IReadOnlyCollection<ArtifactRecord> artifacts)
+    {
+        ArgumentNullException.ThrowIfNull(artifacts);
+        RunId.Validate(run);
+        if (artifacts.Count == 0)
+        {
+            return;
+        }
+
+        ITransaction transaction = Database.CreateTransaction();
+        _ = transaction.ListRightPushAsync(ControlPlaneKeys.Artifacts(run), [.. artifacts.Select(a => (RedisValue)JsonSerializer.Serialize(a, SelectionJson.Options))]);
+        _ = transaction.ListTrimAsync(ControlPlaneKeys.Artifacts(run), -ControlPlaneKeys.ArtifactsLength, -1);
+        await transaction.ExecuteAsync().ConfigureAwait(false);
+        await Database.SetAddAsync(ControlPlaneKeys.Runs, run).ConfigureAwait(false);
     }
 
     /// <summary>Replaces a rank's catalog (worker side).</summary>

@@ -45,12 +45,13 @@ public static class SampleJobCommand
         var fault = new Option<string>("--fault") { Description = "Fault to inject: " + string.Join(", ", FaultNames.All) + ".", DefaultValueFactory = _ => FaultNames.NameOf(jobDefaults.Fault) };
         fault.AcceptOnlyFromAmong([.. FaultNames.All]);
         var faultAt = new Option<int>("--fault-at") { Description = "First step with the fault.", DefaultValueFactory = _ => jobDefaults.FaultAt };
+        var learningRate = new Option<double>("--learning-rate") { Description = "SGD learning rate (recorded as the run's hyperparameter learning_rate).", DefaultValueFactory = _ => jobDefaults.LearningRate };
         var stepDelay = new Option<int>("--step-delay-ms") { Description = "Pause after each step, in milliseconds.", DefaultValueFactory = _ => (int)jobDefaults.StepDelay.TotalMilliseconds };
         var pollInterval = new Option<int>("--control-poll-ms") { Description = "With --redis: how often the selection is re-read without a change notice, in milliseconds.", DefaultValueFactory = _ => (int)controlDefaults.PollInterval.TotalMilliseconds };
 
         var root = new RootCommand("Monitor sample training job: a TorchSharp MLP on synthetic data, traced to Kafka.")
         {
-            kafka, kafkaClient.Property, kafkaClient.ConfigFile, redis, run, rank, worldSize, topic, steps, fault, faultAt, stepDelay, pollInterval,
+            kafka, kafkaClient.Property, kafkaClient.ConfigFile, redis, run, rank, worldSize, topic, steps, fault, faultAt, learningRate, stepDelay, pollInterval,
         };
         root.SetAction(async (parse, cancellationToken) =>
         {
@@ -62,13 +63,15 @@ public static class SampleJobCommand
             try
             {
                 kafkaSettings = kafkaClient.Resolve(parse, parse.GetValue(kafka));
-                job = new TrainingJob(new TrainingJobOptions
+                var jobOptions = new TrainingJobOptions
                 {
                     Steps = parse.GetValue(steps),
                     Fault = FaultNames.Parse(parse.GetValue(fault)),
                     FaultAt = parse.GetValue(faultAt),
+                    LearningRate = parse.GetValue(learningRate),
                     StepDelay = TimeSpan.FromMilliseconds(parse.GetValue(stepDelay)),
-                });
+                };
+                job = new TrainingJob(jobOptions);
                 tracerOptions = new TracerOptions
                 {
                     RunId = parse.GetValue(run)!,
@@ -76,6 +79,8 @@ public static class SampleJobCommand
                     WorldSize = parse.GetValue(worldSize),
                     Topic = parse.GetValue(topic)!,
                     Selection = SampleSelection.Default,
+                    Hyperparameters = jobOptions.Hyperparameters(),
+                    Devices = ["cpu"],
                 };
                 tracerOptions.Validate();
             }

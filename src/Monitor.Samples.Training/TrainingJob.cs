@@ -1,4 +1,5 @@
 using System.Globalization;
+using Monitor.Contracts;
 using Monitor.Contracts.V1;
 using Monitor.Tracing.TorchSharp;
 using TorchSharp;
@@ -48,6 +49,25 @@ public sealed class TrainingJobOptions
 
     /// <summary>Pause after each step, to make a run last long enough to watch. Default none.</summary>
     public TimeSpan StepDelay { get; init; } = TimeSpan.Zero;
+
+    /// <summary>
+    /// The job's hyperparameters as the run metadata records them (<c>TracerOptions.Hyperparameters</c>): learning
+    /// rate, batch size, steps, seed, model sizes, evaluation interval and the injected fault.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> Hyperparameters() => new Dictionary<string, string>
+    {
+        ["learning_rate"] = RunMetadata.FormatValue(LearningRate),
+        ["batch_size"] = RunMetadata.FormatValue(BatchSize),
+        ["steps"] = RunMetadata.FormatValue(Steps),
+        ["seed"] = RunMetadata.FormatValue(Seed),
+        ["inputs"] = RunMetadata.FormatValue(Inputs),
+        ["hidden"] = RunMetadata.FormatValue(Hidden),
+        ["classes"] = RunMetadata.FormatValue(Classes),
+        ["eval_every"] = RunMetadata.FormatValue(EvalEvery),
+        ["optimizer"] = "sgd",
+        ["fault"] = FaultNames.NameOf(Fault),
+        ["fault_at"] = RunMetadata.FormatValue(FaultAt),
+    };
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
     public void Validate()

@@ -10,8 +10,8 @@ using StackExchange.Redis;
 namespace Monitor.Service;
 
 /// <summary>
-/// The control plane over HTTP, under <c>/api</c>: runs and their ranks' heartbeats, catalogs, selections (read and
-/// write) and the audit trail. Writes (<c>PUT</c>, <c>DELETE</c>) need <c>Authorization: Bearer {token}</c> with the
+/// The control plane over HTTP, under <c>/api</c>: runs with their metadata (lineage) and their ranks' heartbeats,
+/// catalogs, selections (read and write) and the audit trail. Writes (<c>PUT</c>, <c>DELETE</c>) need <c>Authorization: Bearer {token}</c> with the
 /// write token (401 otherwise; with no token configured every write is refused); reads are checked for the whole
 /// <c>/api</c> group by the caller (see <see cref="ApiAuthorization"/>).
 /// </summary>
@@ -33,6 +33,12 @@ internal static class ControlPlaneApi
 
             return Json(runs);
         }));
+        // The run's lineage: each rank's metadata (hyperparameters, data sets, code and library versions, host, devices,
+        // parent run) and the artifacts the ranks consumed and produced.
+        api.MapGet("/runs/{run}", async (string run) => await Guard(store, async s =>
+            await s.MetadataAsync(run) is { Count: > 0 } metadata
+                ? Json(new { run, metadata, artifacts = await s.ArtifactsAsync(run) })
+                : Results.NotFound(new { error = $"no run metadata stored for run '{run}'" })));
         api.MapGet("/runs/{run}/workers", async (string run) => await Guard(store, async s => Json(await s.WorkersAsync(run))));
         api.MapGet("/runs/{run}/catalog", async (string run, int? rank) => await Guard(store, async s =>
         {

@@ -90,6 +90,9 @@ public sealed class TorchSharpTracer : IDisposable
         ArgumentNullException.ThrowIfNull(tracer);
         ArgumentNullException.ThrowIfNull(model);
         var adapter = new TorchSharpTracer(tracer, model, optimizer, options ?? new TorchSharpTracerOptions());
+        // Lineage: the framework versions go into the run metadata, which the first record carries.
+        tracer.AddVersion("TorchSharp", typeof(torch).Assembly.GetName().Version?.ToString() ?? "");
+        tracer.AddVersion("libtorch", torch.__version__);
         if (adapter._options.CaptureActivations)
         {
             foreach ((string name, nn.Module module) in model.named_modules())

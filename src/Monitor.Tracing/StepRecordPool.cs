@@ -88,6 +88,8 @@ internal sealed class PooledStepRecord
         record.RawPartsTrimmed = 0;
         record.Thinned.Clear();
         record.OverheadRatio = 0;
+        record.RunMetadata = "";
+        record.Artifacts.Clear();
         _used = 0;
         _thinnedUsed = 0;
     }

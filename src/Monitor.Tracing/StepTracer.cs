@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Reflection;
 using System.Threading.Channels;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
@@ -102,6 +103,15 @@ public sealed class StepTracer : IAsyncDisposable
     private int _disposed;
     private int _completed;
     private volatile bool _stopRequested;
+    private volatile RunMetadata _metadata;
+    private readonly Lock _metadataLock = new();
+    // Only the sender reads and sets it.
+    private bool _metadataSent;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<ArtifactEvent> _artifacts = new();
+    private int _artifactsPending;
+    // The same events for the control plane, once one is attached (bounded like the sender's: oldest dropped).
+    private readonly System.Collections.Concurrent.ConcurrentQueue<ArtifactRecord> _artifactsForControl = new();
+    private volatile bool _controlAttached;
 
     /// <summary>Creates a tracer and starts its sender.</summary>
     /// <param name="options">Validated here; see <see cref="TracerOptions"/> for defaults.</param>
@@ -122,6 +132,7 @@ public sealed class StepTracer : IAsyncDisposable
         _selection = new CompiledSelection(options.Selection);
         _stepSelection = _selection;
         _governor = new OverheadGovernor(options.TimeProvider.TimestampFrequency);
+        _metadata = CreateMetadata(options);
         _onDelivery = OnDelivery;
         _queue = Channel.CreateBounded<QueuedRecord>(new BoundedChannelOptions(options.QueueCapacity)
         {
@@ -158,6 +169,59 @@ public sealed class StepTracer : IAsyncDisposable
 
     /// <summary>Rank.</summary>
     public int Rank => _options.Rank;
+
+    /// <summary>
+    /// The rank's run metadata (lineage), gathered at construction from the options (hyperparameters, data sets,
+    /// devices, parent run), the git repository of <see cref="TracerOptions.CodeDirectory"/>, the runtime and this
+    /// library; an adapter adds its framework's versions (the TorchSharp adapter: TorchSharp and libtorch). The sender
+    /// puts it on the first record it sends (<c>run_metadata</c>; lost only if that record's delivery fails) and the
+    /// control plane writes it to Redis. Thread-safe.
+    /// </summary>
+    public RunMetadata Metadata => _metadata;
+
+    /// <summary>
+    /// Adds (or replaces) a component's version in <see cref="Metadata"/>: a framework's (the TorchSharp adapter adds
+    /// TorchSharp and libtorch), a library's, the job's own. Call it before the first step: the first record carries
+    /// the metadata as it is when the sender sends it; the control plane republishes a changed one. Thread-safe; null
+    /// or empty arguments are ignored (never throws).
+    /// </summary>
+    public void AddVersion(string component, string version)
+    {
+        if (string.IsNullOrEmpty(component) || version is null)
+        {
+            return;
+        }
+
+        lock (_metadataLock)
+        {
+            var versions = new SortedDictionary<string, string>(_metadata.Versions.ToDictionary(), StringComparer.Ordinal) { [component] = version };
+            _metadata = _metadata with { Versions = versions };
+        }
+    }
+
+    private static RunMetadata CreateMetadata(TracerOptions options)
+    {
+        var versions = new SortedDictionary<string, string>(StringComparer.Ordinal)
+        {
+            [".NET"] = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription,
+            ["Monitor"] = typeof(StepTracer).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+                ?? typeof(StepTracer).Assembly.GetName().Version?.ToString() ?? "",
+        };
+        return new RunMetadata
+        {
+            Run = options.RunId,
+            Rank = options.Rank,
+            WorldSize = options.WorldSize,
+            StartedAt = options.TimeProvider.GetUtcNow(),
+            Hyperparameters = new SortedDictionary<string, string>(options.Hyperparameters.ToDictionary(), StringComparer.Ordinal),
+            Datasets = [.. options.Datasets],
+            Code = options.CodeDirectory is { } directory ? CodeVersion.Find(directory) : null,
+            Versions = versions,
+            Host = Environment.MachineName,
+            Devices = [.. options.Devices],
+            ParentRun = options.ParentRun,
+        };
+    }
 
     /// <summary>Ranks in the run (<see cref="TracerOptions.WorldSize"/>).</summary>
     public int WorldSize => _options.WorldSize;
@@ -727,6 +791,79 @@ public sealed class StepTracer : IAsyncDisposable
         }
     }
 
+    /// <summary>Starts keeping artifact events for the control plane (<see cref="TakeArtifactsForControl"/>).</summary>
+    internal void AttachControl() => _controlAttached = true;
+
+    /// <summary>The artifact events recorded since the last call, for the control plane to store.</summary>
+    internal List<ArtifactRecord> TakeArtifactsForControl()
+    {
+        var taken = new List<ArtifactRecord>();
+        while (_artifactsForControl.TryDequeue(out ArtifactRecord? artifact))
+        {
+            taken.Add(artifact);
+        }
+
+        return taken;
+    }
+
+    /// <summary>Artifact events held for the next record at most; past it, new ones are dropped and counted as faults.</summary>
+    public const int MaxPendingArtifacts = 1024;
+
+    /// <summary>
+    /// Records that the run read (<see cref="ArtifactDirection.Consumed"/>) or wrote (<see cref="ArtifactDirection.Produced"/>)
+    /// an artifact, a checkpoint or an exported model: the event goes on the next record the sender sends
+    /// (<c>StepRecord.artifacts</c>), and the archive keeps it in <c>{run}/rank-{rank}/artifacts.jsonl</c>; with a
+    /// control plane its loop also stores it in Redis (<c>monitor:{run}:artifacts</c>, served by <c>/api/runs/{run}</c>). Record it
+    /// before <see cref="Complete"/> (the end-of-run record carries the last ones). Any thread; never throws: an
+    /// invalid call or more than <see cref="MaxPendingArtifacts"/> waiting events are counted as faults.
+    /// </summary>
+    /// <param name="path">Where the artifact is: a path or URI.</param>
+    /// <param name="hash">Its content hash (e.g. <c>sha256:...</c>), or null when unknown.</param>
+    /// <param name="step">The step it was read or written at.</param>
+    /// <param name="direction">Whether the run consumed or produced it.</param>
+    /// <param name="type">Its kind. Default <c>checkpoint</c>.</param>
+    public void RecordArtifact(string path, string? hash, long step, ArtifactDirection direction, string type = "checkpoint")
+    {
+        try
+        {
+            ArgumentException.ThrowIfNullOrEmpty(path);
+            if (direction == ArtifactDirection.Unspecified)
+            {
+                throw new ArgumentException("an artifact is consumed or produced", nameof(direction));
+            }
+
+            if (Interlocked.Increment(ref _artifactsPending) > MaxPendingArtifacts)
+            {
+                Interlocked.Decrement(ref _artifactsPending);
+                throw new InvalidOperationException($"more than {MaxPendingArtifacts} artifact events wait for a record; '{path}' is not recorded");
+            }
+
+            var artifact = new ArtifactEvent
+            {
+                Path = path,
+                Hash = hash ?? "",
+                Step = step,
+                Direction = direction,
+                Type = type ?? "",
+                TimeUnixNanos = (_options.TimeProvider.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100,
+            };
+            _artifacts.Enqueue(artifact);
+            if (_controlAttached)
+            {
+                _artifactsForControl.Enqueue(ArtifactRecord.From(_options.Rank, artifact));
+                while (_artifactsForControl.Count > MaxPendingArtifacts && _artifactsForControl.TryDequeue(out _))
+                {
+                }
+            }
+        }
+#pragma warning disable CA1031 // See BeginStep: the training loop never sees the tracer's faults.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Fault("artifact", ex);
+        }
+    }
+
     /// <summary>
     /// Ends the rank's run: queues the end-of-run record (<see cref="StepRecord.RunEnd"/> with
     /// <paramref name="reason"/>, no tensors, the last step begun) behind every record already queued, so the monitor
@@ -917,6 +1054,19 @@ public sealed class StepTracer : IAsyncDisposable
         {
             StepRecord record = queued.Record.Record;
             step = record.Step;
+            if (!_metadataSent)
+            {
+                // Once per rank, on the sender's thread, and before the size check so the budget counts it.
+                record.RunMetadata = _metadata.ToJson();
+                _metadataSent = true;
+            }
+
+            while (_artifacts.TryDequeue(out ArtifactEvent? artifact))
+            {
+                Interlocked.Decrement(ref _artifactsPending);
+                record.Artifacts.Add(artifact);
+            }
+
             int size = record.CalculateSize();
             if (size > _options.MaxRecordBytes - TrimmedCountReserve)
             {

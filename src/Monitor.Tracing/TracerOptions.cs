@@ -67,6 +67,28 @@ public sealed class TracerOptions
     /// <summary>Default of <see cref="OverheadBudget"/>: 0.02 (2% of the step time).</summary>
     public const double DefaultOverheadBudget = 0.02;
 
+    /// <summary>
+    /// The run's hyperparameters, name → value (format numbers with <see cref="RunMetadata.FormatValue"/>, so runs
+    /// compare as text). Default none. Recorded in the run metadata (<see cref="StepTracer.Metadata"/>), which
+    /// <c>monitor runs diff</c> compares.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> Hyperparameters { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>The data sets the run reads (name, URI, content hash). Default none. Recorded in the run metadata.</summary>
+    public IReadOnlyList<DatasetReference> Datasets { get; init; } = [];
+
+    /// <summary>The run this one continues or derives from (resumed, fine-tuned), a valid run id; default null (none). Recorded in the run metadata.</summary>
+    public string? ParentRun { get; init; }
+
+    /// <summary>The devices the rank trains on (e.g. <c>cuda:0</c>). Default none. Recorded in the run metadata.</summary>
+    public IReadOnlyList<string> Devices { get; init; } = [];
+
+    /// <summary>
+    /// Where the code version is looked for: the git repository containing this directory (<see cref="CodeVersion.Find"/>).
+    /// Default the process's working directory; null: record no code version.
+    /// </summary>
+    public string? CodeDirectory { get; init; } = Environment.CurrentDirectory;
+
     /// <summary>Clock for event times, the every-seconds schedule and the overhead budget's measurements. Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
@@ -114,6 +136,19 @@ public sealed class TracerOptions
         if (OverheadBudget is { } budget && TraceBudget.Check(budget) is { } problem2)
         {
             throw new ArgumentException($"{nameof(OverheadBudget)}: {problem2}");
+        }
+
+        if (ParentRun is not null && Contracts.RunId.Check(ParentRun) is { } problem3)
+        {
+            throw new ArgumentException($"{nameof(ParentRun)}: {problem3}");
+        }
+
+        ArgumentNullException.ThrowIfNull(Hyperparameters, nameof(Hyperparameters));
+        ArgumentNullException.ThrowIfNull(Datasets, nameof(Datasets));
+        ArgumentNullException.ThrowIfNull(Devices, nameof(Devices));
+        if (Datasets.Any(d => d is null || string.IsNullOrWhiteSpace(d.Name) || d.Uri is null))
+        {
+            throw new ArgumentException($"{nameof(Datasets)}: every data set needs a name and a URI");
         }
 
         ArgumentNullException.ThrowIfNull(Selection, nameof(Selection));

@@ -15,6 +15,8 @@ public sealed class ControlPlaneKeysTests
         run => ControlPlaneKeys.Catalog(run, 0),
         run => ControlPlaneKeys.Catalog(run, 999),
         ControlPlaneKeys.Workers,
+        ControlPlaneKeys.Metadata,
+        ControlPlaneKeys.Artifacts,
         ControlPlaneKeys.Command,
         ControlPlaneKeys.Audit,
         ControlPlaneKeys.Control,
@@ -76,6 +78,8 @@ public sealed class ControlPlaneKeysTests
         Assert.Equal("monitor:{r1}:version", ControlPlaneKeys.Version("r1"));
         Assert.Equal("monitor:{r1}:catalog:3", ControlPlaneKeys.Catalog("r1", 3));
         Assert.Equal("monitor:{r1}:workers", ControlPlaneKeys.Workers("r1"));
+        Assert.Equal("monitor:{r1}:metadata", ControlPlaneKeys.Metadata("r1"));
+        Assert.Equal("monitor:{r1}:artifacts", ControlPlaneKeys.Artifacts("r1"));
         Assert.Equal("monitor:{r1}:command", ControlPlaneKeys.Command("r1"));
         Assert.Equal("monitor:{r1}:audit", ControlPlaneKeys.Audit("r1"));
         Assert.Equal("monitor:{r1}:control", ControlPlaneKeys.Control("r1"));

@@ -77,7 +77,7 @@ public sealed class ControlPlaneApiTests
     }
 
     [Theory, RedisBackends]
-    public async Task Reads_AreOpen_AndListRunsWorkersAndCatalogs(string backend)
+    public async Task Reads_AreOpen_AndListRunsWorkersCatalogsAndMetadata(string backend)
     {
         await using IRedisEndpoint redis = await RedisEndpoints.StartAsync(backend, TestContext.Current.CancellationToken);
         (MonitorService service, HttpClient http) = await StartAsync(redis, token: null);
@@ -94,6 +94,14 @@ public sealed class ControlPlaneApiTests
         Assert.Equal(3, run.GetProperty("workers")[0].GetProperty("selectionVersion").GetInt64());
         using JsonDocument catalog = JsonDocument.Parse(await http.GetStringAsync($"api/runs/{keys.Run}/catalog", TestContext.Current.CancellationToken));
         Assert.Equal("fc1.weight", catalog.RootElement.GetProperty("0")[0].GetProperty("name").GetString());
+
+        using HttpResponseMessage unknown = await http.GetAsync($"api/runs/{keys.Run}", TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        await store.PublishMetadataAsync(new RunMetadata { Run = keys.Run, Rank = 0, Hyperparameters = new Dictionary<string, string> { ["learning_rate"] = "0.05" } });
+        await store.AppendArtifactsAsync(keys.Run, [new ArtifactRecord(0, "/ckpt/a.pt", null, 5, "produced", "checkpoint", DateTimeOffset.UnixEpoch)]);
+        using JsonDocument lineage = JsonDocument.Parse(await http.GetStringAsync($"api/runs/{keys.Run}", TestContext.Current.CancellationToken));
+        Assert.Equal("0.05", lineage.RootElement.GetProperty("metadata")[0].GetProperty("hyperparameters").GetProperty("learning_rate").GetString());
+        Assert.Equal("/ckpt/a.pt", lineage.RootElement.GetProperty("artifacts")[0].GetProperty("path").GetString());
 
         // No token configured: every write is refused, saying why.
         using HttpResponseMessage write = await http.PutAsync($"api/runs/{keys.Run}/selection", Body("""{"tensors":["x"]}"""), TestContext.Current.CancellationToken);

@@ -186,6 +186,26 @@ public sealed class ControlPlaneWorkerTests
         }
     }
 
+    [Theory, RedisBackends]
+    public async Task Worker_StoresItsRunMetadataAndItsArtifactEvents_InTheControlPlane(string backend)
+    {
+        await using IRedisEndpoint redis = await RedisEndpoints.StartAsync(backend, TestContext.Current.CancellationToken);
+        var keys = new RunKeys();
+        await using var workers = await Workers.StartAsync(keys.Run, redis.ConnectionString, ranks: 2);
+        await using ConnectionMultiplexer client = await RedisEndpoints.ConnectAsync(redis);
+        var store = new SelectionStore(client);
+        await Eventually.TrueAsync(() => store.MetadataAsync(keys.Run).GetAwaiter().GetResult().Count == 2, "both ranks stored their metadata");
+        Assert.Equal([0, 1], (await store.MetadataAsync(keys.Run)).Select(m => m.Rank));
+        Assert.Contains(keys.Run, await store.RunsAsync());
+
+        workers.Tracers[1].RecordArtifact("/ckpt/step-10.pt", "sha256:cd", 10, ArtifactDirection.Produced);
+        await Eventually.TrueAsync(() => store.ArtifactsAsync(keys.Run).GetAwaiter().GetResult().Count == 1, "the artifact event reached Redis");
+        ArtifactRecord artifact = Assert.Single(await store.ArtifactsAsync(keys.Run));
+        Assert.Equal((1, "/ckpt/step-10.pt", "sha256:cd", 10L, "produced", "checkpoint"), (artifact.Rank, artifact.Path, artifact.Hash, artifact.Step, artifact.Event, artifact.Type));
+        // And in the stream, for the archive.
+        await Eventually.TrueAsync(() => workers.Producer.Records.Any(r => r.Artifacts.Any(a => a.Path == "/ckpt/step-10.pt")), "a record carries the artifact event");
+    }
+
     /// <summary>Ranks of one run, each with a tracer and a control loop, stepping every 20 ms on a background task.</summary>
     private sealed class Workers : IAsyncDisposable
     {

@@ -103,6 +103,10 @@ public sealed class StepRecordPoolTests
         StepRecord fromFresh = (await DeliveredAsync(fresh, freshProducer, 1))[0];
         Assert.Equal(2ul, fromReused.Sequence);
         fromReused.Sequence = fromFresh.Sequence;
+        // Only a tracer's first record carries the run metadata; the reused record must not keep the first step's.
+        Assert.Equal("", fromReused.RunMetadata);
+        Assert.NotEqual("", fromFresh.RunMetadata);
+        fromFresh.RunMetadata = "";
         Assert.Equal(fromFresh, fromReused);
     }
 

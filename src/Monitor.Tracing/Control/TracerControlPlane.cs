@@ -43,7 +43,8 @@ public sealed record ControlPlaneStatistics(long Refreshes, long Applied, long R
 
 /// <summary>
 /// A worker's side of the control plane: keeps the tracer's selection in step with Redis, publishes the rank's
-/// catalog and heartbeat.
+/// run metadata (<see cref="StepTracer.Metadata"/>, once when it first reaches Redis), artifact events
+/// (<see cref="StepTracer.RecordArtifact"/>), catalog and heartbeat.
 /// </summary>
 /// <remarks>
 /// <para>The selection is re-read when a notice arrives on the run's channel, when the connection comes back, and
@@ -85,6 +86,7 @@ public sealed class TracerControlPlane : IAsyncDisposable
         _options = options;
         _catalog = catalog;
         _startedAt = options.TimeProvider.GetUtcNow();
+        tracer.AttachControl();
         _loop = Task.Run(RunAsync);
     }
 
@@ -161,6 +163,7 @@ public sealed class TracerControlPlane : IAsyncDisposable
         }
 
         int publishedCatalog = -1;
+        RunMetadata? publishedMetadata = null;
         long lastHeartbeat = long.MinValue;
         bool kept = false;
         while (!stopping.IsCancellationRequested)
@@ -176,6 +179,14 @@ public sealed class TracerControlPlane : IAsyncDisposable
                         kept = true;
                     }
 
+                    if (!ReferenceEquals(_tracer.Metadata, publishedMetadata))
+                    {
+                        RunMetadata metadata = _tracer.Metadata;
+                        await store.PublishMetadataAsync(metadata).ConfigureAwait(false);
+                        publishedMetadata = metadata;
+                    }
+
+                    await PublishArtifactsAsync(store).ConfigureAwait(false);
                     await RefreshSelectionAsync(stopping).ConfigureAwait(false);
                     if (_catalog?.Invoke() is { } entries && entries.Count != publishedCatalog)
                     {
@@ -214,6 +225,14 @@ public sealed class TracerControlPlane : IAsyncDisposable
         {
             try
             {
+                if (!ReferenceEquals(_tracer.Metadata, publishedMetadata))
+                {
+                    // A run shorter than the connection's set-up still leaves its lineage.
+                    await store.PublishMetadataAsync(_tracer.Metadata).WaitAsync(FinalHeartbeatTimeout, CancellationToken.None).ConfigureAwait(false);
+                }
+
+                await PublishArtifactsAsync(store).WaitAsync(FinalHeartbeatTimeout, CancellationToken.None).ConfigureAwait(false);
+
                 // Bounded: disposing must not hang on a slow Redis. A missed last heartbeat only looks like a lost worker.
                 await store.HeartbeatAsync(_tracer.RunId, Heartbeat() with { Stopped = true }).WaitAsync(FinalHeartbeatTimeout, CancellationToken.None).ConfigureAwait(false);
                 if (_options.FinishedRunRetention > TimeSpan.Zero)
@@ -226,6 +245,25 @@ public sealed class TracerControlPlane : IAsyncDisposable
             {
                 Error(ex.Message);
             }
+        }
+    }
+
+    // Artifact events taken and not yet stored (Redis failed): stored first on the next attempt, so none is lost or reordered.
+    private List<ArtifactRecord> _unstoredArtifacts = [];
+
+    private async Task PublishArtifactsAsync(SelectionStore store)
+    {
+        _unstoredArtifacts.AddRange(_tracer.TakeArtifactsForControl());
+        if (_unstoredArtifacts.Count > StepTracer.MaxPendingArtifacts)
+        {
+            // A Redis that keeps failing must not grow the worker's memory: the oldest events go, as in the tracer.
+            _unstoredArtifacts.RemoveRange(0, _unstoredArtifacts.Count - StepTracer.MaxPendingArtifacts);
+        }
+
+        if (_unstoredArtifacts.Count > 0)
+        {
+            await store.AppendArtifactsAsync(_tracer.RunId, _unstoredArtifacts).ConfigureAwait(false);
+            _unstoredArtifacts = [];
         }
     }
 
