@@ -125,6 +125,7 @@ public sealed class ControlPlaneVersioningTests
         TimeSpan? left = await db.KeyTimeToLiveAsync(ControlPlaneKeys.Workers(keys.Run));
         Assert.InRange(left ?? TimeSpan.Zero, TimeSpan.FromMinutes(59), TimeSpan.FromHours(1));
         Assert.NotNull(await db.KeyTimeToLiveAsync(ControlPlaneKeys.Selection(keys.Run)));
+        Assert.NotNull(await db.KeyTimeToLiveAsync(ControlPlaneKeys.Metadata(keys.Run)));
 
         // A rerun under the same id takes the keys back; once they are gone the run leaves the runs list.
         await using (var rerun = TracerControlPlane.Start(tracer0, options))
@@ -135,7 +136,8 @@ public sealed class ControlPlaneVersioningTests
         }
 
         Assert.Contains(keys.Run, await store.RunsAsync());
-        await db.KeyDeleteAsync([ControlPlaneKeys.Workers(keys.Run), ControlPlaneKeys.Selection(keys.Run), ControlPlaneKeys.Audit(keys.Run)]);
+        await db.KeyDeleteAsync([ControlPlaneKeys.Workers(keys.Run), ControlPlaneKeys.Selection(keys.Run), ControlPlaneKeys.Audit(keys.Run),
+            ControlPlaneKeys.Metadata(keys.Run), ControlPlaneKeys.Artifacts(keys.Run)]);
         Assert.DoesNotContain(keys.Run, await store.RunsAsync());
         Assert.False(await db.SetContainsAsync(ControlPlaneKeys.Runs, keys.Run));
     }
