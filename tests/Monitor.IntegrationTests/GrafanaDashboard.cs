@@ -25,7 +25,9 @@ internal sealed record TemplateVariable(string Name, string Type, string? Query,
 /// <param name="Instant">An instant query (stat, table panels) rather than a range query.</param>
 /// <param name="MaxDataPoints">Points Grafana asks for: the panel's maxDataPoints, else its width in pixels.</param>
 /// <param name="MinInterval">The panel's or target's min interval, if any.</param>
-internal sealed record PanelQuery(string Panel, string RefId, string Expr, bool Instant, int MaxDataPoints, TimeSpan? MinInterval);
+/// <param name="MayBeEmpty">An annotation's query: it marks events (a run start, a selection change), so it has data
+/// only when one happened in the range; it must still evaluate.</param>
+internal sealed record PanelQuery(string Panel, string RefId, string Expr, bool Instant, int MaxDataPoints, TimeSpan? MinInterval, bool MayBeEmpty = false);
 
 /// <summary>
 /// A Grafana dashboard JSON file, read the way Grafana reads it for the parts that decide which PromQL is sent:
@@ -41,7 +43,7 @@ internal sealed partial class GrafanaDashboard
         File = file;
         Root = root;
         Variables = [.. root.GetProperty("templating").GetProperty("list").EnumerateArray().Select(ReadVariable)];
-        Queries = [.. Panels(root).SelectMany(ReadQueries)];
+        Queries = [.. Panels(root).SelectMany(ReadQueries), .. ReadAnnotations(root)];
     }
 
     /// <summary>Where the dashboard folder is in the test output (copied there by the project file).</summary>
@@ -128,6 +130,26 @@ internal sealed partial class GrafanaDashboard
             v.TryGetProperty("regex", out JsonElement regex) && regex.GetString() is { Length: > 0 } r ? r : null,
             v.TryGetProperty("sort", out JsonElement sort) ? sort.GetInt32() : 0,
             currentValue);
+    }
+
+    /// <summary>The dashboard's Prometheus annotations (the built-in one has no query), as Grafana sends them: range
+    /// queries at the annotation's step.</summary>
+    private static IEnumerable<PanelQuery> ReadAnnotations(JsonElement root)
+    {
+        if (!root.TryGetProperty("annotations", out JsonElement annotations))
+        {
+            yield break;
+        }
+
+        foreach (JsonElement annotation in annotations.GetProperty("list").EnumerateArray())
+        {
+            if (annotation.TryGetProperty("expr", out JsonElement expr))
+            {
+                TimeSpan? step = annotation.TryGetProperty("step", out JsonElement s) && s.GetString() is { Length: > 0 } text ? GrafanaInterpolation.ParseDuration(text) : null;
+                yield return new PanelQuery("annotation " + annotation.GetProperty("name").GetString(), "A", expr.GetString()!, Instant: false,
+                    (int)(24 * PixelsPerColumn), step, MayBeEmpty: true);
+            }
+        }
     }
 
     private static IEnumerable<PanelQuery> ReadQueries(JsonElement panel)
