@@ -40,7 +40,7 @@ public sealed class StepTracerBudgetTests
         private readonly ManualClock _time = new();
         private long _step;
 
-        public Run(TraceSelection selection, double? overheadBudget = TracerOptions.DefaultOverheadBudget) =>
+        public Run(TraceSelection selection, double? overheadBudget = TracerOptions.DefaultOverheadBudget, int queueCapacity = 256) =>
             Tracer = new StepTracer(new TracerOptions
             {
                 RunId = TracerTestSupport.RunId,
@@ -48,6 +48,7 @@ public sealed class StepTracerBudgetTests
                 Selection = selection,
                 OverheadBudget = overheadBudget,
                 TimeProvider = _time,
+                QueueCapacity = queueCapacity,
             }, Producer);
 
         public TestRecordProducer Producer { get; } = new();
@@ -266,13 +267,24 @@ public sealed class StepTracerBudgetTests
     [Fact]
     public async Task ThinnedSteps_AllocateNothing_WhenWarm()
     {
-        await using Run run = new Run(WeightsAndLosses());
+        // A queue shorter than the pool keeps: however far the sender falls behind, the records in flight are pooled.
+        const int queueCapacity = 4;
+        await using Run run = new Run(WeightsAndLosses(), queueCapacity: queueCapacity);
         run.Steps(OverheadGovernor.MinWindowSteps * 6);
         Assert.NotEmpty(run.Tracer.Statistics.Thinned);
+        // A full queue once, so that the pool holds every record a slow sender can keep in flight (a busy 2-core CI
+        // machine lets the sender fall behind; a record rented from an empty pool is new, and that is by design).
+        run.Producer.BlockProduce();
+        run.Steps(queueCapacity + 4);
+        run.Producer.UnblockProduce();
 
         long allocated = SteadyStateAllocation.LeastBytes(() => run.Steps(16));
 
         Assert.Equal(0, allocated);
+        // The measured steps may have been dropped (a short queue, a sender starved); one more behind an empty queue is
+        // sure to be delivered.
+        Assert.True(await run.Tracer.FlushAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+        run.Step();
         Assert.NotEmpty((await run.RecordsAsync())[^1].Thinned);
     }
 
