@@ -9,6 +9,7 @@ namespace Monitor.Tracing.TorchSharp.Tests;
 internal sealed class RecordingProducer : IRecordProducer
 {
     private readonly ConcurrentQueue<(string Key, byte[] Value)> _messages = new();
+    private readonly ManualResetEventSlim _produceGate = new(initialState: true);
 
     /// <summary>The step records (one-shot captures included), not the end-of-run record disposing a tracer sends.</summary>
     public IReadOnlyList<StepRecord> Records => [.. AllRecords.Where(r => r.RunEnd is null)];
@@ -22,8 +23,16 @@ internal sealed class RecordingProducer : IRecordProducer
 
     public IReadOnlyList<string> Keys => _messages.Select(m => m.Key).ToList();
 
+    /// <summary>Makes the next calls to <see cref="Produce"/> wait (30 s at most) until <see cref="UnblockProduce"/>,
+    /// so that a tracer's queue fills up.</summary>
+    public void BlockProduce() => _produceGate.Reset();
+
+    /// <summary>Lets blocked and future calls to <see cref="Produce"/> through.</summary>
+    public void UnblockProduce() => _produceGate.Set();
+
     public void Produce(string topic, string key, byte[] value, IReadOnlyList<KeyValuePair<string, byte[]>>? headers, Action<DeliveryReport> onDelivery)
     {
+        _produceGate.Wait(TimeSpan.FromSeconds(30));
         _messages.Enqueue((key, value));
         onDelivery(new DeliveryReport(true, null));
     }
@@ -32,5 +41,6 @@ internal sealed class RecordingProducer : IRecordProducer
 
     public void Dispose()
     {
+        _produceGate.Set();
     }
 }

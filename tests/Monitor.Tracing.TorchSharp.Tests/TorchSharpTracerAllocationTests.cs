@@ -63,6 +63,16 @@ public sealed class TorchSharpTracerAllocationTests
             Step();
         }
 
+        // A full queue once, so that the pool holds every record a slow sender can keep in flight (4 queued, one
+        // being sent, one being built: a starved sender on a busy machine would otherwise make the pool allocate).
+        producer.BlockProduce();
+        for (int i = 0; i < 8; i++)
+        {
+            Step();
+        }
+
+        producer.UnblockProduce();
+
         long allocated = SteadyStateAllocation.LeastBytes(() =>
         {
             for (int i = 0; i < StepsPerPass; i++)
@@ -79,6 +89,9 @@ public sealed class TorchSharpTracerAllocationTests
         long perStep = allocated / StepsPerPass;
         const int gradients = 2 * Layers;
         TestContext.Current.TestOutputHelper?.WriteLine($"{perStep} bytes per step; {gradients} gradient wrappers of {wrapper} bytes");
+        // The measured steps may have been dropped behind the short queue; one more behind an empty queue is delivered.
+        Assert.True(await tracer.FlushAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+        Step();
         Assert.True(await tracer.FlushAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
         Assert.Equal(0, tracer.Statistics.Faults);
         StepRecord last = producer.Records[^1];
