@@ -24,8 +24,11 @@ namespace Monitor.Tracing.TorchSharp;
 /// reduced on the device, and all their statistics of a step are copied to the host in one transfer at
 /// <see cref="EndStep"/>: one device-to-host synchronisation per step, not one per tensor. Once warm, the capture of
 /// CPU tensors allocates only what TorchSharp allocates for a gradient: <c>Parameter.grad</c> returns a new managed
-/// wrapper (48 bytes) per call, and there is no other public way to reach a gradient. Device reductions run about 25
-/// torch operations per tensor, each of which allocates managed wrappers.</para>
+/// wrapper (48 bytes) per call, and there is no other public way to reach a gradient. Device reductions queue about
+/// 30 torch operations per tensor (each allocates managed wrappers) and none that synchronises: hooks never wait for
+/// the device, raw values and sampled rows are copied on the device and travel in the step's one transfer, and
+/// temporaries stay within about three float32 copies of a chunk of at most 2^24 elements (see
+/// <c>DeviceReductions</c>).</para>
 /// <para><b>Failure.</b> Like the tracer, no method or hook throws into the training loop; faults are counted in
 /// <see cref="TracerStatistics.Faults"/>. Threading: the training thread only.</para>
 /// </remarks>
@@ -40,6 +43,7 @@ public sealed class TorchSharpTracer : IDisposable
     private readonly List<PendingDeviceSummary> _pending = [];
     private readonly Dictionary<string, CatalogEntry> _catalog = new(StringComparer.Ordinal);
     private readonly ulong[] _buckets = new ulong[TensorSummarizer.BucketCount];
+    private float[] _rawValues = [];
     private volatile CatalogEntry[] _catalogSnapshot = [];
     private bool _disposed;
     private Mode _mode = Mode.Train;
@@ -389,13 +393,14 @@ public sealed class TorchSharpTracer : IDisposable
 
         long[] shape = tensor.shape;
         Tensor reductions = DeviceReductions.Compute(tensor);
-        float[] raw = [];
+        Tensor? raw = null;
         if (_tracer.RawLimitOf(name, collections) is > 0 and int limit)
         {
-            // Raw values leave the device in a transfer of their own (only when a selection asks for them).
+            // The head is copied on the device (the tensor may change in place before the step ends) and leaves it with
+            // the step's reductions.
             using var scope = NewDisposeScope();
             Tensor head = tensor.detach().reshape(-1);
-            raw = head.slice(0, 0, Math.Min(limit, head.numel()), 1).to_type(ScalarType.Float32).cpu().data<float>().ToArray();
+            raw = head.slice(0, 0, Math.Min(limit, head.numel()), 1).to_type(ScalarType.Float64, copy: true).MoveToOuterDisposeScope();
         }
 
         _pending.Add(new PendingDeviceSummary(name, collections, dtype, shape, tensor.numel(), reductions, raw));
@@ -473,22 +478,22 @@ public sealed class TorchSharpTracer : IDisposable
         long[] shape = tensor.shape;
 
         Tensor reductions = DeviceReductions.Compute(tensor);
-        float[] rows = [];
+        Tensor? rows = null;
         int kept = StepTracer.BatchSampleRows(shape, _tracer.RawLimitOf(name, collections));
         if (kept > 0)
         {
-            // The sampled examples leave the device in a transfer of their own (only when a selection asks for them).
+            // The sampled examples are picked on the device, at the rows BatchSample.Row gives (index · batch / kept),
+            // and leave it with the step's reductions.
             using var scope = NewDisposeScope();
             long batch = shape.Length == 0 ? 1 : shape[0];
-            var index = new long[kept];
-            for (int i = 0; i < kept; i++)
+            Tensor index = arange(kept, ScalarType.Int64, tensor.device);
+            if (kept < batch)
             {
-                index[i] = StepTracer.BatchSampleRow(i, kept, batch);
+                index = index.mul_(batch).floor_divide_(kept);
             }
 
             Tensor source = shape.Length == 0 ? tensor.detach().reshape(1) : tensor.detach();
-            Tensor picked = source.index_select(0, torch.tensor(index, device: tensor.device));
-            rows = picked.reshape(-1).to_type(ScalarType.Float32).cpu().data<float>().ToArray();
+            rows = source.index_select(0, index).reshape(-1).to_type(ScalarType.Float64).MoveToOuterDisposeScope();
         }
 
         _pending.Add(new PendingDeviceSummary(name, collections, dtype, shape, tensor.numel(), reductions, rows) { Batch = true, FeatureNames = featureNames });
@@ -502,22 +507,59 @@ public sealed class TorchSharpTracer : IDisposable
         }
 
         using var scope = NewDisposeScope();
-        // The single device-to-host transfer of the step.
-        Tensor host = stack(_pending.Select(p => p.Reductions), 0).cpu();
-        double[] all = host.data<double>().ToArray();
-        for (int i = 0; i < _pending.Count; i++)
+        var parts = new List<Tensor>(2 * _pending.Count);
+        foreach (PendingDeviceSummary p in _pending)
         {
-            PendingDeviceSummary p = _pending[i];
-            DeviceReductions.Read(all.AsSpan(i * DeviceReductions.Width, DeviceReductions.Width), p.Count, _buckets, out TensorStatistics statistics);
+            parts.Add(p.Reductions);
+            if (p.Raw is { } raw)
+            {
+                parts.Add(raw);
+            }
+        }
+
+        // The single device-to-host transfer of the step: every reduction and every raw head, in one float64 buffer.
+        Tensor host = CopyToHost(cat(parts, 0));
+        ReadOnlySpan<double> all = host.data<double>().ToArray();
+        int offset = 0;
+        foreach (PendingDeviceSummary p in _pending)
+        {
+            int width = (int)(DeviceReductions.ChunksOf(p.Count) * DeviceReductions.Width);
+            DeviceReductions.Read(all.Slice(offset, width), DeviceReductions.ChunksOf(p.Count), p.Count, _buckets, out TensorStatistics statistics);
+            offset += width;
+            int rawLength = p.Raw is { } raw ? (int)raw.numel() : 0;
+            if (_rawValues.Length < rawLength)
+            {
+                _rawValues = new float[rawLength];
+            }
+
+            Span<float> values = _rawValues.AsSpan(0, rawLength);
+            for (int i = 0; i < values.Length; i++)
+            {
+                values[i] = (float)all[offset + i];
+            }
+
+            offset += rawLength;
             if (p.Batch)
             {
-                _tracer.AddBatchSummary(p.Name, p.Collections, p.DType, p.Shape, statistics, _buckets, p.Raw, p.FeatureNames);
+                _tracer.AddBatchSummary(p.Name, p.Collections, p.DType, p.Shape, statistics, _buckets, values, p.FeatureNames);
             }
             else
             {
-                _tracer.AddSummary(p.Name, p.Collections, p.DType, p.Shape, statistics, _buckets, p.Raw);
+                _tracer.AddSummary(p.Name, p.Collections, p.DType, p.Shape, statistics, _buckets, values);
             }
         }
+    }
+
+    /// <summary>Device-to-host copies made (the step's one transfer; <see cref="CopyToHost"/> counts them).</summary>
+    internal long HostTransfers { get; private set; }
+
+    /// <summary>The seam of the device-to-host copy (tests count the copies; on CPU tensors it is the identity).</summary>
+    internal Func<Tensor, Tensor> HostCopy { get; set; } = tensor => tensor.cpu();
+
+    private Tensor CopyToHost(Tensor tensor)
+    {
+        HostTransfers++;
+        return HostCopy(tensor);
     }
 
     private void DisposePending()
@@ -525,6 +567,7 @@ public sealed class TorchSharpTracer : IDisposable
         foreach (PendingDeviceSummary p in _pending)
         {
             p.Reductions.Dispose();
+            p.Raw?.Dispose();
         }
 
         _pending.Clear();
@@ -552,7 +595,7 @@ public sealed class TorchSharpTracer : IDisposable
         _ => type.ToString().ToLowerInvariant(),
     };
 
-    private sealed record PendingDeviceSummary(string Name, CollectionSet Collections, DType DType, long[] Shape, long Count, Tensor Reductions, float[] Raw)
+    private sealed record PendingDeviceSummary(string Name, CollectionSet Collections, DType DType, long[] Shape, long Count, Tensor Reductions, Tensor? Raw)
     {
         /// <summary>A batch of examples (RecordBatch): <see cref="Raw"/> holds whole sampled rows.</summary>
         public bool Batch { get; init; }
