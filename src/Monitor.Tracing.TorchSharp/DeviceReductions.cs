@@ -16,12 +16,13 @@ namespace Monitor.Tracing.TorchSharp;
 /// is <c>histc</c> over bucket indices with fixed bounds; NaN gets an index outside them. So capturing a tensor, in a
 /// forward hook or after backward, only queues kernels.</para>
 /// <para><b>Precision.</b> Elements are read in float32 (other dtypes are converted on the device, chunk by chunk);
-/// every sum accumulates in float64 (<c>sum(type: Float64)</c>), and the deviations are taken from the chunk's own
-/// mean, so a large offset does not cancel the variance away. The bucket of an element comes from its exact binary
+/// every sum accumulates each element in float64, and the deviations are taken from the chunk's own mean, so a large
+/// offset does not cancel the variance away. The bucket of an element comes from its exact binary
 /// exponent (<c>frexp</c>), so it agrees with the fused summarizer's exponent bits, subnormals included.</para>
-/// <para><b>Memory.</b> A chunk's temporaries are at most three float32-sized tensors alive at once (the masked
-/// values, the deviations or the bucket indices, a boolean mask), each disposed as soon as it is used; tensors above
-/// <see cref="ChunkElements"/> are reduced chunk by chunk, so their temporaries stay bounded by the chunk.</para>
+/// <para><b>Memory.</b> A chunk's temporaries are at most about three float32-sized tensors alive at once (the masked
+/// values, the scaled deviations or the bucket indices, boolean masks), each disposed as soon as it is used, plus the
+/// 8 MB float64 copy of a slice being summed (<see cref="Float64Sum"/>); tensors above <see cref="ChunkElements"/> are
+/// reduced chunk by chunk, so their temporaries stay bounded by the chunk.</para>
 /// <para>On CPU this composition is far slower than <see cref="TensorSummarizer"/> (see the benchmarks), which is why
 /// CPU tensors do not use it by default.</para>
 /// </remarks>
