@@ -241,7 +241,7 @@ public sealed class StepRecordReaderTests
     public void Constructor_Throws_WhenTheInternCapacityIsNotAPowerOfTwo()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new StepRecordReader(internCapacity: 1000));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new StepRecordReader(internCapacity: 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new StepRecordReader(internCapacity: 2));
     }
 
     [Fact]
