@@ -148,7 +148,9 @@ public sealed partial class AnalysisEngine
 
     /// <summary>
     /// Evaluates every rule on <paramref name="record"/>; the transitions it causes carry <paramref name="traceContext"/>
-    /// (<see cref="AlertTransition.TraceContext"/>), which the engine only copies.
+    /// (<see cref="AlertTransition.TraceContext"/>), which the engine only copies. Neither the engine nor its built-in
+    /// rules keep <paramref name="record"/> or any message or repeated field in it past the call (only strings and
+    /// copied values), so the caller may refill it for the next one (<see cref="Contracts.StepRecordReader"/>).
     /// </summary>
     /// <returns>The alert transitions it caused (empty most of the time). The list is reused by the next call.</returns>
     public IReadOnlyList<AlertTransition> Process(StepRecord record, TraceContext traceContext)

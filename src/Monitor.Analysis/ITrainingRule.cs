@@ -31,6 +31,10 @@ public interface ITrainingRule
     IReadOnlyList<TensorRequirement> Requirements => [];
 
     /// <summary>Evaluates one record, reporting through <paramref name="context"/>.</summary>
+    /// <remarks>The record and every message in it are valid only during the call, and must not be modified: the
+    /// service refills one record for each message it reads (<see cref="Contracts.StepRecordReader"/>). A rule that
+    /// keeps something for later copies it (values, arrays, <c>Clone()</c>); strings and <c>ByteString</c>s are
+    /// immutable and may be kept.</remarks>
     void Evaluate(StepRecord record, RuleContext context);
 
     /// <summary>

@@ -115,6 +115,9 @@ public sealed class StepArchiver : IAsyncDisposable
     {
         long nextCheck = Stopwatch.GetTimestamp();
         long nextRetention = nextCheck;
+        // One record refilled per message: AppendAsync copies what it keeps (rows, metadata file, artifact lines) before
+        // it returns, and the loop reads the next message only after it did.
+        var reader = new StepRecordReader();
         try
         {
             while (!stopping.IsCancellationRequested)
@@ -128,7 +131,7 @@ public sealed class StepArchiver : IAsyncDisposable
                         Interlocked.Increment(ref _consumed);
                         var key = (message.Topic, message.Partition);
                         _positions[key] = (message.Offset, _positions.TryGetValue(key, out var position) ? position.Committed : -1);
-                        if (StepRecordDecoder.TryDecode(message.Value, out StepRecord? record, out _))
+                        if (reader.TryRead(message.Value, out StepRecord? record, out _))
                         {
                             closed += await _writer.AppendAsync(record, new ArchiveSource(message.Topic, message.Partition, message.Offset), CancellationToken.None).ConfigureAwait(false);
                         }

@@ -92,6 +92,11 @@ public sealed class MonitorService : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly RuleFileWatcher? _ruleFile;
     private readonly StepRecordWriter? _recorder;
+
+    // Used by the pipeline thread only (Process): refills one record per message, so nothing on the path below may
+    // keep the record or its messages past the call (audited: the recorder serializes at once, metrics, spans, the
+    // changelog and the engine's rules keep strings and copied values only).
+    private readonly StepRecordReader _reader = new();
     private readonly string _processSpanName;
     private WebApplication? _web;
     private X509Certificate2? _certificate;
@@ -684,7 +689,7 @@ public sealed class MonitorService : IAsyncDisposable
         var trace = traced ? new TraceContext(producer.TraceId.ToHexString(), producer.SpanId.ToHexString()) : TraceContext.None;
         using Activity? span = ProcessSpan.Start(
             message.Topic == _options.StepsTopic ? _processSpanName : MessagingAttributes.ProcessSpanName(message.Topic), message, producer);
-        if (!StepRecordDecoder.TryDecode(message.Value, out StepRecord? record, out DecodeError error))
+        if (!_reader.TryRead(message.Value, out StepRecord? record, out DecodeError error))
         {
             ProcessSpan.Undecodable(span, error);
             Interlocked.Increment(ref _failed);
