@@ -36,8 +36,24 @@ namespace Monitor.Tracing;
 /// <para>Lanes: <see cref="Vector{T}"/>, 8 floats with AVX2 or AVX-512 on x64 (.NET keeps <see cref="Vector{T}"/>
 /// at 256 bits unless <c>DOTNET_MaxVectorTBitWidth=512</c>; 512 bits measured a few percent faster, within noise)
 /// and 4 with NEON on ARM64, so every platform with vector hardware takes the same path.</para>
+/// <para>Sampled histogram: from <see cref="SamplingThreshold"/> (2^20) elements, the pass above computes the statistics
+/// only (in 512-bit vectors where <see cref="Vector512"/> is accelerated and <see cref="Vector{T}"/> is narrower), and
+/// the histogram is counted from a sample: the blocks of <see cref="SampleBlockLength"/> (64) elements are cut into
+/// equal strata, at least <see cref="SampleStrata"/> (4,096) of them, and one block drawn uniformly in each is counted
+/// as above, right after its chunk's statistics while the chunk is in the cache (at least 2^18 elements; 2.6% of a
+/// 10M-element tensor). Stratified random blocks rather than a prefix or a fixed stride: a prefix misses whatever lies
+/// further on (sorted data), a fixed stride aliases with periodic layouts (rows of a matrix), while one random block per
+/// stratum keeps the sample spread over the whole tensor and the strata independent, which is what the error bound
+/// needs. Whole blocks keep the reads vector-wide. The generator is seeded from the length and three elements' bits:
+/// the same tensor gives the same histogram. <see cref="TensorStatistics.HistogramSampledCount"/> is the number of
+/// elements counted (the sample's, less its NaN; 0 for an exact histogram), and each bucket's share of it is within
+/// <see cref="Log2Histogram.SampledFractionErrorBound"/> of the bucket's share of the tensor with probability
+/// 1 - alpha (0.043 at 4,096 blocks and alpha 1e-6: Hoeffding's inequality over the blocks, not the elements, since
+/// neighbours are correlated). Min, max, the moments, the norms and the zero, NaN and Inf counts read every element
+/// and stay exact. Below the threshold the histogram is exact.</para>
 /// <para>Thread-safe. Allocates nothing on the heap per call: each thread that summarizes allocates its pair
-/// counters (300 KiB) once, on its first call, and every call leaves them zeroed; about 4 KiB of stack.</para>
+/// counters (300 KiB) once, on its first call, and every call leaves them zeroed; about 4 KiB of stack. The same
+/// tensor always gives the same result.</para>
 /// </remarks>
 public static class TensorSummarizer
 {
@@ -90,9 +106,13 @@ public static class TensorSummarizer
     private static uint[]? _pairCounts;
 
     /// <summary>Summarizes <paramref name="values"/>.</summary>
+    /// <remarks>From <see cref="SamplingThreshold"/> (2^20) elements the histogram is counted from a stratified
+    /// random sample of 64-element blocks, at least 2^18 elements (see the class remarks for the sample and its error
+    /// bound); <see cref="TensorStatistics.HistogramSampledCount"/> then says how many elements it counts, and its
+    /// counts sum to that. Every other statistic is exact at every length.</remarks>
     /// <param name="values">The elements; any length, including 0.</param>
     /// <param name="buckets">Receives the <see cref="Log2Histogram"/> counts in its first <see cref="BucketCount"/>
-    /// entries (overwritten, not added to).</param>
+    /// entries (overwritten, not added to): of every element but NaN, or of the sample's.</param>
     /// <param name="statistics">The statistics.</param>
     /// <exception cref="ArgumentException"><paramref name="buckets"/> is shorter than <see cref="BucketCount"/>.</exception>
     public static void Summarize(ReadOnlySpan<float> values, Span<ulong> buckets, out TensorStatistics statistics) =>
