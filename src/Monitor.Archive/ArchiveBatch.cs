@@ -43,6 +43,7 @@ internal sealed class ArchiveBatch
     private readonly Column<int?> _histogramFirstBucket = new();
     private readonly ListColumn<double> _histogramEdges = new();
     private readonly ListColumn<long> _histogramCounts = new();
+    private readonly Column<long?> _histogramSampledCount = new();
     private readonly ListColumn<float> _rawValues = new();
     private readonly Column<long?> _rawTotal = new();
     private readonly Column<bool?> _rawTruncated = new();
@@ -116,6 +117,7 @@ internal sealed class ArchiveBatch
                 }
 
                 _histogramCounts.Add(histogram.Counts, static count => (long)count);
+                _histogramSampledCount.Add((long)histogram.SampledCount);
                 bytes += buckets * 16L;
             }
             else
@@ -124,6 +126,7 @@ internal sealed class ArchiveBatch
                 _histogramFirstBucket.Add(null);
                 _histogramEdges.AddNull();
                 _histogramCounts.AddNull();
+                _histogramSampledCount.Add(null);
             }
 
             if (tensor.Raw is { } raw)
@@ -183,6 +186,7 @@ internal sealed class ArchiveBatch
         _histogramFirstBucket.Add(Nullable<int>(reader, "histogram_first_bucket"));
         _histogramEdges.Add(List<double>(reader, "histogram_edges"));
         _histogramCounts.Add(List<long>(reader, "histogram_counts"));
+        _histogramSampledCount.Add(OptionalNullable<long>(reader, "histogram_sampled_count"));
         _rawValues.Add(List<float>(reader, "raw_values"));
         _rawTotal.Add(Nullable<long>(reader, "raw_total_elements"));
         _rawTruncated.Add(Nullable<bool>(reader, "raw_truncated"));
@@ -230,6 +234,7 @@ internal sealed class ArchiveBatch
         await WriteNullable(group, ArchiveSchema.RawTruncated, _rawTruncated, cancellationToken).ConfigureAwait(false);
         await WriteNullable(group, ArchiveSchema.RawSampleRows, _rawSampleRows, cancellationToken).ConfigureAwait(false);
         await group.WriteAsync(ArchiveSchema.FeatureNames, _featureNames.AsCollection()).ConfigureAwait(false);
+        await WriteNullable(group, ArchiveSchema.HistogramSampledCount, _histogramSampledCount, cancellationToken).ConfigureAwait(false);
         group.CompleteValidate();
     }
 
@@ -240,7 +245,7 @@ internal sealed class ArchiveBatch
             _runId, _rank, _worldSize, _step, _mode, _eventTime, _sequence, _selectionVersion, _atBegin, _droppedBefore,
             _tensor, _collections, _dtype, _shape, _count, _min, _max, _mean, _variance, _l1, _l2, _absMean, _zeroCount,
             _nanCount, _infCount, _histogramLayout, _histogramFirstBucket, _histogramEdges, _histogramCounts, _rawValues,
-            _rawTotal, _rawTruncated, _rawSampleRows, _featureNames])
+            _rawTotal, _rawTruncated, _rawSampleRows, _featureNames, _histogramSampledCount])
         {
             column.Clear();
         }
@@ -305,6 +310,21 @@ internal sealed class ArchiveBatch
     {
         int ordinal = reader.GetOrdinal(column);
         return reader.IsDBNull(ordinal) ? null : (T)Convert.ChangeType(reader.GetValue(ordinal), typeof(T), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>As <see cref="Nullable{T}"/>, and null when the query has no such column (files written before it).</summary>
+    internal static T? OptionalNullable<T>(DbDataReader reader, string column)
+        where T : struct
+    {
+        for (int i = reader.FieldCount - 1; i >= 0; i--)
+        {
+            if (reader.GetName(i) == column)
+            {
+                return Nullable<T>(reader, column);
+            }
+        }
+
+        return null;
     }
 
     /// <summary>A list column of the current row of a query over archive files; null for a null list.</summary>

@@ -179,6 +179,8 @@ public static class ArchiveRecords
                     histogram.Counts.Add(checked((ulong)bucket));
                 }
 
+                histogram.SampledCount = checked((ulong)(ArchiveBatch.OptionalNullable<long>(reader, "histogram_sampled_count") ?? 0));
+
                 summary.Histogram = histogram;
             }
 

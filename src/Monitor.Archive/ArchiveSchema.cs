@@ -54,13 +54,14 @@ public static class ArchiveSchema
     internal static readonly DataField<bool?> RawTruncated = new("raw_truncated", nullable: true);
     internal static readonly DataField<int?> RawSampleRows = new("raw_sample_rows", nullable: true);
     internal static readonly DataField<string> FeatureNames = new("feature_names", nullable: true);
+    internal static readonly DataField<long?> HistogramSampledCount = new("histogram_sampled_count", nullable: true);
 
     /// <summary>The Parquet schema, columns in the order of <see cref="Columns"/>.</summary>
     internal static ParquetSchema Parquet { get; } = new(
         RunId, Rank, WorldSize, Step, Mode, EventTimeUnixNanos, Sequence, SelectionVersion, AtBegin, DroppedBefore,
         Tensor, Collections, Dtype, Shape, Count, Min, Max, Mean, Variance, L1, L2, AbsMean, ZeroCount, NanCount, InfCount,
         HistogramLayout, HistogramFirstBucket, HistogramEdges, HistogramCounts, RawValues, RawTotalElements, RawTruncated,
-        RawSampleRows, FeatureNames);
+        RawSampleRows, FeatureNames, HistogramSampledCount);
 
     /// <summary>Every column, in file order, with its type and meaning.</summary>
     public static IReadOnlyList<ArchiveColumn> Columns { get; } =
@@ -99,5 +100,6 @@ public static class ArchiveSchema
         new("raw_truncated", "bool", "True when raw_values holds fewer than raw_total_elements."),
         new("raw_sample_rows", "int32", "For a batch of examples: the whole examples raw_values holds; 0 otherwise."),
         new("feature_names", "string", "Comma-separated column names of a batch tensor (x0, x1, ...); null otherwise."),
+        new("histogram_sampled_count", "int64", "0 when histogram_counts counts every element but NaN; else the elements of the sample it was counted from (its counts sum to this; a bucket's share is its count / this). Null without a histogram and in files written before the column."),
     ];
 }

@@ -20,6 +20,19 @@ public static class HistogramBuckets
         return index >= 0 && index < histogram.Counts.Count ? histogram.Counts[(int)index] : 0;
     }
 
+    /// <summary>
+    /// Elements of the tensor that one count of its histogram stands for: 1 when every element was counted
+    /// (<c>sampled_count</c> 0), else <c>(count - nan_count) / sampled_count</c>, so that a count times this estimates
+    /// the elements of its bucket (within <see cref="Log2Histogram.SampledFractionErrorBound"/> of the elements
+    /// counted, as a share). 1 without a histogram.
+    /// </summary>
+    public static double ElementsPerCount(TensorSummary summary)
+    {
+        ArgumentNullException.ThrowIfNull(summary);
+        ulong sampled = summary.Histogram?.SampledCount ?? 0;
+        return sampled == 0 ? 1.0 : (summary.Count - summary.NanCount) / (double)sampled;
+    }
+
     /// <summary>Every bucket's count, zeros included.</summary>
     public static ulong[] ToArray(Histogram histogram)
     {

@@ -102,7 +102,7 @@ internal sealed class ServiceMetrics
         _tensorSeriesRejected = factory.CreateCounter("monitor_tensor_series_rejected_total", "Tensor summaries not exported: the series cap is 0, or every series was updated by the same record.");
         _tensorSeriesEvicted = factory.CreateCounter("monitor_tensor_series_evicted_total", "Tensor series removed to make room under the cap (the least recently updated go first).");
         _histogram = factory.CreateGauge("monitor_tensor_histogram_elements",
-            "Elements in the histogram buckets up to the one whose upper edge is le, at the last traced step (cumulative, like a histogram's _bucket).",
+            "Elements in the histogram buckets up to the one whose upper edge is le, at the last traced step (cumulative, like a histogram's _bucket; estimated from the sample for a sampled histogram).",
             new GaugeConfiguration { LabelNames = HistogramLabels });
         _histogramCount = factory.CreateGauge("monitor_tensor_histograms", "(run, rank, tensor) combinations whose histograms are exported.");
         factory.CreateGauge("monitor_tensor_histograms_limit", "Cap on monitor_tensor_histograms (configuration).").Set(_maxHistogramTensors);
@@ -475,7 +475,7 @@ internal sealed class ServiceMetrics
 
             if (summary.Histogram is { } histogram)
             {
-                ExportHistogram(gauges, histogram);
+                ExportHistogram(gauges, histogram, HistogramBuckets.ElementsPerCount(summary));
             }
         }
     }
@@ -560,7 +560,8 @@ internal sealed class ServiceMetrics
     private static string FormatEdge(double edge) =>
         double.IsPositiveInfinity(edge) ? "+Inf" : edge == 0 ? "0" : edge.ToString("R", CultureInfo.InvariantCulture);
 
-    private void ExportHistogram(TensorGauges gauges, Histogram histogram)
+    // elementsPerCount: 1, or for a sampled histogram the elements one count of the sample stands for.
+    private void ExportHistogram(TensorGauges gauges, Histogram histogram, double elementsPerCount)
     {
         if (gauges.Histogram is null)
         {
@@ -609,7 +610,7 @@ internal sealed class ServiceMetrics
         for (int i = 0; i < children.Length; i++)
         {
             cumulative += HistogramBuckets.Get(histogram, i);
-            children[i].Set(cumulative);
+            children[i].Set(cumulative * elementsPerCount);
         }
     }
 

@@ -191,13 +191,14 @@ internal sealed class PooledTensor
         summary.ZeroCount = (ulong)statistics.ZeroCount;
         summary.NanCount = (ulong)statistics.NanCount;
         summary.InfCount = (ulong)statistics.InfCount;
-        summary.Histogram = buckets.IsEmpty ? null : FillHistogram(buckets);
+        summary.Histogram = buckets.IsEmpty ? null : FillHistogram(buckets, (ulong)statistics.HistogramSampledCount);
         return summary;
     }
 
-    private Histogram FillHistogram(ReadOnlySpan<ulong> buckets)
+    private Histogram FillHistogram(ReadOnlySpan<ulong> buckets, ulong sampledCount)
     {
         Histogram histogram = _histogram;
+        histogram.SampledCount = sampledCount;
         histogram.Edges.Clear();
         histogram.Counts.Clear();
         histogram.Layout = HistogramLayout.Log2Magnitude;

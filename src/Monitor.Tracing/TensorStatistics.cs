@@ -42,6 +42,15 @@ public struct TensorStatistics
     /// <summary>+Inf and -Inf elements.</summary>
     public long InfCount;
 
+    /// <summary>
+    /// 0 when the histogram counts every element but NaN (its counts sum to <c>Count - NanCount</c>). Otherwise the
+    /// histogram was counted from a sample of whole blocks of <see cref="Monitor.Contracts.Log2Histogram.SampleBlockLength"/>
+    /// elements (see <see cref="TensorSummarizer.Summarize"/>), and this is the number of elements it counts (the
+    /// sample's elements but its NaN; its counts sum to it): a bucket's share of the elements is its count divided by
+    /// this, within <see cref="Monitor.Contracts.Log2Histogram.SampledFractionErrorBound"/>. Every other field is exact.
+    /// </summary>
+    public long HistogramSampledCount;
+
     /// <summary>Elements that are neither NaN nor infinite.</summary>
     public readonly long FiniteCount => Count - NanCount - InfCount;
 }

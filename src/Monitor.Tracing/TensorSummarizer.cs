@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Monitor.Contracts;
 
 namespace Monitor.Tracing;
@@ -35,8 +36,24 @@ namespace Monitor.Tracing;
 /// <para>Lanes: <see cref="Vector{T}"/>, 8 floats with AVX2 or AVX-512 on x64 (.NET keeps <see cref="Vector{T}"/>
 /// at 256 bits unless <c>DOTNET_MaxVectorTBitWidth=512</c>; 512 bits measured a few percent faster, within noise)
 /// and 4 with NEON on ARM64, so every platform with vector hardware takes the same path.</para>
+/// <para>Sampled histogram: from <see cref="SamplingThreshold"/> (2^20) elements, the pass above computes the statistics
+/// only (in 512-bit vectors where <see cref="Vector512"/> is accelerated and <see cref="Vector{T}"/> is narrower), and
+/// the histogram is counted from a sample: the blocks of <see cref="SampleBlockLength"/> (64) elements are cut into
+/// equal strata, at least <see cref="SampleStrata"/> (4,096) of them, and one block drawn uniformly in each is counted
+/// as above, right after its chunk's statistics while the chunk is in the cache (at least 2^18 elements; 2.6% of a
+/// 10M-element tensor). Stratified random blocks rather than a prefix or a fixed stride: a prefix misses whatever lies
+/// further on (sorted data), a fixed stride aliases with periodic layouts (rows of a matrix), while one random block per
+/// stratum keeps the sample spread over the whole tensor and the strata independent, which is what the error bound
+/// needs. Whole blocks keep the reads vector-wide. The generator is seeded from the length and three elements' bits:
+/// the same tensor gives the same histogram. <see cref="TensorStatistics.HistogramSampledCount"/> is the number of
+/// elements counted (the sample's, less its NaN; 0 for an exact histogram), and each bucket's share of it is within
+/// <see cref="Log2Histogram.SampledFractionErrorBound"/> of the bucket's share of the tensor with probability
+/// 1 - alpha (0.043 at 4,096 blocks and alpha 1e-6: Hoeffding's inequality over the blocks, not the elements, since
+/// neighbours are correlated). Min, max, the moments, the norms and the zero, NaN and Inf counts read every element
+/// and stay exact. Below the threshold the histogram is exact.</para>
 /// <para>Thread-safe. Allocates nothing on the heap per call: each thread that summarizes allocates its pair
-/// counters (300 KiB) once, on its first call, and every call leaves them zeroed; about 4 KiB of stack.</para>
+/// counters (300 KiB) once, on its first call, and every call leaves them zeroed; about 4 KiB of stack. The same
+/// tensor always gives the same result.</para>
 /// </remarks>
 public static class TensorSummarizer
 {
@@ -47,6 +64,18 @@ public static class TensorSummarizer
 
     // Float32 lane sums are flushed to float64 every 8 vectors, which bounds their relative error by 8 * 2^-24.
     private const int VectorsPerBlock = 8;
+
+    /// <summary>Elements from which <see cref="Summarize"/> counts the histogram from a sample (2^20, 4 MiB).</summary>
+    public const int SamplingThreshold = 1 << 20;
+
+    /// <summary>Consecutive elements of one sampled block (<see cref="Log2Histogram.SampleBlockLength"/>).</summary>
+    public const int SampleBlockLength = Log2Histogram.SampleBlockLength;
+
+    /// <summary>Fewest blocks a sampled histogram counts (4,096, so at least 2^18 elements).</summary>
+    public const int SampleStrata = 4096;
+
+    // Pair indices of one block of the fused pass, or of one sampled block, whichever is longer.
+    private static int PairBufferLength => Math.Max(VectorsPerBlock / 2 * Vector<uint>.Count, SampleBlockLength / 2);
 
     // Pair counters: a row per side code of the first element of a pair, a column per side code of the second, and
     // PairTableCount counters (tables) side by side for each pair. Lane i counts into table i mod PairTableCount, so
@@ -77,22 +106,43 @@ public static class TensorSummarizer
     private static uint[]? _pairCounts;
 
     /// <summary>Summarizes <paramref name="values"/>.</summary>
+    /// <remarks>From <see cref="SamplingThreshold"/> (2^20) elements the histogram is counted from a stratified
+    /// random sample of 64-element blocks, at least 2^18 elements (see the class remarks for the sample and its error
+    /// bound); <see cref="TensorStatistics.HistogramSampledCount"/> then says how many elements it counts, and its
+    /// counts sum to that. Every other statistic is exact at every length.</remarks>
     /// <param name="values">The elements; any length, including 0.</param>
     /// <param name="buckets">Receives the <see cref="Log2Histogram"/> counts in its first <see cref="BucketCount"/>
-    /// entries (overwritten, not added to).</param>
+    /// entries (overwritten, not added to): of every element but NaN, or of the sample's.</param>
     /// <param name="statistics">The statistics.</param>
     /// <exception cref="ArgumentException"><paramref name="buckets"/> is shorter than <see cref="BucketCount"/>.</exception>
-    public static void Summarize(ReadOnlySpan<float> values, Span<ulong> buckets, out TensorStatistics statistics)
+    public static void Summarize(ReadOnlySpan<float> values, Span<ulong> buckets, out TensorStatistics statistics) =>
+        SummarizeWith(values, buckets, out statistics, sampleLargeHistograms: true);
+
+    /// <summary>As the public <see cref="Summarize(ReadOnlySpan{float}, Span{ulong}, out TensorStatistics)"/>; without
+    /// <paramref name="sampleLargeHistograms"/> every histogram is exact (for benchmarks that compare both).</summary>
+    internal static void SummarizeWith(ReadOnlySpan<float> values, Span<ulong> buckets, out TensorStatistics statistics, bool sampleLargeHistograms)
     {
         buckets = PrepareBuckets(buckets);
         var moments = new Moments();
         int vectorLength = Vector.IsHardwareAccelerated ? values.Length - (values.Length % (2 * Vector<float>.Count)) : 0;
-        if (vectorLength > 0)
+        bool sampled = sampleLargeHistograms && vectorLength >= SamplingThreshold;
+        if (sampled && Vector512.IsHardwareAccelerated && Vector<float>.Count < Vector512<float>.Count)
         {
-            SummarizeVectors(values[..vectorLength], buckets, ref moments);
+            // The statistics alone run faster in 512-bit vectors where they are accelerated (AVX-512).
+            vectorLength = values.Length - (values.Length % (2 * Vector512<float>.Count));
+            SummarizeVectors<WideSampledHistogram>(values[..vectorLength], buckets, ref moments);
+        }
+        else if (sampled)
+        {
+            SummarizeVectors<SampledHistogram>(values[..vectorLength], buckets, ref moments);
+        }
+        else if (vectorLength > 0)
+        {
+            SummarizeVectors<FullHistogram>(values[..vectorLength], buckets, ref moments);
         }
 
-        AccumulateExact(values[vectorLength..], buckets, countedByVectorPass: false, ref moments);
+        // The tail (fewer than two vectors) lies outside the sample's strata: a sampled histogram leaves it out.
+        AccumulateExact(values[vectorLength..], buckets, countZeros: true, sampled ? HistogramPass.None : HistogramPass.Count, ref moments);
         statistics = moments.ToStatistics(values.Length);
     }
 
@@ -108,7 +158,7 @@ public static class TensorSummarizer
     {
         buckets = PrepareBuckets(buckets);
         var moments = new Moments();
-        AccumulateExact(values, buckets, countedByVectorPass: false, ref moments);
+        AccumulateExact(values, buckets, countZeros: true, HistogramPass.Count, ref moments);
         statistics = moments.ToStatistics(values.Length);
     }
 
@@ -125,9 +175,10 @@ public static class TensorSummarizer
     }
 
     [SkipLocalsInit]
-    private static void SummarizeVectors(ReadOnlySpan<float> values, Span<ulong> buckets, ref Moments moments)
+    private static void SummarizeVectors<THistogram>(ReadOnlySpan<float> values, Span<ulong> buckets, ref Moments moments)
+        where THistogram : struct, IHistogramKind
     {
-        Span<uint> blockPairs = stackalloc uint[VectorsPerBlock / 2 * Vector<uint>.Count];
+        Span<uint> blockPairs = stackalloc uint[PairBufferLength];
         ref uint blockStart = ref MemoryMarshal.GetReference(blockPairs);
         uint[] pairCounts = _pairCounts ??= new uint[PairCounterCount];
         ref uint countsStart = ref MemoryMarshal.GetArrayDataReference(pairCounts);
@@ -136,11 +187,31 @@ public static class TensorSummarizer
         Vector<float> globalMax = new(float.NegativeInfinity);
         var chunkSums = new ChunkSums { NegativeZeros = Vector<int>.Zero };
         float centre = 0f;
+        var sample = THistogram.Sampled ? new Sample(values) : default;
 
         for (int chunkStart = 0; chunkStart < values.Length; chunkStart += ChunkLength)
         {
             ReadOnlySpan<float> chunk = values.Slice(chunkStart, Math.Min(ChunkLength, values.Length - chunkStart));
-            SumChunk(chunk, centre, ref chunkSums, ref countsStart, ref blockStart, laneOffset);
+            if (THistogram.Wide)
+            {
+                SumChunkWide(chunk, centre, ref chunkSums);
+            }
+            else
+            {
+                SumChunk<THistogram>(chunk, centre, ref chunkSums, ref countsStart, ref blockStart, laneOffset);
+            }
+
+            if (THistogram.Sampled)
+            {
+                // The sampled blocks of this chunk, while it is still in the cache (a block never straddles chunks:
+                // both lengths are multiples of the block length, and chunks start at multiples of it).
+                while (sample.NextStart < chunkStart + chunk.Length)
+                {
+                    sample.Nan += CountSampleBlock(values.Slice(sample.NextStart, SampleBlockLength), ref countsStart, ref blockStart, laneOffset, buckets);
+                    sample.Advance();
+                }
+            }
+
             Vector<float> chunkMin = chunkSums.Min, chunkMax = chunkSums.Max;
             double chunkSum = Vector.Sum(chunkSums.Sum), chunkSquares = Vector.Sum(chunkSums.Squares);
             double chunkAbsolute = Vector.Sum(chunkSums.Absolute);
@@ -152,7 +223,7 @@ public static class TensorSummarizer
             if (exact)
             {
                 // NaN, Inf, overflow, underflow or cancellation: the chunk is still in the cache.
-                AccumulateExact(chunk, buckets, countedByVectorPass: true, ref moments);
+                AccumulateExact(chunk, buckets, countZeros: false, THistogram.Sampled ? HistogramPass.None : HistogramPass.UndoNan, ref moments);
                 if (moments.LastChunkMean is double mean && double.IsFinite(mean))
                 {
                     centre = (float)mean;
@@ -171,6 +242,10 @@ public static class TensorSummarizer
         moments.Zero -= Vector.Sum(chunkSums.NegativeZeros);
         moments.Min = Math.Min(moments.Min, Min(globalMin));
         moments.Max = Math.Max(moments.Max, Max(globalMax));
+        if (THistogram.Sampled)
+        {
+            moments.HistogramSampled = ((long)sample.Strata * SampleBlockLength) - sample.Nan;
+        }
 
         // Every element counted lies between the extremes, or is NaN or Inf (outermost side).
         bool nonFinite = moments.Nan + moments.Inf > 0;
@@ -179,12 +254,57 @@ public static class TensorSummarizer
         DrainPairCounts(pairCounts, positiveSides, negativeSides, buckets);
     }
 
+    /// <summary>
+    /// Counts the pairs of one sampled block of <see cref="SampleBlockLength"/> elements into the pair counters, as the
+    /// fused pass does, and takes its NaN out again (their codes fall on the outermost side); returns the NaN count.
+    /// </summary>
+    [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static int CountSampleBlock(ReadOnlySpan<float> block, ref uint pairCounts, ref uint blockPairs, Vector<int> laneOffset, Span<ulong> buckets)
+    {
+        int lanes = Vector<float>.Count;
+        ref float start = ref MemoryMarshal.GetReference(block);
+        Vector<int> lowest = new(LowestClampBits), highest = new(HighestClampBits), rowStride = new(PairRowStride);
+        Vector<int> ordered = Vector<int>.AllBitsSet;
+        for (int v = 0; v < SampleBlockLength / lanes; v += 2)
+        {
+            Vector<float> x0 = Vector.LoadUnsafe(ref start, (nuint)(v * lanes));
+            Vector<float> x1 = Vector.LoadUnsafe(ref start, (nuint)((v + 1) * lanes));
+            ordered &= Vector.Equals(x0, x0) & Vector.Equals(x1, x1);
+            Vector<int> code0 = SideCode(x0, Vector.Abs(x0), lowest, highest);
+            Vector<int> code1 = SideCode(x1, Vector.Abs(x1), lowest, highest);
+            Vector.AsVectorUInt32((code0 * rowStride) + (code1 * PairTableCount) + laneOffset)
+                .StoreUnsafe(ref blockPairs, (nuint)(v / 2 * lanes));
+        }
+
+        CountPairs(ref pairCounts, ref blockPairs, SampleBlockLength / 2);
+        if (ordered == Vector<int>.AllBitsSet)
+        {
+            return 0;
+        }
+
+        // Rare: NaN are not counted. Unsigned wrap-around is undone when the pair counters are added at the end.
+        ReadOnlySpan<byte> bucketOfRawBin = Log2Histogram.RawBinToBucket;
+        int nan = 0;
+        foreach (float value in block)
+        {
+            if (float.IsNaN(value))
+            {
+                buckets[bucketOfRawBin[(int)(BitConverter.SingleToUInt32Bits(value) >> 23)]]--;
+                nan++;
+            }
+        }
+
+        return nan;
+    }
+
     // Fully optimised from the first call: this loop runs once per chunk, and tiered compilation would otherwise run
     // it as on-stack-replacement code that keeps the accumulators in memory. One chunk, kept apart so that the
     // register allocator sees only the vectors of the inner loop.
     [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void SumChunk(ReadOnlySpan<float> chunk, float centre, ref ChunkSums sums, ref uint pairCounts, ref uint blockPairs, Vector<int> laneOffset)
+    private static void SumChunk<THistogram>(ReadOnlySpan<float> chunk, float centre, ref ChunkSums sums, ref uint pairCounts, ref uint blockPairs, Vector<int> laneOffset)
+        where THistogram : struct, IHistogramKind
     {
         int lanes = Vector<float>.Count;
         ref float start = ref MemoryMarshal.GetReference(chunk);
@@ -219,21 +339,87 @@ public static class TensorSummarizer
                 Vector<float> a1 = Vector.Abs(x1);
                 absolute0 += a0;
                 absolute1 += a1;
-                Vector<int> code0 = SideCode(x0, a0, lowest, highest);
-                Vector<int> code1 = SideCode(x1, a1, lowest, highest);
-                Vector.AsVectorUInt32((code0 * rowStride) + (code1 * PairTableCount) + laneOffset)
-                    .StoreUnsafe(ref blockPairs, (nuint)(v / 2 * lanes));
+                if (!THistogram.Sampled)
+                {
+                    Vector<int> code0 = SideCode(x0, a0, lowest, highest);
+                    Vector<int> code1 = SideCode(x1, a1, lowest, highest);
+                    Vector.AsVectorUInt32((code0 * rowStride) + (code1 * PairTableCount) + laneOffset)
+                        .StoreUnsafe(ref blockPairs, (nuint)(v / 2 * lanes));
+                }
             }
 
             sums.Sum += WidenSum(sum0 + sum1);
             sums.Squares += WidenSum(squares0 + squares1);
             sums.Absolute += WidenSum(absolute0 + absolute1);
-            CountPairs(ref pairCounts, ref blockPairs, blockVectors / 2 * lanes);
+            if (!THistogram.Sampled)
+            {
+                CountPairs(ref pairCounts, ref blockPairs, blockVectors / 2 * lanes);
+            }
         }
 
         sums.Min = min;
         sums.Max = max;
         sums.NegativeZeros = negativeZeros;
+    }
+
+    /// <summary>
+    /// The statistics of <see cref="SumChunk{THistogram}"/> without the histogram, in 512-bit vectors (where they are
+    /// accelerated and <see cref="Vector{T}"/> is narrower), folded into its results. The chunk holds an even number of
+    /// 512-bit vectors. Each float32 lane still adds at most <see cref="VectorsPerBlock"/> values before float64.
+    /// </summary>
+    [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void SumChunkWide(ReadOnlySpan<float> chunk, float centre, ref ChunkSums sums)
+    {
+        int lanes = Vector512<float>.Count;
+        ref float start = ref MemoryMarshal.GetReference(chunk);
+        int vectorCount = chunk.Length / lanes;
+        Vector512<float> c = Vector512.Create(centre);
+        Vector512<float> min = Vector512.Create(float.PositiveInfinity);
+        Vector512<float> max = Vector512.Create(float.NegativeInfinity);
+        Vector512<int> negativeZeros = Vector512<int>.Zero;
+        Vector512<double> sum = Vector512<double>.Zero, squares = Vector512<double>.Zero, absolute = Vector512<double>.Zero;
+        for (int blockFirst = 0; blockFirst < vectorCount; blockFirst += VectorsPerBlock)
+        {
+            int blockVectors = Math.Min(VectorsPerBlock, vectorCount - blockFirst);
+            ref float block = ref Unsafe.Add(ref start, blockFirst * lanes);
+            Vector512<float> sum0 = Vector512<float>.Zero, squares0 = Vector512<float>.Zero, absolute0 = Vector512<float>.Zero;
+            Vector512<float> sum1 = Vector512<float>.Zero, squares1 = Vector512<float>.Zero, absolute1 = Vector512<float>.Zero;
+            for (int v = 0; v < blockVectors; v += 2)
+            {
+                Vector512<float> x0 = Vector512.LoadUnsafe(ref block, (nuint)(v * lanes));
+                Vector512<float> x1 = Vector512.LoadUnsafe(ref block, (nuint)((v + 1) * lanes));
+                min = Vector512.MinNative(min, Vector512.MinNative(x0, x1));
+                max = Vector512.MaxNative(max, Vector512.MaxNative(x0, x1));
+                negativeZeros += Vector512.Equals(x0, Vector512<float>.Zero).AsInt32() + Vector512.Equals(x1, Vector512<float>.Zero).AsInt32();
+                Vector512<float> d0 = x0 - c;
+                Vector512<float> d1 = x1 - c;
+                sum0 += d0;
+                sum1 += d1;
+                squares0 = Vector512.FusedMultiplyAdd(d0, d0, squares0);
+                squares1 = Vector512.FusedMultiplyAdd(d1, d1, squares1);
+                absolute0 += Vector512.Abs(x0);
+                absolute1 += Vector512.Abs(x1);
+            }
+
+            sum += WidenSum(sum0 + sum1);
+            squares += WidenSum(squares0 + squares1);
+            absolute += WidenSum(absolute0 + absolute1);
+        }
+
+        sums.Sum = (sum.GetLower() + sum.GetUpper()).AsVector();
+        sums.Squares = (squares.GetLower() + squares.GetUpper()).AsVector();
+        sums.Absolute = (absolute.GetLower() + absolute.GetUpper()).AsVector();
+        sums.Min = Vector256.MinNative(min.GetLower(), min.GetUpper()).AsVector();
+        sums.Max = Vector256.MaxNative(max.GetLower(), max.GetUpper()).AsVector();
+        sums.NegativeZeros += (negativeZeros.GetLower() + negativeZeros.GetUpper()).AsVector();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<double> WidenSum(Vector512<float> lanes)
+    {
+        (Vector512<double> lower, Vector512<double> upper) = Vector512.Widen(lanes);
+        return lower + upper;
     }
 
     /// <summary>
@@ -372,10 +558,12 @@ public static class TensorSummarizer
 
     /// <summary>
     /// Float64, two passes over <paramref name="values"/>; merges the result into <paramref name="moments"/>.
-    /// With <paramref name="countedByVectorPass"/> the histogram and the zero count of these elements are already
-    /// counted, NaN included (in the bucket of its sign and exponent bits), so only the NaN are taken out again.
+    /// <paramref name="countZeros"/> false: the vector pass has counted the zeros already. <paramref name="histogram"/>
+    /// says whether to count the histogram here, or whether the fused vector pass has counted these elements already,
+    /// NaN included (in the bucket of its sign and exponent bits), so that only the NaN are taken out again, or neither
+    /// (a sampled histogram counts its blocks apart).
     /// </summary>
-    private static void AccumulateExact(ReadOnlySpan<float> values, Span<ulong> buckets, bool countedByVectorPass, ref Moments moments)
+    private static void AccumulateExact(ReadOnlySpan<float> values, Span<ulong> buckets, bool countZeros, HistogramPass histogram, ref Moments moments)
     {
         ReadOnlySpan<byte> bucketOfRawBin = Log2Histogram.RawBinToBucket;
         long nan = 0, inf = 0, zero = 0, finite = 0;
@@ -386,7 +574,7 @@ public static class TensorSummarizer
             if (float.IsNaN(value))
             {
                 nan++;
-                if (countedByVectorPass)
+                if (histogram == HistogramPass.UndoNan)
                 {
                     // Unsigned wrap-around is undone when the vector pass's tables are added at the end.
                     buckets[bucket]--;
@@ -395,9 +583,13 @@ public static class TensorSummarizer
                 continue;
             }
 
-            if (!countedByVectorPass)
+            if (histogram == HistogramPass.Count)
             {
                 buckets[bucket]++;
+            }
+
+            if (countZeros)
+            {
                 zero += value == 0 ? 1 : 0;
             }
 
@@ -441,7 +633,95 @@ public static class TensorSummarizer
         moments.Merge(finite, mean + (deviations / finite), squares - (deviations * deviations / finite), sumAbs);
     }
 
-    /// <summary>What <see cref="SumChunk"/> returns: lane-wise sums and extremes of one chunk, and the zero count so far.</summary>
+    /// <summary>Which histogram the vector pass counts: resolved when the JIT compiles each instantiation.</summary>
+    private interface IHistogramKind
+    {
+        static abstract bool Sampled { get; }
+
+        // The statistics in 512-bit vectors (SumChunkWide); only with a sampled histogram.
+        static abstract bool Wide { get; }
+    }
+
+    /// <summary>Every element's pair counted in the fused pass.</summary>
+    private readonly struct FullHistogram : IHistogramKind
+    {
+        public static bool Sampled => false;
+
+        public static bool Wide => false;
+    }
+
+    /// <summary>Statistics only in the fused pass; the sampled blocks counted apart.</summary>
+    private readonly struct SampledHistogram : IHistogramKind
+    {
+        public static bool Sampled => true;
+
+        public static bool Wide => false;
+    }
+
+    /// <summary>As <see cref="SampledHistogram"/>, the statistics in 512-bit vectors.</summary>
+    private readonly struct WideSampledHistogram : IHistogramKind
+    {
+        public static bool Sampled => true;
+
+        public static bool Wide => true;
+    }
+
+    /// <summary>What <see cref="AccumulateExact"/> does with the histogram.</summary>
+    private enum HistogramPass
+    {
+        Count,
+        UndoNan,
+        None,
+    }
+
+    /// <summary>
+    /// The sampled blocks, in ascending order: the blocks of <see cref="SampleBlockLength"/> elements are cut into
+    /// <see cref="Strata"/> strata of equal length, at least <see cref="SampleStrata"/> of them, and one block is drawn
+    /// uniformly in each, independently (the remainder, fewer blocks than a stratum holds, lies outside every stratum).
+    /// The generator (SplitMix64) is seeded from the length and three elements' bits, so the same tensor always gives
+    /// the same sample and histogram, and a tensor that changes gets fresh positions.
+    /// </summary>
+    private struct Sample
+    {
+        public int NextStart;
+        public int Nan;
+        public readonly int Strata;
+        private readonly int _strideBlocks;
+        private int _stratum;
+        private ulong _state;
+
+        public Sample(ReadOnlySpan<float> values)
+        {
+            int blocks = values.Length / SampleBlockLength;
+            _strideBlocks = blocks / SampleStrata;
+            Strata = blocks / _strideBlocks;
+            _state = ((ulong)values.Length << 32)
+                ^ BitConverter.SingleToUInt32Bits(values[0])
+                ^ ((ulong)BitConverter.SingleToUInt32Bits(values[values.Length / 2]) << 16)
+                ^ ((ulong)BitConverter.SingleToUInt32Bits(values[^1]) << 40);
+            NextStart = Pick();
+        }
+
+        public void Advance()
+        {
+            _stratum++;
+            NextStart = _stratum < Strata ? Pick() : int.MaxValue;
+        }
+
+        // Lemire's multiply-shift maps the upper 32 random bits onto [0, stride) without division.
+        private int Pick()
+        {
+            _state += 0x9E3779B97F4A7C15UL;
+            ulong z = _state;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            z ^= z >> 31;
+            int offset = (int)(((z >> 32) * (ulong)_strideBlocks) >> 32);
+            return ((_stratum * _strideBlocks) + offset) * SampleBlockLength;
+        }
+    }
+
+    /// <summary>What <see cref="SumChunk{THistogram}"/> returns: lane-wise sums and extremes of one chunk, and the zero count so far.</summary>
     private struct ChunkSums
     {
         public Vector<double> Sum;
@@ -465,6 +745,7 @@ public static class TensorSummarizer
         public double Min;
         public double Max;
         public double? LastChunkMean;
+        public long HistogramSampled;
 
         public Moments()
         {
@@ -498,6 +779,7 @@ public static class TensorSummarizer
             var statistics = new TensorStatistics
             {
                 Count = count, NanCount = Nan, InfCount = Inf, ZeroCount = Zero, L1 = AbsoluteSum,
+                HistogramSampledCount = HistogramSampled,
             };
             if (Finite == 0)
             {

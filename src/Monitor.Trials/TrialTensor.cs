@@ -14,8 +14,11 @@ public sealed record TrialValue(float[] Values, IReadOnlyList<long> Shape, long 
 
 /// <summary>The histogram of a tensor at one step: bucket <c>i</c> spans <c>Edges[i]</c> to <c>Edges[i + 1]</c>.</summary>
 /// <param name="Edges">Bucket edges, one more than <paramref name="Counts"/>; may hold -inf/+inf.</param>
-/// <param name="Counts">Elements per bucket (the non-empty span the worker sent, for the log2-magnitude layout).</param>
-public sealed record TrialHistogram(double[] Edges, long[] Counts);
+/// <param name="Counts">Elements per bucket (the non-empty span the worker sent, for the log2-magnitude layout); for a
+/// sampled histogram, elements of the sample.</param>
+/// <param name="SampledCount">0 when every element but NaN was counted; else the elements of the sample the counts sum
+/// to (a bucket's share of the tensor is its count divided by this; see <c>Log2Histogram.SampledFractionErrorBound</c>).</param>
+public sealed record TrialHistogram(double[] Edges, long[] Counts, long SampledCount = 0);
 
 /// <summary>
 /// One traced tensor of a <see cref="Trial"/> (smdebug's <c>trial.tensor(name)</c>): its steps, raw values, reductions
@@ -134,7 +137,7 @@ public sealed class TrialTensor
         int first = (int)histogram.FirstBucket;
         int buckets = histogram.Counts.Count;
         double[] spanned = edges.Length >= first + buckets + 1 ? edges.Slice(first, buckets + 1).ToArray() : [];
-        return new TrialHistogram(spanned, [.. histogram.Counts.Select(c => (long)c)]);
+        return new TrialHistogram(spanned, [.. histogram.Counts.Select(c => (long)c)], (long)histogram.SampledCount);
     }
 
     private static double? FromSummary(TensorSummary s, string reduction, bool abs)

@@ -26,6 +26,8 @@ public static class Program
                 return ServiceThroughputBenchmarks.Run(rest);
             case ["step-to-alert", .. var rest]:
                 return StepToAlertLatency.Run(rest);
+            case ["summarizer-ratio", .. var rest]:
+                return SummarizerRatio.Run(rest);
         }
 
         // Every benchmark class names its own job through [Config] (all in-process).

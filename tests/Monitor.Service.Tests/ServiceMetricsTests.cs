@@ -85,6 +85,27 @@ public sealed class ServiceMetricsTests
     }
 
     [Fact]
+    public async Task Histogram_Sampled_IsExportedAsElementsOfTheWholeTensor()
+    {
+        await using ServiceHarness harness = await ServiceHarness.StartAsync();
+        StepRecord record = ServiceHarness.Record("run-h", 0, 1, ("fc1.weight", Collection.Weights, 0.25));
+        // A sample of 4 elements of a tensor of 4,000 (one NaN, not counted): 1 in [-1, -0.5), 3 in [0.25, 0.5).
+        int negativeHalf = Log2Histogram.BucketOf(-0.75), quarter = Log2Histogram.BucketOf(0.3);
+        record.Tensors[0].Summary.Count = 4001;
+        record.Tensors[0].Summary.NanCount = 1;
+        record.Tensors[0].Summary.Histogram = Log2(first: negativeHalf, (negativeHalf, 1), (quarter, 3));
+        record.Tensors[0].Summary.Histogram.SampledCount = 4;
+
+        harness.Send(record);
+        await harness.WaitForProcessedAsync(1);
+        string metrics = await harness.ScrapeAsync();
+
+        double[] edges = Log2Histogram.Edges.ToArray();
+        Assert.Equal(1000, Bucket(metrics, edges[negativeHalf + 1]));
+        Assert.Equal(4000, ServiceHarness.Sample(metrics, $"monitor_tensor_histogram_elements{{{Labels},le=\"+Inf\"}}"));
+    }
+
+    [Fact]
     public async Task Histogram_IsExportedCumulativelyPerUpperEdge_ForTheLog2Layout()
     {
         await using ServiceHarness harness = await ServiceHarness.StartAsync();

@@ -377,6 +377,32 @@ public sealed class StepTracerTests
     }
 
     [Fact]
+    public async Task AddValues_LargeTensor_RecordsTheHistogramsSampleSize_SmallTensorZero()
+    {
+        var producer = new TestRecordProducer();
+        await using var tracer = new StepTracer(Options(new FakeTimeProvider(Start)), producer);
+        var large = new float[TensorSummarizer.SamplingThreshold + 3];
+        for (int i = 0; i < large.Length; i++)
+        {
+            large[i] = (i % 7) - 3;
+        }
+
+        Assert.True(tracer.BeginStep(0));
+        tracer.AddValues("large", Weights, DType.Float32, [large.Length], large);
+        tracer.AddValues("small", Weights, DType.Float32, [3], [1f, 2f, 3f]);
+        tracer.EndStep();
+
+        await Poll.UntilAsync(() => tracer.Statistics.Delivered == 1, "the record delivered");
+        StepRecord record = Decode(Assert.Single(producer.Messages).Value);
+        Histogram sampled = record.Tensors[0].Summary.Histogram;
+        Assert.Equal(1UL << 18, sampled.SampledCount);
+        Assert.Equal(sampled.SampledCount, sampled.Counts.Aggregate(0UL, (a, b) => a + b));
+        Assert.Equal((ulong)large.Length, record.Tensors[0].Summary.Count);
+        Assert.Equal(0UL, record.Tensors[1].Summary.Histogram.SampledCount);
+        Assert.Equal(3UL, record.Tensors[1].Summary.Histogram.Counts.Aggregate(0UL, (a, b) => a + b));
+    }
+
+    [Fact]
     public async Task AddMethods_NeverThrow_WhenGivenOddInputs()
     {
         var producer = new TestRecordProducer();

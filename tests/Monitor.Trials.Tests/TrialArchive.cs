@@ -47,7 +47,9 @@ internal sealed class TrialArchive : IAsyncDisposable
                 {
                     Count = 1026, NanCount = 1, InfCount = 1, Min = -0.5, Max = 0.25, Mean = 0.001, Variance = 4e-4,
                     L1 = 1024 * absMean, L2 = 0.5, AbsMean = absMean, ZeroCount = 0,
-                    Histogram = new Histogram { Layout = HistogramLayout.Log2Magnitude, FirstBucket = 40 },
+                    // Marked as sampled (the tracer samples only tensors of 2^20 elements or more) so that the
+                    // archive's histogram_sampled_count column is round-tripped.
+                    Histogram = new Histogram { Layout = HistogramLayout.Log2Magnitude, FirstBucket = 40, SampledCount = 1024 },
                 },
             };
             gradient.Shape.Add([64, 16]);

@@ -109,10 +109,12 @@ public sealed class TrialTests
 
         TrialHistogram log2 = trial.Tensor("fc1.weight.grad").Histogram(4);
         Assert.Equal([10L, 500, 514], log2.Counts);
+        Assert.Equal(1024, log2.SampledCount);
         Assert.Equal(Monitor.Contracts.Log2Histogram.Edges[40..44].ToArray(), log2.Edges);
         TrialHistogram explicitEdges = trial.Tensor("fc1.weight").Histogram(4);
         Assert.Equal([double.NegativeInfinity, 0, double.PositiveInfinity], explicitEdges.Edges);
         Assert.Equal([1L, 3], explicitEdges.Counts);
+        Assert.Equal(0, explicitEdges.SampledCount);
     }
 
     [Fact]

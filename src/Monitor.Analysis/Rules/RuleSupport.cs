@@ -50,7 +50,9 @@ internal static partial class RuleSupport
     /// <summary>
     /// A lower bound, provable from the summary alone, on the number of elements <c>x &lt;= bound</c>: the larger of
     /// the histogram buckets lying wholly at or below the bound, the zero count (when the bound is not negative), and
-    /// every finite element when the maximum is at or below the bound.
+    /// every finite element when the maximum is at or below the bound. A sampled histogram (<c>sampled_count</c> not 0)
+    /// contributes its buckets' share of the sample less <see cref="Log2Histogram.SampledFractionErrorBound"/> at
+    /// <see cref="SampledHistogramAlpha"/>, times the elements counted: that part holds with probability 1 - 1e-6.
     /// </summary>
     public static ulong CountAtMostLowerBound(TensorSummary summary, double bound)
     {
@@ -77,6 +79,8 @@ internal static partial class RuleSupport
 
                 fromHistogram += counts[i];
             }
+
+            fromHistogram = ElementsAtLeast(summary, histogram, fromHistogram);
         }
 
         return Math.Max(fromZeros, fromHistogram);
@@ -109,6 +113,8 @@ internal static partial class RuleSupport
 
                 fromHistogram += counts[i];
             }
+
+            fromHistogram = ElementsAtLeast(summary, histogram, fromHistogram);
         }
 
         return Math.Max(fromZeros, fromHistogram);
@@ -119,7 +125,8 @@ internal static partial class RuleSupport
     /// (numpy's linear interpolation): the 5th percentile is at least the lower edge of the bucket holding its lower
     /// order statistic, the 95th at most the upper edge of the bucket holding its upper one, both clamped to
     /// [min, max]. Without a histogram, <c>max - min</c>. NaN when the summary cannot tell (non-finite elements, fewer
-    /// than two elements).
+    /// than two elements). A sampled histogram is ranked in its sample, the percentiles widened by its error bound at
+    /// <see cref="SampledHistogramAlpha"/> (the bound then holds with probability 1 - 2e-6).
     /// </summary>
     public static double PercentileSpreadUpperBound(TensorSummary summary, double low, double high)
     {
@@ -133,13 +140,19 @@ internal static partial class RuleSupport
         double upper = summary.Max;
         if (summary.Histogram is { } histogram)
         {
-            ulong lowRank = (ulong)Math.Floor(low / 100 * (n - 1));
-            ulong highRank = (ulong)Math.Ceiling(high / 100 * (n - 1));
-            int lowBucket = BucketOfRank(histogram, lowRank);
-            int highBucket = BucketOfRank(histogram, highRank);
-            if (lowBucket >= 0 && highBucket >= 0)
+            // Ranks among the elements counted: all of them, or the sample's, whose shares are off by at most slack.
+            ulong ranked = histogram.SampledCount == 0 ? n : histogram.SampledCount;
+            double slack = histogram.SampledCount == 0 ? 0 : Log2Histogram.SampledFractionErrorBound(histogram.SampledCount, SampledHistogramAlpha);
+            double lowShare = (low / 100) - slack, highShare = (high / 100) + slack;
+            int lowBucket = lowShare < 0 || ranked < 2 ? -1 : BucketOfRank(histogram, (ulong)Math.Floor(lowShare * (ranked - 1)));
+            int highBucket = highShare > 1 || ranked < 2 ? -1 : BucketOfRank(histogram, (ulong)Math.Ceiling(highShare * (ranked - 1)));
+            if (lowBucket >= 0)
             {
                 lower = Math.Max(lower, LowerEdge(histogram, lowBucket));
+            }
+
+            if (highBucket >= 0)
+            {
                 upper = Math.Min(upper, UpperEdge(histogram, highBucket));
             }
         }
@@ -296,6 +309,22 @@ internal static partial class RuleSupport
         int above = Math.Min(below + 1, sorted.Length - 1);
         double fraction = rank - below;
         return sorted[below] + (fraction * (sorted[above] - (double)sorted[below]));
+    }
+
+    /// <summary>The probability the rules allow a sampled histogram's error bound to fail (1e-6).</summary>
+    public const double SampledHistogramAlpha = 1e-6;
+
+    // Counts of a set of buckets as elements of the tensor: exact, or for a sampled histogram the set's share of the
+    // sample less its error bound, times the elements counted (a lower bound with probability 1 - alpha).
+    private static ulong ElementsAtLeast(TensorSummary summary, Histogram histogram, ulong counted)
+    {
+        if (histogram.SampledCount == 0)
+        {
+            return counted;
+        }
+
+        double share = ((double)counted / histogram.SampledCount) - Log2Histogram.SampledFractionErrorBound(histogram.SampledCount, SampledHistogramAlpha);
+        return share <= 0 ? 0 : (ulong)Math.Floor(share * (summary.Count - summary.NanCount));
     }
 
     private static int BucketOfRank(Histogram histogram, ulong rank)
