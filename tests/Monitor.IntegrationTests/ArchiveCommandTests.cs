@@ -170,7 +170,7 @@ public sealed class ArchiveCommandTests(DemoArchiveFixture demo) : IDisposable
         var error = new StringWriter();
         Task<int> run = Monitor.Cli.MonitorCommand.Create()
             .Parse(["archive", "--kafka", cluster.BootstrapServers, "--topic", topic, "--group", group, "--dir", archive, "--max-file-age", "1s",
-                "--kafka-property", "topic.metadata.refresh.interval.ms=500"])
+                "--kafka-property", "topic.metadata.refresh.interval.ms=500", "--listen", "http://127.0.0.1:0"])
             .InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = error }, stop.Token);
 
         long Committed()
