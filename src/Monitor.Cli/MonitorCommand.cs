@@ -415,7 +415,8 @@ internal static class MonitorCommand
                     AutoOffsetReset = parse.GetValue(offsetReset),
                     Properties = kafkaSettings.Properties,
                 },
-                logging);
+                logging,
+                service.MetricsRegistry);
             if (archiver is not null)
             {
 #pragma warning disable CA1848, CA2254, CA1873
@@ -437,15 +438,19 @@ internal static class MonitorCommand
         return command;
     }
 
-    /// <summary><c>serve --archive</c>: the archiver and its own consumer, stopped (files closed, offsets committed) on dispose.</summary>
+    /// <summary>
+    /// <c>serve --archive</c>: the archiver and its own consumer, stopped (files closed, offsets committed) on dispose;
+    /// its metrics (<see cref="ArchiveMetrics"/>) are on the service's <c>/metrics</c>.
+    /// </summary>
     private sealed class ServeArchive(KafkaRecordConsumer consumer, Monitor.Archive.StepArchiver archiver) : IAsyncDisposable
     {
-        public static ServeArchive Start(ArchiveOptions options, KafkaConsumerOptions consumerOptions, ILoggerFactory logging)
+        public static ServeArchive Start(ArchiveOptions options, KafkaConsumerOptions consumerOptions, ILoggerFactory logging, Prometheus.CollectorRegistry registry)
         {
             var consumer = new KafkaRecordConsumer(consumerOptions, logging.CreateLogger<KafkaRecordConsumer>());
             try
             {
                 var archiver = new Monitor.Archive.StepArchiver(consumer, options, logging.CreateLogger<Monitor.Archive.StepArchiver>());
+                _ = new ArchiveMetrics(registry, archiver);
                 archiver.Start();
                 return new ServeArchive(consumer, archiver);
             }

@@ -176,6 +176,12 @@ public sealed class MonitorService : IAsyncDisposable
     /// <summary>Where the HTTP endpoints listen (the real port when configured with port 0). Set by <see cref="StartAsync"/>.</summary>
     public Uri? BaseAddress { get; private set; }
 
+    /// <summary>
+    /// The registry <c>/metrics</c> exposes. A host may add collectors of its own, registered before the first scrape
+    /// (<c>monitor serve --archive</c> adds the archive's); their names must not clash with the service's.
+    /// </summary>
+    public CollectorRegistry MetricsRegistry => _metrics.Registry;
+
     /// <summary>The analysis engine (for its active alerts; read it only from <see cref="AlertChanged"/> handlers).</summary>
     public AnalysisEngine Engine => _engine;
 

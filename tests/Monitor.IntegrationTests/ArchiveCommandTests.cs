@@ -218,8 +218,10 @@ public sealed class ArchiveCommandTests(DemoArchiveFixture demo) : IDisposable
             () => Directory.Exists(archive) && Directory.EnumerateFiles(archive, "*.parquet", SearchOption.AllDirectories).Any()
                 && (long)Duck($"SELECT count(*) FROM {Files(archive)}")[0][0]! == records * 3,
             "serve's archive holds every record");
-        // The service analysed the same records in its own group.
+        // The service analysed the same records in its own group; its /metrics carries the archive's too.
         await Eventually.TrueAsync(() => serve.GetAsync("metrics", TestContext.Current.CancellationToken).GetAwaiter().GetResult().Body.Contains("fc1.weight.grad", StringComparison.Ordinal), "the service exports the gradient's series", explain: serve.Output);
+        string metrics = (await serve.GetAsync("metrics", TestContext.Current.CancellationToken)).Body;
+        Assert.Contains($"\nmonitor_archive_records_total {records}\n", metrics, StringComparison.Ordinal);
     }
 
     [Theory]
