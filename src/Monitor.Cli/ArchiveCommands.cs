@@ -6,8 +6,11 @@ using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 using Monitor.Archive;
 using Monitor.Contracts;
+using Monitor.Contracts.Transport;
 using Monitor.Hosting;
+using Monitor.Service;
 using Monitor.Transport.Kafka;
+using Prometheus;
 
 namespace Monitor.Cli;
 
@@ -60,11 +63,12 @@ internal static partial class ArchiveCommands
         var topic = new Option<string>("--topic") { Description = "Topic of step records.", DefaultValueFactory = _ => MonitorTopics.Steps };
         var offsetReset = new Option<AutoOffsetReset>("--offset-reset") { Description = "Where a group without committed offsets starts: earliest (no record skipped), latest or error.", DefaultValueFactory = _ => AutoOffsetReset.Earliest };
         var set = new ArchiveOptionSet("");
-        var command = new Command("archive", "Consume step records from Kafka in a consumer group of its own and write every one to Parquet files under --dir, partitioned by run and rank (see `monitor export` and `monitor query`).")
+        var listenSet = new ListenOptionSet("/metrics, /healthz and /readyz");
+        var command = new Command("archive", "Consume step records from Kafka in a consumer group of its own and write every one to Parquet files under --dir, partitioned by run and rank (see `monitor export` and `monitor query`); serve its /metrics, /healthz and /readyz at --listen.")
         {
             kafka, kafkaClient.Property, kafkaClient.ConfigFile, directory, topic, offsetReset,
         };
-        foreach (Option option in set.All)
+        foreach (Option option in set.All.Concat(listenSet.All))
         {
             command.Options.Add(option);
         }
@@ -72,15 +76,20 @@ internal static partial class ArchiveCommands
         command.SetAction(async (parse, cancellationToken) =>
         {
             TextWriter error = parse.InvocationConfiguration.Error;
-            using ILoggerFactory logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
+            // ASP.NET Core's per-request information lines would drown the archive's own.
+            using ILoggerFactory logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).AddFilter("Microsoft.AspNetCore", LogLevel.Warning));
             ILogger log = logging.CreateLogger("monitor");
             KafkaClientSettings kafkaSettings;
             ArchiveOptions options;
+            string listenUrl = parse.GetValue(listenSet.Listen)!;
+            string? tlsCertificate = parse.GetValue(listenSet.TlsCertificate)?.FullName;
+            string? tlsKey = parse.GetValue(listenSet.TlsKey)?.FullName;
             try
             {
                 kafkaSettings = kafkaClient.Resolve(parse, parse.GetValue(kafka));
                 options = set.Resolve(parse, parse.GetValue(directory)!.FullName);
                 options.Validate();
+                OperationsEndpoints.ValidateListen(listenUrl, tlsCertificate, tlsKey);
             }
             catch (Exception ex) when (ex is ArgumentException or KafkaClientPropertiesException)
             {
@@ -123,9 +132,27 @@ internal static partial class ArchiveCommands
 
                 await using (archiver)
                 {
+                    OperationsEndpoints endpoints;
+                    try
+                    {
+                        endpoints = await StartEndpointsAsync(archiver, consumer, listenUrl, tlsCertificate, tlsKey, logging, cancellationToken);
+                    }
+                    catch (ArgumentException ex)
+                    {
+                        await error.WriteLineAsync("monitor archive: " + ex.Message);
+                        return 2;
+                    }
+                    catch (IOException ex)
+                    {
+                        await error.WriteLineAsync($"monitor archive: cannot listen on {listenUrl}: {ex.Message}");
+                        return 2;
+                    }
+
+                    // Disposed after the archiver has stopped: probes and scrapes answer until the last file is closed.
+                    await using OperationsEndpoints served = endpoints;
                     archiver.Start();
 #pragma warning disable CA1848, CA2254, CA1873
-                    log.LogInformation($"monitor archive: consuming {parse.GetValue(topic)} from {kafkaSettings.BootstrapServers}{KafkaClientProperties.Summary(kafkaSettings)} as group {parse.GetValue(set.Group)} into {options.Directory}");
+                    log.LogInformation($"monitor archive: consuming {parse.GetValue(topic)} from {kafkaSettings.BootstrapServers}{KafkaClientProperties.Summary(kafkaSettings)} as group {parse.GetValue(set.Group)} into {options.Directory}; metrics at {new Uri(endpoints.BaseAddress, "metrics")}");
 #pragma warning restore CA1848, CA2254, CA1873
                     try
                     {
@@ -247,6 +274,48 @@ internal static partial class ArchiveCommands
             }
         });
         return command;
+    }
+
+    /// <summary>
+    /// Serves an archiver's <c>/metrics</c> (<see cref="ArchiveMetrics"/>), <c>/healthz</c> (503 once the archiver has
+    /// failed) and <c>/readyz</c> (ready once the consumer is: its group assigned it partitions and the brokers answer).
+    /// </summary>
+    /// <exception cref="ArgumentException">The address or the TLS files are unusable.</exception>
+    /// <exception cref="IOException">The address is in use.</exception>
+    internal static Task<OperationsEndpoints> StartEndpointsAsync(StepArchiver archiver, IRecordConsumer consumer, string listenUrl, string? tlsCertificate, string? tlsKey,
+        ILoggerFactory? logging, CancellationToken cancellationToken)
+    {
+        CollectorRegistry registry = Metrics.NewCustomRegistry();
+        _ = new ArchiveMetrics(registry, archiver);
+        return OperationsEndpoints.StartAsync(
+            new OperationsEndpointsOptions
+            {
+                ListenUrl = listenUrl,
+                TlsCertificateFile = tlsCertificate,
+                TlsKeyFile = tlsKey,
+                Registry = registry,
+                Failure = () => archiver.Failure is { } failure ? "archiver failed: " + failure : null,
+                Readiness = (out string detail) => Ready(archiver, consumer, out detail),
+                LoggerFactory = logging,
+            },
+            cancellationToken);
+    }
+
+    private static bool Ready(StepArchiver archiver, IRecordConsumer consumer, out string detail)
+    {
+        if (archiver.Failure is { } failure)
+        {
+            detail = "archiver failed: " + failure;
+            return false;
+        }
+
+        if (consumer is IConsumerReadiness readiness)
+        {
+            return readiness.IsReady(out detail);
+        }
+
+        detail = "archiver running";
+        return true;
     }
 
     /// <summary>One line about what an archiver wrote.</summary>

@@ -79,6 +79,12 @@ internal sealed class DemoRunner(DemoOptions options, TextWriter output)
             HeartbeatInterval = TimeSpan.FromSeconds(2),
         };
         await using var service = new MonitorService(serviceOptions, consumer, deadLetters);
+        if (archiver is not null)
+        {
+            // The archive's metrics on the demo's /metrics, as with `serve --archive`.
+            _ = new ArchiveMetrics(service.MetricsRegistry, archiver);
+        }
+
         service.AlertChanged += OnAlert;
         await service.StartAsync(cancellationToken);
         ServiceAddress = service.BaseAddress;

@@ -188,9 +188,10 @@ internal static class MonitorCommand
         var offsetReset = new Option<AutoOffsetReset>("--offset-reset") { Description = "Where a group without committed offsets starts: earliest (no record skipped), latest (only new records) or error.", DefaultValueFactory = _ => consumerDefaults.AutoOffsetReset };
         var topic = new Option<string>("--topic") { Description = "Topic of step records.", DefaultValueFactory = _ => defaults.StepsTopic };
         var deadLetterTopic = new Option<string>("--dead-letter-topic") { Description = "Topic for undecodable records.", DefaultValueFactory = _ => defaults.DeadLetterTopic };
-        var listen = new Option<string>("--listen") { Description = "Address of /metrics, /healthz, /readyz and /api: http://HOST:PORT, or https://HOST:PORT with --tls-cert. Use 0.0.0.0 to accept connections from other hosts.", DefaultValueFactory = _ => defaults.ListenUrl };
-        var tlsCertificate = new Option<FileInfo>("--tls-cert") { Description = "Server certificate for an https:// --listen: PEM (with --tls-key, or the key in the same file) or .pfx/.p12 without a password." };
-        var tlsKey = new Option<FileInfo>("--tls-key") { Description = "PEM private key of --tls-cert." };
+        var listenSet = new ListenOptionSet("/metrics, /healthz, /readyz and /api");
+        Option<string> listen = listenSet.Listen;
+        Option<FileInfo> tlsCertificate = listenSet.TlsCertificate;
+        Option<FileInfo> tlsKey = listenSet.TlsKey;
         var maxSeries = new Option<int>("--max-tensor-series") { Description = "Cap on exported (run, rank, tensor) combinations.", DefaultValueFactory = _ => defaults.MaxTensorSeries };
         var histogramTensors = new Option<string?>("--histogram-tensors") { Description = "Regular expression on tensor names whose histograms are exported (monitor_tensor_histogram_elements). Default: every tensor, up to --max-histogram-tensors." };
         var maxHistograms = new Option<int>("--max-histogram-tensors") { Description = "Cap on (run, rank, tensor) combinations with exported histograms (each is one series per histogram bucket).", DefaultValueFactory = _ => defaults.MaxHistogramTensors };
@@ -217,7 +218,7 @@ internal static class MonitorCommand
         var apiReadTokenFile = new Option<FileInfo>("--api-read-token-file") { Description = "Read the --api-read-token from this file (trailing line break removed)." };
         var archive = new Option<DirectoryInfo?>("--archive") { Description = "Also archive every step record to Parquet files under this directory, in a consumer group of its own (as `monitor archive` does)." };
         var archiveSet = new ArchiveOptionSet("archive-");
-        foreach (Option<FileInfo> file in (Option<FileInfo>[])[tlsCertificate, tlsKey, apiTokenFile, apiReadTokenFile])
+        foreach (Option<FileInfo> file in (Option<FileInfo>[])[apiTokenFile, apiReadTokenFile])
         {
             file.AcceptExistingOnly();
         }
@@ -414,7 +415,8 @@ internal static class MonitorCommand
                     AutoOffsetReset = parse.GetValue(offsetReset),
                     Properties = kafkaSettings.Properties,
                 },
-                logging);
+                logging,
+                service.MetricsRegistry);
             if (archiver is not null)
             {
 #pragma warning disable CA1848, CA2254, CA1873
@@ -436,15 +438,19 @@ internal static class MonitorCommand
         return command;
     }
 
-    /// <summary><c>serve --archive</c>: the archiver and its own consumer, stopped (files closed, offsets committed) on dispose.</summary>
+    /// <summary>
+    /// <c>serve --archive</c>: the archiver and its own consumer, stopped (files closed, offsets committed) on dispose;
+    /// its metrics (<see cref="ArchiveMetrics"/>) are on the service's <c>/metrics</c>.
+    /// </summary>
     private sealed class ServeArchive(KafkaRecordConsumer consumer, Monitor.Archive.StepArchiver archiver) : IAsyncDisposable
     {
-        public static ServeArchive Start(ArchiveOptions options, KafkaConsumerOptions consumerOptions, ILoggerFactory logging)
+        public static ServeArchive Start(ArchiveOptions options, KafkaConsumerOptions consumerOptions, ILoggerFactory logging, Prometheus.CollectorRegistry registry)
         {
             var consumer = new KafkaRecordConsumer(consumerOptions, logging.CreateLogger<KafkaRecordConsumer>());
             try
             {
                 var archiver = new Monitor.Archive.StepArchiver(consumer, options, logging.CreateLogger<Monitor.Archive.StepArchiver>());
+                _ = new ArchiveMetrics(registry, archiver);
                 archiver.Start();
                 return new ServeArchive(consumer, archiver);
             }

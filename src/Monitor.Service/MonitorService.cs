@@ -1,11 +1,7 @@
 using System.Diagnostics;
-using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Monitor.Analysis;
@@ -98,8 +94,7 @@ public sealed class MonitorService : IAsyncDisposable
     // changelog and the engine's rules keep strings and copied values only).
     private readonly StepRecordReader _reader = new();
     private readonly string _processSpanName;
-    private WebApplication? _web;
-    private X509Certificate2? _certificate;
+    private OperationsEndpoints? _endpoints;
     private SelectionStore? _store;
     private ConnectionMultiplexer? _redis;
     private Task? _pipeline;
@@ -186,6 +181,12 @@ public sealed class MonitorService : IAsyncDisposable
     /// <summary>Where the HTTP endpoints listen (the real port when configured with port 0). Set by <see cref="StartAsync"/>.</summary>
     public Uri? BaseAddress { get; private set; }
 
+    /// <summary>
+    /// The registry <c>/metrics</c> exposes. A host may add collectors of its own, registered before the first scrape
+    /// (<c>monitor serve --archive</c> adds the archive's); their names must not clash with the service's.
+    /// </summary>
+    public CollectorRegistry MetricsRegistry => _metrics.Registry;
+
     /// <summary>The analysis engine (for its active alerts; read it only from <see cref="AlertChanged"/> handlers).</summary>
     public AnalysisEngine Engine => _engine;
 
@@ -219,7 +220,7 @@ public sealed class MonitorService : IAsyncDisposable
     /// thrown: they are logged, counted in <c>monitor_state_restore_failures_total</c>, and start empty.)</exception>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
-        if (_web is not null || _state is not null)
+        if (_endpoints is not null || _state is not null)
         {
             throw new InvalidOperationException("the service is already started");
         }
@@ -235,26 +236,6 @@ public sealed class MonitorService : IAsyncDisposable
             await Task.Run(() => _changelogProducer.Start(_options.StepsTopic), cancellationToken).ConfigureAwait(false);
         }
 
-        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.Services.AddSingleton(_loggerFactory);
-        builder.WebHost.UseUrls(_options.ListenUrl);
-        if (_options.TlsCertificateFile is { } certificateFile)
-        {
-            X509Certificate2 certificate = _certificate = ServerCertificate.Load(certificateFile, _options.TlsKeyFile);
-            // The slim builder leaves HTTPS out unless asked for.
-            builder.WebHost.UseKestrelHttpsConfiguration();
-            builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureHttpsDefaults(https => https.ServerCertificate = certificate));
-        }
-
-        WebApplication web = builder.Build();
-        web.MapMetrics("/metrics", _metrics.Registry);
-        web.MapGet("/healthz", () => _pipelineFault is { } fault
-            ? Results.Text("pipeline failed: " + fault, statusCode: StatusCodes.Status503ServiceUnavailable)
-            : Results.Text("ok"));
-        web.MapGet("/readyz", () => Readiness(out string detail)
-            ? Results.Text("ready: " + detail)
-            : Results.Text("not ready: " + detail, statusCode: StatusCodes.Status503ServiceUnavailable));
         if (_options.Redis is { Length: > 0 } redis)
         {
             ConfigurationOptions configuration = RedisConnection.Parse(redis);
@@ -266,14 +247,26 @@ public sealed class MonitorService : IAsyncDisposable
         _store = _redis is null ? null : new SelectionStore(_redis, _options.TimeProvider);
         _actions.Store = _store;
         var authorization = new ApiAuthorization(_options.ApiToken, _options.ApiReadToken);
-        RouteGroupBuilder api = web.MapGroup("/api");
-        api.AddEndpointFilter(async (context, next) => authorization.RequireRead(context.HttpContext) ?? await next(context).ConfigureAwait(false));
-        ControlPlaneApi.Map(api, _store, authorization);
-        AlertsApi.Map(api, () => _alerts.Active);
-        _web = web;
-        await web.StartAsync(cancellationToken).ConfigureAwait(false);
-        string address = web.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        BaseAddress = new Uri(address.Replace("[::]", "localhost", StringComparison.Ordinal).Replace("0.0.0.0", "localhost", StringComparison.Ordinal));
+        _endpoints = await OperationsEndpoints.StartAsync(
+            new OperationsEndpointsOptions
+            {
+                ListenUrl = _options.ListenUrl,
+                TlsCertificateFile = _options.TlsCertificateFile,
+                TlsKeyFile = _options.TlsKeyFile,
+                Registry = _metrics.Registry,
+                Failure = () => _pipelineFault is { } fault ? "pipeline failed: " + fault : null,
+                Readiness = Readiness,
+                LoggerFactory = _loggerFactory,
+                MapEndpoints = web =>
+                {
+                    RouteGroupBuilder api = web.MapGroup("/api");
+                    api.AddEndpointFilter(async (context, next) => authorization.RequireRead(context.HttpContext) ?? await next(context).ConfigureAwait(false));
+                    ControlPlaneApi.Map(api, _store, authorization);
+                    AlertsApi.Map(api, () => _alerts.Active);
+                },
+            },
+            cancellationToken).ConfigureAwait(false);
+        BaseAddress = _endpoints.BaseAddress;
         // The pipeline must not inherit the caller's ambient state: a current span there would become the parent of
         // every process span, which are roots linked to the workers' spans.
         using (ExecutionContext.SuppressFlow())
@@ -321,10 +314,9 @@ public sealed class MonitorService : IAsyncDisposable
             // The disk filled up or went away: the records' analysis is done, only the recording is short.
             LogError(ex, $"The record file {_options.RecordFile} could not be completed: {ex.Message}");
         }
-        if (_web is not null)
+        if (_endpoints is not null)
         {
-            await _web.StopAsync().ConfigureAwait(false);
-            await _web.DisposeAsync().ConfigureAwait(false);
+            await _endpoints.DisposeAsync().ConfigureAwait(false);
         }
 
         if (_redis is not null)
@@ -332,7 +324,6 @@ public sealed class MonitorService : IAsyncDisposable
             await _redis.DisposeAsync().ConfigureAwait(false);
         }
 
-        _certificate?.Dispose();
         _state?.Dispose();
         _changelogProducer?.Dispose();
         _stopping.Dispose();

@@ -172,33 +172,7 @@ public sealed class MonitorServiceOptions
             throw new ArgumentException("topic names must not be empty");
         }
 
-        if (!Uri.TryCreate(ListenUrl, UriKind.Absolute, out Uri? listen) || (listen.Scheme != Uri.UriSchemeHttp && listen.Scheme != Uri.UriSchemeHttps))
-        {
-            throw new ArgumentException($"listen URL '{ListenUrl}' is not an absolute http:// or https:// URL");
-        }
-
-        if (listen.Scheme == Uri.UriSchemeHttps && TlsCertificateFile is null)
-        {
-            throw new ArgumentException($"listen URL '{ListenUrl}' is https but no TLS certificate is given (--tls-cert)");
-        }
-
-        if (listen.Scheme == Uri.UriSchemeHttp && (TlsCertificateFile ?? TlsKeyFile) is not null)
-        {
-            throw new ArgumentException($"a TLS certificate is given but the listen URL '{ListenUrl}' is http://; use https://");
-        }
-
-        if (TlsKeyFile is not null && TlsCertificateFile is null)
-        {
-            throw new ArgumentException("a TLS key is given without a certificate (--tls-cert)");
-        }
-
-        foreach (string? file in (string?[])[TlsCertificateFile, TlsKeyFile])
-        {
-            if (file is not null && !File.Exists(file))
-            {
-                throw new ArgumentException($"TLS file '{file}' does not exist");
-            }
-        }
+        OperationsEndpoints.ValidateListen(ListenUrl, TlsCertificateFile, TlsKeyFile);
 
         foreach (string? token in (string?[])[ApiToken, ApiReadToken])
         {

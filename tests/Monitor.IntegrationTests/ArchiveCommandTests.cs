@@ -170,7 +170,7 @@ public sealed class ArchiveCommandTests(DemoArchiveFixture demo) : IDisposable
         var error = new StringWriter();
         Task<int> run = Monitor.Cli.MonitorCommand.Create()
             .Parse(["archive", "--kafka", cluster.BootstrapServers, "--topic", topic, "--group", group, "--dir", archive, "--max-file-age", "1s",
-                "--kafka-property", "topic.metadata.refresh.interval.ms=500"])
+                "--kafka-property", "topic.metadata.refresh.interval.ms=500", "--listen", "http://127.0.0.1:0"])
             .InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = error }, stop.Token);
 
         long Committed()
@@ -218,8 +218,10 @@ public sealed class ArchiveCommandTests(DemoArchiveFixture demo) : IDisposable
             () => Directory.Exists(archive) && Directory.EnumerateFiles(archive, "*.parquet", SearchOption.AllDirectories).Any()
                 && (long)Duck($"SELECT count(*) FROM {Files(archive)}")[0][0]! == records * 3,
             "serve's archive holds every record");
-        // The service analysed the same records in its own group.
+        // The service analysed the same records in its own group; its /metrics carries the archive's too.
         await Eventually.TrueAsync(() => serve.GetAsync("metrics", TestContext.Current.CancellationToken).GetAwaiter().GetResult().Body.Contains("fc1.weight.grad", StringComparison.Ordinal), "the service exports the gradient's series", explain: serve.Output);
+        string metrics = (await serve.GetAsync("metrics", TestContext.Current.CancellationToken)).Body;
+        Assert.Contains($"\nmonitor_archive_records_total {records}\n", metrics, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -115,6 +115,9 @@ public sealed partial class DeploymentArtifactsChartTests
     [InlineData("serviceMonitor: { interval: 'often' }")]
     [InlineData("notifications: { alertmanagerUrls: ['alertmanager:9093'] }")]
     [InlineData("autoscaling: { targetCPUUtilizationPercentage: 150 }")]
+    [InlineData("archive: { retention: 'a week' }")]
+    [InlineData("archive: { persistence: { accessModes: [] } }")]
+    [InlineData("archive: { replicas: 0 }")]
     public void Schema_RejectsAnInvalidOverride(string overrideYaml)
     {
         JsonSchema schema = LoadSchema();
@@ -287,6 +290,63 @@ public sealed partial class DeploymentArtifactsChartTests
         Assert.Equal("/etc/monitor/kafka-tls/tls.crt", Env(env, "MONITOR_KAFKA_SSL_CERTIFICATE_LOCATION")["value"]!.ToString());
         // The pods roll when the credentials change.
         Assert.Matches("^[0-9a-f]{64}$", deployment["spec"]!["template"]!["metadata"]!["annotations"]!["checksum/secret"]!.ToString());
+    }
+
+    [Fact]
+    public async Task HelmTemplate_Defaults_LeaveTheArchiveOut()
+    {
+        IReadOnlyList<JsonNode> resources = await RenderAsync(Repository.Chart);
+
+        Assert.DoesNotContain(resources, r => Kind(r) == "StatefulSet");
+        Assert.Single(resources, r => Kind(r) == "Service");
+    }
+
+    [Fact]
+    public async Task HelmTemplate_ArchiveOverride_RendersAStatefulSetWithItsClaimProbesAndServiceMonitor_ApartFromTheService()
+    {
+        IReadOnlyList<JsonNode> resources = await RenderAsync(Repository.Chart, "-f", Path.Combine(Repository.Chart, "ci", "archive-values.yaml"));
+
+        JsonNode archive = Single(resources, "StatefulSet");
+        JsonNode pod = archive["spec"]!["template"]!["spec"]!;
+        JsonNode container = pod["containers"]![0]!;
+        string[] args = [.. YamlJson.Strings(container["args"])];
+        Assert.Equal(["archive", "--kafka", "kafka:9092", "--topic", "monitor.steps", "--group", "monitor-archive", "--dir", "/archive", "--listen", "http://0.0.0.0:9466"], args.Take(11));
+        Assert.Equal("3d", args[Array.IndexOf(args, "--retention") + 1]);
+        // The chart's arguments are the real command line's.
+        System.CommandLine.ParseResult parse = Monitor.Cli.MonitorCommand.Create().Parse(args);
+        Assert.True(parse.Errors.Count == 0, string.Join("; ", parse.Errors.Select(e => e.Message)));
+        Assert.Equal("/healthz", container["livenessProbe"]!["httpGet"]!["path"]!.ToString());
+        Assert.Equal("/healthz", container["startupProbe"]!["httpGet"]!["path"]!.ToString());
+        Assert.Equal("/readyz", container["readinessProbe"]!["httpGet"]!["path"]!.ToString());
+        Assert.Equal(9466, container["ports"]![0]!["containerPort"]!.GetValue<long>());
+        Assert.NotNull(container["resources"]!["limits"]!["memory"]);
+        Assert.Equal("MONITOR_KAFKA_SECURITY_PROTOCOL", container["env"]![0]!["name"]!.ToString());
+        Assert.Contains(container["volumeMounts"]!.AsArray(), m => m!["name"]!.ToString() == "archive" && m["mountPath"]!.ToString() == "/archive");
+        Assert.True(pod["securityContext"]!["runAsNonRoot"]!.GetValue<bool>());
+
+        // Its own ReadWriteOnce claim per replica, of the override's size and class.
+        JsonNode claim = archive["spec"]!["volumeClaimTemplates"]![0]!;
+        Assert.Equal("archive", claim["metadata"]!["name"]!.ToString());
+        Assert.Equal(["ReadWriteOnce"], YamlJson.Strings(claim["spec"]!["accessModes"]));
+        Assert.Equal("20Gi", claim["spec"]!["resources"]!["requests"]!["storage"]!.ToString());
+        Assert.Equal("fast-ssd", claim["spec"]!["storageClassName"]!.ToString());
+
+        // The governing Service is headless and selects the archive's pods; its ServiceMonitor scrapes them as job monitor-archive.
+        JsonNode service = resources.Single(r => Kind(r) == "Service" && r["metadata"]!["name"]!.ToString() == archive["spec"]!["serviceName"]!.ToString());
+        Assert.Equal("None", service["spec"]!["clusterIP"]!.ToString());
+        Assert.Equal(9466, service["spec"]!["ports"]![0]!["port"]!.GetValue<long>());
+        Assert.True(JsonNode.DeepEquals(service["spec"]!["selector"], archive["spec"]!["selector"]!["matchLabels"]), "the archive's Service does not select its pods");
+        JsonNode monitor = resources.Single(r => Kind(r) == "ServiceMonitor" && r["metadata"]!["name"]!.ToString() == service["metadata"]!["name"]!.ToString());
+        Assert.True(JsonNode.DeepEquals(service["spec"]!["selector"], monitor["spec"]!["selector"]!["matchLabels"]), "the archive's ServiceMonitor does not select its Service");
+        Assert.Equal("kube-prometheus-stack", monitor["metadata"]!["labels"]!["release"]!.ToString());
+        Assert.Equal("monitor-archive", service["metadata"]!["labels"]!["app.kubernetes.io/name"]!.ToString());
+
+        // The service's selectors (Deployment, Service, PodDisruptionBudget) do not take the archive's pods.
+        JsonObject archivePodLabels = archive["spec"]!["template"]!["metadata"]!["labels"]!.AsObject();
+        foreach (JsonNode selector in new[] { Single(resources, "Deployment")["spec"]!["selector"]!["matchLabels"]!, Single(resources, "PodDisruptionBudget")["spec"]!["selector"]!["matchLabels"]! })
+        {
+            Assert.False(selector.AsObject().All(l => archivePodLabels[l.Key]?.ToString() == l.Value!.ToString()), $"the selector {selector.ToJsonString()} matches the archive's pods");
+        }
     }
 
     [Theory]

@@ -77,7 +77,7 @@ public sealed partial class DeploymentArtifactsComposeTests
     public void ComposeFile_HasTheWholeStack_WithHealthchecksAndHealthyDependencies()
     {
         JsonObject services = Services;
-        string[] expected = ["kafka", "kafka-init", "redis", "monitor-1", "monitor-2", "sample-rank-0", "sample-rank-1", "prometheus", "alertmanager", "grafana"];
+        string[] expected = ["kafka", "kafka-init", "redis", "monitor-1", "monitor-2", "archive", "sample-rank-0", "sample-rank-1", "prometheus", "alertmanager", "grafana"];
         Assert.Equal(expected.Order(StringComparer.Ordinal), services.Select(s => s.Key).Order(StringComparer.Ordinal));
         Assert.StartsWith("apache/kafka:", services["kafka"]!["image"]!.ToString(), StringComparison.Ordinal);
         Assert.Contains("controller", services["kafka"]!["environment"]!["KAFKA_PROCESS_ROLES"]!.ToString(), StringComparison.Ordinal);
@@ -122,6 +122,14 @@ public sealed partial class DeploymentArtifactsComposeTests
             Assert.Equal([new Uri("http://alertmanager:9093")], parse.GetValue<Uri[]>("--alertmanager")!);
             Assert.Equal("localhost", parse.GetValue<Uri?>("--external-url")!.Host);
         }
+
+        ParseResult archive = MonitorCommand.Create().Parse([.. YamlJson.Strings(Services["archive"]!["command"])]);
+        Assert.True(archive.Errors.Count == 0, "archive: " + string.Join("; ", archive.Errors.Select(e => e.Message)));
+        Assert.Equal("archive", archive.CommandResult.Command.Name);
+        Assert.Equal("/archive", archive.GetValue<DirectoryInfo>("--dir")!.FullName);
+        // The archive's directory is its named volume.
+        Assert.Contains("archive-data:/archive", YamlJson.Strings(Services["archive"]!["volumes"]));
+        Assert.True(YamlJson.Load(ComposeFile)["volumes"]!.AsObject().ContainsKey("archive-data"), "compose declares the archive-data volume");
     }
 
     [Fact]
@@ -143,6 +151,12 @@ public sealed partial class DeploymentArtifactsComposeTests
             Assert.True(services.ContainsKey(host), $"Prometheus scrapes {target}, but compose has no service {host}");
             Assert.Contains("http://0.0.0.0:" + target.Split(':')[1], YamlJson.Strings(services[host]!["command"]));
         }
+
+        JsonNode archiveJob = prometheus["scrape_configs"]!.AsArray().Single(j => j!["job_name"]!.ToString() == "monitor-archive")!;
+        Assert.Equal(["archive:9466"], YamlJson.Strings(archiveJob["static_configs"]![0]!["targets"]));
+        Assert.Contains("http://0.0.0.0:9466", YamlJson.Strings(services["archive"]!["command"]));
+        Assert.Contains("9466:9466", YamlJson.Strings(services["archive"]!["ports"]));
+        Assert.Contains("/healthz", string.Join(' ', YamlJson.Strings(services["archive"]!["healthcheck"]!["test"])), StringComparison.Ordinal);
 
         Assert.Equal(["alertmanager:9093"], YamlJson.Strings(prometheus["alerting"]!["alertmanagers"]![0]!["static_configs"]![0]!["targets"]));
         Assert.Contains(YamlJson.Strings(services["prometheus"]!["volumes"]), v => v.StartsWith("./dashboards/prometheus:", StringComparison.Ordinal));
@@ -222,6 +236,61 @@ public sealed partial class DeploymentArtifactsComposeTests
         // The build context is the repository root: .dockerignore must keep what the images build from.
         string[] ignored = [.. File.ReadAllLines(Repository.PathOf(".dockerignore")).Where(l => l.Length > 0 && !l.StartsWith('#'))];
         Assert.DoesNotContain(ignored, l => l.TrimEnd('/') is "src" or "*.props" or "*.targets" or "global.json" or ".editorconfig" or "BannedSymbols.txt");
+    }
+
+    [Fact]
+    public async Task ComposeArchiveCommand_ArchivesTheRecords_AndAnswersItsHealthcheck_OverMockKafka()
+    {
+        using var kafka = new MockKafkaCluster();
+        string directory = Directory.CreateTempSubdirectory("monitor-compose-archive-").FullName;
+        try
+        {
+            // compose's addresses become this machine's: the broker above, a free port, a temporary directory.
+            int port = Ports.Free();
+            string[] arguments = [.. YamlJson.Strings(Services["archive"]!["command"]).Select(a => a switch
+            {
+                "kafka:9092" => kafka.BootstrapServers,
+                "http://0.0.0.0:9466" => $"http://127.0.0.1:{port}",
+                "/archive" => directory,
+                _ => a,
+            })];
+            const int records = 12;
+            using (var producer = new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = kafka.BootstrapServers }))
+            {
+                for (int i = 0; i < records; i++)
+                {
+                    var record = ArchiveSupport.Record("compose", (uint)(i % 2), i / 2, start: TimeProvider.System.GetUtcNow());
+                    producer.Produce(Monitor.Contracts.MonitorTopics.Steps, Monitor.Contracts.RecordKey.Format(record.RunId, (int)record.Rank), Google.Protobuf.MessageExtensions.ToByteArray(record), null, _ => { });
+                }
+
+                Assert.Equal(0, producer.Flush(TimeSpan.FromSeconds(30)));
+            }
+
+            var server = new ChildServer("archive");
+            server.Launch("dotnet", Repository.Root, [Path.Combine(AppContext.BaseDirectory, "monitor.dll"), .. arguments]);
+            try
+            {
+                using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+                var address = new Uri($"http://127.0.0.1:{port}/");
+                // What compose's healthcheck asks.
+                await server.WaitUntilReadyAsync(address.ToString(), token => IsOkAsync(http, new Uri(address, "healthz"), token), "healthy", TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(100), Cancellation);
+                string metrics = "";
+                await Eventually.TrueAsync(() =>
+                {
+                    metrics = Scrape(http, new Uri(address, "metrics"));
+                    return Prometheus.Samples(metrics, "monitor_archive_records_total").Sum() == records;
+                }, "compose's archive command archives every record", explain: () => metrics + server.Output());
+                Assert.True(await IsOkAsync(http, new Uri(address, "readyz"), Cancellation), "the archive is ready");
+            }
+            finally
+            {
+                await server.StopAsync();
+            }
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
 
     [Fact]

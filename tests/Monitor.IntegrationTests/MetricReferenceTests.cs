@@ -4,7 +4,8 @@ namespace Monitor.IntegrationTests;
 
 /// <summary>
 /// The README's metric reference (section "Metrics") names exactly the <c>monitor_*</c> metrics a running demo's
-/// /metrics exposes, each with its type and label names.
+/// /metrics exposes, each with its type and label names. (The archive's table, in the section "Archive, export and
+/// query", is held equal to a running <c>monitor archive</c> by <see cref="ArchiveEndpointsTests"/> with the same helpers.)
 /// </summary>
 [Collection(SharedDemoWithPrometheus.Name)]
 public sealed partial class MetricReferenceTests(DemoWithPrometheus demo)
@@ -21,7 +22,7 @@ public sealed partial class MetricReferenceTests(DemoWithPrometheus demo)
     [Fact]
     public async Task ReadmeMetricReference_MatchesWhatMetricsExposes()
     {
-        Dictionary<string, Metric> documented = ReadmeReference();
+        Dictionary<string, Metric> documented = ReadmeReference("## Metrics");
         using var http = new HttpClient();
         Dictionary<string, Metric> exposed = [];
         // Alerts and heartbeats appear a few seconds into the demo.
@@ -32,6 +33,12 @@ public sealed partial class MetricReferenceTests(DemoWithPrometheus demo)
                 && exposed.ContainsKey("monitor_drift_p_value");
         }, "the demo exposes a sample of every metric, alerts, heartbeats and drift tests included", seconds: 90);
 
+        AssertSame(documented, exposed);
+    }
+
+    /// <summary>Asserts that the README rows and the exposition name the same metrics, with the same types and labels.</summary>
+    internal static void AssertSame(Dictionary<string, Metric> documented, Dictionary<string, Metric> exposed)
+    {
         string[] undocumented = [.. exposed.Keys.Except(documented.Keys).Order(StringComparer.Ordinal)];
         string[] notExposed = [.. documented.Keys.Except(exposed.Keys).Order(StringComparer.Ordinal)];
         Assert.True(undocumented.Length == 0, "exposed but not in the README's metric reference: " + string.Join(", ", undocumented));
@@ -45,12 +52,12 @@ public sealed partial class MetricReferenceTests(DemoWithPrometheus demo)
         }
     }
 
-    /// <summary>The rows of the table in the README's "## Metrics" section.</summary>
-    private static Dictionary<string, Metric> ReadmeReference()
+    /// <summary>The metric rows of the tables in a section of the README (its "## " heading).</summary>
+    internal static Dictionary<string, Metric> ReadmeReference(string heading)
     {
         string[] lines = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "README.md"));
-        int section = Array.IndexOf(lines, "## Metrics");
-        Assert.True(section >= 0, "README.md has no '## Metrics' section");
+        int section = Array.IndexOf(lines, heading);
+        Assert.True(section >= 0, $"README.md has no '{heading}' section");
         var rows = new Dictionary<string, Metric>(StringComparer.Ordinal);
         foreach (string line in lines.Skip(section + 1).TakeWhile(l => !l.StartsWith("## ", StringComparison.Ordinal)))
         {
@@ -72,7 +79,7 @@ public sealed partial class MetricReferenceTests(DemoWithPrometheus demo)
     }
 
     /// <summary>Every monitor_* metric of an exposition: type from its # TYPE line, label names from its samples.</summary>
-    private static Dictionary<string, Metric> Exposed(string exposition)
+    internal static Dictionary<string, Metric> Exposed(string exposition)
     {
         var metrics = new Dictionary<string, Metric>(StringComparer.Ordinal);
         foreach (string line in exposition.Split('\n'))
@@ -92,5 +99,5 @@ public sealed partial class MetricReferenceTests(DemoWithPrometheus demo)
         return metrics;
     }
 
-    private sealed record Metric(string Type, HashSet<string> Labels, bool HasSamples);
+    internal sealed record Metric(string Type, HashSet<string> Labels, bool HasSamples);
 }

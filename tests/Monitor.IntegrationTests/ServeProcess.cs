@@ -4,26 +4,34 @@ using System.Text.RegularExpressions;
 namespace Monitor.IntegrationTests;
 
 /// <summary>
-/// A real <c>monitor serve</c> process (the built <c>monitor.dll</c>) listening on a free port of 127.0.0.1, with
-/// helpers to read its HTTP endpoints. Killed on dispose.
+/// A real <c>monitor serve</c> (or <c>monitor archive</c>) process (the built <c>monitor.dll</c>) listening on a free
+/// port of 127.0.0.1, with helpers to read its HTTP endpoints. Killed on dispose.
 /// </summary>
 internal sealed partial class ServeProcess : IAsyncDisposable
 {
-    private readonly ChildServer _server = new("monitor serve");
+    private readonly ChildServer _server;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(5) };
 
-    private ServeProcess(int port) => BaseAddress = new Uri($"http://127.0.0.1:{port}/");
+    private ServeProcess(string command, int port)
+    {
+        _server = new ChildServer("monitor " + command);
+        BaseAddress = new Uri($"http://127.0.0.1:{port}/");
+    }
 
     public Uri BaseAddress { get; }
 
     public bool IsRunning => _server.IsRunning;
 
     /// <summary>Launches <c>monitor serve --listen http://127.0.0.1:{free port} ARGUMENTS</c> and waits until /healthz answers.</summary>
-    public static async Task<ServeProcess> StartAsync(IEnumerable<string> arguments, CancellationToken cancellationToken)
+    public static Task<ServeProcess> StartAsync(IEnumerable<string> arguments, CancellationToken cancellationToken) =>
+        StartAsync("serve", arguments, cancellationToken);
+
+    /// <summary>Launches <c>monitor COMMAND --listen http://127.0.0.1:{free port} ARGUMENTS</c> and waits until /healthz answers.</summary>
+    public static async Task<ServeProcess> StartAsync(string command, IEnumerable<string> arguments, CancellationToken cancellationToken)
     {
-        var serve = new ServeProcess(Ports.Free());
+        var serve = new ServeProcess(command, Ports.Free());
         serve._server.Launch("dotnet", Repository.Root,
-            [Path.Combine(AppContext.BaseDirectory, "monitor.dll"), "serve", "--listen", serve.BaseAddress.ToString().TrimEnd('/'), .. arguments]);
+            [Path.Combine(AppContext.BaseDirectory, "monitor.dll"), command, "--listen", serve.BaseAddress.ToString().TrimEnd('/'), .. arguments]);
         await serve._server.WaitUntilReadyAsync(serve.BaseAddress.ToString(), async token => (await serve.GetAsync("healthz", token)).Status == HttpStatusCode.OK,
             "answering /healthz", TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(100), cancellationToken);
         return serve;

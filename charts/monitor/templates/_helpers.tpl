@@ -110,3 +110,67 @@ true
 {{- $file := index . 1 }}
 {{- printf "%s-%s" (include "monitor.fullname" $root) ($file | lower | replace "." "-" | replace "_" "-") | trunc 63 | trimSuffix "-" }}
 {{- end }}
+
+{{/* The Kafka security settings of a container's env, in librdkafka's terms (the service's and the archive's). */}}
+{{- define "monitor.kafkaEnv" -}}
+{{- $secretName := include "monitor.secretName" . -}}
+# Kafka security settings, in librdkafka's terms: `monitor serve` and `monitor archive` read MONITOR_KAFKA_SASL_USERNAME as
+# sasl.username and so on (see the chart's values.yaml, kafka.sasl and kafka.tls).
+- name: MONITOR_KAFKA_SECURITY_PROTOCOL
+  value: {{ include "monitor.kafkaSecurityProtocol" . | quote }}
+{{- if .Values.kafka.sasl.enabled }}
+- name: MONITOR_KAFKA_SASL_MECHANISM
+  value: {{ .Values.kafka.sasl.mechanism | quote }}
+- name: MONITOR_KAFKA_SASL_USERNAME
+  valueFrom:
+    secretKeyRef:
+      {{- if .Values.kafka.sasl.existingSecret }}
+      name: {{ .Values.kafka.sasl.existingSecret }}
+      key: {{ .Values.kafka.sasl.usernameKey }}
+      {{- else }}
+      name: {{ $secretName }}
+      key: kafka-sasl-username
+      {{- end }}
+- name: MONITOR_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      {{- if .Values.kafka.sasl.existingSecret }}
+      name: {{ .Values.kafka.sasl.existingSecret }}
+      key: {{ .Values.kafka.sasl.passwordKey }}
+      {{- else }}
+      name: {{ $secretName }}
+      key: kafka-sasl-password
+      {{- end }}
+{{- end }}
+{{- if .Values.kafka.tls.enabled }}
+- name: MONITOR_KAFKA_SSL_CA_LOCATION
+  value: /etc/monitor/kafka-tls/ca.crt
+{{- if .Values.kafka.tls.clientAuth }}
+- name: MONITOR_KAFKA_SSL_CERTIFICATE_LOCATION
+  value: /etc/monitor/kafka-tls/tls.crt
+- name: MONITOR_KAFKA_SSL_KEY_LOCATION
+  value: /etc/monitor/kafka-tls/tls.key
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Labels that select the archive's pods: another app.kubernetes.io/name, so the service's selectors never match them. */}}
+{{- define "monitor.archiveSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-archive" (include "monitor.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of the archive's resources. */}}
+{{- define "monitor.archiveLabels" -}}
+helm.sh/chart: {{ include "monitor.chart" . }}
+{{ include "monitor.archiveSelectorLabels" . }}
+app.kubernetes.io/component: archive
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: monitor
+{{- end }}
+
+{{/* Name of the archive's resources. */}}
+{{- define "monitor.archiveName" -}}
+{{- printf "%s-archive" (include "monitor.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
