@@ -159,13 +159,13 @@ public sealed class StepArchiver : IAsyncDisposable
                         Interlocked.Increment(ref _consumed);
                         var key = (message.Topic, message.Partition);
                         _positions[key] = (message.Offset, _positions.TryGetValue(key, out var position) ? position.Committed : -1);
-                        if (reader.TryRead(message.Value, out StepRecord? record, out _))
+                        if (reader.TryRead(message.Value, out StepRecord? record, out DecodeError error))
                         {
                             closed += await _writer.AppendAsync(record, new ArchiveSource(message.Topic, message.Partition, message.Offset), CancellationToken.None).ConfigureAwait(false);
                         }
                         else
                         {
-                            CountUndecodable(message.Value);
+                            CountUndecodable(error.Kind);
                         }
                     }
 
@@ -281,10 +281,9 @@ public sealed class StepArchiver : IAsyncDisposable
     /// Counts an undecodable record by its kind. The decode call above discards its error, so the rare failure is
     /// decoded once more here for it (a few microseconds per bad record, nothing per good one).
     /// </summary>
-    private void CountUndecodable(byte[] payload)
+    private void CountUndecodable(DecodeErrorKind kind)
     {
         Interlocked.Increment(ref _undecodable);
-        DecodeErrorKind kind = StepRecordDecoder.TryDecode(payload, out _, out DecodeError error) ? DecodeErrorKind.Invalid : error.Kind;
         Interlocked.Increment(ref _undecodableByKind[(int)kind]);
     }
 

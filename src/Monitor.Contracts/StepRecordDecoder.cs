@@ -209,6 +209,11 @@ public static class StepRecordDecoder
             return null;
         }
 
+        if (histogram.SampledCount > summary.Count - summary.NanCount)
+        {
+            return $"histogram.sampled_count {histogram.SampledCount} exceeds the {summary.Count - summary.NanCount} elements that are not NaN";
+        }
+
         switch (histogram.Layout)
         {
             case HistogramLayout.Log2Magnitude:

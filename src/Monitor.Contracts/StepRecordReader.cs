@@ -677,6 +677,7 @@ public sealed class StepRecordReader
                         h.Counts.Clear();
                         h.Layout = HistogramLayout.Explicit;
                         h.FirstBucket = 0;
+                        h.SampledCount = 0;
                         s.Histogram = h;
                     }
 
@@ -784,6 +785,14 @@ public sealed class StepRecordReader
                     }
 
                     h.FirstBucket = (uint)v;
+                    break;
+                case 40:
+                    if (!TryVarint(d, ref pos, out v))
+                    {
+                        return false;
+                    }
+
+                    h.SampledCount = v;
                     break;
                 default:
                     if (!SkipField(d, ref pos, tag, depth: 3))

@@ -81,6 +81,7 @@ public sealed class StepRecordDecoderTests
     [InlineData("step negative", DecodeErrorKind.Invalid, "step -1 is negative")]
     [InlineData("tensor name empty", DecodeErrorKind.Invalid, "tensors[1].name is empty")]
     [InlineData("nan_count above count", DecodeErrorKind.Invalid, "tensors[0] ('fc1.weight').summary: nan_count 13 + inf_count 0 exceed count 12")]
+    [InlineData("sampled_count above the non-NaN elements", DecodeErrorKind.Invalid, "tensors[0] ('fc1.weight').summary: histogram.sampled_count 12 exceeds the 11 elements that are not NaN")]
     [InlineData("nan_count + inf_count above count", DecodeErrorKind.Invalid, "tensors[0] ('fc1.weight').summary: nan_count 6 + inf_count 7 exceed count 12")]
     [InlineData("nan_count + inf_count overflow", DecodeErrorKind.Invalid, "nan_count 18446744073709551615 + inf_count 1 exceed count 18446744073709551615")]
     [InlineData("log2 histogram with 97 buckets", DecodeErrorKind.Invalid, "tensors[0] ('fc1.weight').summary: histogram with layout LOG2_MAGNITUDE has buckets 0 to 96; the layout has 96")]
@@ -430,6 +431,11 @@ public sealed class StepRecordDecoderTests
                 break;
             case "tensor name empty":
                 record.Tensors[1].Name = "";
+                break;
+            case "sampled_count above the non-NaN elements":
+                weight.NanCount = 1;
+                weight.InfCount = 0;
+                weight.Histogram.SampledCount = 12;
                 break;
             case "nan_count above count":
                 weight.NanCount = 13;
