@@ -300,8 +300,10 @@ public sealed class MonitorService : IAsyncDisposable
         }
 
         // After the pipeline (no more Publish calls), before the producer it uses.
+        _changelog?.NotificationsStopped();
         await _notifications.DisposeAsync().ConfigureAwait(false);
         _consumer.Dispose();
+        _changelog?.Dispose();
         _deadLetterProducer.Dispose();
         _deadLetters.Dispose();
         _ruleFile?.Dispose();
@@ -542,9 +544,11 @@ public sealed class MonitorService : IAsyncDisposable
             SettleDeadLetters();
             // A clean stop saves what was analysed since the last interval, so a restart reads nothing twice.
             SaveState();
-            if (_pipelineFault is null)
+            if (_pipelineFault is null && _changelog is not null)
             {
-                _changelog?.Commit();
+                // What the webhooks finish now is tombstoned by this last commit, so the next owner does not send it again.
+                _changelog.WaitForDeliveries();
+                _changelog.Commit();
             }
         }
     }
@@ -746,11 +750,12 @@ public sealed class MonitorService : IAsyncDisposable
         }
     }
 
-    /// <summary>Notifications and actions of a transition (with the changelog: once committed).</summary>
-    private void Notify(AlertTransition transition)
+    /// <summary>Notifications and actions of a transition (with the changelog: once committed, and
+    /// <paramref name="webhooksSettled"/> is told when the webhooks are done with it).</summary>
+    private void Notify(AlertTransition transition, Action? webhooksSettled = null)
     {
         _actions.Run(transition);
-        _notifications.Publish(transition);
+        _notifications.Publish(transition, webhooksSettled);
     }
 
     private void LogWarning(string message)

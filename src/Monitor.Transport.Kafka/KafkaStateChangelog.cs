@@ -42,7 +42,7 @@ public sealed class KafkaStateChangelogOptions
 /// same partition number as the key's step records, so a replica assigned step partition <c>p</c> restores exactly the
 /// keys of changelog partition <c>p</c>. A forgotten key is written as a tombstone (null value), which compaction
 /// removes.</para>
-/// <para>Not thread-safe: one thread (the service's pipeline) calls everything. Exceptions: Confluent.Kafka's
+/// <para>Not thread-safe, but for <see cref="DeleteNow"/>: one thread (the service's pipeline) calls everything else. Exceptions: Confluent.Kafka's
 /// <see cref="KafkaException"/> family; <see cref="KafkaTxnRequiresAbortException"/> from <see cref="Commit"/> asks
 /// for <see cref="Abort"/>; a fatal error (another producer with the same transactional id fenced this one) cannot be
 /// recovered from in this process.</para>
@@ -52,6 +52,9 @@ public sealed class KafkaStateChangelog : IDisposable
     private readonly KafkaStateChangelogOptions _options;
     private readonly ILogger? _logger;
     private readonly IProducer<string, byte[]?> _producer;
+    // Tombstones that must not wait for the next transaction (see DeleteNow).
+    private readonly IProducer<string, byte[]?> _direct;
+    private readonly Action<IProducer<string, byte[]?>, Error> _tombstoneFailed;
     private int _partitions;
 
     /// <summary>Creates the producer; nothing is sent until <see cref="Start"/>.</summary>
@@ -82,6 +85,22 @@ public sealed class KafkaStateChangelog : IDisposable
         _producer = new ProducerBuilder<string, byte[]?>(config)
             .SetLogHandler(KafkaClientLog.Handler<IProducer<string, byte[]?>>(logger))
             .SetErrorHandler(KafkaClientLog.ErrorHandler<IProducer<string, byte[]?>>(logger, "state producer"))
+            .Build();
+        var direct = new ProducerConfig();
+        foreach ((string key, string value) in options.Properties)
+        {
+            direct.Set(key, value);
+        }
+
+        direct.BootstrapServers = options.BootstrapServers;
+        direct.ClientId = "monitor-service-state-direct";
+        direct.EnableIdempotence = true;
+        direct.Acks = Acks.All;
+        direct.LingerMs = 0;
+        _tombstoneFailed = KafkaClientLog.ErrorHandler<IProducer<string, byte[]?>>(logger, "state tombstone producer");
+        _direct = new ProducerBuilder<string, byte[]?>(direct)
+            .SetLogHandler(KafkaClientLog.Handler<IProducer<string, byte[]?>>(logger))
+            .SetErrorHandler(_tombstoneFailed)
             .Build();
     }
 
@@ -129,6 +148,21 @@ public sealed class KafkaStateChangelog : IDisposable
 
         _producer.Produce(new TopicPartition(Topic, partition), new Message<string, byte[]?> { Key = key, Value = snapshot });
     }
+
+    /// <summary>
+    /// Writes a tombstone for <paramref name="key"/> now, outside the transactions (no linger): for an entry whose
+    /// removal must not wait for the next commit, such as a notification outbox entry once the webhooks have answered.
+    /// Only for keys whose entry an earlier transaction committed. Thread-safe; a delivery that fails later is logged.
+    /// </summary>
+    /// <exception cref="KafkaException">The tombstone could not be queued (the producer's queue is full).</exception>
+    public void DeleteNow(int partition, string key) =>
+        _direct.Produce(new TopicPartition(Topic, partition), new Message<string, byte[]?> { Key = key, Value = null }, report =>
+        {
+            if (report.Error.IsError)
+            {
+                _tombstoneFailed(_direct, report.Error);
+            }
+        });
 
     /// <summary>Writes a message to another topic (the alerts topic) in the current transaction.</summary>
     public void Put(string topic, string key, byte[] value) =>
@@ -237,7 +271,13 @@ public sealed class KafkaStateChangelog : IDisposable
 
     /// <summary>Releases the producer; an open transaction is left to the brokers (aborted at its timeout, or at once by
     /// the next producer with the same transactional id).</summary>
-    public void Dispose() => _producer.Dispose();
+    public void Dispose()
+    {
+        // Queued tombstones get a moment to reach the brokers; what does not is sent again by the next owner.
+        _direct.Flush(TimeSpan.FromSeconds(5));
+        _direct.Dispose();
+        _producer.Dispose();
+    }
 
     private void EnsureTopic(IAdminClient admin, int? partitions)
     {

@@ -18,7 +18,20 @@ internal sealed class ChildServer(string name)
     private static readonly ConcurrentDictionary<Process, bool> Live = new();
 
     private readonly Queue<string> _output = new();
+    private readonly List<string> _kept = [];
     private Process? _process;
+
+    /// <summary>Lines (of the whole run, not only the last ones) that <see cref="KeptLines"/> returns; default none.</summary>
+    public Func<string, bool>? Keep { get; init; }
+
+    /// <summary>Every line the process printed that <see cref="Keep"/> selected, in order.</summary>
+    public IReadOnlyList<string> KeptLines()
+    {
+        lock (_output)
+        {
+            return [.. _kept];
+        }
+    }
 
     static ChildServer()
     {
@@ -182,6 +195,11 @@ internal sealed class ChildServer(string name)
 
         lock (_output)
         {
+            if (Keep?.Invoke(line) == true)
+            {
+                _kept.Add(line);
+            }
+
             _output.Enqueue(line);
             while (_output.Count > OutputLinesKept)
             {

@@ -14,7 +14,8 @@ internal sealed partial class ServeProcess : IAsyncDisposable
 
     private ServeProcess(string command, int port)
     {
-        _server = new ChildServer("monitor " + command);
+        // The service's own lines (restores, handovers) are few and tests look for them after many alert lines.
+        _server = new ChildServer("monitor " + command) { Keep = line => line.Contains("Monitor.Service.MonitorService[", StringComparison.Ordinal) };
         BaseAddress = new Uri($"http://127.0.0.1:{port}/");
     }
 
@@ -54,6 +55,9 @@ internal sealed partial class ServeProcess : IAsyncDisposable
             return (0, "");
         }
     }
+
+    /// <summary>Every line of the service's own log category (<c>Monitor.Service.MonitorService</c>) it printed.</summary>
+    public IReadOnlyList<string> ServiceLines() => _server.KeptLines();
 
     /// <summary>The last 40 lines it printed.</summary>
     public string Output() => _server.Output();

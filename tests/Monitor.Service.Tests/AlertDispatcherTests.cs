@@ -399,6 +399,60 @@ public sealed class AlertDispatcherTests : IAsyncLifetime
         Assert.Equal(["run-good", "run-infinite"], alertmanagerRuns.Order(StringComparer.Ordinal));
     }
 
+    [Fact]
+    public async Task WebhooksSettled_IsCalledOnceEveryWebhookAnswered_AndAtOnceWhenNoWebhookWantsTheTransition()
+    {
+        _receiver.Respond(503, 200, 200);
+        await using var dispatcher = new AlertDispatcher(new NotificationOptions
+        {
+            Webhooks = [new WebhookTarget { Url = _receiver.Url("hook-a") }, new WebhookTarget { Url = _receiver.Url("hook-b") }],
+            Retry = FastRetry(5),
+        });
+        int settled = 0, pendingSettled = 0;
+
+        dispatcher.Publish(Transition("run-1", AlertState.Pending, AlertState.Inactive), () => Interlocked.Increment(ref pendingSettled));
+        Assert.Equal(1, pendingSettled);
+        dispatcher.Publish(Firing("run-1"), () => Interlocked.Increment(ref settled));
+
+        await Eventually.TrueAsync(() => Volatile.Read(ref settled) == 1, "both webhooks are done with the firing alert");
+        Assert.Equal(2, dispatcher.Statistics.Webhook.Sent);
+        Assert.Equal(3, _receiver.Requests.Count);
+    }
+
+    [Fact]
+    public async Task WebhooksSettled_IsCalled_WhenTheWebhookRefusesForGood()
+    {
+        _receiver.Respond(400);
+        await using var dispatcher = new AlertDispatcher(new NotificationOptions { Webhooks = [new WebhookTarget { Url = _receiver.Url("hook") }], Retry = FastRetry(5) });
+        int settled = 0;
+
+        dispatcher.Publish(Firing("run-1"), () => Interlocked.Increment(ref settled));
+
+        await Eventually.TrueAsync(() => Volatile.Read(ref settled) == 1, "the refused alert is settled");
+        Assert.Equal(1, dispatcher.Statistics.Webhook.Failed);
+    }
+
+    [Fact]
+    public async Task Redeliver_SendsToTheWebhooksOnly_AndSettles()
+    {
+        var bus = new InProcessBus();
+        using IRecordProducer producer = bus.CreateProducer();
+        await using var dispatcher = new AlertDispatcher(new NotificationOptions
+        {
+            Webhooks = [new WebhookTarget { Url = _receiver.Url("hook") }],
+            AlertmanagerUrls = [_receiver.BaseAddress],
+        }, producer);
+        int settled = 0;
+
+        dispatcher.Redeliver(Firing("run-1"), () => Interlocked.Increment(ref settled));
+
+        await Eventually.TrueAsync(() => Volatile.Read(ref settled) == 1, "the redelivered alert is settled");
+        ReceivedRequest request = Assert.Single(_receiver.Requests);
+        Assert.Equal("/hook", request.Path);
+        Assert.Equal(0, dispatcher.Statistics.Kafka.Requests);
+        Assert.Equal(0, dispatcher.Statistics.Alertmanager.Requests);
+    }
+
     private static NotificationRetryPolicy FastRetry(int attempts) =>
         new() { MaxAttempts = attempts, InitialBackoff = TimeSpan.FromMilliseconds(5), MaxBackoff = TimeSpan.FromMilliseconds(20) };
 

@@ -40,7 +40,7 @@ public sealed class AlertDispatcher : IAsyncDisposable
     private readonly HttpClient _http;
     private readonly CancellationTokenSource _draining = new();
     private readonly CancellationTokenSource _abort = new();
-    private readonly Channel<AlertTransition?> _inbox;
+    private readonly Channel<Routed?> _inbox;
     private readonly List<HttpTarget> _alertmanagers = [];
     private readonly List<HttpTarget> _webhooks = [];
     private readonly KafkaTarget? _kafka;
@@ -86,7 +86,7 @@ public sealed class AlertDispatcher : IAsyncDisposable
             Timeout = options.RequestTimeout,
         };
         _http.DefaultRequestHeaders.UserAgent.ParseAdd("Monitor-AlertDispatcher/1.0");
-        _inbox = Channel.CreateUnbounded<AlertTransition?>(new UnboundedChannelOptions
+        _inbox = Channel.CreateUnbounded<Routed?>(new UnboundedChannelOptions
         {
             SingleReader = true,
             // Never run the router inline on the analysis thread.
@@ -131,8 +131,14 @@ public sealed class AlertDispatcher : IAsyncDisposable
     /// queue is full, or after <see cref="DisposeAsync"/>, the transition is dropped and counted. Transitions no target
     /// wants (pending ones without a producer, or any without targets) are ignored and not counted.
     /// </summary>
-    public void Publish(AlertTransition transition)
+    /// <param name="transition">The transition.</param>
+    /// <param name="webhooksSettled">Called once every webhook is done with the transition (accepted, refused, dropped
+    /// or given up after the retries; at once when no webhook wants it or it could not be queued), on a sender's thread
+    /// or on the caller's; not for what is abandoned at the shutdown timeout. Default none. What a host with durable
+    /// state needs to know which notifications it must send again after a crash (see <see cref="Redeliver"/>).</param>
+    public void Publish(AlertTransition transition, Action? webhooksSettled = null)
     {
+        bool queued = false;
         try
         {
             if (transition is null || Volatile.Read(ref _disposed) != 0)
@@ -163,7 +169,8 @@ public sealed class AlertDispatcher : IAsyncDisposable
                 _firing.TryRemove(fingerprint, out _);
             }
 
-            if (Interlocked.Increment(ref _depth) > _options.QueueCapacity || !_inbox.Writer.TryWrite(transition))
+            Action? settled = _webhooks.Count > 0 && (firing || resolution) ? webhooksSettled : null;
+            if (Interlocked.Increment(ref _depth) > _options.QueueCapacity || !_inbox.Writer.TryWrite(new Routed(transition, settled, WebhooksOnly: false)))
             {
                 Interlocked.Decrement(ref _depth);
                 Interlocked.Increment(ref _dropped);
@@ -178,6 +185,7 @@ public sealed class AlertDispatcher : IAsyncDisposable
             }
 
             Interlocked.Increment(ref _queued);
+            queued = settled is not null;
         }
 #pragma warning disable CA1031 // Publish runs on the analysis thread and must never throw.
         catch (Exception ex)
@@ -186,6 +194,34 @@ public sealed class AlertDispatcher : IAsyncDisposable
             Interlocked.Increment(ref _dropped);
             _log.Error("publish", ex, "An alert transition could not be queued for notification");
         }
+        finally
+        {
+            if (!queued)
+            {
+                webhooksSettled?.Invoke();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends a firing or resolved transition to the webhooks only, again: one that a host committed but whose delivery
+    /// it cannot know happened (restored from durable state after its previous owner died). Webhooks may so receive a
+    /// notification twice, never lose one. <paramref name="webhooksSettled"/> as for
+    /// <see cref="Publish"/>. Never blocks and never throws.
+    /// </summary>
+    public void Redeliver(AlertTransition transition, Action webhooksSettled)
+    {
+        ArgumentNullException.ThrowIfNull(webhooksSettled);
+        if (transition is null || _webhooks.Count == 0 || Volatile.Read(ref _disposed) != 0
+            || !(transition.State == AlertState.Firing || transition.IsResolution)
+            || !_inbox.Writer.TryWrite(new Routed(transition, webhooksSettled, WebhooksOnly: true)))
+        {
+            webhooksSettled();
+            return;
+        }
+
+        Interlocked.Increment(ref _depth);
+        Interlocked.Increment(ref _queued);
     }
 
     /// <summary>
@@ -299,11 +335,11 @@ public sealed class AlertDispatcher : IAsyncDisposable
 
     private async Task RouteAsync()
     {
-        await foreach (AlertTransition? transition in _inbox.Reader.ReadAllAsync())
+        await foreach (Routed? routed in _inbox.Reader.ReadAllAsync())
         {
             try
             {
-                if (transition is null)
+                if (routed is null)
                 {
                     Volatile.Write(ref _tickRequested, 0);
                     Tick();
@@ -311,14 +347,15 @@ public sealed class AlertDispatcher : IAsyncDisposable
                 else
                 {
                     Interlocked.Decrement(ref _depth);
-                    Route(transition);
+                    Route(routed);
                 }
             }
 #pragma warning disable CA1031 // One bad transition must not stop the notifications of all others.
             catch (Exception ex)
 #pragma warning restore CA1031
             {
-                _log.Error("router", ex, $"Alert transition {transition?.Identity} could not be routed");
+                _log.Error("router", ex, $"Alert transition {routed?.Transition.Identity} could not be routed");
+                routed?.WebhooksSettled?.Invoke();
             }
         }
 
@@ -330,10 +367,18 @@ public sealed class AlertDispatcher : IAsyncDisposable
         _kafka?.Complete();
     }
 
-    private void Route(AlertTransition transition)
+    private void Route(Routed routed)
     {
+        AlertTransition transition = routed.Transition;
         IReadOnlyList<KeyValuePair<string, string>> labels = Labels(transition.Identity);
         string? generatorUrl = GeneratorUrl(transition.Identity.Fingerprint);
+        if (routed.WebhooksOnly)
+        {
+            PreparedAlert again = Prepare(transition, labels, generatorUrl, resolved: transition.State != AlertState.Firing) with { Ticket = Ticket(routed) };
+            SendToWebhooks(again, IsEncodable(again));
+            return;
+        }
+
         if (_kafka is not null)
         {
             try
@@ -354,7 +399,7 @@ public sealed class AlertDispatcher : IAsyncDisposable
             return;
         }
 
-        PreparedAlert alert = Prepare(transition, labels, generatorUrl, resolved: !firing);
+        PreparedAlert alert = Prepare(transition, labels, generatorUrl, resolved: !firing) with { Ticket = Ticket(routed) };
         bool encodable = IsEncodable(alert);
         // A firing transition whose alert has resolved since (its resolution is queued or was sent at a tick) is not
         // sent to Alertmanager: it would revive the alert there until endsAt.
@@ -390,18 +435,24 @@ public sealed class AlertDispatcher : IAsyncDisposable
         }
     }
 
+    private DeliveryTicket? Ticket(Routed routed) =>
+        routed.WebhooksSettled is { } settled ? new DeliveryTicket(_webhooks.Count, settled) : null;
+
     private void SendToWebhooks(PreparedAlert alert, bool encodable)
     {
         foreach (HttpTarget webhook in _webhooks)
         {
-            if (encodable)
+            if (encodable && webhook.Enqueue(alert))
             {
-                webhook.Enqueue(alert);
+                continue;
             }
-            else
+
+            if (!encodable)
             {
                 _webhookCounters.Failed(1);
             }
+
+            alert.Ticket?.Settle();
         }
     }
 
@@ -483,6 +534,9 @@ public sealed class AlertDispatcher : IAsyncDisposable
 
         return true;
     }
+
+    /// <summary>A transition in the inbox; null in the inbox is a resend tick.</summary>
+    private sealed record Routed(AlertTransition Transition, Action? WebhooksSettled, bool WebhooksOnly);
 
     private static string Origin(Uri url) => url.GetComponents(UriComponents.SchemeAndServer, UriFormat.UriEscaped);
 }

@@ -38,6 +38,27 @@ internal sealed record PreparedAlert(
     TraceContext Trace)
 {
     public string Status => Resolved ? "resolved" : "firing";
+
+    /// <summary>Told when every webhook is done with this alert (null: nobody waits for it).</summary>
+    public DeliveryTicket? Ticket { get; init; }
+}
+
+/// <summary>
+/// Counts the webhooks still to finish with one notification and calls back once the last one has: accepted it,
+/// refused it, or given up on it after the retries, or dropped it from a full backlog. Thread-safe; the callback runs
+/// on the thread of the last webhook's sender, once.
+/// </summary>
+internal sealed class DeliveryTicket(int webhooks, Action settled)
+{
+    private int _remaining = webhooks;
+
+    public void Settle()
+    {
+        if (Interlocked.Decrement(ref _remaining) == 0)
+        {
+            settled();
+        }
+    }
 }
 
 /// <summary>

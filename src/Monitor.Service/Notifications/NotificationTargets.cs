@@ -45,7 +45,14 @@ internal sealed class HttpTarget
                 SingleReader = true,
                 SingleWriter = true,
             },
-            _ => counters.Dropped());
+            dropped =>
+            {
+                counters.Dropped();
+                if (kind == TargetKind.Webhook)
+                {
+                    dropped.Ticket?.Settle();
+                }
+            });
     }
 
     public TargetKind Kind { get; }
@@ -57,7 +64,7 @@ internal sealed class HttpTarget
     public string Name { get; }
 
     /// <summary>Adds an alert to the backlog (the oldest is dropped and counted when it is full).</summary>
-    public void Enqueue(PreparedAlert alert) => _backlog.Writer.TryWrite(alert);
+    public bool Enqueue(PreparedAlert alert) => _backlog.Writer.TryWrite(alert);
 
     /// <summary>No more alerts: the sender ends once the backlog is sent.</summary>
     public void Complete() => _backlog.Writer.TryComplete();
@@ -84,6 +91,13 @@ internal sealed class HttpTarget
                 }
 
                 await SendAsync(batch);
+                if (Kind == TargetKind.Webhook)
+                {
+                    foreach (PreparedAlert sent in batch)
+                    {
+                        sent.Ticket?.Settle();
+                    }
+                }
             }
         }
         catch (OperationCanceledException) when (_context.Abort.IsCancellationRequested)

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Monitor.Analysis;
 using Monitor.Contracts;
@@ -18,8 +19,16 @@ namespace Monitor.Service.State;
 /// <para>Transitions are held until their transaction commits and only then passed to <c>notify</c>
 /// (notifications, actions). A failed transaction is aborted and everything it held is written again by the next
 /// one; a producer fenced by another replica with the same transactional id throws out of <see cref="Commit"/>.</para>
+/// <para><b>Webhooks at least once.</b> A firing or resolved transition that webhooks get is also written, in its
+/// transaction, as an outbox entry (<see cref="NotificationOutbox"/>) to its key's changelog partition; once every
+/// webhook is done with it, the webhook sender's thread tombstones the entry at once, outside the transactions
+/// (<see cref="KafkaStateChangelog.DeleteNow"/>; should that fail, the next commit does). Whoever restores the
+/// partition sends the entries it finds again. A revoked partition's deliveries are waited for (at most
+/// <see cref="HandoverWait"/>) before its last commit, so a rebalance sends nothing twice; a notification is sent twice
+/// only when its replica dies (or loses its partitions) between the webhook's answer and the tombstone's write
+/// (milliseconds).</para>
 /// </remarks>
-internal sealed class ChangelogState
+internal sealed class ChangelogState : IDisposable
 {
     private readonly KafkaStateChangelog _changelog;
     private readonly ITransactionalConsumer _consumer;
@@ -29,13 +38,27 @@ internal sealed class ChangelogState
     private readonly AlertDispatcher _notifications;
     private readonly AlertBook _book;
     private readonly ServiceMetrics _metrics;
-    private readonly Action<AlertTransition> _notify;
+    private readonly Action<AlertTransition, Action?> _notify;
     private readonly ILogger _logger;
     private readonly RateLimitedLog _faultLog;
     private readonly Dictionary<(string Run, uint Rank), int> _keyPartitions = [];
     private readonly HashSet<(string Run, uint Rank)> _dirtyKeys = [];
     private readonly List<AlertTransition> _uncommitted = [];
+    // Outbox entries committed whose webhooks are not done yet (key → changelog partition). The senders' threads
+    // tombstone settled ones at once and queue them here; one whose tombstone could not be queued waits in _tombstones
+    // for the next commit that succeeds.
+    private readonly Dictionary<string, int> _inFlight = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<(string Key, bool Deleted)> _settled = new();
+    private readonly SemaphoreSlim _settledSignal = new(0);
+    private volatile bool _notificationsStopped;
+    private readonly List<(string Key, int Partition)> _tombstones = [];
+    private readonly bool _webhooks;
     private Dictionary<int, long> _committedOffsets = [];
+    private readonly Dictionary<AlertTransition, (string Key, int Partition)> _outbox = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>How long a revocation or a clean stop waits for the webhooks to finish with committed notifications
+    /// (what is still in flight then is sent again by the next owner).</summary>
+    public static readonly TimeSpan HandoverWait = TimeSpan.FromSeconds(5);
 
     /// <summary>Takes over the consumer's assignment hooks.</summary>
     /// <param name="changelog">The transactional producer (started by the host).</param>
@@ -46,11 +69,12 @@ internal sealed class ChangelogState
     /// <param name="notifications">Encodes the alerts topic's messages.</param>
     /// <param name="book">The replica's alerts (restored and handed-over ones go through it).</param>
     /// <param name="metrics">State and alert metrics.</param>
-    /// <param name="notify">What a committed transition goes to (notifications and actions).</param>
+    /// <param name="notify">What a committed transition goes to (notifications and actions), with what to call once the
+    /// webhooks are done with it (null when it has no outbox entry).</param>
     /// <param name="logger">Restores and handovers, one line each.</param>
     /// <param name="faultLog">Failed commits and aborts, rate-limited.</param>
     public ChangelogState(KafkaStateChangelog changelog, ITransactionalConsumer consumer, AnalysisEngine engine, ProcessedOffsets offsets,
-        MonitorServiceOptions options, AlertDispatcher notifications, AlertBook book, ServiceMetrics metrics, Action<AlertTransition> notify,
+        MonitorServiceOptions options, AlertDispatcher notifications, AlertBook book, ServiceMetrics metrics, Action<AlertTransition, Action?> notify,
         ILogger logger, RateLimitedLog faultLog)
     {
         _changelog = changelog;
@@ -64,6 +88,7 @@ internal sealed class ChangelogState
         _notify = notify;
         _logger = logger;
         _faultLog = faultLog;
+        _webhooks = options.Notifications.Webhooks.Count > 0;
         consumer.PartitionsAssigned = Assigned;
         consumer.PartitionsRevoked = Revoked;
     }
@@ -106,7 +131,8 @@ internal sealed class ChangelogState
             }
         }
 
-        if (_dirtyKeys.Count == 0 && _uncommitted.Count == 0
+        TakeSettled();
+        if (_dirtyKeys.Count == 0 && _uncommitted.Count == 0 && _tombstones.Count == 0
             && consumed.Count == _committedOffsets.Count && consumed.All(o => _committedOffsets.TryGetValue(o.Key, out long c) && c == o.Value))
         {
             return true;
@@ -115,6 +141,7 @@ internal sealed class ChangelogState
         TimeProvider time = _options.TimeProvider;
         long started = time.GetTimestamp();
         long bytes = 0;
+        Dictionary<AlertTransition, (string Key, int Partition)> outbox = _outbox;
         try
         {
             foreach ((string run, uint rank) in _dirtyKeys)
@@ -130,8 +157,20 @@ internal sealed class ChangelogState
                 _changelog.PutSnapshot(partition, RecordKey.Format(run, (int)rank), snapshot);
             }
 
+            foreach ((string key, int partition) in _tombstones)
+            {
+                _changelog.PutSnapshot(partition, key, null);
+            }
+
+            outbox.Clear();
             foreach (AlertTransition transition in _uncommitted)
             {
+                if (OutboxEntry(transition) is { } entry)
+                {
+                    _changelog.PutSnapshot(entry.Partition, entry.Key, NotificationOutbox.Write(transition));
+                    outbox[transition] = entry;
+                }
+
                 try
                 {
                     (string key, byte[] value) = _notifications.KafkaMessage(transition);
@@ -170,11 +209,20 @@ internal sealed class ChangelogState
         }
 
         _dirtyKeys.Clear();
+        _tombstones.Clear();
         _committedOffsets = consumed;
         // The list is reused: Notify may not add to it (it does not: only Handle does, on this thread).
         foreach (AlertTransition transition in _uncommitted)
         {
-            _notify(transition);
+            if (outbox.TryGetValue(transition, out (string Key, int Partition) entry))
+            {
+                _inFlight[entry.Key] = entry.Partition;
+                _notify(transition, () => Settled(entry.Key, entry.Partition));
+            }
+            else
+            {
+                _notify(transition, null);
+            }
         }
 
         _uncommitted.Clear();
@@ -200,8 +248,25 @@ internal sealed class ChangelogState
         long started = _options.TimeProvider.GetTimestamp();
         int restored = 0, failures = 0;
         var keys = new HashSet<(string Run, uint Rank)>();
+        var resend = new List<(string Key, int Partition, AlertTransition Transition)>();
         foreach ((int partition, string key, byte[] snapshot) in _changelog.Restore(partitions))
         {
+            if (NotificationOutbox.IsEntry(snapshot))
+            {
+                try
+                {
+                    resend.Add((key, partition, NotificationOutbox.Read(snapshot, $"outbox entry {key}")));
+                }
+                catch (InvalidDataException ex)
+                {
+                    failures++;
+                    _tombstones.Add((key, partition));
+                    Log(LogLevel.Error, $"State topic {_changelog.Topic}[{partition}]: the notification outbox entry {key} is corrupt ({ex.Message}); it is not sent again");
+                }
+
+                continue;
+            }
+
             try
             {
                 (string run, uint rank) = _engine.RestoreSnapshot(snapshot);
@@ -226,10 +291,18 @@ internal sealed class ChangelogState
             }
         }
 
+        // Committed, but their webhooks may not have got them before their owner died: sent again, in the order they
+        // happened (a firing before its resolution).
+        foreach ((string key, int partition, AlertTransition transition) in resend.OrderBy(r => r.Transition.At).ThenBy(r => r.Transition.State == AlertState.Firing ? 0 : 1))
+        {
+            _inFlight[key] = partition;
+            _notifications.Redeliver(transition, () => Settled(key, partition));
+        }
+
         _metrics.StateRestored(restored, failures);
         _metrics.Engine(_engine);
         Log(LogLevel.Information, string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"Partitions {string.Join(", ", partitions)} of {_options.StepsTopic} assigned: restored {restored} keys and {alerts} active alerts from {_changelog.Topic} in {_options.TimeProvider.GetElapsedTime(started).TotalMilliseconds:0} ms"));
+            $"Partitions {string.Join(", ", partitions)} of {_options.StepsTopic} assigned: restored {restored} keys and {alerts} active alerts from {_changelog.Topic} in {_options.TimeProvider.GetElapsedTime(started).TotalMilliseconds:0} ms{(resend.Count > 0 ? $"; {resend.Count} committed notifications not known delivered are sent to the webhooks again" : "")}"));
     }
 
     /// <summary>
@@ -240,8 +313,10 @@ internal sealed class ChangelogState
     /// </summary>
     private void Revoked(IReadOnlyList<int> partitions, bool lost)
     {
+        var leaving = new HashSet<int>(partitions);
         if (!lost)
         {
+            WaitForDeliveries(leaving);
             Commit();
         }
         else
@@ -257,7 +332,13 @@ internal sealed class ChangelogState
             }
         }
 
-        var leaving = new HashSet<int>(partitions);
+        // The new owner sends these again (it finds their outbox entries); this replica's answers for them are ignored.
+        foreach (string key in _inFlight.Where(e => leaving.Contains(e.Value)).Select(e => e.Key).ToList())
+        {
+            _inFlight.Remove(key);
+        }
+
+        _tombstones.RemoveAll(t => leaving.Contains(t.Partition));
         _uncommitted.RemoveAll(t => AlertBook.KeyOf(t) is { } key && _keyPartitions.TryGetValue(key, out int p) && leaving.Contains(p));
         int released = 0;
         foreach (((string run, uint rank), int partition) in _keyPartitions.Where(k => leaving.Contains(k.Value)).ToList())
@@ -282,6 +363,87 @@ internal sealed class ChangelogState
         _metrics.Engine(_engine);
         Log(LogLevel.Information, string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"Partitions {string.Join(", ", partitions)} of {_options.StepsTopic} {(lost ? "lost" : "revoked")}: {released} keys handed over"));
+    }
+
+    /// <summary>
+    /// Waits (pipeline thread, at most <see cref="HandoverWait"/>) until the webhooks are done with the committed
+    /// notifications of <paramref name="partitions"/> (null: of all), so that the commit that follows tombstones their
+    /// outbox entries and nobody sends them again.
+    /// </summary>
+    public void WaitForDeliveries(IReadOnlySet<int>? partitions = null)
+    {
+        if (_notificationsStopped)
+        {
+            return;
+        }
+
+        long deadline = Environment.TickCount64 + (long)HandoverWait.TotalMilliseconds;
+        while (true)
+        {
+            TakeSettled();
+            long left = deadline - Environment.TickCount64;
+            if (!_inFlight.Values.Any(p => partitions is null || partitions.Contains(p)) || left <= 0)
+            {
+                return;
+            }
+
+            _settledSignal.Wait(TimeSpan.FromMilliseconds(left));
+        }
+    }
+
+    /// <summary>
+    /// The host stops notifying (it disposes the dispatcher): revocations from now on (the consumer's close) no longer
+    /// wait for deliveries; what is still in flight is sent again by the next owner.
+    /// </summary>
+    public void NotificationsStopped() => _notificationsStopped = true;
+
+    /// <summary>Releases the wait handle (after the consumer, whose close may still revoke).</summary>
+    public void Dispose() => _settledSignal.Dispose();
+
+    /// <summary>
+    /// A webhook sender's thread: every webhook is done with the entry's notification. Its tombstone is written now,
+    /// since a crash before it would send the notification again; the next commit writes it should that fail.
+    /// </summary>
+    private void Settled(string key, int partition)
+    {
+        bool deleted = false;
+        try
+        {
+            _changelog.DeleteNow(partition, key);
+            deleted = true;
+        }
+        catch (Confluent.Kafka.KafkaException ex)
+        {
+            _faultLog.Warning("outbox-tombstone", ex, $"The tombstone of the delivered notification {key} could not be queued ({ex.Error.Reason}); the next commit writes it");
+        }
+
+        _settled.Enqueue((key, deleted));
+        _settledSignal.Release();
+    }
+
+    /// <summary>Moves the deliveries the webhooks have settled to the tombstones of the next commit.</summary>
+    private void TakeSettled()
+    {
+        while (_settled.TryDequeue(out (string Key, bool Deleted) settled))
+        {
+            if (_inFlight.Remove(settled.Key, out int partition) && !settled.Deleted)
+            {
+                _tombstones.Add((settled.Key, partition));
+            }
+        }
+    }
+
+    /// <summary>Where a transition's outbox entry goes, or null when it has none (no webhook wants it, or it has no
+    /// (run, rank) key of a partition this replica holds).</summary>
+    private (string Key, int Partition)? OutboxEntry(AlertTransition transition)
+    {
+        if (!_webhooks || !(transition.State == AlertState.Firing || transition.IsResolution)
+            || AlertBook.KeyOf(transition) is not { } rank || !_keyPartitions.TryGetValue(rank, out int partition))
+        {
+            return null;
+        }
+
+        return (NotificationOutbox.Key(RecordKey.Format(rank.Run, (int)rank.Rank), transition), partition);
     }
 
     private void Log(LogLevel level, string message)
