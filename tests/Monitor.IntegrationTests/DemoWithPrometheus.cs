@@ -4,7 +4,8 @@ namespace Monitor.IntegrationTests;
 
 /// <summary>
 /// A running <c>monitor demo</c> (the real CLI as a child process: TorchSharp job whose inputs drift from step 100, so
-/// drift alerts fire and stay up, besides the training rules' own alerts; in-process Garnet for heartbeats) and a real Prometheus that scrapes it every second and evaluates
+/// drift alerts fire and stay up, besides the training rules' own alerts; in-process Garnet for heartbeats; an archive
+/// in a temporary directory) and a real Prometheus that scrapes it every second and evaluates
 /// dashboards/prometheus/monitor.rules.yaml every second. Both processes are killed
 /// on dispose (and by <see cref="ChildServer"/>'s exit hook should the test host die first). Shared by the classes of
 /// <see cref="SharedDemoWithPrometheus"/>, which therefore run one after the other.
@@ -20,6 +21,8 @@ public sealed class DemoWithPrometheus : IAsyncLifetime
     private static readonly TimeSpan DemoStartTimeout = TimeSpan.FromSeconds(90);
 
     private readonly ChildServer _demo = new("monitor demo");
+    // The demo archives too, so the dashboards' archive panels have data.
+    private readonly DirectoryInfo _archive = Directory.CreateTempSubdirectory("monitor-dashboards-archive-");
     private PrometheusProcess? _prometheus;
 
     internal PrometheusProcess Prometheus => _prometheus ?? throw new InvalidOperationException("not started");
@@ -41,7 +44,7 @@ public sealed class DemoWithPrometheus : IAsyncLifetime
         DemoMetrics = new Uri($"http://127.0.0.1:{portText}/metrics");
         _demo.Launch("dotnet", AppContext.BaseDirectory, [
             Path.Combine(AppContext.BaseDirectory, "monitor.dll"), "demo", "--run", Run, "--steps", "1000000", "--step-delay-ms", "25",
-            "--fault", "input-drift", "--fault-at", "100", "--metrics-port", portText]);
+            "--fault", "input-drift", "--fault-at", "100", "--metrics-port", portText, "--archive", _archive.FullName]);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         await _demo.WaitUntilReadyAsync($"127.0.0.1:{portText}", async token =>
         {
@@ -79,6 +82,7 @@ public sealed class DemoWithPrometheus : IAsyncLifetime
         }
 
         await _demo.StopAsync();
+        _archive.Delete(recursive: true);
     }
 }
 
