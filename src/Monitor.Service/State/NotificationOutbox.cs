@@ -115,7 +115,11 @@ internal static class NotificationOutbox
         var pairs = new Dictionary<string, string>(count, StringComparer.Ordinal);
         for (int i = 0; i < count; i++)
         {
-            pairs[reader.ReadString(field)] = reader.ReadString(field);
+            string name = reader.ReadString(field);
+            if (!pairs.TryAdd(name, reader.ReadString(field)))
+            {
+                throw new InvalidDataException($"{reader.What}: {field}: '{name}' appears twice");
+            }
         }
 
         return pairs;
