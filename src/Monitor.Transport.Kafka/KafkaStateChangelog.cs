@@ -203,9 +203,36 @@ public sealed class KafkaStateChangelog : IDisposable
     {
         ArgumentNullException.ThrowIfNull(partitions);
         var latest = new Dictionary<(int Partition, string Key), byte[]?>();
+        ReadToEnd(partitions, IsolationLevel.ReadCommitted, (partition, key, value) => latest[(partition, key)] = value);
+        return [.. latest.Where(e => e.Value is not null).Select(e => (e.Key.Partition, e.Key.Key, e.Value!))];
+    }
+
+    /// <summary>
+    /// The keys of the given partitions that have a tombstone anywhere up to the high watermark, read uncommitted: also
+    /// those behind an open transaction (a dead replica's, until it is aborted), which <see cref="Restore"/> cannot see
+    /// yet. For keys whose tombstone means "done" whatever becomes of the transaction around it, such as those
+    /// <see cref="DeleteNow"/> writes.
+    /// </summary>
+    /// <exception cref="TimeoutException">A partition did not reach its end within the operation timeout.</exception>
+    public IReadOnlySet<string> TombstonedKeys(IReadOnlyList<int> partitions)
+    {
+        ArgumentNullException.ThrowIfNull(partitions);
+        var keys = new HashSet<string>(StringComparer.Ordinal);
+        ReadToEnd(partitions, IsolationLevel.ReadUncommitted, (_, key, value) =>
+        {
+            if (value is null)
+            {
+                keys.Add(key);
+            }
+        });
+        return keys;
+    }
+
+    private void ReadToEnd(IReadOnlyList<int> partitions, IsolationLevel isolation, Action<int, string, byte[]?> read)
+    {
         if (partitions.Count == 0)
         {
-            return [];
+            return;
         }
 
         var config = new ConsumerConfig();
@@ -218,7 +245,7 @@ public sealed class KafkaStateChangelog : IDisposable
         config.GroupId = "monitor-state-restore";
         config.ClientId = "monitor-service-restore";
         config.EnableAutoCommit = false;
-        config.IsolationLevel = IsolationLevel.ReadCommitted;
+        config.IsolationLevel = isolation;
         config.EnablePartitionEof = true;
         config.AutoOffsetReset = AutoOffsetReset.Earliest;
         using IConsumer<string?, byte[]?> consumer = new ConsumerBuilder<string?, byte[]?>(config)
@@ -261,12 +288,11 @@ public sealed class KafkaStateChangelog : IDisposable
 
             if (result.Message.Key is { } key)
             {
-                latest[(result.Partition.Value, key)] = result.Message.Value;
+                read(result.Partition.Value, key, result.Message.Value);
             }
         }
 
         consumer.Close();
-        return [.. latest.Where(e => e.Value is not null).Select(e => (e.Key.Partition, e.Key.Key, e.Value!))];
     }
 
     /// <summary>Releases the producer; an open transaction is left to the brokers (aborted at its timeout, or at once by

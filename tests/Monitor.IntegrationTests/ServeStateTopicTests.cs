@@ -21,7 +21,7 @@ namespace Monitor.IntegrationTests;
 /// least once; one the killed replica had delivered just before its death, but not yet tombstoned in the changelog's
 /// outbox, comes again from the new owner, identical (same fingerprint, status, startsAt and endsAt).
 /// </summary>
-public sealed partial class ServeStateTopicTests
+public sealed partial class ServeStateTopicTests(ITestOutputHelper output)
 {
     private static CancellationToken Cancellation => TestContext.Current.CancellationToken;
 
@@ -105,6 +105,7 @@ public sealed partial class ServeStateTopicTests
             // Only what a new owner sent again (it logs how many) may arrive twice.
             int resent = Resent().Matches(string.Join('\n', a.ServiceLines().Concat(b.ServiceLines()))).Sum(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
             int twice = webhook.All().Count - webhook.Distinct().Count;
+            output.WriteLine($"{FiredAlerts(topicAlerts).Count} alerts; the new owners sent {resent} committed notifications again, {twice} of which the webhook had had");
             Assert.True(twice <= resent, $"the webhook got {twice} notifications twice, but the new owners sent only {resent} again");
         }
         finally

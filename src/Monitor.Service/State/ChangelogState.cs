@@ -26,7 +26,8 @@ namespace Monitor.Service.State;
 /// partition sends the entries it finds again. A revoked partition's deliveries are waited for (at most
 /// <see cref="HandoverWait"/>) before its last commit, so a rebalance sends nothing twice; a notification is sent twice
 /// only when its replica dies (or loses its partitions) between the webhook's answer and the tombstone's write
-/// (milliseconds).</para>
+/// (milliseconds when idle, more under load). The restore looks for tombstones also behind a dead owner's open
+/// transaction (<see cref="KafkaStateChangelog.TombstonedKeys"/>), which hides them from read-committed readers.</para>
 /// </remarks>
 internal sealed class ChangelogState : IDisposable
 {
@@ -289,6 +290,14 @@ internal sealed class ChangelogState : IDisposable
                 alerts++;
                 _book.Restored(alert);
             }
+        }
+
+        // A delivered entry's tombstone is written outside the transactions, so a dead owner's open transaction hides
+        // it from the read-committed restore until that transaction is aborted: look for it uncommitted.
+        if (resend.Count > 0)
+        {
+            IReadOnlySet<string> delivered = _changelog.TombstonedKeys(partitions);
+            resend.RemoveAll(r => delivered.Contains(r.Key));
         }
 
         // Committed, but their webhooks may not have got them before their owner died: sent again, in the order they
