@@ -62,6 +62,21 @@ internal sealed class ArchiveBatch
     /// <summary>Rough bytes the rows hold in memory (for the open files' memory bound).</summary>
     public long ApproximateBytes { get; private set; }
 
+    /// <summary>Bytes of the column buffers allocated (held between row groups, for the pool's bound).</summary>
+    public long CapacityBytes
+    {
+        get
+        {
+            long bytes = 0;
+            foreach (IClearable column in Columns())
+            {
+                bytes += column.CapacityBytes;
+            }
+
+            return bytes;
+        }
+    }
+
     /// <summary>Adds one row per tensor of <paramref name="record"/>.</summary>
     public void Add(StepRecord record)
     {
@@ -241,17 +256,21 @@ internal sealed class ArchiveBatch
     /// <summary>Forgets the rows, keeping the buffers.</summary>
     public void Clear()
     {
-        foreach (IClearable column in (IClearable[])[
-            _runId, _rank, _worldSize, _step, _mode, _eventTime, _sequence, _selectionVersion, _atBegin, _droppedBefore,
-            _tensor, _collections, _dtype, _shape, _count, _min, _max, _mean, _variance, _l1, _l2, _absMean, _zeroCount,
-            _nanCount, _infCount, _histogramLayout, _histogramFirstBucket, _histogramEdges, _histogramCounts, _rawValues,
-            _rawTotal, _rawTruncated, _rawSampleRows, _featureNames, _histogramSampledCount])
+        foreach (IClearable column in Columns())
         {
             column.Clear();
         }
 
         ApproximateBytes = 0;
     }
+
+    private IClearable[] Columns() =>
+    [
+        _runId, _rank, _worldSize, _step, _mode, _eventTime, _sequence, _selectionVersion, _atBegin, _droppedBefore,
+        _tensor, _collections, _dtype, _shape, _count, _min, _max, _mean, _variance, _l1, _l2, _absMean, _zeroCount,
+        _nanCount, _infCount, _histogramLayout, _histogramFirstBucket, _histogramEdges, _histogramCounts, _rawValues,
+        _rawTotal, _rawTruncated, _rawSampleRows, _featureNames, _histogramSampledCount,
+    ];
 
     /// <summary>The name <c>mode</c> holds for a wire mode.</summary>
     public static string ModeName(Mode mode) => mode switch
@@ -356,6 +375,8 @@ internal sealed class ArchiveBatch
 
     private interface IClearable
     {
+        long CapacityBytes { get; }
+
         void Clear();
     }
 
@@ -376,15 +397,21 @@ internal sealed class ArchiveBatch
             _items[Count++] = item;
         }
 
-        public void AddRange(ReadOnlySpan<T> items)
+        public void AddRange(ReadOnlySpan<T> items) => items.CopyTo(Append(items.Length));
+
+        public long CapacityBytes => (long)_items.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
+
+        /// <summary>Room for <paramref name="count"/> more items, as a span to fill, counted as added.</summary>
+        public Span<T> Append(int count)
         {
-            if (Count + items.Length > _items.Length)
+            if (Count + count > _items.Length)
             {
-                Array.Resize(ref _items, Math.Max(_items.Length * 2, Count + items.Length));
+                Array.Resize(ref _items, Math.Max(_items.Length * 2, Count + count));
             }
 
-            items.CopyTo(_items.AsSpan(Count));
-            Count += items.Length;
+            Span<T> room = _items.AsSpan(Count, count);
+            Count += count;
+            return room;
         }
 
         public ReadOnlyMemory<T> AsMemory() => _items.AsMemory(0, Count);
@@ -430,11 +457,7 @@ internal sealed class ArchiveBatch
             }
 
             _values.AddRange(items);
-            for (int i = 0; i < items.Length; i++)
-            {
-                _definitions.Add(2);
-                _repetitions.Add(i == 0 ? 0 : 1);
-            }
+            AddLevels(items.Length);
         }
 
         public void Add(T[]? items)
@@ -459,12 +482,24 @@ internal sealed class ArchiveBatch
                 return;
             }
 
-            for (int i = 0; i < items.Count; i++)
+            Span<T> values = _values.Append(items.Count);
+            for (int i = 0; i < values.Length; i++)
             {
-                _values.Add(convert(items[i]));
-                _definitions.Add(2);
-                _repetitions.Add(i == 0 ? 0 : 1);
+                values[i] = convert(items[i]);
             }
+
+            AddLevels(items.Count);
+        }
+
+        public long CapacityBytes => _values.CapacityBytes + _definitions.CapacityBytes + _repetitions.CapacityBytes;
+
+        // Levels of a non-empty list of `count` elements: every element defined, the first starts the row's list.
+        private void AddLevels(int count)
+        {
+            _definitions.Append(count).Fill(2);
+            Span<int> repetitions = _repetitions.Append(count);
+            repetitions[0] = 0;
+            repetitions[1..].Fill(1);
         }
 
         public Task WriteAsync(ParquetRowGroupWriter group, DataField element, CancellationToken cancellationToken) =>

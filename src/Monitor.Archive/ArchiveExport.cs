@@ -202,7 +202,7 @@ public static class ArchiveExport
         private bool _disposed;
 
         public static async Task<ParquetSink> CreateAsync(Stream stream, CancellationToken cancellationToken) =>
-            new(await ParquetWriter.CreateAsync(ArchiveSchema.Parquet, stream, new ParquetOptions { CompressionMethod = CompressionMethod.Snappy }, cancellationToken: cancellationToken).ConfigureAwait(false));
+            new(await ParquetWriter.CreateAsync(ArchiveSchema.Parquet, stream, ArchiveSchema.WriterOptions(CompressionMethod.Snappy), cancellationToken: cancellationToken).ConfigureAwait(false));
 
         public async ValueTask AddAsync(DbDataReader reader, CancellationToken cancellationToken)
         {

@@ -104,8 +104,8 @@ public readonly record struct ArchiveWriterStatistics(long Records, long Rows, l
 /// <remarks>
 /// <para>Not thread-safe: one thread appends, rolls and closes (the <see cref="StepArchiver"/> loop).</para>
 /// <para>Memory: rows wait in per-file buffers until a row group is full (<see cref="ArchiveOptions.RowGroupRows"/>)
-/// or the buffers of all files together pass <see cref="ArchiveOptions.MaxBufferedBytes"/>; a closed file's buffers
-/// are reused by the next file opened.</para>
+/// or the buffers of all files together pass <see cref="ArchiveOptions.MaxBufferedBytes"/>; written row groups' and
+/// closed files' buffers are reused, idle ones kept up to <see cref="ArchiveOptions.MaxBufferedBytes"/> too.</para>
 /// <para>Files roll at <see cref="ArchiveOptions.MaxFileBytes"/> (checked after each row group) and
 /// <see cref="ArchiveOptions.MaxFileAge"/> (checked by <see cref="RollDueAsync"/>). An I/O failure propagates as
 /// <see cref="IOException"/>; the failed file stays under its temporary name and its records' offsets are never
@@ -121,9 +121,10 @@ public sealed class ArchiveWriter : IAsyncDisposable
 
     private readonly ArchiveOptions _options;
     private readonly Dictionary<(string Run, uint Rank), ArchiveFile> _open = [];
-    // Buffers of closed files, reused by the next files opened: a file's columns grow to a row group's size once, not
-    // once per file (files roll every minute per rank at the design load).
-    private readonly BatchPool _spareBatches = new();
+    // Buffers of written row groups and closed files, reused by the next ones: a file's columns grow to a row group's
+    // size once, not once per file (files roll every minute per rank at the design load). Idle buffers are kept up to
+    // the same bound as buffered rows.
+    private readonly BatchPool _spareBatches;
     // A per-writer id in file names, so two archivers writing into one directory never pick the same name.
     private readonly string _writerId = Guid.NewGuid().ToString("N")[..8];
     private long _fileNumber;
@@ -143,6 +144,7 @@ public sealed class ArchiveWriter : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         _options = options;
+        _spareBatches = new BatchPool(options.MaxBufferedBytes);
         System.IO.Directory.CreateDirectory(options.Directory);
     }
 
@@ -166,7 +168,19 @@ public sealed class ArchiveWriter : IAsyncDisposable
 
         int closed = 0;
         var key = (record.RunId, record.Rank);
-        if (!_open.TryGetValue(key, out ArchiveFile? file))
+        if (_open.TryGetValue(key, out ArchiveFile? file)
+            && file.Batch.Rows > 0 && file.Batch.Rows + record.Tensors.Count > _options.RowGroupRows)
+        {
+            // A row group ends before a record that would overfill it, so the buffers grow to a row group's size and
+            // no further (a doubling past it would hold twice the memory, pooled, for every open file).
+            if (await FlushAsync(file, cancellationToken).ConfigureAwait(false) == 1)
+            {
+                closed++;
+                file = null;
+            }
+        }
+
+        if (file is null)
         {
             if (_open.Count >= _options.MaxOpenFiles)
             {
@@ -366,7 +380,7 @@ public sealed class ArchiveWriter : IAsyncDisposable
         try
         {
             ParquetWriter writer = await ParquetWriter.CreateAsync(
-                ArchiveSchema.Parquet, stream, new ParquetOptions { CompressionMethod = _options.Compression }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                ArchiveSchema.Parquet, stream, ArchiveSchema.WriterOptions(_options.Compression), cancellationToken: cancellationToken).ConfigureAwait(false);
             return new ArchiveFile(run, rank, stream, writer, temporaryPath, finalPath, now, _spareBatches);
         }
         catch
@@ -403,29 +417,39 @@ public sealed class ArchiveWriter : IAsyncDisposable
     }
 
     /// <summary>Buffers of written row groups, for reuse (thread-safe: the background writes return them).</summary>
-    private sealed class BatchPool
+    /// <remarks>Bounded by the bytes of the buffers kept, not their number: at the design load every open file (one per
+    /// rank) needs two (one filling, one being written), and a count bound of 64 had the writer allocate and grow about
+    /// 2 GB of fresh buffers per million rows once more than 32 ranks rolled together.</remarks>
+    private sealed class BatchPool(long maxBytes)
     {
-        // Enough for the files that roll together to reopen without allocating, bounded so idle memory stays small.
-        private const int Capacity = 64;
         private readonly Stack<ArchiveBatch> _batches = new();
         private readonly Lock _lock = new();
+        private long _bytes;
 
         public ArchiveBatch Take()
         {
             lock (_lock)
             {
-                return _batches.TryPop(out ArchiveBatch? batch) ? batch : new ArchiveBatch();
+                if (_batches.TryPop(out ArchiveBatch? batch))
+                {
+                    _bytes -= batch.CapacityBytes;
+                    return batch;
+                }
             }
+
+            return new ArchiveBatch();
         }
 
         public void Return(ArchiveBatch batch)
         {
             batch.Clear();
+            long bytes = batch.CapacityBytes;
             lock (_lock)
             {
-                if (_batches.Count < Capacity)
+                if (_bytes + bytes <= maxBytes)
                 {
                     _batches.Push(batch);
+                    _bytes += bytes;
                 }
             }
         }
