@@ -93,7 +93,9 @@ public readonly record struct ArchiveSource(string Topic, int Partition, long Of
 /// <param name="BytesClosed">Bytes of the completed files.</param>
 /// <param name="FilesDeleted">Files deleted by retention.</param>
 /// <param name="OpenFiles">Files open now.</param>
-public readonly record struct ArchiveWriterStatistics(long Records, long Rows, long FilesClosed, long BytesClosed, long FilesDeleted, int OpenFiles);
+/// <param name="DuplicatesSkipped">Records read again (after a crash between a file's close and its offsets' commit,
+/// or a partition assigned again) and left out because a file already holds them.</param>
+public readonly record struct ArchiveWriterStatistics(long Records, long Rows, long FilesClosed, long BytesClosed, long FilesDeleted, int OpenFiles, long DuplicatesSkipped = 0);
 
 /// <summary>
 /// Writes step records to Parquet files under <see cref="ArchiveOptions.Directory"/>: one open file per run and rank,
@@ -133,6 +135,12 @@ public sealed class ArchiveWriter : IAsyncDisposable
     private long _filesClosed;
     private long _bytesClosed;
     private long _filesDeleted;
+    private long _duplicatesSkipped;
+    // Per run, rank and source partition: the highest offset appended by this writer or found in a closed file's
+    // footer (ArchiveSourceRanges). A rank's records are in one partition, in offset order, so a record at or below it
+    // is already in a file. A (run, rank) is looked up on disk once, at its first record with a source.
+    private readonly Dictionary<(string Run, uint Rank, string Topic, int Partition), long> _archivedThrough = [];
+    private readonly HashSet<(string Run, uint Rank)> _lookedUp = [];
     private long _appendTick;
     private long _bufferedBytes;
 
@@ -149,13 +157,25 @@ public sealed class ArchiveWriter : IAsyncDisposable
     }
 
     /// <summary>Counters so far.</summary>
-    public ArchiveWriterStatistics Statistics => new(_records, _rows, _filesClosed, _bytesClosed, _filesDeleted, _open.Count);
+    public ArchiveWriterStatistics Statistics => new(_records, _rows, _filesClosed, _bytesClosed, _filesDeleted, _open.Count, _duplicatesSkipped);
 
-    /// <summary>Appends every tensor of <paramref name="record"/> to its run and rank's open file.</summary>
+    /// <summary>
+    /// Appends every tensor of <paramref name="record"/> to its run and rank's open file. With a
+    /// <paramref name="source"/>, a record whose offset is at or below one this writer appended, or one a closed file's
+    /// footer names for its run, rank and partition (any writer's, in this directory), is left out: it is a copy read
+    /// again after a crash or a rebalance (<see cref="ArchiveWriterStatistics.DuplicatesSkipped"/>).
+    /// </summary>
     /// <returns>Files closed by this call (the size limit, or the open-file cap).</returns>
+    /// <exception cref="IOException">A file cannot be written, or a closed file's footer cannot be read.</exception>
     public async ValueTask<int> AppendAsync(StepRecord record, ArchiveSource? source = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(record);
+        if (source is { } origin && await AlreadyArchivedAsync(record, origin, cancellationToken).ConfigureAwait(false))
+        {
+            _duplicatesSkipped++;
+            return 0;
+        }
+
         if (record.RunMetadata.Length > 0)
         {
             WriteMetadata(record);
@@ -217,6 +237,90 @@ public sealed class ArchiveWriter : IAsyncDisposable
         return closed;
     }
 
+    private async ValueTask<bool> AlreadyArchivedAsync(StepRecord record, ArchiveSource source, CancellationToken cancellationToken)
+    {
+        if (!_lookedUp.Contains((record.RunId, record.Rank)))
+        {
+            if (_lookedUp.Count >= MaxTrackedRanks)
+            {
+                ForgetRanksWithoutOpenFiles();
+            }
+
+            _lookedUp.Add((record.RunId, record.Rank));
+            await LookUpClosedFilesAsync(record.RunId, record.Rank, cancellationToken).ConfigureAwait(false);
+        }
+
+        var key = (record.RunId, record.Rank, source.Topic, source.Partition);
+        if (_archivedThrough.TryGetValue(key, out long through) && source.Offset <= through)
+        {
+            return true;
+        }
+
+        _archivedThrough[key] = source.Offset;
+        return false;
+    }
+
+    // Bound on the (run, rank)s remembered: past it, those without an open file are forgotten and looked up on disk
+    // again at their next record (their closed files' footers hold what this writer had remembered).
+    private const int MaxTrackedRanks = 65_536;
+
+    private void ForgetRanksWithoutOpenFiles()
+    {
+        _lookedUp.RemoveWhere(rank => !_open.ContainsKey(rank));
+        foreach (var key in _archivedThrough.Keys.Where(k => !_lookedUp.Contains((k.Run, k.Rank))).ToList())
+        {
+            _archivedThrough.Remove(key);
+        }
+    }
+
+    /// <summary>
+    /// Reads the source ranges in the footers of a rank's newest closed files (<see cref="LookedUpFiles"/>, by the time
+    /// in their names): the files of the writers before this one, of this process or another sharing the directory.
+    /// Files written before the footers held ranges add nothing.
+    /// </summary>
+    private async Task LookUpClosedFilesAsync(string run, uint rank, CancellationToken cancellationToken)
+    {
+        string directory = Path.Combine(_options.Directory, DirectoryOf(run), "rank-" + rank.ToString(CultureInfo.InvariantCulture));
+        List<(string Path, DateTimeOffset Opened)> newest;
+        try
+        {
+            newest = [.. System.IO.Directory.EnumerateFiles(directory, "part-*" + FileExtension)
+                .Select(path => (Path: path, Opened: ArchiveFileName.TryParseOpenedAt(Path.GetFileName(path), out DateTimeOffset opened) ? opened : DateTimeOffset.MinValue))
+                .OrderByDescending(file => file.Opened)
+                .Take(LookedUpFiles)];
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return; // a new rank, or its files all deleted by retention
+        }
+
+        foreach ((string path, _) in newest)
+        {
+            IReadOnlyList<ArchiveSourceRange> ranges;
+            try
+            {
+                ranges = await ArchiveSourceRanges.ReadAsync(path, cancellationToken).ConfigureAwait(false);
+            }
+            catch (FileNotFoundException)
+            {
+                continue; // deleted by retention meanwhile
+            }
+
+            foreach (ArchiveSourceRange range in ranges)
+            {
+                var key = (run, rank, range.Topic, range.Partition);
+                if (!_archivedThrough.TryGetValue(key, out long through) || range.Last > through)
+                {
+                    _archivedThrough[key] = range.Last;
+                }
+            }
+        }
+    }
+
+    /// <summary>Closed files of a rank whose footers are read at its first record: 8, enough for the files that two
+    /// writers (the one that died and the one before it) closed around a rebalance.</summary>
+    internal const int LookedUpFiles = 8;
+
     /// <summary>Closes the files opened <see cref="ArchiveOptions.MaxFileAge"/> ago or earlier.</summary>
     /// <returns>Files closed.</returns>
     public async ValueTask<int> RollDueAsync(CancellationToken cancellationToken = default)
@@ -247,6 +351,33 @@ public sealed class ArchiveWriter : IAsyncDisposable
     }
 
     /// <summary>
+    /// Closes every open file holding a record of one of <paramref name="partitions"/> (of any topic), and forgets what
+    /// was appended from them: called when the partitions leave this writer's consumer, so their records are in closed
+    /// files (whose offsets can be committed) before another member reads them, and when partitions arrive, so their
+    /// ranks' closed files are looked up again (another member may have archived more meanwhile).
+    /// </summary>
+    /// <returns>Files closed.</returns>
+    /// <exception cref="IOException">A file cannot be written.</exception>
+    public async ValueTask<int> ReleasePartitionsAsync(IReadOnlyCollection<int> partitions, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(partitions);
+        int closed = 0;
+        foreach (ArchiveFile file in _open.Values.Where(f => f.Sources.Keys.Any(source => partitions.Contains(source.Partition))).ToList())
+        {
+            await CloseAsync(file, cancellationToken).ConfigureAwait(false);
+            closed++;
+        }
+
+        foreach (var key in _archivedThrough.Keys.Where(k => partitions.Contains(k.Partition)).ToList())
+        {
+            _archivedThrough.Remove(key);
+            _lookedUp.Remove((key.Run, key.Rank));
+        }
+
+        return closed;
+    }
+
+    /// <summary>
     /// The lowest offset of <paramref name="topic"/>[<paramref name="partition"/>] held by an open file, or null
     /// when no open file holds a record of that partition: offsets below it are in closed files.
     /// </summary>
@@ -255,9 +386,9 @@ public sealed class ArchiveWriter : IAsyncDisposable
         long? lowest = null;
         foreach (ArchiveFile file in _open.Values)
         {
-            if (file.LowestOffsets.TryGetValue((topic, partition), out long offset) && (lowest is null || offset < lowest))
+            if (file.Sources.TryGetValue((topic, partition), out var range) && (lowest is null || range.First < lowest))
             {
-                lowest = offset;
+                lowest = range.First;
             }
         }
 
@@ -471,7 +602,8 @@ public sealed class ArchiveWriter : IAsyncDisposable
 
         public DateTimeOffset OpenedAt { get; } = openedAt;
 
-        public Dictionary<(string Topic, int Partition), long> LowestOffsets { get; } = [];
+        /// <summary>Per source partition, the lowest and highest offset of the records appended.</summary>
+        public Dictionary<(string Topic, int Partition), (long First, long Last)> Sources { get; } = [];
 
         public long LastAppend { get; set; }
 
@@ -484,10 +616,8 @@ public sealed class ArchiveWriter : IAsyncDisposable
 
         public void Holds(ArchiveSource source)
         {
-            if (!LowestOffsets.ContainsKey((source.Topic, source.Partition)))
-            {
-                LowestOffsets[(source.Topic, source.Partition)] = source.Offset;
-            }
+            var key = (source.Topic, source.Partition);
+            Sources[key] = Sources.TryGetValue(key, out var range) ? (range.First, Math.Max(range.Last, source.Offset)) : (source.Offset, source.Offset);
         }
 
         /// <summary>Hands the buffered rows to a background write (after the previous one completed).</summary>
@@ -524,6 +654,11 @@ public sealed class ArchiveWriter : IAsyncDisposable
             {
                 await FlushRowGroupAsync(cancellationToken).ConfigureAwait(false);
                 await _pending.ConfigureAwait(false);
+                if (Sources.Count > 0)
+                {
+                    writer.CustomMetadata = ArchiveSourceRanges.Metadata(Sources.Select(s => new ArchiveSourceRange(s.Key.Topic, s.Key.Partition, s.Value.First, s.Value.Last)));
+                }
+
                 await writer.DisposeAsync().ConfigureAwait(false);
                 // Durable before it is visible: a crash after the rename must not leave a truncated file behind a final name.
                 stream.Flush(flushToDisk: true);

@@ -27,12 +27,15 @@ public readonly record struct ArchivePartition(string Topic, int Partition, long
 /// <summary>
 /// The archive: a consumer of <c>monitor.steps</c> (its own consumer group) that writes every record to Parquet with an
 /// <see cref="ArchiveWriter"/>, and commits a partition's offsets only up to records whose files are closed (renamed to
-/// their final name and flushed to disk). At-least-once: after a crash or a rebalance, records of files that were not
-/// closed are read and archived again (readers may see a step twice; <c>sequence</c> tells duplicates apart).
+/// their final name and flushed to disk). After a crash or a rebalance the records after the last commit are read
+/// again, and those a file already holds are left out (<see cref="ArchiveWriter.AppendAsync"/>); with a consumer that
+/// tells about its partitions (<see cref="IPartitionOwnershipEvents"/>, the Kafka one), the files holding records of
+/// partitions about to be revoked are closed and their offsets committed first, so the next owner starts after them.
 /// </summary>
 /// <remarks>
 /// <para><see cref="Start"/> runs the loop on a thread of its own; <see cref="Statistics"/> may be read from any thread.
-/// The consumer is used only by that thread and is not disposed here.</para>
+/// The consumer is used only by that thread and is not disposed here; its <see cref="IPartitionOwnershipEvents"/>
+/// handlers, when it has them, are replaced (the ones set before are still called first).</para>
 /// <para>A write failure (disk full, permissions) is logged and stops the loop (<see cref="Failure"/>): the open files are
 /// abandoned under their temporary names and nothing past the last closed file is committed, so a restarted archiver
 /// reads those records again.</para>
@@ -72,6 +75,21 @@ public sealed class StepArchiver : IAsyncDisposable
         _options = options;
         _logger = logger;
         _writer = new ArchiveWriter(options);
+        if (consumer is IPartitionOwnershipEvents events)
+        {
+            Action<IReadOnlyList<int>>? assigned = events.PartitionsAssigned;
+            Action<IReadOnlyList<int>, bool>? revoked = events.PartitionsRevoked;
+            events.PartitionsAssigned = partitions =>
+            {
+                assigned?.Invoke(partitions);
+                Release(partitions, commit: false);
+            };
+            events.PartitionsRevoked = (partitions, lost) =>
+            {
+                revoked?.Invoke(partitions, lost);
+                Release(partitions, commit: !lost);
+            };
+        }
     }
 
     /// <summary>How often the loop checks file ages and commits when idle. Default 1 s.</summary>
@@ -154,6 +172,11 @@ public sealed class StepArchiver : IAsyncDisposable
                 {
                     int closed = 0;
                     TransportMessage? message = _consumer.Consume(TimeSpan.FromMilliseconds(100), stopping);
+                    if (_failure is not null)
+                    {
+                        return; // a write failed inside Consume, releasing revoked partitions
+                    }
+
                     if (message is not null)
                     {
                         Interlocked.Increment(ref _consumed);
@@ -223,6 +246,42 @@ public sealed class StepArchiver : IAsyncDisposable
             }
 
             PublishStatistics();
+        }
+    }
+
+    /// <summary>
+    /// On the loop's thread, inside <see cref="IRecordConsumer.Consume"/>: partitions arrive or leave. Their files are
+    /// closed, their offsets committed while this member still owns them (not for lost ones, which another member may
+    /// own already), and their positions forgotten, so nothing is committed for them after they left.
+    /// </summary>
+    private void Release(IReadOnlyList<int> partitions, bool commit)
+    {
+        if (_failure is not null)
+        {
+            return;
+        }
+
+        try
+        {
+            int closed = _writer.ReleasePartitionsAsync(partitions).AsTask().GetAwaiter().GetResult();
+            if (commit)
+            {
+                CommitClosed();
+            }
+
+            foreach (var key in _positions.Keys.Where(k => partitions.Contains(k.Partition)).ToList())
+            {
+                _positions.Remove(key);
+            }
+
+            if (closed > 0)
+            {
+                Log(LogLevel.Information, $"archive: partition(s) {string.Join(",", partitions)} {(commit ? "revoked" : "moved")}: closed {closed} file(s) holding their records");
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or Parquet.ParquetException)
+        {
+            Fail(ex);
         }
     }
 

@@ -20,7 +20,7 @@ internal sealed class ArchiveMetrics
     private static readonly DecodeErrorKind[] Kinds = Enum.GetValues<DecodeErrorKind>();
 
     private readonly StepArchiver _archiver;
-    private readonly Counter _consumed, _records, _rows, _bytes, _filesClosed, _filesDeleted, _failed, _writeFailures, _commits;
+    private readonly Counter _consumed, _records, _rows, _bytes, _filesClosed, _filesDeleted, _failed, _writeFailures, _commits, _duplicates;
     private readonly Gauge _filesOpen, _lastCommit, _committedOffset, _lag;
     private readonly Counter.Child[] _failedByKind;
     private readonly Lock _partitionsLock = new();
@@ -42,6 +42,7 @@ internal sealed class ArchiveMetrics
         _failed = factory.CreateCounter("monitor_archive_records_failed_total", "Records that could not be decoded, left out of the archive, by reason.", "reason");
         _writeFailures = factory.CreateCounter("monitor_archive_write_failures_total", "Write failures; the first one stops the archiver (/healthz answers 503).");
         _commits = factory.CreateCounter("monitor_archive_commits_total", "Offset commits that moved at least one partition forward.");
+        _duplicates = factory.CreateCounter("monitor_archive_duplicates_skipped_total", "Records read again (after a crash or a rebalance) and left out because a closed or open file already holds them.");
         _filesOpen = factory.CreateGauge("monitor_archive_files_open", "Archive files being written (one per run and rank with recent records).");
         _lastCommit = factory.CreateGauge("monitor_archive_last_commit_timestamp_seconds", "When the archive last committed offsets (Unix seconds; 0 before the first).");
         _committedOffset = factory.CreateGauge("monitor_archive_committed_offset", "Next offset to read of an assigned partition, as the archive last committed it (records below it are in closed files).", "topic", "partition");
@@ -62,6 +63,7 @@ internal sealed class ArchiveMetrics
         _filesDeleted.IncTo(statistics.Writer.FilesDeleted);
         _writeFailures.IncTo(statistics.Faults);
         _commits.IncTo(statistics.Commits);
+        _duplicates.IncTo(statistics.Writer.DuplicatesSkipped);
         _filesOpen.Set(statistics.Writer.OpenFiles);
         _lastCommit.Set(statistics.LastCommit is { } at ? at.ToUnixTimeMilliseconds() / 1000.0 : 0);
         for (int i = 0; i < Kinds.Length; i++)

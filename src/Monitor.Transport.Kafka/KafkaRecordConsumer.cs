@@ -256,6 +256,12 @@ public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness, I
         {
             // Nothing new to commit.
         }
+        catch (KafkaException ex) when (ex.Error.Code is ErrorCode.RebalanceInProgress or ErrorCode.IllegalGeneration or ErrorCode.UnknownMemberId)
+        {
+            // The group is rebalancing: the offsets stay stored and go with the next commit if the partitions stay;
+            // if they move, their next owner reads from the last commit (at least once, as after a crash).
+            Log(LogLevel.Information, $"Kafka commit deferred while group '{_groupId}' rebalances: {ex.Error.Reason}");
+        }
     }
 
     /// <inheritdoc />

@@ -176,7 +176,8 @@ public sealed class ArchiveEndpointsTests : IDisposable
     /// Produces records <paramref name="first"/> to first + count - 1 of run kafka-run over ranks 0-3, and
     /// <paramref name="junk"/> messages that are not step records, and waits for their delivery.
     /// </summary>
-    private static void Produce(MockKafkaCluster cluster, string topic, int first, int count, int junk)
+    /// <summary>Sends records `first`..`first + count - 1` of run `kafka-run` (four ranks, rank = i % 4, step = i / 4) and `junk` undecodable messages, and waits until all are delivered.</summary>
+    internal static void Produce(MockKafkaCluster cluster, string topic, int first, int count, int junk)
     {
         using var producer = new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = cluster.BootstrapServers });
         int delivered = 0;

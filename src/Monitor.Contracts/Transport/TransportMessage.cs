@@ -89,3 +89,23 @@ public interface IRecordConsumer : IDisposable
     /// <summary>Lag per owned partition, as of the last fetch.</summary>
     IReadOnlyList<PartitionLag> GetLag();
 }
+
+/// <summary>
+/// A consumer that tells its host about its partitions as they come and go, on the consuming thread, inside
+/// <see cref="IRecordConsumer.Consume"/>: the Kafka consumer does, the in-process bus (one consumer per group, nothing
+/// to rebalance) does not.
+/// </summary>
+public interface IPartitionOwnershipEvents
+{
+    /// <summary>
+    /// Called inside <see cref="IRecordConsumer.Consume"/> with the partitions just assigned (with
+    /// <c>cooperative-sticky</c>, only the new ones), before any of their records is returned.
+    /// </summary>
+    Action<IReadOnlyList<int>>? PartitionsAssigned { get; set; }
+
+    /// <summary>
+    /// Called inside <see cref="IRecordConsumer.Consume"/> with the partitions about to be revoked (still owned: their
+    /// offsets can be committed), or lost (true: another member may own them already; nothing can be committed).
+    /// </summary>
+    Action<IReadOnlyList<int>, bool>? PartitionsRevoked { get; set; }
+}
