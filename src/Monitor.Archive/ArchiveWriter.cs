@@ -166,7 +166,7 @@ public sealed class ArchiveWriter : IAsyncDisposable
     /// again after a crash or a rebalance (<see cref="ArchiveWriterStatistics.DuplicatesSkipped"/>).
     /// </summary>
     /// <returns>Files closed by this call (the size limit, or the open-file cap).</returns>
-    /// <exception cref="IOException">A file cannot be written, or a closed file's footer cannot be read.</exception>
+    /// <exception cref="IOException">A file cannot be written, or the rank's directory cannot be listed.</exception>
     public async ValueTask<int> AppendAsync(StepRecord record, ArchiveSource? source = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(record);
@@ -317,9 +317,10 @@ public sealed class ArchiveWriter : IAsyncDisposable
         }
     }
 
-    /// <summary>Closed files of a rank whose footers are read at its first record: 8, enough for the files that two
-    /// writers (the one that died and the one before it) closed around a rebalance.</summary>
-    internal const int LookedUpFiles = 8;
+    /// <summary>Closed files of a rank whose footers are read at its first record: 3. The newest file a writer closed
+    /// holds its highest offsets, and files are ordered by the time they were opened, so the newest three cover the
+    /// last owners of the rank around a rebalance (each footer read is a file open and about a millisecond, once per rank).</summary>
+    internal const int LookedUpFiles = 3;
 
     /// <summary>Closes the files opened <see cref="ArchiveOptions.MaxFileAge"/> ago or earlier.</summary>
     /// <returns>Files closed.</returns>

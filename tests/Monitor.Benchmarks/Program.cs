@@ -11,7 +11,9 @@ namespace Monitor.Benchmarks;
 /// Runs in-process (the repository's strict build policy would otherwise apply to BenchmarkDotNet's generated
 /// project, and libtorch loads from this output folder). Returns non-zero when any benchmark fails.
 /// <c>service-throughput [STEPS]</c> and <c>step-to-alert [TRIALS]</c> run the whole-service measurements instead
-/// (<see cref="ServiceThroughputBenchmarks"/>, <see cref="StepToAlertLatency"/>).
+/// (<see cref="ServiceThroughputBenchmarks"/>, <see cref="StepToAlertLatency"/>); <c>summarizer-ratio</c> and
+/// <c>tracer-overhead-interleaved</c> time cases in turn, round by round (<see cref="SummarizerRatio"/>,
+/// <see cref="TracerOverheadInterleaved"/>).
 /// </summary>
 public static class Program
 {
@@ -28,6 +30,8 @@ public static class Program
                 return StepToAlertLatency.Run(rest);
             case ["summarizer-ratio", .. var rest]:
                 return SummarizerRatio.Run(rest);
+            case ["tracer-overhead-interleaved", .. var rest]:
+                return TracerOverheadInterleaved.Run(rest);
         }
 
         // Every benchmark class names its own job through [Config] (all in-process).

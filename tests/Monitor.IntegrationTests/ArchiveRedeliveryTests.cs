@@ -22,11 +22,12 @@ public sealed class ArchiveRedeliveryTests(ITestOutputHelper output) : IDisposab
         using var cluster = new MockKafkaCluster();
         string topic = "it-archive-redelivery-" + Guid.NewGuid().ToString("N")[..8];
         string group = topic + "-archive";
+        KafkaConsumerOptions Options() => FastRebalances(cluster, topic, group);
         ArchiveEndpointsTests.Produce(cluster, topic, 0, 12, 0);
 
         // The first archiver closes its files (renamed, flushed) but its commits never reach the group: as if it had
         // been killed right after the rename.
-        using (var lostCommits = new CommitsNothing(new KafkaRecordConsumer(new KafkaConsumerOptions { BootstrapServers = cluster.BootstrapServers, Topic = topic, GroupId = group })))
+        using (var lostCommits = new CommitsNothing(new KafkaRecordConsumer(Options())))
         {
             await using var first = new StepArchiver(lostCommits, new ArchiveOptions { Directory = _directory });
             first.Start();
@@ -36,7 +37,7 @@ public sealed class ArchiveRedeliveryTests(ITestOutputHelper output) : IDisposab
         }
 
         ArchiveEndpointsTests.Produce(cluster, topic, 12, 8, 0);
-        using var consumer = new KafkaRecordConsumer(new KafkaConsumerOptions { BootstrapServers = cluster.BootstrapServers, Topic = topic, GroupId = group });
+        using var consumer = new KafkaRecordConsumer(Options());
         await using var second = new StepArchiver(consumer, new ArchiveOptions { Directory = _directory });
         second.Start();
         await Eventually.TrueAsync(() => second.Statistics.Consumed == 20, "the second archiver read the twelve again and the eight new ones");
@@ -59,7 +60,7 @@ public sealed class ArchiveRedeliveryTests(ITestOutputHelper output) : IDisposab
         using var cluster = new MockKafkaCluster();
         string topic = "it-archive-rebalance-" + Guid.NewGuid().ToString("N")[..8];
         string group = topic + "-archive";
-        KafkaConsumerOptions Options() => new() { BootstrapServers = cluster.BootstrapServers, Topic = topic, GroupId = group };
+        KafkaConsumerOptions Options() => FastRebalances(cluster, topic, group);
         ArchiveEndpointsTests.Produce(cluster, topic, 0, 16, 0);
 
         using var firstConsumer = new KafkaRecordConsumer(Options());
@@ -73,7 +74,7 @@ public sealed class ArchiveRedeliveryTests(ITestOutputHelper output) : IDisposab
         using var secondConsumer = new KafkaRecordConsumer(Options());
         await using var second = new StepArchiver(secondConsumer, new ArchiveOptions { Directory = _directory });
         second.Start();
-        await Eventually.TrueAsync(() => second.Partitions.Count > 0 && first.Partitions.Count + second.Partitions.Count == 4, "the group shared the four partitions");
+        await Eventually.TrueAsync(() => second.Partitions.Count > 0 && first.Partitions.Count + second.Partitions.Count == 4, "the group shared the four partitions", seconds: 120);
         Assert.True(first.Statistics.Writer.FilesClosed > 0, "the first archiver closed the files of its revoked partitions");
 
         ArchiveEndpointsTests.Produce(cluster, topic, 16, 16, 0);
@@ -142,6 +143,16 @@ public sealed class ArchiveRedeliveryTests(ITestOutputHelper output) : IDisposab
         ArchiveSourceRange[] ranges = [new("monitor.steps", 0, 10, 20), new("monitor.steps", 7, 0, 0)];
         Assert.Equal(ranges, ArchiveSourceRanges.Parse(ArchiveSourceRanges.Metadata(ranges)[ArchiveSourceRanges.MetadataKey]));
     }
+
+    /// <summary>Heartbeats every 500 ms and a 6 s session: a member learns of a rebalance within a second, and one that
+    /// left without a word is dropped after 6 s, not librdkafka's 3 s and 45 s.</summary>
+    private static KafkaConsumerOptions FastRebalances(MockKafkaCluster cluster, string topic, string group) => new()
+    {
+        BootstrapServers = cluster.BootstrapServers,
+        Topic = topic,
+        GroupId = group,
+        Properties = new Dictionary<string, string> { ["heartbeat.interval.ms"] = "500", ["session.timeout.ms"] = "6000" },
+    };
 
     /// <summary>A real consumer whose marks and commits are dropped: the group's offsets never move.</summary>
     private sealed class CommitsNothing(IRecordConsumer inner) : IRecordConsumer

@@ -52,7 +52,8 @@ public sealed class StopActionTests
 
         Assert.True(control.ShouldStop, "the stop command arrived");
         Assert.InRange(step, 11, 999);
-        Assert.NotNull(received);
+        // ShouldStop turns true just before the event is raised, on the control plane's thread.
+        await Eventually.TrueAsync(() => Volatile.Read(ref received) is not null, "StopRequested was raised");
         Assert.Contains("VanishingGradient fired at step 11", control.StopCommand!.Reason, StringComparison.Ordinal);
         Assert.Contains("alert VanishingGradient", control.StopCommand.IssuedBy, StringComparison.Ordinal);
         using var http = new HttpClient();
