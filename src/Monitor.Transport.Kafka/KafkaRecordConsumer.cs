@@ -65,6 +65,7 @@ public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness, I
     private readonly TimeSpan _probeInterval;
     private readonly TimeSpan _probeTimeout;
     private readonly CancellationTokenSource _closing = new();
+    private int _disposed;
     private readonly Task _probe;
     private readonly Lock _assignmentLock = new();
     private readonly HashSet<TopicPartition> _assignment = [];
@@ -282,6 +283,11 @@ public sealed class KafkaRecordConsumer : IRecordConsumer, IConsumerReadiness, I
     /// <summary>Commits processed offsets, leaves the group and releases the client.</summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         _closing.Cancel();
         // The probe ends within one probe timeout; it uses the consumer's handle, so it must end first.
         _probe.Wait(_probeTimeout + _probeTimeout);
