@@ -39,20 +39,24 @@ internal sealed class ServiceLoad
     /// <summary>The largest payload, for <see cref="Write"/>'s buffer.</summary>
     public int MaxPayloadBytes => _tensors.SelectMany(v => v).Max(t => t.Length) + 64;
 
-    /// <summary>The encoded record of <paramref name="rank"/> at <paramref name="step"/> (step 0 and up).</summary>
+    /// <summary>The encoded record of <paramref name="rank"/> at <paramref name="step"/> (step 0 and up), stamped with the current time, as a worker stamps it.</summary>
     public byte[] Payload(int rank, long step)
     {
         byte[] buffer = new byte[MaxPayloadBytes];
-        return buffer[..Write(rank, step, buffer)];
+        return buffer[..Write(rank, step, buffer, DateTimeOffset.UtcNow)];
     }
 
-    /// <summary>Writes the record of <paramref name="rank"/> at <paramref name="step"/> into <paramref name="buffer"/>; returns its length.</summary>
-    public int Write(int rank, long step, byte[] buffer)
+    /// <summary>
+    /// Writes the record of <paramref name="rank"/> at <paramref name="step"/>, with event time
+    /// <paramref name="eventTime"/>, into <paramref name="buffer"/>; returns its length. The event time matters to a
+    /// service that ticks: ranks whose newest record is a day older than its clock are forgotten, their series removed.
+    /// </summary>
+    public int Write(int rank, long step, byte[] buffer, DateTimeOffset eventTime)
     {
         var header = new StepRecord
         {
             SchemaVersion = StepRecordDecoder.CurrentSchemaVersion, RunId = Run, Rank = (uint)rank, WorldSize = Ranks, Mode = Mode.Train,
-            Step = step, Sequence = (ulong)step + 1, EventTimeUnixNanos = 1_700_000_000_000_000_000 + (step * 1_000_000_000),
+            Step = step, Sequence = (ulong)step + 1, EventTimeUnixNanos = (eventTime - DateTimeOffset.UnixEpoch).Ticks * 100,
         };
         byte[] tensors = _tensors[step % 2][rank];
         int headerLength = header.CalculateSize();

@@ -14,7 +14,8 @@ namespace Monitor.Benchmarks;
 /// (default rule set, Prometheus export, <c>/metrics</c> scraped every second) consumes <see cref="ServiceLoad"/> steps
 /// (100 ranks × 1,000 tensor summaries) that a <see cref="ServiceFeeder"/> child process produces, and the figures are
 /// records and summaries per second of wall time and per second of this process's CPU time (all its threads:
-/// librdkafka's fetching and decompression, the pipeline, HTTP), then the resident set with every rank's series warm.
+/// librdkafka's fetching and decompression, the pipeline, HTTP; with the split by thread), then the resident set with
+/// every rank's series warm, then the CPU the same service spends idle.
 /// A breakdown on one thread follows: decoding alone, and the engine alone, on the same records.
 /// Targets: at least 1,000,000 summaries per second per core over Kafka, decode included; at most 300 MB RSS.
 /// </summary>
@@ -22,17 +23,28 @@ namespace Monitor.Benchmarks;
 /// Not a BenchmarkDotNet class: one measurement is minutes of streaming through a child process, and what is
 /// measured is CPU time and memory of the process, not the time of a call. Run it with
 /// <c>dotnet run -c Release --no-build --project tests/Monitor.Benchmarks -- service-throughput [STEPS]</c>
-/// (default 20 measured steps, after 3 warm-up steps). It prints a Markdown table.
+/// (default 300 measured steps, after at least 60 s of warm-up). It prints a Markdown table.
 /// </remarks>
 public static class ServiceThroughputBenchmarks
 {
-    private const int WarmSteps = 3;
+    private const int WarmSteps = 10;
+
+    // The service runs for days: measured is its steady state, after tiered compilation has finished with the code
+    // that runs once a second (scrapes, ticks, probes: a method is promoted after 30 calls). With 3 warm-up steps (3 s)
+    // the JIT's background thread still took a fifth of the measured CPU time; after 60 s, a few percent.
+    private static readonly TimeSpan WarmUp = TimeSpan.FromSeconds(60);
+
+    // librdkafka's default fetch.wait.max.ms is 500. Against the mock cluster the consumer then waited about a quarter
+    // of a second for each quarter step (the service read 98 records/s, the feeder's lock-step, at 0.1 cores); with
+    // 10 ms it reads what the feeder produces as it comes. A Kafka broker answers a fetch as soon as fetch.min.bytes
+    // (1) are there, so there the default costs no latency.
+    private static readonly Dictionary<string, string> ConsumerProperties = new() { ["fetch.wait.max.ms"] = "10" };
     private const int Chunk = ServiceLoad.Ranks / 4;
     private const long Summaries = (long)ServiceLoad.Ranks * ServiceLoad.Tensors;
 
     public static int Run(string[] args)
     {
-        string steps = args.Length > 0 ? args[0] : "20";
+        string steps = args.Length > 0 ? args[0] : "300";
         int measured = int.Parse(steps, CultureInfo.InvariantCulture);
         switch (args.Length > 1 ? args[1] : null)
         {
@@ -56,7 +68,7 @@ public static class ServiceThroughputBenchmarks
                 return 0;
         }
 
-        Console.WriteLine($"# Service throughput, {ServiceLoad.Ranks} ranks x {ServiceLoad.Tensors} tensors, {WarmSteps} warm-up + {steps} measured steps");
+        Console.WriteLine($"# Service throughput, {ServiceLoad.Ranks} ranks x {ServiceLoad.Tensors} tensors, at least {WarmUp.TotalSeconds:F0} s and {WarmSteps} steps of warm-up, then {steps} measured steps");
         Console.WriteLine($"processor: {Processor()}, {Environment.ProcessorCount} cores; load before: {File.ReadAllText("/proc/loadavg").Trim()}");
         Console.WriteLine();
         Console.WriteLine("| service | records/s | summaries/s | CPU cores used | summaries/s per core | allocated per summary | GC pauses (of wall time) | GCs gen0/1/2 | RSS before | RSS after | RSS per (rank, tensor) | managed heap | /metrics size |");
@@ -94,6 +106,7 @@ public static class ServiceThroughputBenchmarks
         {
             BootstrapServers = feeder.BootstrapServers, Topic = MonitorTopics.Steps, GroupId = "svc-bench-" + Guid.NewGuid().ToString("N")[..8],
             ExactlyOnce = changelog is not null,
+            Properties = ConsumerProperties,
         });
         var deadLetters = new KafkaRecordProducer(new KafkaProducerOptions { BootstrapServers = feeder.BootstrapServers, ClientId = "svc-bench-dlq" });
         string stateTopic = "svc-bench-state-" + Guid.NewGuid().ToString("N")[..8];
@@ -125,21 +138,42 @@ public static class ServiceThroughputBenchmarks
             }
         });
 
-        Feed(feeder, service, Chunk, WarmSteps * ServiceLoad.Ranks);
+        long fed = Chunk;
+        long warmStart = Stopwatch.GetTimestamp();
+        while (fed < WarmSteps * ServiceLoad.Ranks || Stopwatch.GetElapsedTime(warmStart) < WarmUp)
+        {
+            Feed(feeder, service, fed, fed + ServiceLoad.Ranks);
+            fed += ServiceLoad.Ranks;
+        }
+
         using Process self = Process.GetCurrentProcess();
         self.Refresh();
         TimeSpan cpuStart = self.TotalProcessorTime;
         long allocatedStart = GC.GetTotalAllocatedBytes(precise: true);
         TimeSpan pausedStart = GC.GetTotalPauseDuration();
         int[] collectionsStart = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
+        Dictionary<string, double> threadsStart = ThreadCpu.Snapshot();
+        long jittedStart = System.Runtime.JitInfo.GetCompiledMethodCount();
+        TimeSpan jitStart = System.Runtime.JitInfo.GetCompilationTime();
         long start = Stopwatch.GetTimestamp();
-        Feed(feeder, service, WarmSteps * ServiceLoad.Ranks, (WarmSteps + steps) * ServiceLoad.Ranks);
+        Feed(feeder, service, fed, fed + (steps * ServiceLoad.Ranks));
         double wall = Stopwatch.GetElapsedTime(start).TotalSeconds;
         self.Refresh();
         double cpu = (self.TotalProcessorTime - cpuStart).TotalSeconds;
         long allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedStart;
         double paused = (GC.GetTotalPauseDuration() - pausedStart).TotalSeconds;
         string collections = $"{GC.CollectionCount(0) - collectionsStart[0]}/{GC.CollectionCount(1) - collectionsStart[1]}/{GC.CollectionCount(2) - collectionsStart[2]}";
+        string threads = ThreadCpu.Describe(threadsStart, ThreadCpu.Snapshot());
+        string jitted = JitSince(ref jittedStart, ref jitStart);
+        // The same service with nothing to read, for as long: what it spends on its own (polls, ticks, scrapes).
+        Dictionary<string, double> idleStart = ThreadCpu.Snapshot();
+        self.Refresh();
+        TimeSpan idleCpuStart = self.TotalProcessorTime;
+        Thread.Sleep(TimeSpan.FromSeconds(Math.Min(wall, 10)));
+        self.Refresh();
+        double idleCores = (self.TotalProcessorTime - idleCpuStart).TotalSeconds / Math.Min(wall, 10);
+        string idleThreads = ThreadCpu.Describe(idleStart, ThreadCpu.Snapshot());
+        string idleJitted = JitSince(ref jittedStart, ref jitStart);
         await stopScraping.CancelAsync();
         await scraper;
         ServiceStatistics statistics = service.Statistics;
@@ -153,12 +187,26 @@ public static class ServiceThroughputBenchmarks
         long heap = GC.GetTotalMemory(forceFullCollection: false);
         double records = (double)steps * ServiceLoad.Ranks;
         double summaries = records * ServiceLoad.Tensors;
-        return string.Create(CultureInfo.InvariantCulture,
-            $"| {name} | {records / wall:N0} | {summaries / wall:N0} | {cpu / wall:F2} | {summaries / cpu:N0} | {allocated / summaries:N0} B | {paused / wall:P0} | {collections} | {rssBefore / 1e6:F0} MB | {rssAfter / 1e6:F0} MB | {(rssAfter - rssBefore) / (double)Summaries:N0} B | {heap / 1e6:F0} MB | {scrapeBytes / 1e3:N0} KB |");
+        return string.Create(CultureInfo.InvariantCulture, $"""
+            | {name} | {records / wall:N0} | {summaries / wall:N0} | {cpu / wall:F2} | {summaries / cpu:N0} | {allocated / summaries:N0} B | {paused / wall:P0} | {collections} | {rssBefore / 1e6:F0} MB | {rssAfter / 1e6:F0} MB | {(rssAfter - rssBefore) / (double)Summaries:N0} B | {heap / 1e6:F0} MB | {scrapeBytes / 1e3:N0} KB |
+
+            CPU by thread while measured: {threads}; JIT: {jitted}
+            idle afterwards: {idleCores:F3} cores ({idleThreads}); JIT: {idleJitted}
+            """);
+    }
+
+    /// <summary>What the JIT compiled since the counts given, which it then advances to now.</summary>
+    private static string JitSince(ref long methods, ref TimeSpan time)
+    {
+        long methodsNow = System.Runtime.JitInfo.GetCompiledMethodCount();
+        TimeSpan timeNow = System.Runtime.JitInfo.GetCompilationTime();
+        string since = string.Create(CultureInfo.InvariantCulture, $"{methodsNow - methods} methods compiled in {(timeNow - time).TotalSeconds:F2} s");
+        (methods, time) = (methodsNow, timeNow);
+        return since;
     }
 
     /// <summary>
-    /// Records [from, to) (in step-major order: record r is rank r % 100 at step r / 100) through the feeder, a quarter
+    /// Records [from, to) (multiples of a quarter step, in step-major order: record r is rank r % 100 at step r / 100) through the feeder, a quarter
     /// of a step at a time, each quarter asked for only once the service has analysed all but the quarter before it
     /// (the mock cluster's bounded partitions would otherwise drop unread records); returns once the service has
     /// analysed them all.
@@ -185,7 +233,8 @@ public static class ServiceThroughputBenchmarks
                 throw new TimeoutException($"the service analysed {service.Statistics.Processed} of {records} records within 120 s (records dropped by the mock cluster?): {service.Statistics}");
             }
 
-            Thread.Sleep(1);
+            // Not every millisecond: this thread's own polling is counted in the service process's CPU time.
+            Thread.Sleep(5);
         }
     }
 
@@ -209,7 +258,7 @@ public static class ServiceThroughputBenchmarks
             bool measured = step >= WarmSteps;
             for (int rank = 0; rank < ServiceLoad.Ranks; rank++)
             {
-                int length = load.Write(rank, step, payload);
+                int length = load.Write(rank, step, payload, DateTimeOffset.UnixEpoch.AddSeconds(1_700_000_000 + step));
                 long allocated0 = GC.GetAllocatedBytesForCurrentThread();
                 TimeSpan paused0 = GC.GetTotalPauseDuration();
                 long t0 = Stopwatch.GetTimestamp();
