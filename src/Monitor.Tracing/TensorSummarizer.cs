@@ -16,13 +16,16 @@ namespace Monitor.Tracing;
 /// extremes, zero count, histogram and centred sums. Each chunk's moments (count, mean, sum of squared deviations)
 /// are merged in float64 with Chan's parallel formula, so no element, first or otherwise, is a shift for the whole
 /// buffer.</para>
-/// <para>Centred sums: a chunk is centred on the previous chunk's mean (0 for the first). Deviations and their
+/// <para>Centred sums: a chunk is centred on the previous chunk's mean (0 for the first), and, once one chunk's mean
+/// has moved from its centre by more than its spread, each later chunk on the mean of its own first vector. Deviations and their
 /// squares are summed in float32 lanes over 8 vectors at a time (each lane adds at most 8 values, a relative error
 /// of at most 8 × 2^-24 = 5e-7 of the block sum, typically 1e-8 of the chunk's), then in float64. A chunk whose
 /// mean lies far from its centre (more than about one standard deviation, where the float64 subtraction
 /// <c>Σd² - (Σd)²/n</c> would amplify that error), whose squares could overflow or underflow float32, or which holds
-/// NaN or Inf, has its moments recomputed exactly while it is still in the cache: float64, two passes over the
-/// chunk, non-finite elements left out. On stationary data that happens at most for the first chunk.</para>
+/// NaN or Inf, has its moments recomputed while it is still in the cache: a mean more than the spread away has the
+/// deviations summed again from the chunk's own mean (the rows of a gradient matrix each have their own mean), and
+/// what is still off, or not finite, is recomputed exactly: float64, two passes over the chunk, non-finite elements
+/// left out. On stationary data that happens at most for the first chunk.</para>
 /// <para>Histogram: the vector lanes compute a side code per element from its sign and exponent bits: |x| clamped
 /// as an integer to the bits of [2^-32, 2^15] (zeros and subnormals fall on the lower bound, Inf and NaN on the upper
 /// one), its biased exponent less 95 (the side index 0-47), plus 48 for a set sign bit; that is exactly
@@ -187,11 +190,19 @@ public static class TensorSummarizer
         Vector<float> globalMax = new(float.NegativeInfinity);
         var chunkSums = new ChunkSums { NegativeZeros = Vector<int>.Zero };
         float centre = 0f;
+        bool moving = false;
         var sample = THistogram.Sampled ? new Sample(values) : default;
 
         for (int chunkStart = 0; chunkStart < values.Length; chunkStart += ChunkLength)
         {
             ReadOnlySpan<float> chunk = values.Slice(chunkStart, Math.Min(ChunkLength, values.Length - chunkStart));
+            if (moving && Vector.Sum(Vector.LoadUnsafe(ref MemoryMarshal.GetReference(chunk))) / Vector<float>.Count is var first && float.IsFinite(first))
+            {
+                // A chunk before had to be summed again from its own mean: the mean moves from chunk to chunk, so from
+                // then on each chunk is centred on its first vector (read first anyway) rather than on the chunk before.
+                centre = first;
+            }
+
             if (THistogram.Wide)
             {
                 SumChunkWide(chunk, centre, ref chunkSums);
@@ -217,7 +228,19 @@ public static class TensorSummarizer
             double chunkAbsolute = Vector.Sum(chunkSums.Absolute);
             double n = chunk.Length;
             double offset = chunkSum / n;
-            bool exact = !double.IsFinite(chunkSquares + chunkAbsolute)
+            bool finite = double.IsFinite(chunkSquares + chunkAbsolute);
+            if (finite && offset * offset > CancellationLimit * chunkSquares / n)
+            {
+                moving = true;
+                // The mean moved from the previous chunk's by more than the spread (the rows of a gradient matrix,
+                // sorted data): the deviations are summed again from this chunk's own mean, while it is in the cache,
+                // before the exact pass is the answer.
+                centre += (float)offset;
+                CentredSums(chunk, centre, out chunkSum, out chunkSquares);
+                offset = chunkSum / n;
+            }
+
+            bool exact = !finite
                 || offset * offset > CancellationLimit * chunkSquares / n
                 || (chunkSquares < n * SmallestTrustedSquarePerElement && !AllEqual(chunkMin, chunkMax));
             if (exact)
@@ -252,6 +275,44 @@ public static class TensorSummarizer
         int positiveSides = nonFinite ? Log2Histogram.BucketsPerSign : SidesUpTo(moments.Max);
         int negativeSides = nonFinite ? Log2Histogram.BucketsPerSign : SidesUpTo(-moments.Min);
         DrainPairCounts(pairCounts, positiveSides, negativeSides, buckets);
+    }
+
+    /// <summary>
+    /// Σ(x - centre) and Σ(x - centre)² of a chunk (in the cache): float32 lanes over at most
+    /// <see cref="VectorsPerBlock"/> vectors, then float64, as the fused pass sums them.
+    /// </summary>
+    [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void CentredSums(ReadOnlySpan<float> chunk, float centre, out double sum, out double squares)
+    {
+        int lanes = Vector<float>.Count;
+        ref float start = ref MemoryMarshal.GetReference(chunk);
+        int vectorCount = chunk.Length / lanes;
+        Vector<float> c = new(centre);
+        Vector<double> sums = Vector<double>.Zero, squareSums = Vector<double>.Zero;
+        for (int blockFirst = 0; blockFirst < vectorCount; blockFirst += VectorsPerBlock)
+        {
+            int blockEnd = Math.Min(blockFirst + VectorsPerBlock, vectorCount);
+            Vector<float> blockSum = Vector<float>.Zero, blockSquares = Vector<float>.Zero;
+            for (int v = blockFirst; v < blockEnd; v++)
+            {
+                Vector<float> d = Vector.LoadUnsafe(ref start, (nuint)(v * lanes)) - c;
+                blockSum += d;
+                blockSquares = Vector.FusedMultiplyAdd(d, d, blockSquares);
+            }
+
+            sums += WidenSum(blockSum);
+            squareSums += WidenSum(blockSquares);
+        }
+
+        sum = Vector.Sum(sums);
+        squares = Vector.Sum(squareSums);
+        for (int i = vectorCount * lanes; i < chunk.Length; i++)
+        {
+            double d = chunk[i] - centre;
+            sum += d;
+            squares += d * d;
+        }
     }
 
     /// <summary>

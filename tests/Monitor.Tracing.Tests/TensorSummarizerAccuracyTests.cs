@@ -8,7 +8,7 @@ public sealed class TensorSummarizerAccuracyTests
 {
     private const double Tolerance = 1e-6;
 
-    public static TheoryData<string> AdversarialKinds => new(["sparse", "large-offset", "offset-1e4-spread-1e-3", "wide-dynamic-range", "outlier-first", "sorted", "zeros-then-offset", "nan-inf-mixed"]);
+    public static TheoryData<string> AdversarialKinds => new(["sparse", "large-offset", "offset-1e4-spread-1e-3", "wide-dynamic-range", "outlier-first", "sorted", "zeros-then-offset", "nan-inf-mixed", "rows-4096", "rows-1000"]);
 
     [Theory]
     [MemberData(nameof(AdversarialKinds))]
@@ -168,6 +168,9 @@ public sealed class TensorSummarizerAccuracyTests
         var random = new Random(kind.Length);
         const int Length = 1 << 20;
         var values = new float[Length + 37];
+        // A gradient matrix: each row its own mean (its output's error), far apart against the spread within a row.
+        var rowRandom = new Random(17);
+        double[] rowMeans = [.. Enumerable.Range(0, (values.Length / 1000) + 1).Select(_ => 0.01 * Normal(rowRandom))];
         for (int i = 0; i < values.Length; i++)
         {
             values[i] = kind switch
@@ -179,6 +182,8 @@ public sealed class TensorSummarizerAccuracyTests
                 "outlier-first" => i == 0 ? 1e8f : (float)Normal(random),
                 "sorted" => (float)(i / (double)values.Length),
                 "zeros-then-offset" => i < values.Length / 2 ? 0f : (float)(1e4 + (1e-2 * Normal(random))),
+                "rows-4096" => (float)(rowMeans[i / 4096] + (1e-4 * Normal(random))),
+                "rows-1000" => (float)(rowMeans[i / 1000] + (1e-4 * Normal(random))),
                 "nan-inf-mixed" => i % 5003 == 1 ? float.NaN : i % 7919 == 2 ? float.NegativeInfinity : i % 6007 == 3 ? float.PositiveInfinity : (float)(3 + Normal(random)),
                 _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown kind"),
             };
