@@ -10,7 +10,10 @@ namespace Monitor.Tracing;
 /// <para><b>Measurement.</b> A window is at least <see cref="MinWindowSteps"/> steps and at least the largest stride,
 /// so it covers a whole rotation of every thinned collection; its ratio is the cost summed over the window divided by
 /// the step time summed over it. Which collection costs what is estimated from what it had summarized in the window:
-/// its elements plus <see cref="TensorWeight"/> per tensor.</para>
+/// its elements plus <see cref="TensorWeight"/> per tensor. A step counts at most <see cref="PauseFactor"/> times the
+/// previous window's mean step time: an evaluation pass, a checkpoint or a stalled data loader between two steps is
+/// not time the tracer's cost is weighed against, and would otherwise make it stop thinning right after. Steps that
+/// really grow longer are counted in full after a few windows (the cap doubles with each).</para>
 /// <para><b>Control.</b> Over budget (and at least <see cref="MinCostPerStep"/> a step), strides of the heaviest
 /// collections double, the heaviest first, until the estimate is down to 3/4 of the budget. Under half the budget,
 /// strides halve, the lightest collection first, as long as the estimate stays within half the budget. Between half
@@ -32,6 +35,9 @@ internal sealed class OverheadGovernor
     /// </summary>
     public const long TensorWeight = 1024;
 
+    /// <summary>Most a step counts, in means of the previous window's steps (see the remarks).</summary>
+    public const int PauseFactor = 2;
+
     /// <summary>Below this cost a step (0.1 ms), thinning would lose data to save nothing measurable: it never starts.</summary>
     public static readonly TimeSpan MinCostPerStep = TimeSpan.FromMilliseconds(0.1);
 
@@ -46,6 +52,7 @@ internal sealed class OverheadGovernor
     private long _windowCost;
     private long _windowTime;
     private int _windowSteps;
+    private long _meanStepTicks;
     private int _maxStride = 1;
     private long _ratioBits;
 
@@ -92,8 +99,14 @@ internal sealed class OverheadGovernor
             _maxStride = 1;
         }
 
+        long counted = Math.Max(stepTicks, 0);
+        if (_meanStepTicks > 0 && counted > PauseFactor * _meanStepTicks)
+        {
+            counted = PauseFactor * _meanStepTicks;
+        }
+
         _windowCost += Math.Max(costTicks, 0);
-        _windowTime += Math.Max(stepTicks, 0);
+        _windowTime += counted;
         if (++_windowSteps < Math.Max(MinWindowSteps, _maxStride))
         {
             return;
@@ -106,6 +119,7 @@ internal sealed class OverheadGovernor
             Adjust(ratio, fraction, _windowCost / _windowSteps >= _minCostTicks);
         }
 
+        _meanStepTicks = _windowTime / _windowSteps;
         _windowCost = _windowTime = _fixedWeight = 0;
         _windowSteps = 0;
         Array.Clear(_weight);

@@ -55,7 +55,8 @@ public sealed class TracerOptions
     /// The fraction of the step time the tracer may spend on the training thread. Default
     /// <see cref="DefaultOverheadBudget"/> (0.02: 2%); null for none. A selection's <c>budget</c> overrides it. The
     /// tracer measures its own cost (its calls and the adapter's hooks and capture, on the training thread) against the
-    /// step time (step start to step start) over windows of at least 8 steps; over budget it thins the heaviest
+    /// step time (step start to step start; a step counts at most twice the previous window's mean, so a pause such as
+    /// an evaluation pass between steps does not end the thinning) over windows of at least 8 steps; over budget it thins the heaviest
     /// collections, tracing each of their tensors every k-th traced step in rotation (k a power of two, up to
     /// <see cref="StepTracer.MaxThinningStride"/>), and it thins less again once well under. Losses, learning rates
     /// (the optimizer collection), the selection's explicitly named and pinned tensors are never thinned, nor anything

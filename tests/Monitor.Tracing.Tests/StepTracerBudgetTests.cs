@@ -104,6 +104,15 @@ public sealed class StepTracerBudgetTests
 
     private static string[] Traced(StepRecord record) => [.. record.Tensors.Select(t => t.Name)];
 
+    // Two windows in: the weights cost 10% of the step, thinned to every 8th step (1.25%).
+    private static Run ThinnedToStrideEight()
+    {
+        var run = new Run(WeightsAndLosses());
+        run.Steps(OverheadGovernor.MinWindowSteps + 8);
+        Assert.Equal(8, run.Tracer.Statistics.Thinned.Single().Stride);
+        return run;
+    }
+
     [Fact]
     public async Task Stride_GrowsUntilTheCostIsWithinBudget_WhenOverBudget()
     {
@@ -171,14 +180,14 @@ public sealed class StepTracerBudgetTests
     [Fact]
     public async Task Stride_Shrinks_WhenTheStepsGrowLongerAndTheCostFallsWellUnderBudget()
     {
-        await using Run run = new Run(WeightsAndLosses());
-        run.Steps(OverheadGovernor.MinWindowSteps + 8);
-        Assert.Equal(8, run.Tracer.Statistics.Thinned.Single().Stride);
+        await using Run run = ThinnedToStrideEight();
 
         // Ten times longer steps: the thinned weights cost 0.125%, the whole collection would cost 1%: half the budget.
-        // A window closes when the step after its last begins: these 8 steps are weighed when the 9th begins.
+        // A step counts at most twice the previous window's mean, so the longer steps are counted in full from the
+        // fourth window on (200, 400, 800 ms, then 1 s); the strides halve on the way. A window closes when the step
+        // after its last begins.
         run.StepTime = TimeSpan.FromSeconds(1);
-        run.Steps(9);
+        run.Steps((5 * OverheadGovernor.MinWindowSteps) + 1);
 
         Assert.Empty(run.Tracer.Statistics.Thinned);
         StepRecord last = (await run.RecordsAsync())[^1];
@@ -187,10 +196,26 @@ public sealed class StepTracerBudgetTests
     }
 
     [Fact]
+    public async Task Stride_StaysPut_WhenOneStepIncludesAPause()
+    {
+        await using Run run = ThinnedToStrideEight();
+
+        // An evaluation pass of a minute between two training steps: counted as two steps, it leaves the window at
+        // 1.1%, over half the budget, where a minute counted in full would have read 0.02% and ended the thinning.
+        run.StepTime = TimeSpan.FromMinutes(1);
+        run.Step();
+        run.StepTime = ShortStep;
+        run.Steps(OverheadGovernor.MinWindowSteps * 2);
+
+        Assert.Equal([new ThinnedCollectionStatus(CollectionNames.Weights, 8)], run.Tracer.Statistics.Thinned);
+        StepRecord[] records = await run.RecordsAsync();
+        Assert.All(records[^OverheadGovernor.MinWindowSteps..], r => Assert.Equal(8u, Assert.Single(r.Thinned).Stride));
+    }
+
+    [Fact]
     public async Task Stride_StaysPut_WhenTheCostIsBetweenHalfTheBudgetAndTheBudget()
     {
-        await using Run run = new Run(WeightsAndLosses());
-        run.Steps(OverheadGovernor.MinWindowSteps + 8);
+        await using Run run = ThinnedToStrideEight();
 
         // 1.25 ms of 80 ms: 1.56%, under the budget but over half of it; unthinning would double it.
         run.StepTime = TimeSpan.FromMilliseconds(80);
